@@ -1,0 +1,86 @@
+/* The kernel table: the only door from the driver to ISA-specific code.
+ *
+ * Kernels know nothing of threads, blocks or validation beyond what is stated here. Every kernel computes
+ * per-element values; when given `lanes` (16 doubles, or 2 x 16 for NLL) it adds the value of its element k
+ * to lanes[k % 16], in increasing k, as doubles (the in-block step of the canonical tree, nllk.h section 2).
+ * The driver cuts calls at block boundaries and rotates the lanes for calls that do not start at a multiple
+ * of 16, so a kernel always counts k from its own first element. Every entry of every ISA must give the same
+ * bits as the scalar entry. */
+#ifndef NLLK_DISPATCH_KERNELS_H
+#define NLLK_DISPATCH_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nllk_poisson_params {
+    double eps;     /* rounded to the kernel's dtype by the kernel */
+    int log_input;
+    int full;
+} nllk_poisson_params;
+
+/* Poisson forward over n elements: out[k] = loss_k if out != NULL; lanes[k % 16] += loss_k if lanes != NULL. */
+typedef void (*nllk_poisson_fwd_f32_fn)(size_t n, const float *x, const float *t, const nllk_poisson_params *p,
+                                        float *out, double *lanes);
+typedef void (*nllk_poisson_fwd_f64_fn)(size_t n, const double *x, const double *t, const nllk_poisson_params *p,
+                                        double *out, double *lanes);
+
+/* Poisson backward over n elements, g_k = g[k * g_stride] (g_stride is 0 for a broadcast scalar or 1):
+ * gx[k] = d loss_k / d x_k * g_k; gt[k] (if gt != NULL) = d loss_k / d t_k * g_k. */
+typedef void (*nllk_poisson_bwd_f32_fn)(size_t n, const float *x, const float *t, const nllk_poisson_params *p,
+                                        const float *g, size_t g_stride, float *gx, float *gt);
+typedef void (*nllk_poisson_bwd_f64_fn)(size_t n, const double *x, const double *t, const nllk_poisson_params *p,
+                                        const double *g, size_t g_stride, double *gx, double *gt);
+
+/* One NLL run of elements k = 0 .. len-1, element k reading target[k] (type fixed by the entry) and, when not
+ * ignored, input x[k * k_stride + target[k] * c_stride]. A 2-D (n, c) run spans rows (k_stride = c, c_stride
+ * = 1); an N-D run stays inside one row i (x = row base + j0, k_stride = 1, c_stride = d). */
+typedef struct nllk_nll_run {
+    size_t len;
+    size_t k_stride;
+    size_t c_stride;
+    size_t c;                 /* valid targets are 0 .. c-1                                             */
+    int64_t ignore_index;
+} nllk_nll_run;
+
+/* NLL forward over a run: out[k] = -x * w (or +0 when ignored) if out != NULL; lanes[k % 16] += loss_k and
+ * lanes[16 + k % 16] += weight_k (0 when ignored) if lanes != NULL. weight may be NULL (all ones).
+ * Returns len, or the k of the first target that is neither in [0, c) nor ignore_index (then elements from
+ * that k on are not processed and nothing is read out of bounds). */
+typedef size_t (*nllk_nll_fwd_f32_fn)(const nllk_nll_run *r, const float *x, const void *target,
+                                      const float *weight, float *out, double *lanes);
+typedef size_t (*nllk_nll_fwd_f64_fn)(const nllk_nll_run *r, const double *x, const void *target,
+                                      const double *weight, double *out, double *lanes);
+
+/* NLL backward scatter over a run whose targets are already validated: at each non-ignored element,
+ * gx[k * k_stride + target[k] * c_stride] = w * -g_k with g_k = g[k * g_stride] (unweighted: -g_k).
+ * Writes nothing else (the driver zero-fills grad_input first). */
+typedef void (*nllk_nll_bwd_f32_fn)(const nllk_nll_run *r, const void *target, const float *weight,
+                                    const float *g, size_t g_stride, float *gx);
+typedef void (*nllk_nll_bwd_f64_fn)(const nllk_nll_run *r, const void *target, const double *weight,
+                                    const double *g, size_t g_stride, double *gx);
+
+/* Index of the first target in t[0 .. len) that is neither in [0, c) nor ignore_index, or len. */
+typedef size_t (*nllk_nll_check_fn)(size_t len, const void *target, size_t c, int64_t ignore_index);
+
+enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
+
+typedef struct nllk_kernels {
+    const char *isa;
+    nllk_poisson_fwd_f32_fn poisson_fwd_f32;
+    nllk_poisson_fwd_f64_fn poisson_fwd_f64;
+    nllk_poisson_bwd_f32_fn poisson_bwd_f32;
+    nllk_poisson_bwd_f64_fn poisson_bwd_f64;
+    nllk_nll_fwd_f32_fn nll_fwd_f32[NLLK_NUM_TARGET_TYPES];
+    nllk_nll_fwd_f64_fn nll_fwd_f64[NLLK_NUM_TARGET_TYPES];
+    nllk_nll_bwd_f32_fn nll_bwd_f32[NLLK_NUM_TARGET_TYPES];
+    nllk_nll_bwd_f64_fn nll_bwd_f64[NLLK_NUM_TARGET_TYPES];
+    nllk_nll_check_fn nll_check[NLLK_NUM_TARGET_TYPES];
+} nllk_kernels;
+
+/* The table of the active ISA (chosen once, thread-safely). */
+const nllk_kernels *nllk_active_kernels(void);
+
+/* Per-ISA tables, defined next to each ISA's kernels. */
+extern const nllk_kernels nllk_kernels_scalar;
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * nllk.h — negative log-likelihood and Poisson negative log-likelihood losses on the CPU.
+ *
+ * This header is the manual. Every public function is declared here, with what each argument means,
+ * what it returns, which errors it reports, how accurate it is, and how it behaves under threads.
+ *
+ * ---------------------------------------------------------------------------------------------------------
+ * 1. What the functions compute
+ * ---------------------------------------------------------------------------------------------------------
+ * The semantics are PyTorch's (torch.nn.functional.nll_loss / poisson_nll_loss, ATen's nll_loss_forward /
+ * nll_loss_backward, PyTorch 1.13), for every argument PyTorch accepts:
+ *
+ *   Poisson NLL, per element i (x = input, t = target):
+ *     log_input != 0 :  loss_i = exp(x_i) - t_i * x_i
+ *     log_input == 0 :  loss_i = x_i - t_i * log(x_i + eps)         (eps rounded to the input's dtype)
+ *     full != 0      :  loss_i += t_i*log(t_i) - t_i + 0.5*log(2*pi*t_i)   where t_i > 1, + 0 elsewhere
+ *     mean = sum / n (NaN when n = 0), sum = sum over i (0 when n = 0).
+ *     Values are never validated: negative x with log_input == 0 gives NaN, exp overflow gives +Inf,
+ *     negative targets are accepted — exactly as in PyTorch.
+ *
+ *   NLL over an input of shape (n, c, d) — PyTorch's (C) is n = 1, d = 1 with a single target; (N, C) is
+ *   d = 1; (N, C, d1, ..., dK) is d = d1*...*dK — and a target of n*d class indices:
+ *     element (i, j), target k = target[i*d + j]:
+ *       ignored (k == ignore_index) :  loss = +0, weight = 0
+ *       otherwise                   :  loss = -input[(i*c + k)*d + j] * w[k], weight = w[k]
+ *                                      (w[k] = weight[k], or 1 when weight == NULL)
+ *     sum  = sum of loss over all elements (0 when there are none)
+ *     mean = sum / total_weight, total_weight = sum of weight over non-ignored elements
+ *            (the weighted mean: NaN for an empty or all-ignored batch, as in PyTorch)
+ *     A target outside [0, c) that is not ignore_index is an error (NLLK_ERR_TARGET_OUT_OF_RANGE), never a read
+ *     out of bounds; ignore_index may be any int64, inside or outside [0, c).
+ *
+ * ---------------------------------------------------------------------------------------------------------
+ * 2. Numbers: the same bits, always
+ * ---------------------------------------------------------------------------------------------------------
+ * Per-element values (reduction NLLK_REDUCTION_NONE, and all gradients) are computed in the input's dtype with
+ * the same operations as PyTorch, exp and log from SLEEF (1.0-ulp). They are within a few ulp of PyTorch's.
+ *
+ * Reductions (mean, sum, NLL's total_weight) follow one fixed summation tree defined by element index only,
+ * never by execution, so they give the same bits whatever the thread count, the CPU's instruction set, or how
+ * the data was split into calls (the streaming accumulators give the bits of the one-shot call):
+ *
+ *   - per-element values (in the input's dtype) are converted to double and summed in double;
+ *   - the elements, numbered by their flat index (i for Poisson, i*d + j for NLL), are cut into blocks of
+ *     NLLK_BLOCK = 4096 consecutive elements (the last block may be shorter);
+ *   - in a block, 16 lanes: lane k starts at +0.0 and adds the block's elements k, k+16, k+32, ... in order;
+ *     then s[k] += s[k+8] for k < 8, s[k] += s[k+4] for k < 4, s[k] += s[k+2] for k < 2, s[0] += s[1];
+ *     the block's sum is s[0];
+ *   - block sums are combined by the perfect binary tree over block indices: a node at level l covers blocks
+ *     [m*2^l, (m+1)*2^l) and is left + right, where a node whose right part holds no block is its left part.
+ *   - mean = total / n (Poisson) or total / total_weight (NLL), in double, rounded once to the input's dtype;
+ *     sum is the double total rounded once.
+ *
+ * So an f32 mean or sum is within about 1 ulp of the exact sum of the per-element f32 values (more accurate
+ * than PyTorch's float accumulation, which also changes with the thread count).
+ *
+ * ---------------------------------------------------------------------------------------------------------
+ * 3. Errors
+ * ---------------------------------------------------------------------------------------------------------
+ * Every function that can fail returns an nllk_status. On failure nllk_last_error() gives a message for the
+ * calling thread (e.g. "target[1234] = 57 is out of range [0, 21)"). The library never prints, aborts or
+ * exits, never modifies its inputs and never allocates memory per call.
+ * After a failed call, scalar outputs (a mean or sum, total_weight) are untouched; array outputs (a NONE
+ * reduction's per-element losses, gradients) may have been partly written and hold unspecified values.
+ *
+ * ---------------------------------------------------------------------------------------------------------
+ * 4. Threads
+ * ---------------------------------------------------------------------------------------------------------
+ * All functions may be called from any number of threads at once on different data. Inputs may be shared
+ * between concurrent calls (they are only read); outputs must not overlap inputs or each other.
+ *
+ * ---------------------------------------------------------------------------------------------------------
+ * 5. Memory layout
+ * ---------------------------------------------------------------------------------------------------------
+ * All arrays are dense and C-contiguous, naturally aligned for their type; no other alignment is required.
+ */
+#ifndef NLLK_H
+#define NLLK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(NLLK_SHARED_BUILD)
+#  define NLLK_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define NLLK_API __attribute__((visibility("default")))
+#else
+#  define NLLK_API
+#endif
+
+#define NLLK_VERSION_MAJOR 0
+#define NLLK_VERSION_MINOR 1
+#define NLLK_VERSION_PATCH 0
+/* NLLK_VERSION_NUMBER = major*10000 + minor*100 + patch */
+#define NLLK_VERSION_NUMBER (NLLK_VERSION_MAJOR * 10000 + NLLK_VERSION_MINOR * 100 + NLLK_VERSION_PATCH)
+
+/* The block length of the canonical summation tree (section 2). */
+#define NLLK_BLOCK 4096
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* Status, errors, version                                                                                 */
+/* ------------------------------------------------------------------------------------------------------- */
+
+typedef enum nllk_status {
+    NLLK_OK = 0,
+    NLLK_ERR_NULL_POINTER = 1,         /* a required pointer is NULL                                          */
+    NLLK_ERR_INVALID_ARGUMENT = 2,     /* an enum value or flag outside its range                             */
+    NLLK_ERR_SIZE_OVERFLOW = 3,        /* a product of sizes (or its byte count) does not fit in size_t       */
+    NLLK_ERR_TARGET_OUT_OF_RANGE = 4,  /* an NLL target outside [0, c) that is not ignore_index               */
+    NLLK_ERR_UNSUPPORTED = 5           /* e.g. a forced instruction set this CPU or build lacks               */
+} nllk_status;
+
+/* The message of the calling thread's last failed call ("" if none). The pointer stays valid until the
+ * calling thread's next nllk call. */
+NLLK_API const char *nllk_last_error(void);
+
+/* A short constant name for a status ("NLLK_OK", "NLLK_ERR_TARGET_OUT_OF_RANGE", ...; "unknown" otherwise). */
+NLLK_API const char *nllk_status_name(nllk_status status);
+
+/* The library's version: "major.minor.patch", and NLLK_VERSION_NUMBER of the library actually loaded. */
+NLLK_API const char *nllk_version_string(void);
+NLLK_API unsigned nllk_version_number(void);
+
+/* The name of the instruction set whose kernels this process uses: "scalar", "avx2", "avx512" or "neon". */
+NLLK_API const char *nllk_active_isa(void);
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* Options                                                                                                 */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/* Values equal PyTorch's internal reduction enum (none = 0, mean = 1, sum = 2). */
+typedef enum nllk_reduction {
+    NLLK_REDUCTION_NONE = 0,  /* one loss per element                                */
+    NLLK_REDUCTION_MEAN = 1,  /* Poisson: sum / n;  NLL: sum / total_weight          */
+    NLLK_REDUCTION_SUM = 2
+} nllk_reduction;
+
+/* Element type of NLL targets. uint8 and int32 cut the bytes a segmentation batch reads by 8x and 2x; PyTorch
+ * accepts only int64 (and uint8 for 1-D/2-D input) — nllk takes all three for every shape. */
+typedef enum nllk_target_type {
+    NLLK_TARGET_I64 = 0,
+    NLLK_TARGET_I32 = 1,
+    NLLK_TARGET_U8 = 2
+} nllk_target_type;
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* Poisson negative log-likelihood                                                                         */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/*
+ * nllk_poisson_nll_fwd_f32 / _f64 — forward.
+ *
+ *   input, target  n elements each (the C API takes equal sizes; broadcast before calling). May be NULL when
+ *                  n == 0.
+ *   n              number of elements (0 allowed: mean is NaN, sum is 0, none writes nothing).
+ *   log_input      nonzero: input holds log-rates (loss exp(x) - t*x); zero: rates (loss x - t*log(x + eps)).
+ *   full           nonzero: add the Stirling term t*log(t) - t + 0.5*log(2*pi*t) where t > 1.
+ *   eps            added to x before the log when log_input == 0; rounded to the input's dtype first, as in
+ *                  PyTorch. Ignored when log_input != 0. PyTorch's default is 1e-8.
+ *   reduction      NONE: out receives n per-element losses; MEAN, SUM: out receives 1 value.
+ *   out            the result (see reduction). Required (except for NONE with n == 0).
+ *
+ * Errors: NLLK_ERR_NULL_POINTER (input, target or out NULL where needed), NLLK_ERR_INVALID_ARGUMENT
+ * (reduction), NLLK_ERR_SIZE_OVERFLOW (n * sizeof(element) overflows).
+ * Accuracy: per element a few ulp of PyTorch (SLEEF 1.0-ulp exp/log); mean/sum as in section 2.
+ */
+NLLK_API nllk_status nllk_poisson_nll_fwd_f32(const float *input, const float *target, size_t n, int log_input,
+                                              int full, double eps, nllk_reduction reduction, float *out);
+NLLK_API nllk_status nllk_poisson_nll_fwd_f64(const double *input, const double *target, size_t n, int log_input,
+                                              int full, double eps, nllk_reduction reduction, double *out);
+
+/*
+ * nllk_poisson_nll_bwd_f32 / _f64 — backward: the gradients of the forward's result w.r.t. input and target.
+ *
+ *   input, target, n, log_input, full, eps, reduction   as in the forward call.
+ *   grad_output    NONE: n values (d loss / d out_i); MEAN, SUM: 1 value.
+ *   grad_input     n values, required:  log_input: g*exp(x) - g*t;  else: g - g*t/(x + eps),
+ *                  with g = grad_output_i (NONE), grad_output (SUM) or grad_output / n (MEAN, in the dtype).
+ *                  Does not depend on full.
+ *   grad_target    n values, or NULL to skip:  log_input: -g*x;  else: -g*log(x + eps);
+ *                  full adds g*(log(t) + 0.5/t) where t > 1. Where t <= 0 with full, PyTorch's autograd gives
+ *                  NaN (0 * an infinite derivative of the masked term); nllk gives the mathematically right
+ *                  value without that artefact (the term is constant 0 there).
+ *
+ * Errors: as the forward; grad_output, grad_input NULL (with n > 0).
+ */
+NLLK_API nllk_status nllk_poisson_nll_bwd_f32(const float *input, const float *target, size_t n, int log_input,
+                                              int full, double eps, nllk_reduction reduction,
+                                              const float *grad_output, float *grad_input, float *grad_target);
+NLLK_API nllk_status nllk_poisson_nll_bwd_f64(const double *input, const double *target, size_t n, int log_input,
+                                              int full, double eps, nllk_reduction reduction,
+                                              const double *grad_output, double *grad_input, double *grad_target);
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* Negative log-likelihood                                                                                 */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/*
+ * nllk_nll_fwd_f32 / _f64 — forward.
+ *
+ *   input          n*c*d log-probabilities, shape (n, c, d) (see section 1). May be NULL when n*c*d == 0.
+ *   target         n*d class indices of type target_type, shape (n, d). May be NULL when n*d == 0.
+ *   target_type    NLLK_TARGET_I64, _I32 or _U8.
+ *   n, c, d        batch size, classes, product of spatial sizes (1 for 1-D and 2-D input). c may be 0 (then
+ *                  every target must be ignore_index). d may be 0 (an empty spatial dim).
+ *   weight         c class weights, or NULL for all ones. Negative, zero, NaN weights are used as given.
+ *   ignore_index   target value that contributes nothing (any int64; PyTorch's default is -100).
+ *   reduction      NONE: out receives n*d losses (+0 at ignored elements); MEAN, SUM: out receives 1 value.
+ *   out            the result (see reduction). Required (except for NONE with n*d == 0).
+ *   total_weight   receives the sum of w[target] over non-ignored elements (the count of non-ignored elements
+ *                  when weight == NULL), rounded once to the dtype, for MEAN and SUM; 0 for NONE (as ATen's
+ *                  nll_loss_forward returns). NULL to skip. Pass it to the backward call.
+ *
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (reduction, target_type), NLLK_ERR_SIZE_OVERFLOW
+ * (n*c*d or n*d or their byte counts overflow), NLLK_ERR_TARGET_OUT_OF_RANGE (the message names the lowest
+ * offending flat index i*d + j and its value; checked for every reduction, as PyTorch does).
+ * Accuracy: per element exact (a sign change and one multiplication); mean/sum/total_weight as in section 2.
+ */
+NLLK_API nllk_status nllk_nll_fwd_f32(const float *input, const void *target, nllk_target_type target_type,
+                                      size_t n, size_t c, size_t d, const float *weight, int64_t ignore_index,
+                                      nllk_reduction reduction, float *out, float *total_weight);
+NLLK_API nllk_status nllk_nll_fwd_f64(const double *input, const void *target, nllk_target_type target_type,
+                                      size_t n, size_t c, size_t d, const double *weight, int64_t ignore_index,
+                                      nllk_reduction reduction, double *out, double *total_weight);
+
+/*
+ * nllk_nll_bwd_f32 / _f64 — backward: the gradient of the forward's result w.r.t. input.
+ *
+ *   grad_output    NONE: n*d values; MEAN, SUM: 1 value.
+ *   target ... reduction   as in the forward call.
+ *   total_weight   the forward's total_weight (used by MEAN only).
+ *   grad_input     n*c*d values, required: 0 everywhere except at each non-ignored element's target class:
+ *                    NONE: -w[k] * grad_output[i*d + j];  SUM: -w[k] * grad_output;
+ *                    MEAN: w[k] * -(grad_output / total_weight)   (NaN when total_weight is 0, as in PyTorch)
+ *
+ * Errors: as the forward; NLLK_ERR_TARGET_OUT_OF_RANGE is checked before any write to grad_input's target
+ * entries (nothing is written out of bounds).
+ */
+NLLK_API nllk_status nllk_nll_bwd_f32(const float *grad_output, const void *target, nllk_target_type target_type,
+                                      size_t n, size_t c, size_t d, const float *weight, int64_t ignore_index,
+                                      nllk_reduction reduction, float total_weight, float *grad_input);
+NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *target, nllk_target_type target_type,
+                                      size_t n, size_t c, size_t d, const double *weight, int64_t ignore_index,
+                                      nllk_reduction reduction, double total_weight, double *grad_input);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NLLK_H */
