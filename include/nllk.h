@@ -69,6 +69,15 @@
  * All functions may be called from any number of threads at once on different data. Inputs may be shared
  * between concurrent calls (they are only read); outputs must not overlap inputs or each other.
  *
+ * Inside a call, nllk splits the work with OpenMP across contiguous ranges of 4096-element blocks of the
+ * flattened (n, d) index (batch and spatial dimensions together). Inputs smaller than a grain (tens of
+ * thousands of elements) stay on the calling thread. The thread count is, in order of precedence: the last
+ * nllk_set_num_threads(k > 0); the environment variable NLLK_NUM_THREADS read at the first call; OpenMP's
+ * own default (omp_get_max_threads(), i.e. OMP_NUM_THREADS or the number of cores). Results do not depend on
+ * it: reductions follow the canonical tree (section 2) and an out-of-range target error names the lowest
+ * offending index whatever the thread count. Called from inside an OpenMP parallel region, nllk runs on the
+ * calling thread unless nested parallelism is enabled.
+ *
  * ---------------------------------------------------------------------------------------------------------
  * 5. Memory layout
  * ---------------------------------------------------------------------------------------------------------
@@ -246,6 +255,102 @@ NLLK_API nllk_status nllk_nll_bwd_f32(const float *grad_output, const void *targ
 NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *target, nllk_target_type target_type,
                                       size_t n, size_t c, size_t d, const double *weight, int64_t ignore_index,
                                       nllk_reduction reduction, double total_weight, double *grad_input);
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* Threads                                                                                                 */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/* Sets the number of threads every later call of any thread uses (section 4); k = 0 restores the default
+ * (NLLK_NUM_THREADS, else OpenMP's). Errors: NLLK_ERR_INVALID_ARGUMENT for k < 0. A build without OpenMP
+ * accepts any k and always runs on the calling thread. */
+NLLK_API nllk_status nllk_set_num_threads(int k);
+
+/* The number of threads calls will use at most (>= 1). */
+NLLK_API int nllk_get_num_threads(void);
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* Streaming: accumulators for data that arrives in pieces                                                 */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/*
+ * An accumulator folds consecutive chunks of any length into the canonical tree (section 2) and finalizes to
+ * exactly the bits of the one-shot call over the concatenated data: sum, mean, NLL's total_weight, count.
+ * Two accumulators over adjacent ranges merge into the accumulator of their union, in the same tree, so a
+ * dataset can be cut into shards (threads, processes, machines), each scored from its global offset, and the
+ * shards merged left to right (or in any bracketing that keeps the order) to the one-shot bits.
+ *
+ * nllk_acc is a plain fixed-size value (about 70 KiB, no pointers, no allocation): put it anywhere, copy it
+ * with memcpy, send its bytes to another process of the same build. It remembers its loss, dtype, options
+ * and the global element range [begin, end) it covers.
+ *
+ * Element numbering: Poisson element i is input[i]; NLL element i*d + j is (sample i, position j).
+ * The per-element losses of a chunk are not returned (call the one-shot function with NLLK_REDUCTION_NONE on
+ * the chunk for those: per-element values do not depend on the position).
+ */
+#define NLLK_ACC_SIZE (72 * 1024)
+typedef struct nllk_acc {
+    union {
+        unsigned char bytes[NLLK_ACC_SIZE];
+        double align_;
+        uint64_t align64_;
+    } opaque;
+} nllk_acc;
+
+typedef enum nllk_dtype {
+    NLLK_F32 = 0,
+    NLLK_F64 = 1
+} nllk_dtype;
+
+/* Starts a Poisson accumulator at global element `begin` (0 for the first chunk of a dataset; a shard's
+ * first element index otherwise). Options as in nllk_poisson_nll_fwd_*. Errors: NLLK_ERR_NULL_POINTER,
+ * NLLK_ERR_INVALID_ARGUMENT (dtype). */
+NLLK_API nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input, int full, double eps,
+                                           uint64_t begin);
+
+/* Folds the next n elements (global indices end .. end+n-1). The dtype must be the accumulator's.
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not a Poisson accumulator of this dtype, or
+ * the count would pass 2^64). On failure the accumulator is unchanged. */
+NLLK_API nllk_status nllk_poisson_acc_update_f32(nllk_acc *acc, const float *input, const float *target, size_t n);
+NLLK_API nllk_status nllk_poisson_acc_update_f64(nllk_acc *acc, const double *input, const double *target,
+                                                 size_t n);
+
+/* Starts an NLL accumulator for inputs of c classes and d positions per sample, at global flat element
+ * `begin` (= i*d + j). The weight, if any, is passed with every update (it is not copied).
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (dtype, target_type, d == 0). */
+NLLK_API nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c,
+                                       size_t d, int64_t ignore_index, uint64_t begin);
+
+/* Folds the next n flat elements [end, end + n) — whole samples, or any run of positions that may start and
+ * end inside a sample.
+ *   input    points at the start of sample floor(end / d) of the (samples, c, d) input: the chunk's first
+ *            element reads input[t*d + end % d]; later samples follow at c*d strides.
+ *   target   the chunk's n targets (target[0] is element end's).
+ *   weight   c class weights or NULL; pass the same weights to every update of a dataset.
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not an NLL accumulator of this dtype),
+ * NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_TARGET_OUT_OF_RANGE (the message names the lowest offending GLOBAL flat
+ * index, its sample and position). On failure the accumulator is unchanged (targets are checked first). */
+NLLK_API nllk_status nllk_nll_acc_update_f32(nllk_acc *acc, const float *input, const void *target, size_t n,
+                                             const float *weight);
+NLLK_API nllk_status nllk_nll_acc_update_f64(nllk_acc *acc, const double *input, const void *target, size_t n,
+                                             const double *weight);
+
+/* Appends `right` to `left`. Requires the same loss, dtype and options, and right's begin == left's end.
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (mismatch; left unchanged). */
+NLLK_API nllk_status nllk_acc_merge(nllk_acc *left, const nllk_acc *right);
+
+/* The accumulator's global range [begin, end). */
+NLLK_API nllk_status nllk_acc_range(const nllk_acc *acc, uint64_t *begin, uint64_t *end);
+
+/* The result over everything folded so far, equal to the one-shot call's bits when begin == 0:
+ *   value         MEAN or SUM (rounded to the accumulator's dtype, then widened exactly to double);
+ *                 NONE is NLLK_ERR_INVALID_ARGUMENT.
+ *   total_weight  NLL: the sum of weights of non-ignored elements (rounded to the dtype); Poisson: the count.
+ *                 NULL to skip.
+ *   count         the number of elements folded (end - begin). NULL to skip.
+ * For begin != 0 (a shard) the values are that shard's own, summed in a fixed order: merge shards instead
+ * of adding their results. */
+NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reduction, double *value,
+                                     double *total_weight, uint64_t *count);
 
 #ifdef __cplusplus
 }
