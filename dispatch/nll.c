@@ -1,10 +1,12 @@
 /* Public NLL entry points: argument checks and the driver. */
+#include <stddef.h>
 #include <string.h>
 
+#include "acc.h"
 #include "error.h"
 #include "kernels.h"
 #include "nllk.h"
-#include "reduce.h"
+#include "parallel.h"
 
 /* The validated geometry of one call. */
 typedef struct nllk_nll_shape {
@@ -48,14 +50,17 @@ static int64_t target_at(const nllk_nll_shape *s, size_t f)
     }
 }
 
-static nllk_status nll_target_error(const nllk_nll_shape *s, size_t f)
+/* The message names the global flat index: `base` is the flat index of the call's element 0. */
+static nllk_status nll_target_error(const nllk_nll_shape *s, uint64_t base, size_t f)
 {
+    const uint64_t g = base + f;
     if (s->d == 1)
-        return nllk_fail(NLLK_ERR_TARGET_OUT_OF_RANGE, "target[%zu] = %lld is out of range [0, %zu)", f,
-                         (long long)target_at(s, f), s->c);
+        return nllk_fail(NLLK_ERR_TARGET_OUT_OF_RANGE, "target[%llu] = %lld is out of range [0, %zu)",
+                         (unsigned long long)g, (long long)target_at(s, f), s->c);
     return nllk_fail(NLLK_ERR_TARGET_OUT_OF_RANGE,
-                     "target[%zu] (sample %zu, position %zu) = %lld is out of range [0, %zu)", f, f / s->d,
-                     f % s->d, (long long)target_at(s, f), s->c);
+                     "target[%llu] (sample %llu, position %llu) = %lld is out of range [0, %zu)",
+                     (unsigned long long)g, (unsigned long long)(g / s->d), (unsigned long long)(g % s->d),
+                     (long long)target_at(s, f), s->c);
 }
 
 static void nllk_zero_fill(void *p, size_t bytes)
@@ -64,14 +69,61 @@ static void nllk_zero_fill(void *p, size_t bytes)
         memset(p, 0, bytes);
 }
 
+typedef struct check_ctx {
+    const nllk_nll_shape *s;
+    nllk_nll_check_fn check;
+} check_ctx;
+
+static size_t check_span(void *vctx, size_t off, size_t len)
+{
+    const check_ctx *c = vctx;
+    return c->check(len, c->s->target + off * c->s->target_size, c->s->c, c->s->ignore_index);
+}
+
+/* The lowest f in [0, nd) whose target is neither in [0, c) nor ignore_index, or nd. */
+static size_t nll_check_targets(const nllk_nll_shape *s, size_t nd)
+{
+    check_ctx ctx = {s, nllk_active_kernels()->nll_check[s->target_type]};
+    return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, &ctx);
+}
+
+nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c, size_t d,
+                              int64_t ignore_index, uint64_t begin)
+{
+    if (!acc)
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "acc is NULL");
+    if (dtype != NLLK_F32 && dtype != NLLK_F64)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1)", (int)dtype);
+    if ((unsigned)target_type >= NLLK_NUM_TARGET_TYPES)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)",
+                         (int)target_type);
+    if (d == 0)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "d = 0: an accumulator needs at least one position per sample");
+    nllk_acc_impl *a = (nllk_acc_impl *)(void *)acc;
+    memset(a, 0, offsetof(nllk_acc_impl, sum));
+    a->magic = NLLK_ACC_MAGIC;
+    a->kind = NLLK_ACC_NLL;
+    a->dtype = (uint32_t)dtype;
+    a->target_type = (uint32_t)target_type;
+    a->c = c;
+    a->d = d;
+    a->ignore_index = ignore_index;
+    nllk_sum_init(&a->sum, begin);
+    return nllk_ok();
+}
+
 #define T float
 #define DT f32
+#define DTYPE NLLK_F32
 #include "nll_impl.h"
 #undef T
 #undef DT
+#undef DTYPE
 
 #define T double
 #define DT f64
+#define DTYPE NLLK_F64
 #include "nll_impl.h"
 #undef T
 #undef DT
+#undef DTYPE

@@ -1,8 +1,12 @@
 /* Public Poisson NLL entry points: argument checks and the driver. */
+#include <stddef.h>
+#include <string.h>
+
+#include "acc.h"
 #include "error.h"
 #include "kernels.h"
 #include "nllk.h"
-#include "reduce.h"
+#include "parallel.h"
 
 static nllk_status poisson_check_args(const void *input, const void *target, size_t n, size_t elem_size,
                                       nllk_reduction reduction)
@@ -20,14 +24,37 @@ static nllk_status poisson_check_args(const void *input, const void *target, siz
     return NLLK_OK;
 }
 
+nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input, int full, double eps,
+                                  uint64_t begin)
+{
+    if (!acc)
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "acc is NULL");
+    if (dtype != NLLK_F32 && dtype != NLLK_F64)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1)", (int)dtype);
+    nllk_acc_impl *a = (nllk_acc_impl *)(void *)acc;
+    memset(a, 0, offsetof(nllk_acc_impl, sum));
+    a->magic = NLLK_ACC_MAGIC;
+    a->kind = NLLK_ACC_POISSON;
+    a->dtype = (uint32_t)dtype;
+    a->log_input = log_input != 0;
+    a->full = full != 0;
+    a->eps = eps;
+    nllk_sum_init(&a->sum, begin);
+    return nllk_ok();
+}
+
 #define T float
 #define DT f32
+#define DTYPE NLLK_F32
 #include "poisson_impl.h"
 #undef T
 #undef DT
+#undef DTYPE
 
 #define T double
 #define DT f64
+#define DTYPE NLLK_F64
 #include "poisson_impl.h"
 #undef T
 #undef DT
+#undef DTYPE

@@ -7,13 +7,32 @@
 typedef struct NLLK_DT(poisson_ctx) {
     const T *x, *t;
     nllk_poisson_params p;
-    void (*fwd)(size_t, const T *, const T *, const nllk_poisson_params *, T *, double *);
+    const nllk_kernels *k;
+    T *out;                      /* forward NONE                            */
+    const T *g;                  /* backward: grad_output, g_stride 0 or 1   */
+    size_t g_stride;
+    T *gx, *gt;
 } NLLK_DT(poisson_ctx);
 
 static size_t NLLK_DT(poisson_run)(void *vctx, size_t off, size_t n, double *lanes)
 {
     const NLLK_DT(poisson_ctx) *c = vctx;
-    c->fwd(n, c->x + off, c->t + off, &c->p, NULL, lanes);
+    c->k->NLLK_DT(poisson_fwd)(n, c->x + off, c->t + off, &c->p, NULL, lanes);
+    return n;
+}
+
+static size_t NLLK_DT(poisson_fwd_span)(void *vctx, size_t off, size_t n)
+{
+    const NLLK_DT(poisson_ctx) *c = vctx;
+    c->k->NLLK_DT(poisson_fwd)(n, c->x + off, c->t + off, &c->p, c->out + off, NULL);
+    return n;
+}
+
+static size_t NLLK_DT(poisson_bwd_span)(void *vctx, size_t off, size_t n)
+{
+    const NLLK_DT(poisson_ctx) *c = vctx;
+    c->k->NLLK_DT(poisson_bwd)(n, c->x + off, c->t + off, &c->p, c->g + off * c->g_stride, c->g_stride,
+                               c->gx + off, c->gt ? c->gt + off : NULL);
     return n;
 }
 
@@ -25,15 +44,18 @@ nllk_status NLLK_DT(nllk_poisson_nll_fwd)(const T *input, const T *target, size_
         return st;
     if (!out && (reduction != NLLK_REDUCTION_NONE || n > 0))
         return nllk_fail(NLLK_ERR_NULL_POINTER, "out is NULL");
-    const nllk_kernels *k = nllk_active_kernels();
-    NLLK_DT(poisson_ctx) ctx = {input, target, {eps, log_input != 0, full != 0}, k->NLLK_DT(poisson_fwd)};
+    NLLK_DT(poisson_ctx) ctx = {.x = input, .t = target, .p = {eps, log_input != 0, full != 0},
+                                .k = nllk_active_kernels(), .out = out};
     if (reduction == NLLK_REDUCTION_NONE) {
         if (n > 0)
-            ctx.fwd(n, input, target, &ctx.p, out, NULL);
+            nllk_parallel_spans(n, NLLK_GRAIN, NLLK_DT(poisson_fwd_span), &ctx);
         return nllk_ok();
     }
+    nllk_sum s;
     double total[2];
-    nllk_reduce(n, NLLK_DT(poisson_run), &ctx, total);
+    nllk_sum_init(&s, 0);
+    nllk_sum_feed_parallel(&s, NULL, n, NLLK_DT(poisson_run), &ctx);
+    nllk_sum_total(&s, NULL, total);
     *out = (T)(reduction == NLLK_REDUCTION_MEAN ? total[0] / (double)n : total[0]);
     return nllk_ok();
 }
@@ -51,13 +73,31 @@ nllk_status NLLK_DT(nllk_poisson_nll_bwd)(const T *input, const T *target, size_
         return nllk_fail(NLLK_ERR_NULL_POINTER, "grad_input is NULL");
     if (n == 0)
         return nllk_ok();
-    const nllk_poisson_params p = {eps, log_input != 0, full != 0};
     /* mean's gradient is grad_output / n in the dtype, as PyTorch's mean backward computes it */
     const T g = reduction == NLLK_REDUCTION_MEAN ? grad_output[0] / (T)n
                 : reduction == NLLK_REDUCTION_SUM ? grad_output[0] : (T)0;
-    const T *gp = reduction == NLLK_REDUCTION_NONE ? grad_output : &g;
-    nllk_active_kernels()->NLLK_DT(poisson_bwd)(n, input, target, &p, gp, reduction == NLLK_REDUCTION_NONE,
-                                                grad_input, grad_target);
+    NLLK_DT(poisson_ctx) ctx = {.x = input, .t = target, .p = {eps, log_input != 0, full != 0},
+                                .k = nllk_active_kernels(),
+                                .g = reduction == NLLK_REDUCTION_NONE ? grad_output : &g,
+                                .g_stride = reduction == NLLK_REDUCTION_NONE, .gx = grad_input,
+                                .gt = grad_target};
+    nllk_parallel_spans(n, NLLK_GRAIN, NLLK_DT(poisson_bwd_span), &ctx);
+    return nllk_ok();
+}
+
+nllk_status NLLK_DT(nllk_poisson_acc_update)(nllk_acc *acc, const T *input, const T *target, size_t n)
+{
+    nllk_status st;
+    nllk_acc_impl *a = nllk_acc_get(acc, NLLK_ACC_POISSON, DTYPE, &st);
+    if (!a)
+        return st;
+    if (n > 0 && (!input || !target))
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "%s is NULL", input ? "target" : "input");
+    if (n > UINT64_MAX - a->sum.end)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
+    NLLK_DT(poisson_ctx) ctx = {.x = input, .t = target, .p = {a->eps, a->log_input, a->full},
+                                .k = nllk_active_kernels()};
+    nllk_sum_feed_parallel(&a->sum, &a->head, n, NLLK_DT(poisson_run), &ctx);
     return nllk_ok();
 }
 

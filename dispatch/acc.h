@@ -1,0 +1,30 @@
+/* The layout behind the public nllk_acc (a fixed-size byte block in nllk.h). */
+#ifndef NLLK_DISPATCH_ACC_H
+#define NLLK_DISPATCH_ACC_H
+
+#include "nllk.h"
+#include "sum.h"
+
+#define NLLK_ACC_MAGIC 0x6e6c6c6bu /* "nllk": set by init, so that an uninitialized block is refused */
+
+typedef enum { NLLK_ACC_POISSON = 1, NLLK_ACC_NLL = 2 } nllk_acc_kind;
+
+typedef struct nllk_acc_impl {
+    uint32_t magic;
+    uint32_t kind;
+    uint32_t dtype;
+    uint32_t target_type;     /* NLL   */
+    int32_t log_input, full;  /* Poisson */
+    double eps;               /* Poisson */
+    uint64_t c, d;            /* NLL   */
+    int64_t ignore_index;     /* NLL   */
+    nllk_sum sum;
+    nllk_sum_head head;
+} nllk_acc_impl;
+
+_Static_assert(sizeof(nllk_acc_impl) <= sizeof(nllk_acc), "NLLK_ACC_SIZE too small for nllk_acc_impl");
+
+/* The accumulator behind acc if it was initialized as `kind` with `dtype`, else NULL with the error set. */
+nllk_acc_impl *nllk_acc_get(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, nllk_status *st);
+
+#endif
