@@ -1,0 +1,33 @@
+// The machine's limits, measured by bare loops in the same binary as the kernel benchmarks
+// (design notes section 5). One translation unit per ISA, each compiled with that ISA's flags only; the
+// caller checks __builtin_cpu_supports before calling an ISA's functions.
+#ifndef NLLK_BENCH_LIMITS_H
+#define NLLK_BENCH_LIMITS_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace nllkb {
+
+enum LimitIsa { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_COUNT = 3 };
+enum SleefFn { FN_EXP = 0, FN_LOG = 1 };
+
+// Bare SLEEF loop: `reps` passes of y[i] = fn(x[i]) over len elements (len a multiple of 16; x, y in cache),
+// with the same SLEEF u10 functions the kernels of that ISA call (f32 when f64 == false). Returns a checksum.
+double sleef_loop_scalar(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
+double sleef_loop_avx2(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
+double sleef_loop_avx512(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
+
+// STREAM-like read: a vectorized sum of `bytes` bytes (as 64-bit integers, 4 independent accumulators).
+uint64_t read_sum_scalar(const void *p, size_t bytes);
+uint64_t read_sum_avx2(const void *p, size_t bytes);
+uint64_t read_sum_avx512(const void *p, size_t bytes);
+
+// Write of `bytes` zero bytes with non-temporal (streaming) stores; p 64-byte aligned. (The other write limit
+// is memset.)
+void write_nt_avx2(void *p, size_t bytes);
+void write_nt_avx512(void *p, size_t bytes);
+
+}  // namespace nllkb
+
+#endif

@@ -1,0 +1,66 @@
+// Limits, AVX-512 build (-mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma): SLEEF's AVX-512 u10 functions,
+// the ones nllk's AVX-512 kernels use.
+#include <immintrin.h>
+#include <sleef.h>
+
+#include "limits.h"
+
+namespace nllkb {
+
+// SLEEF functions are declared const: without this the compiler may compute a pass once for all reps.
+static inline void barrier(void *p) { asm volatile("" : : "r"(p) : "memory"); }
+
+double sleef_loop_avx512(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps)
+{
+    if (f64) {
+        const double *xs = static_cast<const double *>(x);
+        double *ys = static_cast<double *>(y);
+        for (size_t r = 0; r < reps; r++, barrier(ys))
+            for (size_t i = 0; i + 8 <= len; i += 8) {
+                const __m512d v = _mm512_loadu_pd(xs + i);
+                _mm512_storeu_pd(ys + i, fn == FN_EXP ? Sleef_expd8_u10avx512f(v) : Sleef_logd8_u10avx512f(v));
+            }
+        return ys[0] + ys[len - 1];
+    }
+    const float *xs = static_cast<const float *>(x);
+    float *ys = static_cast<float *>(y);
+    for (size_t r = 0; r < reps; r++, barrier(ys))
+        for (size_t i = 0; i + 16 <= len; i += 16) {
+            const __m512 v = _mm512_loadu_ps(xs + i);
+            _mm512_storeu_ps(ys + i, fn == FN_EXP ? Sleef_expf16_u10avx512f(v) : Sleef_logf16_u10avx512f(v));
+        }
+    return (double)ys[0] + ys[len - 1];
+}
+
+uint64_t read_sum_avx512(const void *p, size_t bytes)
+{
+    const char *c = static_cast<const char *>(p);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 256 <= bytes; i += 256) {
+        a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(c + i));
+        a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(c + i + 64));
+        a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(c + i + 128));
+        a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(c + i + 192));
+    }
+    alignas(64) uint64_t w[8];
+    _mm512_store_si512(w, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    uint64_t s = w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+    for (; i < bytes; i++)
+        s += static_cast<unsigned char>(c[i]);
+    return s;
+}
+
+void write_nt_avx512(void *p, size_t bytes)
+{
+    char *c = static_cast<char *>(p);
+    const __m512i z = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= bytes; i += 64)
+        _mm512_stream_si512(reinterpret_cast<__m512i *>(c + i), z);
+    for (; i < bytes; i++)
+        c[i] = 0;
+    _mm_sfence();
+}
+
+}  // namespace nllkb

@@ -1,0 +1,57 @@
+// Limits, portable build: SLEEF's scalar purecfma functions (the ones nllk's scalar kernels use) and a plain
+// 64-bit read loop.
+#include <math.h>  // FP_FAST_FMA, which sleef.h tests to declare the purecfma functions
+#include <sleef.h>
+
+#include <cstring>
+
+#include "limits.h"
+
+#if defined(__FMA__)
+#  define NLLKB_S1(fn) Sleef_##fn##_u10purecfma
+#else
+#  define NLLKB_S1(fn) Sleef_##fn##_u10purec
+#endif
+
+namespace nllkb {
+
+// SLEEF functions are declared const: without this the compiler may compute a pass once for all reps.
+static inline void barrier(void *p) { asm volatile("" : : "r"(p) : "memory"); }
+
+double sleef_loop_scalar(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps)
+{
+    if (f64) {
+        const double *xs = static_cast<const double *>(x);
+        double *ys = static_cast<double *>(y);
+        for (size_t r = 0; r < reps; r++, barrier(ys))
+            for (size_t i = 0; i < len; i++)
+                ys[i] = fn == FN_EXP ? NLLKB_S1(expd1)(xs[i]) : NLLKB_S1(logd1)(xs[i]);
+        return ys[0] + ys[len - 1];
+    }
+    const float *xs = static_cast<const float *>(x);
+    float *ys = static_cast<float *>(y);
+    for (size_t r = 0; r < reps; r++, barrier(ys))
+        for (size_t i = 0; i < len; i++)
+            ys[i] = fn == FN_EXP ? NLLKB_S1(expf1)(xs[i]) : NLLKB_S1(logf1)(xs[i]);
+    return (double)ys[0] + ys[len - 1];
+}
+
+uint64_t read_sum_scalar(const void *p, size_t bytes)
+{
+    const unsigned char *c = static_cast<const unsigned char *>(p);
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t i = 0;
+    for (; i + 32 <= bytes; i += 32) {
+        uint64_t w[4];
+        std::memcpy(w, c + i, 32);
+        a0 += w[0];
+        a1 += w[1];
+        a2 += w[2];
+        a3 += w[3];
+    }
+    for (; i < bytes; i++)
+        a0 += c[i];
+    return a0 + a1 + a2 + a3;
+}
+
+}  // namespace nllkb
