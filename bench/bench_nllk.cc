@@ -19,6 +19,9 @@
 //   --nllk_isas=avx512,scalar         restrict the ISAs (default: every one available)
 //   --nllk_threads=1,2                thread counts (default: 1 and all)
 //   --nllk_ops=poisson,nll            restrict the kernels
+//   --nllk_dtypes=f32,f64             restrict the dtypes
+//   --nllk_poisson_n=N,N,...          Poisson sizes in elements instead of the size set
+//   --nllk_nll_shapes=NxCxD,...       NLL shapes (batch x classes x positions) instead of the size set
 #include <benchmark/benchmark.h>
 
 #include <dlfcn.h>
@@ -52,6 +55,9 @@ std::string g_sizes = "default";
 std::vector<std::string> g_isas;     // usable kernel ISAs
 std::vector<int> g_threads;
 std::string g_ops = "poisson,nll";
+std::string g_dtypes = "f32,f64";
+std::vector<size_t> g_poisson_n;               // explicit Poisson sizes (--nllk_poisson_n)
+std::vector<std::vector<size_t>> g_nll_shapes;  // explicit NLL shapes n x c x d (--nllk_nll_shapes)
 
 std::vector<std::string> split(const std::string &s, char sep)
 {
@@ -702,11 +708,18 @@ void register_all()
                 }
 
     for (int f64 = 0; f64 < 2; f64++) {
+        if (g_dtypes.find(f64 ? "f64" : "f32") == std::string::npos)
+            continue;
         const size_t es = f64 ? 8 : 4;
         if (want_op("poisson")) {
-            std::vector<size_t> ns{16};  // tiny: call overhead
-            for (size_t b : sizes)
-                ns.push_back(b / (2 * es));
+            std::vector<size_t> ns;
+            if (!g_poisson_n.empty())
+                ns = g_poisson_n;
+            else {
+                ns.push_back(16);  // tiny: call overhead
+                for (size_t b : sizes)
+                    ns.push_back(b / (2 * es));
+            }
             for (size_t n : ns)
                 for (int li = 1; li >= 0; li--)
                     for (int full = 0; full < 2; full++) {
@@ -717,7 +730,7 @@ void register_all()
                         cs.log_input = li;
                         cs.full = full;
                         add(cs);
-                        if (n == 16)
+                        if (n <= 16)
                             continue;
                         cs.red = NLLK_REDUCTION_NONE;
                         add(cs);
@@ -732,56 +745,55 @@ void register_all()
         }
         if (want_op("nll")) {
             struct Shape {
-                const char *family;
-                size_t c, d;
-                bool u8ok;
+                std::string family;
+                size_t n, c, d;
             };
-            const Shape shapes[] = {{"2d_c1000", 1000, 1, false}, {"2d_c10", 10, 1, true}, {"4d_c21", 21, 0, true}};
-            {  // tiny: call overhead
+            std::vector<Shape> shapes;
+            if (!g_nll_shapes.empty()) {
+                for (const auto &sh : g_nll_shapes)
+                    shapes.push_back({"custom", sh[0], sh[1], sh[2]});
+            } else {
+                shapes.push_back({"2d_c10", 16, 10, 1});  // tiny: call overhead
+                for (size_t b : sizes) {
+                    shapes.push_back({"2d_c1000", std::max<size_t>(1, b / (1000 * es)), 1000, 1});
+                    shapes.push_back({"2d_c10", std::max<size_t>(1, b / (10 * es)), 10, 1});
+                    // (4, 21, H, W) with H*W from the size
+                    shapes.push_back({"4d_c21", 4, 21, std::max<size_t>(1, b / (4 * 21 * es))});
+                }
+            }
+            for (const Shape &sh : shapes) {
                 Case cs;
                 cs.op = N_FWD;
                 cs.f64 = f64;
-                cs.shape = "2d_c10";
-                cs.n = 16;
-                cs.c = 10;
-                add(cs);
-            }
-            for (size_t b : sizes)
-                for (const Shape &sh : shapes) {
-                    Case cs;
-                    cs.op = N_FWD;
-                    cs.f64 = f64;
-                    cs.shape = sh.family;
-                    cs.c = sh.c;
-                    if (sh.d) {
-                        cs.d = 1;
-                        cs.n = std::max<size_t>(1, b / (sh.c * es));
-                    } else {  // (4, 21, H, W) with H*W from the size
-                        cs.n = 4;
-                        cs.d = std::max<size_t>(1, b / (4 * sh.c * es));
-                    }
-                    for (int tt = 0; tt < 3; tt++) {
-                        cs.tt = (nllk_target_type)tt;
-                        if (cs.tt == NLLK_TARGET_U8 && !sh.u8ok)
+                cs.shape = sh.family;
+                cs.n = sh.n;
+                cs.c = sh.c;
+                cs.d = sh.d;
+                const bool u8ok = sh.c <= 255, tiny = sh.n * sh.d <= 16;
+                for (int tt = 0; tt < 3; tt++) {
+                    cs.tt = (nllk_target_type)tt;
+                    if (cs.tt == NLLK_TARGET_U8 && !u8ok)
+                        continue;
+                    if (cs.tt == NLLK_TARGET_I32 && u8ok)
+                        continue;  // int32 only for shapes uint8 cannot hold
+                    for (int wi = 0; wi < 2; wi++) {
+                        cs.weighted = cs.ignored = wi;
+                        cs.ignore_index = wi ? (u8ok ? 255 : -100) : -100;
+                        cs.op = N_FWD;
+                        cs.red = NLLK_REDUCTION_MEAN;
+                        add(cs);
+                        if (tiny)
                             continue;
-                        if (cs.tt == NLLK_TARGET_I32 && sh.u8ok)
-                            continue;  // int32 only for the many-class shape
-                        for (int wi = 0; wi < 2; wi++) {
-                            cs.weighted = cs.ignored = wi;
-                            cs.ignore_index = wi ? (sh.u8ok ? 255 : -100) : -100;
-                            cs.op = N_FWD;
+                        if (sh.d > 1) {
+                            cs.red = NLLK_REDUCTION_NONE;
+                            add(cs);
                             cs.red = NLLK_REDUCTION_MEAN;
-                            add(cs);
-                            if (!sh.d) {
-                                cs.red = NLLK_REDUCTION_NONE;
-                                add(cs);
-                                cs.red = NLLK_REDUCTION_MEAN;
-                            }
-                            cs.op = N_BWD;
-                            add(cs);
                         }
+                        cs.op = N_BWD;
+                        add(cs);
                     }
                 }
+            }
         }
     }
     (void)K;
@@ -804,6 +816,21 @@ int main(int argc, char **argv)
             threads_opt = a.substr(15);
         else if (a.rfind("--nllk_ops=", 0) == 0)
             g_ops = a.substr(11);
+        else if (a.rfind("--nllk_dtypes=", 0) == 0)
+            g_dtypes = a.substr(14);
+        else if (a.rfind("--nllk_poisson_n=", 0) == 0) {
+            for (const std::string &v : split(a.substr(17), ','))
+                g_poisson_n.push_back(std::strtoull(v.c_str(), nullptr, 10));
+        } else if (a.rfind("--nllk_nll_shapes=", 0) == 0) {
+            for (const std::string &v : split(a.substr(18), ',')) {
+                std::vector<size_t> sh;
+                for (const std::string &x : split(v, 'x'))
+                    sh.push_back(std::strtoull(x.c_str(), nullptr, 10));
+                while (sh.size() < 3)
+                    sh.push_back(1);
+                g_nll_shapes.push_back(sh);
+            }
+        }
         else
             rest.push_back(argv[i]);
     }
