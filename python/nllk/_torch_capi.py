@@ -72,6 +72,11 @@ if _set_isa is not None:
     _set_isa.restype = _i
 
 
+# pre-resolved entry points by dtype (the fast paths of nllk.torch avoid any lookup per call)
+POISSON_FWD = {torch.float32: lib.nllk_poisson_nll_fwd_f32, torch.float64: lib.nllk_poisson_nll_fwd_f64}
+NLL_FWD = {torch.float32: lib.nllk_nll_fwd_f32, torch.float64: lib.nllk_nll_fwd_f64}
+
+
 def _check(status):
     if status != 0:
         raise NllkError(status, lib.nllk_last_error().decode(errors="replace"))

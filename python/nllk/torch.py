@@ -65,13 +65,29 @@ class _PoissonNLLFunction(torch.autograd.Function):
         return (gx if need_gx else None), (gt if need_gt else None), None, None, None, None
 
 
+_RED = {"none": _c.NONE, "mean": _c.MEAN, "sum": _c.SUM}
+
+
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
                      reduction="mean"):
     """torch.nn.functional.poisson_nll_loss on nllk's kernels (same arguments, same results)."""
     if size_average is not None or reduce is not None:
         reduction = _Reduction.legacy_get_string(size_average, reduce)
-    if reduction not in ("none", "mean", "sum"):
+    red = _RED.get(reduction)
+    if red is None:
         raise ValueError(reduction + " is not valid")
+    # fast path: no autograd graph to record, same-shape contiguous CPU tensors of one float dtype
+    if (type(input) is torch.Tensor and type(target) is torch.Tensor and input.is_cpu and target.is_cpu
+            and input.dtype is target.dtype and input.dtype in _FLOATS
+            and not (torch.is_grad_enabled() and (input.requires_grad or target.requires_grad))
+            and input.layout is torch.strided and target.layout is torch.strided and input.shape == target.shape
+            and input.is_contiguous() and target.is_contiguous()):
+        out = input.new_empty(input.shape if red == _c.NONE else ())
+        st = _c.POISSON_FWD[input.dtype](input.data_ptr(), target.data_ptr(), input.numel(), bool(log_input),
+                                        bool(full), eps, red, out.data_ptr())
+        if st:
+            _c._check(st)
+        return out
     if not (_plain_cpu(input) and _plain_cpu(target) and input.dtype in _FLOATS and target.dtype == input.dtype):
         return _F.poisson_nll_loss(input, target, log_input=log_input, full=full, eps=eps, reduction=reduction)
     try:
@@ -139,6 +155,25 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     uint8 or int32 for every shape)."""
     if size_average is not None or reduce is not None:
         reduction = _Reduction.legacy_get_string(size_average, reduce)
+    red = _RED.get(reduction)
+    # fast path: (N, C) contiguous float input, int64 targets, no autograd graph to record
+    if (red is not None and type(input) is torch.Tensor and type(target) is torch.Tensor and input.is_cpu
+            and target.is_cpu and input.dim() == 2 and target.dim() == 1 and input.dtype in _FLOATS
+            and target.dtype is torch.int64 and not (torch.is_grad_enabled() and input.requires_grad)
+            and input.layout is torch.strided and input.is_contiguous() and target.is_contiguous()
+            and (weight is None or (type(weight) is torch.Tensor and weight.is_cpu and weight.dtype is input.dtype
+                                    and weight.dim() == 1 and weight.is_contiguous()))):
+        n, c = input.shape
+        if target.shape[0] == n and (weight is None or weight.shape[0] == c):
+            out = input.new_empty((n,) if red == _c.NONE else ())
+            st = _c.NLL_FWD[input.dtype](input.data_ptr(), target.data_ptr(), 0, n, c, 1,
+                                         weight.data_ptr() if weight is not None else None, int(ignore_index), red,
+                                         out.data_ptr() if n or red else None, None)
+            if st == _c.ERR_TARGET_OUT_OF_RANGE:
+                raise IndexError(_c.lib.nllk_last_error().decode(errors="replace"))
+            if st:
+                _c._check(st)
+            return out
     geometry = None
     if (_plain_cpu(input) and _plain_cpu(target) and input.dtype in _FLOATS
             and target.dtype in (torch.int64, torch.int32, torch.uint8)

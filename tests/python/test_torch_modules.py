@@ -181,3 +181,23 @@ def test_state_dict_and_drop_in():
     a, b = nt.NLLLoss(weight=w, ignore_index=3), torch.nn.NLLLoss(weight=w, ignore_index=3)
     assert a.state_dict().keys() == b.state_dict().keys()
     assert repr(a.__class__.__mro__[1]) == repr(torch.nn.NLLLoss)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_fast_paths_without_autograd_equal_autograd_paths(dtype, reduction):
+    x, t = poisson_data(5000, dtype, True, seed=5)
+    a = nt.poisson_nll_loss(x, t, full=True, reduction=reduction)  # no grad needed: direct call
+    b = nt.poisson_nll_loss(x.clone().requires_grad_(True), t, full=True, reduction=reduction)
+    assert a.grad_fn is None and b.grad_fn is not None
+    assert torch.equal(a, b.detach())
+    xn, tn, w = nll_data((300, 7), dtype, ignore_index=3, ignore_frac=0.1, seed=6)
+    with torch.no_grad():
+        c = nt.nll_loss(xn.clone().requires_grad_(True), tn, weight=w, ignore_index=3, reduction=reduction)
+    d = nt.nll_loss(xn.clone().requires_grad_(True), tn, weight=w, ignore_index=3, reduction=reduction)
+    assert c.grad_fn is None and d.grad_fn is not None
+    assert torch.equal(c, d.detach())
+    torch.testing.assert_close(c, torch.nn.functional.nll_loss(xn, tn, weight=w, ignore_index=3,
+                                                               reduction=reduction), rtol=1e-5, atol=1e-6)
+    with pytest.raises(IndexError):
+        nt.nll_loss(xn, torch.full_like(tn, 9))

@@ -1,0 +1,428 @@
+#!/usr/bin/python3
+"""Side-by-side: the same arrays through nllk (nllk.torch, the PyTorch front end) and torch.nn.functional.
+
+    /usr/bin/python3 bench/compare_torch.py [--quick] [--threads 1,2] [--reps 7] [--out DIR]
+
+Workloads (f32): Poisson n = 2^20, 2^24, 2^26 with log_input on/off and full on/off, forward (mean) and
+forward+backward; a Poisson size sweep from 16 elements for the chart; NLL (65536, 1000), (1048576, 10),
+(16384, 32000) forward mean and forward+backward; NLL 4-D (4, 21, 512, 512) with class weights and
+ignore_index=255, mean and none, int64 and uint8 targets; tiny NLL (16, 10).
+
+Every workload is measured in two worker processes (same code, same arrays, both libraries):
+  retaining   LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true — PyTorch's
+              temporaries reuse memory instead of page-faulting fresh pages on every call: the headline baseline;
+  plain       the default glibc allocator, as users run PyTorch.
+Times are medians of repeated runs after a warm-up call (inputs are pre-touched by their initialisation).
+Forward+backward is `torch.autograd.grad(loss, input)` for both (a fresh gradient each call).
+The machine's limits come from bench_nllk (same library build, same ISA, same thread count): a bare read of the
+bytes the kernel reads, a write of the bytes it writes, and bare SLEEF exp/log loops; "of limit" is
+limit time / nllk time (1.0 = at the limit).
+
+Outputs in --out (default build-bench/compare_torch): compare_torch.json, compare_torch.md (the table),
+compare_torch.png (throughput against size, with PyTorch and the limit).
+"""
+import argparse
+import ctypes.util
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true"
+
+
+# ---- workloads --------------------------------------------------------------------------------------------------
+def workloads(quick):
+    W = []
+    pn = [2 ** 12, 2 ** 16] if quick else [2 ** 20, 2 ** 24, 2 ** 26]
+    for n in pn:
+        for li in (1, 0):
+            for full in (0, 1):
+                for kind in ("fwd", "fwdbwd"):
+                    W.append(dict(loss="poisson", kind=kind, n=n, log_input=li, full=full))
+    sweep = [16, 2 ** 10, 2 ** 14] if quick else [16, 2 ** 10, 2 ** 14, 2 ** 17, 2 ** 20, 2 ** 22, 2 ** 24, 2 ** 26]
+    for n in sweep:
+        if n not in pn:
+            W.append(dict(loss="poisson", kind="fwd", n=n, log_input=1, full=0, sweep=True))
+    shapes = [(256, 100), (4096, 10)] if quick else [(65536, 1000), (1048576, 10), (16384, 32000)]
+    W.append(dict(loss="nll", kind="fwd", shape=(16, 10), weighted=0, target="i64", reduction="mean"))
+    for sh in shapes:
+        for kind in ("fwd", "fwdbwd"):
+            W.append(dict(loss="nll", kind=kind, shape=sh, weighted=0, target="i64", reduction="mean"))
+    sh4 = (2, 21, 32, 32) if quick else (4, 21, 512, 512)
+    for red in ("mean", "none"):
+        for tt in ("i64", "u8"):
+            W.append(dict(loss="nll", kind="fwd", shape=sh4, weighted=1, target=tt, reduction=red))
+    for w in W:
+        w["id"] = wid(w)
+    return W
+
+
+def wid(w):
+    if w["loss"] == "poisson":
+        return f"poisson/{w['kind']}/log_input={w['log_input']}/full={w['full']}/n={w['n']}"
+    sh = "x".join(map(str, w["shape"]))
+    extra = "/weight+ignore255" if w["weighted"] else ""
+    return f"nll/{w['kind']}/{sh}{extra}/{w['reduction']}/target={w['target']}"
+
+
+def data_key(w):
+    if w["loss"] == "poisson":
+        return ("poisson", w["n"], w["log_input"])
+    return ("nll", w["shape"], w["weighted"])
+
+
+# ---- worker: measures torch and nllk in this process -----------------------------------------------------------
+def measure(fn, reps):
+    fn()  # warm-up: first touch of outputs, allocator warm
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    inner = 1 if once >= 2e-3 else min(10000, int(2e-3 / max(once, 1e-7)) + 1)
+    if once > 0.5:
+        reps = min(reps, 3)
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples), samples
+
+
+def worker(args):
+    import torch
+    import torch.nn.functional as F
+
+    os.environ.setdefault("NLLK_LIBRARY", args.lib)
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    import nllk.torch as nt
+
+    threads = [int(x) for x in args.threads.split(",")]
+    results = []
+    cache = {}
+    g = torch.Generator().manual_seed(0)
+    for w in workloads(args.quick):
+        key = data_key(w)
+        if key not in cache:
+            cache.clear()
+            if w["loss"] == "poisson":
+                n = w["n"]
+                x = torch.rand(n, generator=g) * 4 - 2 if w["log_input"] else torch.rand(n, generator=g) * 5 + 0.01
+                t = torch.randint(0, 7, (n,), generator=g).float()
+                cache[key] = dict(x=x, t=t)
+            else:
+                sh = w["shape"]
+                c = sh[1]
+                x = torch.rand(sh, generator=g) * -10  # log-probabilities (any values do for timing)
+                tsh = (sh[0],) + tuple(sh[2:])
+                t = torch.randint(0, c, tsh, generator=g)
+                if w["weighted"]:
+                    t[torch.rand(tsh, generator=g) < 0.1] = 255  # ~10% ignored, as a segmentation void label
+                cache[key] = dict(x=x, t64=t, t8=t.to(torch.uint8) if c <= 255 else None,
+                                  weight=torch.rand(c, generator=g) + 0.5)
+        d = cache[key]
+        if w["loss"] == "poisson":
+            kw = dict(log_input=bool(w["log_input"]), full=bool(w["full"]), reduction="mean")
+            x, t = d["x"], d["t"]
+            if w["kind"] == "fwd":
+                f_torch = lambda: F.poisson_nll_loss(x, t, **kw)  # noqa: E731
+                f_nllk = lambda: nt.poisson_nll_loss(x, t, **kw)  # noqa: E731
+            else:
+                xg = x.detach().requires_grad_(True)
+                f_torch = lambda: torch.autograd.grad(F.poisson_nll_loss(xg, t, **kw), xg)  # noqa: E731
+                f_nllk = lambda: torch.autograd.grad(nt.poisson_nll_loss(xg, t, **kw), xg)  # noqa: E731
+            torch_note = ""
+        else:
+            x = d["x"]
+            kw = dict(reduction=w["reduction"])
+            if w["weighted"]:
+                kw.update(weight=d["weight"], ignore_index=255)
+            t_nllk = d["t8"] if w["target"] == "u8" else d["t64"]
+            t_torch, torch_note = t_nllk, ""
+            if w["target"] == "u8":
+                try:
+                    F.nll_loss(x[:1], t_nllk[:1], **kw)
+                except Exception:  # PyTorch takes uint8 targets for 1-D/2-D input only
+                    t_torch, torch_note = d["t64"], "PyTorch rejects uint8 targets for N-D input: int64"
+            if w["kind"] == "fwd":
+                f_torch = lambda: F.nll_loss(x, t_torch, **kw)  # noqa: E731
+                f_nllk = lambda: nt.nll_loss(x, t_nllk, **kw)  # noqa: E731
+            else:
+                xg = x.detach().requires_grad_(True)
+                f_torch = lambda: torch.autograd.grad(F.nll_loss(xg, t_torch, **kw), xg)  # noqa: E731
+                f_nllk = lambda: torch.autograd.grad(nt.nll_loss(xg, t_nllk, **kw), xg)  # noqa: E731
+        # sanity: the same answer (relative difference of the results)
+        a, b = f_torch(), f_nllk()
+        a = a[0] if isinstance(a, tuple) else a
+        b = b[0] if isinstance(b, tuple) else b
+        diff = float(((a.double() - b.double()).abs().max() / a.double().abs().max().clamp_min(1e-30)).item())
+        for th in threads:
+            torch.set_num_threads(th)
+            nt.set_num_threads(th)
+            tt, ts = measure(f_torch, args.reps)
+            tn, ns = measure(f_nllk, args.reps)
+            results.append(dict(id=w["id"], workload=w, threads=th, torch_s=tt, nllk_s=tn, torch_samples=ts,
+                                nllk_samples=ns, max_rel_diff=diff, torch_note=torch_note))
+            print(f"  [{args.worker}] {w['id']} threads={th}: torch {tt * 1e3:.3f} ms, nllk {tn * 1e3:.3f} ms",
+                  file=sys.stderr, flush=True)
+    info = nt.library_info()
+    json.dump(dict(mode=args.worker, torch_version=torch.__version__, nllk=info, results=results),
+              open(args.worker_out, "w"))
+
+
+# ---- limits from bench_nllk -------------------------------------------------------------------------------------
+def bench_limits(args, isa, W):
+    if not os.path.exists(args.bench_bin):
+        print(f"compare_torch: {args.bench_bin} not found: no limits (build with -DNLLK_BUILD_BENCHMARKS=ON)",
+              file=sys.stderr)
+        return {}
+    pn = sorted({w["n"] for w in W if w["loss"] == "poisson"})
+    shapes = sorted({w["shape"] for w in W if w["loss"] == "nll"})
+    nll_shapes = []
+    for sh in shapes:
+        d = 1
+        for s in sh[2:]:
+            d *= s
+        nll_shapes.append(f"{sh[0]}x{sh[1]}x{d}")
+    flt = (r"^(poisson_fwd/f32/log_input:./full:./mean|poisson_bwd/f32/log_input:./full:0/grad_target:0/mean"
+           r"|nll_(fwd|bwd)/f32/custom/target:(i64|u8)/(plain|weighted_ignored)/(mean|none))/")
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    cmd = [args.bench_bin, "--nllk_dtypes=f32", "--nllk_poisson_n=" + ",".join(map(str, pn)),
+           "--nllk_nll_shapes=" + ",".join(nll_shapes), "--nllk_threads=" + args.threads, "--nllk_isas=" + isa,
+           "--benchmark_filter=" + flt, "--benchmark_min_time=" + ("0.01" if args.quick else "0.1"),
+           "--benchmark_out=" + out, "--benchmark_out_format=json"]
+    print("compare_torch: limits: " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    data = json.load(open(out))
+    os.unlink(out)
+    lim = {}
+    for b in data["benchmarks"]:
+        if b.get("error_occurred"):
+            continue
+        name = re.sub(r"/real_time$", "", b["name"])
+        lim[name] = dict(limit_s=max(b["mem_limit_s"], b["sleef_limit_s"]), mem_limit_s=b["mem_limit_s"],
+                         sleef_limit_s=b["sleef_limit_s"], c_s=b["us_per_call"] * 1e-6, limit_frac=b["limit_frac"])
+    return lim
+
+
+def limit_names(w, isa, th):
+    sfx = f"/isa:{isa}/threads:{th}"
+    if w["loss"] == "poisson":
+        names = [f"poisson_fwd/f32/log_input:{w['log_input']}/full:{w['full']}/mean/n:{w['n']}" + sfx]
+        if w["kind"] == "fwdbwd":
+            names.append(f"poisson_bwd/f32/log_input:{w['log_input']}/full:0/grad_target:0/mean/n:{w['n']}" + sfx)
+        return names
+    sh = w["shape"]
+    d = 1
+    for s in sh[2:]:
+        d *= s
+    shp = f"shape:{sh[0]}x{sh[1]}x{d}"
+    wi = "weighted_ignored" if w["weighted"] else "plain"
+    names = [f"nll_fwd/f32/custom/target:{w['target']}/{wi}/{w['reduction']}/{shp}" + sfx]
+    if w["kind"] == "fwdbwd":
+        names.append(f"nll_bwd/f32/custom/target:{w['target']}/{wi}/mean/{shp}" + sfx)
+    return names
+
+
+# ---- report -----------------------------------------------------------------------------------------------------
+def fmt_t(s):
+    if s is None:
+        return "-"
+    return f"{s * 1e6:.2f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
+
+
+def build_rows(modes, lim, isa):
+    ret = modes.get("retaining")
+    plain = modes.get("plain")
+    base = ret or plain
+    idx_plain = {(r["id"], r["threads"]): r for r in plain["results"]} if plain else {}
+    rows = []
+    for r in base["results"]:
+        w = r["workload"]
+        p = idx_plain.get((r["id"], r["threads"]))
+        names = limit_names(w, isa, r["threads"])
+        limit = None
+        c_s = None
+        if all(n in lim for n in names):
+            limit = sum(lim[n]["limit_s"] for n in names)
+            c_s = sum(lim[n]["c_s"] for n in names)
+        rows.append(dict(
+            id=r["id"], workload=w, threads=r["threads"],
+            torch_retaining_s=r["torch_s"] if ret else None, nllk_s=r["nllk_s"],
+            torch_plain_s=p["torch_s"] if p else None, nllk_plain_s=p["nllk_s"] if p else None,
+            ratio=(r["torch_s"] / r["nllk_s"]) if ret else None,
+            ratio_plain=(p["torch_s"] / p["nllk_s"]) if p else None,
+            limit_s=limit, frac_of_limit=(limit / r["nllk_s"]) if limit else None, c_kernel_s=c_s,
+            max_rel_diff=r["max_rel_diff"], torch_note=r["torch_note"]))
+    return rows
+
+
+def markdown(rows):
+    out = ["| workload | thr | PyTorch (retaining) | PyTorch (plain) | nllk | nllk vs PyTorch (retaining) "
+           "| nllk vs PyTorch (plain) | limit | nllk of limit |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = f"**{r['ratio']:.2f}x**" if r["ratio"] else "-"
+        rp = f"{r['ratio_plain']:.2f}x" if r["ratio_plain"] else "-"
+        fr = f"{r['frac_of_limit'] * 100:.0f}%" if r["frac_of_limit"] else "-"
+        note = " (PyTorch: int64)" if r["torch_note"] else ""
+        out.append(f"| {r['id']}{note} | {r['threads']} | {fmt_t(r['torch_retaining_s'])} | "
+                   f"{fmt_t(r['torch_plain_s'])} | {fmt_t(r['nllk_s'])} | {ratio} | {rp} | {fmt_t(r['limit_s'])} "
+                   f"| {fr} |")
+    return "\n".join(out)
+
+
+def targets(rows, lim, isa, th):
+    def find(pred):
+        return [r for r in rows if r["threads"] == th and pred(r["workload"])]
+
+    res = []
+
+    def check(name, rs, ok, detail):
+        res.append(dict(target=name, met=bool(rs) and all(ok(r) for r in rs),
+                        detail=[detail(r) for r in rs] or ["not measured"]))
+
+    big = max((w["n"] for w in (r["workload"] for r in rows) if w["loss"] == "poisson"), default=0)
+    n24 = 2 ** 24 if any(r["workload"].get("n") == 2 ** 24 for r in rows) else big
+    pf = lambda w: w["loss"] == "poisson" and not w.get("sweep")  # noqa: E731
+    check(f"Poisson fwd mean log_input n={n24}: >= 3x PyTorch and >= 80% of limit",
+          find(lambda w: pf(w) and w["kind"] == "fwd" and w["log_input"] and not w["full"] and w["n"] == n24),
+          lambda r: (r["ratio"] or 0) >= 3 and (r["frac_of_limit"] or 0) >= 0.8,
+          lambda r: f"{r['ratio'] or 0:.2f}x, {100 * (r['frac_of_limit'] or 0):.0f}% of limit")
+    check("Poisson fwd full=True: >= 10x", find(lambda w: pf(w) and w["kind"] == "fwd" and w["full"]),
+          lambda r: (r["ratio"] or 0) >= 10, lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x")
+    check("Poisson fwd+bwd: >= 3x", find(lambda w: pf(w) and w["kind"] == "fwdbwd"),
+          lambda r: (r["ratio"] or 0) >= 3, lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x")
+    check("NLL (65536, 1000) fwd mean: >= 4x",
+          find(lambda w: w["loss"] == "nll" and w["shape"] == (65536, 1000) and w["kind"] == "fwd"),
+          lambda r: (r["ratio"] or 0) >= 4, lambda r: f"{r['ratio'] or 0:.2f}x")
+    for tt, x in (("i64", 4), ("u8", 6)):
+        check(f"NLL 4-D weighted/ignored mean, {tt} targets: >= {x}x",
+              find(lambda w: w["loss"] == "nll" and len(w["shape"]) == 4 and w["reduction"] == "mean"
+                   and w["target"] == tt),
+              lambda r, x=x: (r["ratio"] or 0) >= x, lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x")
+    bname = f"nll_bwd/f32/custom/target:i64/plain/mean/shape:65536x1000x1/isa:{isa}/threads:{th}"
+    rs = [dict(id=bname, frac=lim[bname]["limit_frac"])] if bname in lim else []
+    res.append(dict(target="NLL bwd (65536, 1000): >= 80% of the write limit",
+                    met=bool(rs) and rs[0]["frac"] >= 0.8,
+                    detail=[f"{100 * r['frac']:.0f}% of limit (bench_nllk)" for r in rs] or ["not measured"]))
+    slow = [r for r in rows if r["ratio"] is not None and r["ratio"] < 1]
+    res.append(dict(target="No workload slower than PyTorch (any size, any thread count)", met=not slow,
+                    detail=[f"{r['id']} threads={r['threads']}: {r['ratio']:.2f}x" for r in slow] or ["none slower"]))
+    return res
+
+
+def chart(rows, path, threads):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = [r for r in rows if r["workload"]["loss"] == "poisson" and r["workload"]["kind"] == "fwd"
+             and r["workload"]["log_input"] == 1 and r["workload"]["full"] == 0]
+    fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.5), squeeze=False)
+    for ax, th in zip(axes[0], threads):
+        rs = sorted([r for r in sweep if r["threads"] == th], key=lambda r: r["workload"]["n"])
+        ns = [r["workload"]["n"] for r in rs]
+        series = [("nllk", "nllk_s", "C0", "-o"), ("PyTorch (retaining allocator)", "torch_retaining_s", "C1", "-s"),
+                  ("PyTorch (plain)", "torch_plain_s", "C3", ":x"), ("machine limit (bench_nllk)", "limit_s", "k", "--")]
+        for label, k, color, style in series:
+            pts = [(n, n / r[k]) for n, r in zip(ns, rs) if r[k]]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("elements (f32)")
+        ax.set_ylabel("elements / second")
+        ax.set_title(f"Poisson NLL forward, log_input, mean — {th} thread{'s' if th > 1 else ''}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions (smoke test)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--reps", type=int, default=None, help="timed runs per median (default 7, quick 3)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "build-bench", "compare_torch"))
+    ap.add_argument("--lib", default=os.environ.get("NLLK_LIBRARY", os.path.join(ROOT, "build-bench", "libnllk.so")))
+    ap.add_argument("--bench-bin", default=os.path.join(ROOT, "build-bench", "bench", "bench_nllk"))
+    ap.add_argument("--modes", default="retaining,plain")
+    ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.reps is None:
+        args.reps = 3 if args.quick else 7
+    if args.worker:
+        return worker(args)
+
+    os.makedirs(args.out, exist_ok=True)
+    jemalloc = None
+    for cand in ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"):
+        if os.path.exists(cand):
+            jemalloc = cand
+    if jemalloc is None and ctypes.util.find_library("jemalloc"):
+        jemalloc = "libjemalloc.so.2"
+    modes = {}
+    for mode in args.modes.split(","):
+        env = dict(os.environ, NLLK_LIBRARY=args.lib)
+        env.pop("LD_PRELOAD", None)
+        if mode == "retaining":
+            if not jemalloc:
+                print("compare_torch: libjemalloc2 not installed: no retaining-allocator baseline", file=sys.stderr)
+                continue
+            env.update(LD_PRELOAD=jemalloc, MALLOC_CONF=JEMALLOC_CONF)
+        wout = os.path.join(args.out, f"worker_{mode}.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--worker-out", wout,
+               "--threads", args.threads, "--reps", str(args.reps if mode == "retaining" else max(3, args.reps // 2)),
+               "--lib", args.lib] + (["--quick"] if args.quick else [])
+        print(f"compare_torch: {mode} worker", file=sys.stderr, flush=True)
+        subprocess.run(cmd, env=env, check=True)
+        modes[mode] = json.load(open(wout))
+    base = modes.get("retaining") or modes.get("plain")
+    isa = base["nllk"]["isa"]
+    W = workloads(args.quick)
+    lim = bench_limits(args, isa, W)
+    rows = build_rows(modes, lim, isa)
+    threads = [int(x) for x in args.threads.split(",")]
+    tgt = targets(rows, lim, isa, max(threads))
+    md = markdown(rows)
+    load = os.getloadavg()
+    header = (f"nllk {base['nllk']['version']} ({isa}), PyTorch {base['torch_version']}, "
+              f"{os.cpu_count()} CPUs, load average before/after: {load[0]:.2f}; "
+              f"medians of {args.reps} runs; f32")
+    with open(os.path.join(args.out, "compare_torch.md"), "w") as f:
+        f.write(header + "\n\n" + md + "\n\nTargets (threads=%d):\n\n" % max(threads))
+        for t in tgt:
+            f.write(f"- {'MET' if t['met'] else 'MISSED'}: {t['target']} — {'; '.join(t['detail'])}\n")
+    json.dump(dict(header=header, isa=isa, nllk=base["nllk"], torch_version=base["torch_version"],
+                   threads=threads, reps=args.reps, quick=args.quick, rows=rows, targets=tgt, limits=lim,
+                   workers=modes, command=" ".join(sys.argv)),
+              open(os.path.join(args.out, "compare_torch.json"), "w"), indent=1)
+    print(header)
+    print(md)
+    print()
+    for t in tgt:
+        print(f"{'MET   ' if t['met'] else 'MISSED'} {t['target']}: {'; '.join(t['detail'])}")
+    if not args.no_chart:
+        try:
+            chart(rows, os.path.join(args.out, "compare_torch.png"), threads)
+        except ImportError:
+            print("compare_torch: python3-matplotlib not installed: no chart", file=sys.stderr)
+    print(f"compare_torch: wrote {args.out}/compare_torch.json, .md" + ("" if args.no_chart else ", .png"),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
