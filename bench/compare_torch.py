@@ -102,6 +102,11 @@ def worker(args):
     os.environ.setdefault("NLLK_LIBRARY", args.lib)
     sys.path.insert(0, os.path.join(ROOT, "python"))
     import nllk.torch as nt
+    try:
+        import nllk as fe  # the numpy/torch front end (no autograd: explicit *_backward calls)
+        fe.poisson_nll_loss
+    except (ImportError, AttributeError):
+        fe = None
 
     threads = [int(x) for x in args.threads.split(",")]
     results = []
@@ -130,13 +135,17 @@ def worker(args):
         if w["loss"] == "poisson":
             kw = dict(log_input=bool(w["log_input"]), full=bool(w["full"]), reduction="mean")
             x, t = d["x"], d["t"]
+            one = torch.ones(())
             if w["kind"] == "fwd":
                 f_torch = lambda: F.poisson_nll_loss(x, t, **kw)  # noqa: E731
                 f_nllk = lambda: nt.poisson_nll_loss(x, t, **kw)  # noqa: E731
+                f_fe = lambda: fe.poisson_nll_loss(x, t, **kw)  # noqa: E731
             else:
                 xg = x.detach().requires_grad_(True)
                 f_torch = lambda: torch.autograd.grad(F.poisson_nll_loss(xg, t, **kw), xg)  # noqa: E731
                 f_nllk = lambda: torch.autograd.grad(nt.poisson_nll_loss(xg, t, **kw), xg)  # noqa: E731
+                f_fe = lambda: (fe.poisson_nll_loss(x, t, **kw),  # noqa: E731
+                                fe.poisson_nll_loss_backward(one, x, t, **kw))
             torch_note = ""
         else:
             x = d["x"]
@@ -150,13 +159,19 @@ def worker(args):
                     F.nll_loss(x[:1], t_nllk[:1], **kw)
                 except Exception:  # PyTorch takes uint8 targets for 1-D/2-D input only
                     t_torch, torch_note = d["t64"], "PyTorch rejects uint8 targets for N-D input: int64"
+            one = torch.ones(())
             if w["kind"] == "fwd":
                 f_torch = lambda: F.nll_loss(x, t_torch, **kw)  # noqa: E731
                 f_nllk = lambda: nt.nll_loss(x, t_nllk, **kw)  # noqa: E731
+                f_fe = lambda: fe.nll_loss(x, t_nllk, **kw)  # noqa: E731
             else:
                 xg = x.detach().requires_grad_(True)
                 f_torch = lambda: torch.autograd.grad(F.nll_loss(xg, t_torch, **kw), xg)  # noqa: E731
                 f_nllk = lambda: torch.autograd.grad(nt.nll_loss(xg, t_nllk, **kw), xg)  # noqa: E731
+
+                def f_fe():
+                    _, tw = fe.nll_loss_forward(x, t_nllk, **kw)
+                    return fe.nll_loss_backward(one, x, t_nllk, total_weight=tw, **kw)
         # sanity: the same answer (relative difference of the results)
         a, b = f_torch(), f_nllk()
         a = a[0] if isinstance(a, tuple) else a
@@ -167,8 +182,14 @@ def worker(args):
             nt.set_num_threads(th)
             tt, ts = measure(f_torch, args.reps)
             tn, ns = measure(f_nllk, args.reps)
+            tf = None
+            if fe is not None:
+                try:
+                    tf, _ = measure(f_fe, args.reps)
+                except Exception as e:  # the front end is optional here
+                    print(f"  front end failed on {w['id']}: {e}", file=sys.stderr)
             results.append(dict(id=w["id"], workload=w, threads=th, torch_s=tt, nllk_s=tn, torch_samples=ts,
-                                nllk_samples=ns, max_rel_diff=diff, torch_note=torch_note))
+                                nllk_samples=ns, nllk_frontend_s=tf, max_rel_diff=diff, torch_note=torch_note))
             print(f"  [{args.worker}] {w['id']} threads={th}: torch {tt * 1e3:.3f} ms, nllk {tn * 1e3:.3f} ms",
                   file=sys.stderr, flush=True)
     info = nt.library_info()
@@ -257,6 +278,7 @@ def build_rows(modes, lim, isa):
             id=r["id"], workload=w, threads=r["threads"],
             torch_retaining_s=r["torch_s"] if ret else None, nllk_s=r["nllk_s"],
             torch_plain_s=p["torch_s"] if p else None, nllk_plain_s=p["nllk_s"] if p else None,
+            nllk_frontend_s=r.get("nllk_frontend_s"),
             ratio=(r["torch_s"] / r["nllk_s"]) if ret else None,
             ratio_plain=(p["torch_s"] / p["nllk_s"]) if p else None,
             limit_s=limit, frac_of_limit=(limit / r["nllk_s"]) if limit else None, c_kernel_s=c_s,
@@ -265,9 +287,9 @@ def build_rows(modes, lim, isa):
 
 
 def markdown(rows):
-    out = ["| workload | thr | PyTorch (retaining) | PyTorch (plain) | nllk | nllk vs PyTorch (retaining) "
-           "| nllk vs PyTorch (plain) | limit | nllk of limit |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| workload | thr | PyTorch (retaining) | PyTorch (plain) | nllk.torch | nllk vs PyTorch (retaining) "
+           "| nllk vs PyTorch (plain) | limit | nllk of limit | nllk.* front end |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = f"**{r['ratio']:.2f}x**" if r["ratio"] else "-"
         rp = f"{r['ratio_plain']:.2f}x" if r["ratio_plain"] else "-"
@@ -275,7 +297,7 @@ def markdown(rows):
         note = " (PyTorch: int64)" if r["torch_note"] else ""
         out.append(f"| {r['id']}{note} | {r['threads']} | {fmt_t(r['torch_retaining_s'])} | "
                    f"{fmt_t(r['torch_plain_s'])} | {fmt_t(r['nllk_s'])} | {ratio} | {rp} | {fmt_t(r['limit_s'])} "
-                   f"| {fr} |")
+                   f"| {fr} | {fmt_t(r['nllk_frontend_s'])} |")
     return "\n".join(out)
 
 

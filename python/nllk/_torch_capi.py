@@ -1,7 +1,8 @@
 """ctypes bindings of libnllk's C API over torch tensors (zero-copy: data_ptr of contiguous CPU tensors).
 
-Used by nllk.torch and bench/compare_torch.py. The library is found, in order, at $NLLK_LIBRARY, next to this
-package in a source tree's build directories (build*/libnllk.so), then by the loader (ctypes.util.find_library).
+Used by nllk.torch and bench/compare_torch.py. The library is the one nllk's front end loads (nllk._lib: at
+$NLLK_LIBRARY, next to the package, or <repo>/build/libnllk.so); without it, $NLLK_LIBRARY, the source tree's
+build directories (build*/libnllk.so), then the loader (ctypes.util.find_library).
 """
 import ctypes
 import ctypes.util
@@ -39,6 +40,13 @@ def _candidates():
 
 
 def _load():
+    # the same library as nllk's front end (one instance: thread and ISA settings are shared)
+    try:
+        from . import _lib as _front_end
+
+        return ctypes.CDLL(_front_end.get()._name)
+    except (ImportError, AttributeError, OSError):
+        pass
     errors = []
     for path in _candidates():
         try:
