@@ -83,6 +83,10 @@ if _set_isa is not None:
 # pre-resolved entry points by dtype (the fast paths of nllk.torch avoid any lookup per call)
 POISSON_FWD = {torch.float32: lib.nllk_poisson_nll_fwd_f32, torch.float64: lib.nllk_poisson_nll_fwd_f64}
 NLL_FWD = {torch.float32: lib.nllk_nll_fwd_f32, torch.float64: lib.nllk_nll_fwd_f64}
+POISSON_BWD = {torch.float32: lib.nllk_poisson_nll_bwd_f32, torch.float64: lib.nllk_poisson_nll_bwd_f64}
+NLL_BWD = {torch.float32: lib.nllk_nll_bwd_f32, torch.float64: lib.nllk_nll_bwd_f64}
+SCALAR = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
+TARGET_TYPES = _TARGET_TYPES
 
 
 def _check(status):

@@ -17,6 +17,8 @@ Differences from PyTorch, by design (see include/nllk.h): mean and sum are reduc
 (the same bits for any thread count; within ~1 ulp of the exact sum), and the Poisson gradient w.r.t. target
 with full=True is finite where target <= 0 (PyTorch gives NaN there, an artefact of its masked Stirling term).
 """
+import ctypes
+
 import torch
 import torch.nn.functional as _F
 from torch.nn import _reduction as _Reduction
@@ -31,38 +33,54 @@ _FLOATS = (torch.float32, torch.float64)
 
 
 def _plain_cpu(t):
-    return isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.layout == torch.strided
+    return type(t) is torch.Tensor and t.is_cpu and t.layout is torch.strided
 
 
 # ---- Poisson --------------------------------------------------------------------------------------------------
 class _PoissonNLLFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, target, log_input, full, eps, reduction):
-        red = _c.reduction_code(reduction)
+    def forward(ctx, input, target, log_input, full, eps, red):
         x, t = input, target
         if x.shape != t.shape:
             x, t = torch.broadcast_tensors(x, t)
-        x, t = x.contiguous(), t.contiguous()
-        out = _c.poisson_fwd(x, t, log_input, full, eps, red)
-        ctx.save_for_backward(x, t)
-        ctx.opts = (log_input, full, eps, red, input.shape, target.shape)
+        if not x.is_contiguous():
+            x = x.contiguous()
+        if not t.is_contiguous():
+            t = t.contiguous()
+        n = x.numel()
+        xp, tp = (x.data_ptr(), t.data_ptr()) if n else (None, None)
+        out = x.new_empty(x.shape if red == _c.NONE else ())
+        st = _c.POISSON_FWD[x.dtype](xp, tp, n, log_input, full, eps, red, out.data_ptr() if out.numel() else None)
+        if st:
+            _c._check(st)
+        ctx.keep = (x, t)  # the inputs' memory the backward call reads
+        ctx.opts = (xp, tp, n, log_input, full, eps, red, x.shape, input.shape, target.shape, x.dtype)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        x, t = ctx.saved_tensors
-        log_input, full, eps, red, input_shape, target_shape = ctx.opts
+        xp, tp, n, log_input, full, eps, red, shape, input_shape, target_shape, dtype = ctx.opts
         need_gx, need_gt = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        go = grad_output.to(x.dtype).contiguous()
-        if red == _c.NONE and go.shape != x.shape:
-            go = go.expand(x.shape).contiguous()
-        gx, gt = _c.poisson_bwd(x, t, log_input, full, eps, red, go, need_gt)
-        if need_gx and gx.shape != input_shape:
+        go = grad_output
+        if go.dtype is not dtype:
+            go = go.to(dtype)
+        if red == _c.NONE and go.shape != shape:
+            go = go.expand(shape)
+        if not go.is_contiguous():
+            go = go.contiguous()
+        gx = torch.empty(shape, dtype=dtype)
+        gt = torch.empty(shape, dtype=dtype) if need_gt else None
+        if n:
+            st = _c.POISSON_BWD[dtype](xp, tp, n, log_input, full, eps, red, go.data_ptr(), gx.data_ptr(),
+                                       gt.data_ptr() if need_gt else None)
+            if st:
+                _c._check(st)
+        if need_gx and shape != input_shape:
             gx = gx.sum_to_size(input_shape)
-        if need_gt and gt.shape != target_shape:
+        if need_gt and shape != target_shape:
             gt = gt.sum_to_size(target_shape)
-        return (gx if need_gx else None), (gt if need_gt else None), None, None, None, None
+        return (gx if need_gx else None), gt, None, None, None, None
 
 
 _RED = {"none": _c.NONE, "mean": _c.MEAN, "sum": _c.SUM}
@@ -94,7 +112,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
         torch.broadcast_shapes(input.shape, target.shape)
     except RuntimeError:
         return _F.poisson_nll_loss(input, target, log_input=log_input, full=full, eps=eps, reduction=reduction)
-    return _PoissonNLLFunction.apply(input, target, bool(log_input), bool(full), float(eps), reduction)
+    return _PoissonNLLFunction.apply(input, target, bool(log_input), bool(full), float(eps), red)
 
 
 class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
@@ -107,46 +125,85 @@ class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
 
 
 # ---- NLL ------------------------------------------------------------------------------------------------------
-def _nll_geometry(input, target):
-    """(n, c, d, output shape) when nllk takes these shapes as PyTorch does, else None (PyTorch decides)."""
-    if input.dim() == 1:
-        if target.dim() != 0:
+_TARGET_DTYPES = (torch.int64, torch.int32, torch.uint8)
+
+
+def _nll_geometry(input, target, weight):
+    """(n, c, d, output shape) when nllk takes these arguments as PyTorch does, else None (PyTorch decides)."""
+    if not (type(input) is torch.Tensor and type(target) is torch.Tensor and input.is_cpu and target.is_cpu
+            and input.layout is torch.strided and target.layout is torch.strided and input.dtype in _FLOATS
+            and target.dtype in _TARGET_DTYPES):
+        return None
+    if weight is not None and not (type(weight) is torch.Tensor and weight.is_cpu and weight.layout is torch.strided
+                                   and weight.dtype is input.dtype and weight.dim() == 1):
+        return None
+    shape, tshape = input.shape, target.shape
+    dims = len(shape)
+    if dims == 2:
+        if len(tshape) != 1 or tshape[0] != shape[0]:
             return None
-        return 1, input.shape[0], 1, ()
-    if input.dim() < 1 or target.dim() != input.dim() - 1 or target.shape[0] != input.shape[0]:
+        geometry = (shape[0], shape[1], 1, tshape)
+    elif dims == 1:
+        if len(tshape) != 0:
+            return None
+        geometry = (1, shape[0], 1, tshape)
+    elif dims > 2:
+        if len(tshape) != dims - 1 or tshape[0] != shape[0] or tshape[1:] != shape[2:]:
+            return None
+        d = 1
+        for s in shape[2:]:
+            d *= s
+        geometry = (shape[0], shape[1], d, tshape)
+    else:
         return None
-    if tuple(target.shape[1:]) != tuple(input.shape[2:]):
+    if weight is not None and weight.shape[0] != geometry[1]:
         return None
-    d = 1
-    for s in input.shape[2:]:
-        d *= s
-    return input.shape[0], input.shape[1], d, tuple(target.shape)
+    return geometry
+
+
+def _nll_forward(input, target, weight, ignore_index, red, geometry):
+    """The forward call: (out, backward state)."""
+    n, c, d, out_shape = geometry
+    dtype = input.dtype
+    x = input if input.is_contiguous() else input.contiguous()
+    t = target if target.is_contiguous() else target.contiguous()
+    w = weight if weight is None or weight.is_contiguous() else weight.contiguous()
+    tt = _c.TARGET_TYPES[t.dtype]
+    tp = t.data_ptr() if t.numel() else None
+    wp = w.data_ptr() if w is not None and w.numel() else None
+    out = x.new_empty(out_shape if red == _c.NONE else ())
+    tw = _c.SCALAR[dtype]()
+    st = _c.NLL_FWD[dtype](x.data_ptr() if x.numel() else None, tp, tt, n, c, d, wp, ignore_index, red,
+                           out.data_ptr() if out.numel() else None, ctypes.addressof(tw))
+    if st == _c.ERR_TARGET_OUT_OF_RANGE:
+        raise IndexError(_c.lib.nllk_last_error().decode(errors="replace"))
+    if st:
+        _c._check(st)
+    return out, (t, w, (tp, tt, n, c, d, wp, ignore_index, red, tw.value, input.shape, dtype))
 
 
 class _NLLFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, target, weight, ignore_index, reduction, geometry):
-        n, c, d, out_shape = geometry
-        red = _c.reduction_code(reduction)
-        x = input.contiguous()
-        t = target.contiguous()
-        w = weight.contiguous() if weight is not None else None
-        out, total_weight = _c.nll_fwd(x, t, n, c, d, w, ignore_index, red)
-        if red == _c.NONE:
-            out = out.view(out_shape)
-        ctx.save_for_backward(t, w, total_weight)
-        ctx.opts = (n, c, d, ignore_index, red, input.shape, input.dtype)
-        ctx.mark_non_differentiable(total_weight)
-        return out, total_weight
+    def forward(ctx, input, target, weight, ignore_index, red, geometry):
+        out, (t, w, opts) = _nll_forward(input, target, weight, ignore_index, red, geometry)
+        ctx.keep = (t, w)  # the target and weight memory the backward call reads
+        ctx.opts = opts
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_output, _grad_total_weight):
-        t, w, total_weight = ctx.saved_tensors
-        n, c, d, ignore_index, red, input_shape, dtype = ctx.opts
-        go = grad_output.to(dtype).contiguous()
+    def backward(ctx, grad_output):
+        tp, tt, n, c, d, wp, ignore_index, red, total_weight, input_shape, dtype = ctx.opts
+        go = grad_output
+        if go.dtype is not dtype:
+            go = go.to(dtype)
+        if not go.is_contiguous():
+            go = go.contiguous()
         gx = torch.empty(input_shape, dtype=dtype)
-        _c.nll_bwd(go, t, n, c, d, w, ignore_index, red, total_weight.item(), gx)
+        st = _c.NLL_BWD[dtype](go.data_ptr() if go.numel() else None, tp, tt, n, c, d, wp, ignore_index, red,
+                               total_weight, gx.data_ptr() if gx.numel() else None)
+        if st:
+            _c._check(st)
         return gx, None, None, None, None, None
 
 
@@ -156,35 +213,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if size_average is not None or reduce is not None:
         reduction = _Reduction.legacy_get_string(size_average, reduce)
     red = _RED.get(reduction)
-    # fast path: (N, C) contiguous float input, int64 targets, no autograd graph to record
-    if (red is not None and type(input) is torch.Tensor and type(target) is torch.Tensor and input.is_cpu
-            and target.is_cpu and input.dim() == 2 and target.dim() == 1 and input.dtype in _FLOATS
-            and target.dtype is torch.int64 and not (torch.is_grad_enabled() and input.requires_grad)
-            and input.layout is torch.strided and input.is_contiguous() and target.is_contiguous()
-            and (weight is None or (type(weight) is torch.Tensor and weight.is_cpu and weight.dtype is input.dtype
-                                    and weight.dim() == 1 and weight.is_contiguous()))):
-        n, c = input.shape
-        if target.shape[0] == n and (weight is None or weight.shape[0] == c):
-            out = input.new_empty((n,) if red == _c.NONE else ())
-            st = _c.NLL_FWD[input.dtype](input.data_ptr(), target.data_ptr(), 0, n, c, 1,
-                                         weight.data_ptr() if weight is not None else None, int(ignore_index), red,
-                                         out.data_ptr() if n or red else None, None)
-            if st == _c.ERR_TARGET_OUT_OF_RANGE:
-                raise IndexError(_c.lib.nllk_last_error().decode(errors="replace"))
-            if st:
-                _c._check(st)
-            return out
-    geometry = None
-    if (_plain_cpu(input) and _plain_cpu(target) and input.dtype in _FLOATS
-            and target.dtype in (torch.int64, torch.int32, torch.uint8)
-            and (weight is None or (_plain_cpu(weight) and weight.dtype == input.dtype and weight.dim() == 1
-                                    and input.dim() >= 1 and weight.shape[0] == input.shape[min(1, input.dim() - 1)]))
-            and reduction in ("none", "mean", "sum")):
-        geometry = _nll_geometry(input, target)
+    geometry = _nll_geometry(input, target, weight) if red is not None else None
     if geometry is None:
         return _F.nll_loss(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
-    out, _ = _NLLFunction.apply(input, target, weight, int(ignore_index), reduction, geometry)
-    return out
+    if input.requires_grad and torch.is_grad_enabled():
+        return _NLLFunction.apply(input, target, weight, int(ignore_index), red, geometry)
+    return _nll_forward(input, target, weight, int(ignore_index), red, geometry)[0]
 
 
 class NLLLoss(torch.nn.NLLLoss):
