@@ -75,12 +75,21 @@ typedef struct nllk_kernels {
     nllk_nll_bwd_f32_fn nll_bwd_f32[NLLK_NUM_TARGET_TYPES];
     nllk_nll_bwd_f64_fn nll_bwd_f64[NLLK_NUM_TARGET_TYPES];
     nllk_nll_check_fn nll_check[NLLK_NUM_TARGET_TYPES];
+    /* Sets `bytes` bytes at p to zero (NLL backward's grad_input): wide stores, streaming (non-temporal) stores
+     * when the span is much larger than the caches. */
+    void (*zero_fill)(void *p, size_t bytes);
 } nllk_kernels;
 
 /* The table of the active ISA (chosen once, thread-safely). */
 const nllk_kernels *nllk_active_kernels(void);
 
-/* Per-ISA tables, defined next to each ISA's kernels. */
+/* Per-ISA tables, defined next to each ISA's kernels (kernels/<isa>/kernels.c). Which exist depends on the
+ * target architecture: x86-64 has scalar (baseline, SLEEF purec), scalar_fma (the "scalar" ISA when the CPU has
+ * FMA), avx2 and avx512; AArch64 has scalar (purecfma) and neon. */
 extern const nllk_kernels nllk_kernels_scalar;
+extern const nllk_kernels nllk_kernels_scalar_fma;
+extern const nllk_kernels nllk_kernels_avx2;
+extern const nllk_kernels nllk_kernels_avx512;
+extern const nllk_kernels nllk_kernels_neon;
 
 #endif

@@ -63,10 +63,11 @@ static nllk_status nll_target_error(const nllk_nll_shape *s, uint64_t base, size
                      (long long)target_at(s, f), s->c);
 }
 
+/* The active ISA's zero fill: wide stores, streaming stores for spans much larger than the caches. */
 static void nllk_zero_fill(void *p, size_t bytes)
 {
     if (bytes)
-        memset(p, 0, bytes);
+        nllk_active_kernels()->zero_fill(p, bytes);
 }
 
 typedef struct check_ctx {

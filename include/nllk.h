@@ -134,8 +134,40 @@ NLLK_API const char *nllk_status_name(nllk_status status);
 NLLK_API const char *nllk_version_string(void);
 NLLK_API unsigned nllk_version_number(void);
 
+/* ------------------------------------------------------------------------------------------------------- */
+/* Instruction sets                                                                                        */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/*
+ * nllk has kernels for "scalar" (portable C), "avx2" (AVX2 + FMA), "avx512" (AVX-512 F/DQ/BW/VL + FMA) on
+ * x86-64, and "scalar" and "neon" (Advanced SIMD) on AArch64. At the first call it detects the CPU (cpuid, and
+ * xgetbv for the operating system's support of the wider registers; AVX2 requires FMA, AVX-512 every extension
+ * above) and picks the best; the choice is cached (thread-safe).
+ *
+ * The environment variable NLLK_ISA=scalar|avx2|avx512|neon, read once at the first call, lowers that choice;
+ * it is clamped to what the CPU has (NLLK_ISA=avx512 on an AVX2-only CPU gives avx2), so it can never cause an
+ * illegal instruction. An unknown value, or one of the other architecture, is ignored.
+ *
+ * Every ISA gives the same bits for every output (per-element losses, gradients, mean/sum, total_weight):
+ * the kernels evaluate the same formula with the same operations in the same order, exp/log come from SLEEF's
+ * 1.0-ulp FMA variants (u10avx2, u10avx512f, u10advsimd, and the scalar u10purecfma, which agree bit for bit),
+ * and the build uses -ffp-contract=off. The one exception: on an x86-64 CPU without FMA the scalar kernels use
+ * SLEEF's purec functions, whose exp/log may differ from the FMA variants' in the last bit (NLL, which has no
+ * exp/log, is bit-identical there too). NaN results are NaN on every ISA, but their sign and payload bits follow
+ * the hardware (x86's default NaN is negative, AArch64's positive).
+ */
+
 /* The name of the instruction set whose kernels this process uses: "scalar", "avx2", "avx512" or "neon". */
 NLLK_API const char *nllk_active_isa(void);
+
+/* Forces the instruction set of every later call of any thread (for tests and benchmarks): "scalar", "avx2",
+ * "avx512" or "neon"; NULL or "" restores the automatic choice (the best, lowered by NLLK_ISA).
+ * Errors: NLLK_ERR_INVALID_ARGUMENT (an unknown name), NLLK_ERR_UNSUPPORTED (an ISA this build or CPU lacks;
+ * the active ISA is unchanged). Calls running concurrently keep the table they started with. */
+NLLK_API nllk_status nllk_set_isa(const char *name);
+
+/* 1 if nllk_set_isa(name) would succeed for a non-empty name, else 0. */
+NLLK_API int nllk_isa_supported(const char *name);
 
 /* ------------------------------------------------------------------------------------------------------- */
 /* Options                                                                                                 */

@@ -1,0 +1,252 @@
+/* The AVX2+FMA vector map (compiled with -mavx2 -mfma): float x 8, double x 4; SLEEF's u10avx2 exp/log.
+ * See kernels/common/poisson_loop.h and nll_loop.h for the operations a map provides. Targets are held as
+ * int64 lanes (__m256i x 2 for float, x 1 for double); gathers use 64-bit indices with a lane mask, so masked
+ * lanes are never read. */
+#ifndef NLLK_KERNELS_AVX2_VEC_H
+#define NLLK_KERNELS_AVX2_VEC_H
+
+#include <immintrin.h>
+#include <sleef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- helpers ---------------------------------------------------------------------------------------------- */
+static inline __m256i nv_lanes_lt32(size_t m) /* 32-bit lanes i < m */
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __m256i nv_lanes_lt64(size_t m) /* 64-bit lanes i < m */
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)m), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline __m256i nv_bits32(unsigned m) /* 32-bit lane i all-ones iff bit i of m */
+{
+    const __m256i b = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), b), b);
+}
+static inline __m256i nv_bits64(unsigned m) /* 64-bit lane i all-ones iff bit i of m */
+{
+    const __m256i b = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)m), b), b);
+}
+static inline __m128i nv_bits32x4(unsigned m)
+{
+    const __m128i b = _mm_setr_epi32(1, 2, 4, 8);
+    return _mm_cmpeq_epi32(_mm_and_si128(_mm_set1_epi32((int)m), b), b);
+}
+static inline unsigned nv_movemask64(__m256i m) { return (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(m)); }
+
+/* 64-bit target helpers on 4 lanes */
+static inline __m256i nv_t4_sext32(__m128i v) { return _mm256_cvtepi32_epi64(v); }
+static inline unsigned nv_t4_bad(__m256i t, size_t c, int64_t ign)
+{
+    const __m256i sign = _mm256_set1_epi64x(INT64_MIN);
+    const __m256i eq = _mm256_cmpeq_epi64(t, _mm256_set1_epi64x(ign));
+    /* unsigned t < c  <=>  (t ^ 2^63) < (c ^ 2^63) signed */
+    const __m256i lt = _mm256_cmpgt_epi64(_mm256_xor_si256(_mm256_set1_epi64x((long long)c), sign),
+                                          _mm256_xor_si256(t, sign));
+    return ~nv_movemask64(_mm256_or_si256(eq, lt)) & 0xfu;
+}
+static inline unsigned nv_t4_valid(__m256i t, int64_t ign)
+{
+    return ~nv_movemask64(_mm256_cmpeq_epi64(t, _mm256_set1_epi64x(ign))) & 0xfu;
+}
+static inline __m256i nv_t4_off(__m256i t, __m256i kofs, size_t cs)
+{
+    if (cs == 1)
+        return _mm256_add_epi64(kofs, t);
+    /* 64 x 64 -> low 64 bits: lo*lo + ((hi*lo + lo*hi) << 32) */
+    const __m256i b = _mm256_set1_epi64x((long long)cs);
+    const __m256i lolo = _mm256_mul_epu32(t, b);
+    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(t, 32), b),
+                                           _mm256_mul_epu32(t, _mm256_srli_epi64(b, 32)));
+    return _mm256_add_epi64(kofs, _mm256_add_epi64(lolo, _mm256_slli_epi64(cross, 32)));
+}
+static inline __m256i nv_t4_kofs(size_t ks, size_t first)
+{
+    return _mm256_setr_epi64x((long long)(first * ks), (long long)((first + 1) * ks), (long long)((first + 2) * ks),
+                              (long long)((first + 3) * ks));
+}
+
+/* ---- float x 8 -------------------------------------------------------------------------------------------- */
+#define NV32_W 8
+typedef __m256 nv32_v;
+typedef struct { __m256d lo, hi; } nv32_a;
+typedef struct { __m256i lo, hi; } nv32_t;
+
+static inline __m256 nv32_add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+static inline __m256 nv32_sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+static inline __m256 nv32_mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+static inline __m256 nv32_div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+static inline __m256 nv32_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline __m256 nv32_exp(__m256 a) { return Sleef_expf8_u10avx2(a); }
+static inline __m256 nv32_log(__m256 a) { return Sleef_logf8_u10avx2(a); }
+static inline __m256 nv32_set1(double a) { return _mm256_set1_ps((float)a); }
+static inline __m256 nv32_le(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+static inline __m256 nv32_gt(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline __m256 nv32_select(__m256 m, __m256 a, __m256 b) { return _mm256_blendv_ps(b, a, m); }
+static inline __m256 nv32_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline __m256 nv32_load_n(const float *p, size_t m) { return _mm256_maskload_ps(p, nv_lanes_lt32(m)); }
+static inline void nv32_store(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+static inline void nv32_store_n(float *p, __m256 v, size_t m) { _mm256_maskstore_ps(p, nv_lanes_lt32(m), v); }
+static inline __m256 nv32_zero_n(__m256 v, size_t m) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_lanes_lt32(m))); }
+static inline nv32_a nv32_acc_zero(void) { return (nv32_a){_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+static inline nv32_a nv32_acc_load(const double *p) { return (nv32_a){_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
+static inline void nv32_acc_store(double *p, nv32_a a)
+{
+    _mm256_storeu_pd(p, a.lo);
+    _mm256_storeu_pd(p + 4, a.hi);
+}
+static inline nv32_a nv32_acc_add(nv32_a a, __m256 v)
+{
+    a.lo = _mm256_add_pd(a.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    a.hi = _mm256_add_pd(a.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    return a;
+}
+static inline nv32_t nv32_tload_i64(const int64_t *p)
+{
+    return (nv32_t){_mm256_loadu_si256((const __m256i *)(const void *)p),
+                    _mm256_loadu_si256((const __m256i *)(const void *)(p + 4))};
+}
+static inline nv32_t nv32_tload_i32(const int32_t *p)
+{
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    return (nv32_t){nv_t4_sext32(_mm256_castsi256_si128(v)), nv_t4_sext32(_mm256_extracti128_si256(v, 1))};
+}
+static inline nv32_t nv32_tload_u8(const uint8_t *p)
+{
+    int64_t w;
+    memcpy(&w, p, 8);
+    const __m128i b = _mm_cvtsi64_si128(w);
+    return (nv32_t){_mm256_cvtepu8_epi64(b), _mm256_cvtepu8_epi64(_mm_srli_si128(b, 4))};
+}
+static inline nv32_t nv32_kofs(size_t ks) { return (nv32_t){nv_t4_kofs(ks, 0), nv_t4_kofs(ks, 4)}; }
+static inline unsigned nv32_tbad(nv32_t t, size_t c, int64_t ign)
+{
+    return nv_t4_bad(t.lo, c, ign) | nv_t4_bad(t.hi, c, ign) << 4;
+}
+static inline unsigned nv32_tvalid(nv32_t t, int64_t ign)
+{
+    return nv_t4_valid(t.lo, ign) | nv_t4_valid(t.hi, ign) << 4;
+}
+static inline nv32_t nv32_toff(nv32_t t, nv32_t kofs, size_t cs)
+{
+    return (nv32_t){nv_t4_off(t.lo, kofs.lo, cs), nv_t4_off(t.hi, kofs.hi, cs)};
+}
+static inline __m256 nv32_gather(const float *base, nv32_t off, unsigned m)
+{
+    const __m128 lo = _mm256_mask_i64gather_ps(_mm_setzero_ps(), base, off.lo, _mm_castsi128_ps(nv_bits32x4(m)), 4);
+    const __m128 hi =
+        _mm256_mask_i64gather_ps(_mm_setzero_ps(), base, off.hi, _mm_castsi128_ps(nv_bits32x4(m >> 4)), 4);
+    return _mm256_set_m128(hi, lo);
+}
+static inline void nv32_scatter(float *base, nv32_t off, unsigned m, __m256 v)
+{
+    float val[8];
+    int64_t o[8];
+    _mm256_storeu_ps(val, v);
+    _mm256_storeu_si256((__m256i *)(void *)o, off.lo);
+    _mm256_storeu_si256((__m256i *)(void *)(o + 4), off.hi);
+    for (; m; m &= m - 1) {
+        const int i = __builtin_ctz(m);
+        base[o[i]] = val[i];
+    }
+}
+static inline __m256 nv32_mzero(unsigned m, __m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_bits32(m))); }
+
+/* ---- double x 4 ------------------------------------------------------------------------------------------- */
+#define NV64_W 4
+typedef __m256d nv64_v;
+typedef __m256d nv64_a;
+typedef __m256i nv64_t;
+
+static inline __m256d nv64_add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+static inline __m256d nv64_sub(__m256d a, __m256d b) { return _mm256_sub_pd(a, b); }
+static inline __m256d nv64_mul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+static inline __m256d nv64_div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
+static inline __m256d nv64_neg(__m256d a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
+static inline __m256d nv64_exp(__m256d a) { return Sleef_expd4_u10avx2(a); }
+static inline __m256d nv64_log(__m256d a) { return Sleef_logd4_u10avx2(a); }
+static inline __m256d nv64_set1(double a) { return _mm256_set1_pd(a); }
+static inline __m256d nv64_le(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
+static inline __m256d nv64_gt(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+static inline __m256d nv64_select(__m256d m, __m256d a, __m256d b) { return _mm256_blendv_pd(b, a, m); }
+static inline __m256d nv64_load(const double *p) { return _mm256_loadu_pd(p); }
+static inline __m256d nv64_load_n(const double *p, size_t m) { return _mm256_maskload_pd(p, nv_lanes_lt64(m)); }
+static inline void nv64_store(double *p, __m256d v) { _mm256_storeu_pd(p, v); }
+static inline void nv64_store_n(double *p, __m256d v, size_t m) { _mm256_maskstore_pd(p, nv_lanes_lt64(m), v); }
+static inline __m256d nv64_zero_n(__m256d v, size_t m)
+{
+    return _mm256_and_pd(v, _mm256_castsi256_pd(nv_lanes_lt64(m)));
+}
+static inline __m256d nv64_acc_zero(void) { return _mm256_setzero_pd(); }
+static inline __m256d nv64_acc_load(const double *p) { return _mm256_loadu_pd(p); }
+static inline void nv64_acc_store(double *p, __m256d a) { _mm256_storeu_pd(p, a); }
+static inline __m256d nv64_acc_add(__m256d a, __m256d v) { return _mm256_add_pd(a, v); }
+static inline __m256i nv64_tload_i64(const int64_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+static inline __m256i nv64_tload_i32(const int32_t *p)
+{
+    return nv_t4_sext32(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+static inline __m256i nv64_tload_u8(const uint8_t *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(w));
+}
+static inline __m256i nv64_kofs(size_t ks) { return nv_t4_kofs(ks, 0); }
+static inline unsigned nv64_tbad(__m256i t, size_t c, int64_t ign) { return nv_t4_bad(t, c, ign); }
+static inline unsigned nv64_tvalid(__m256i t, int64_t ign) { return nv_t4_valid(t, ign); }
+static inline __m256i nv64_toff(__m256i t, __m256i kofs, size_t cs) { return nv_t4_off(t, kofs, cs); }
+static inline __m256d nv64_gather(const double *base, __m256i off, unsigned m)
+{
+    return _mm256_mask_i64gather_pd(_mm256_setzero_pd(), base, off, _mm256_castsi256_pd(nv_bits64(m)), 8);
+}
+static inline void nv64_scatter(double *base, __m256i off, unsigned m, __m256d v)
+{
+    double val[4];
+    int64_t o[4];
+    _mm256_storeu_pd(val, v);
+    _mm256_storeu_si256((__m256i *)(void *)o, off);
+    for (; m; m &= m - 1) {
+        const int i = __builtin_ctz(m);
+        base[o[i]] = val[i];
+    }
+}
+static inline __m256d nv64_mzero(unsigned m, __m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(nv_bits64(m))); }
+
+/* ---- zero fill: 32-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
+#define NLLK_STREAM_BYTES ((size_t)32 << 20)
+static void nv_zero_fill(void *p, size_t bytes)
+{
+    unsigned char *b = p;
+    const size_t head = (size_t)(-(uintptr_t)b & 31);
+    if (bytes < 256 || head >= bytes) {
+        memset(b, 0, bytes);
+        return;
+    }
+    memset(b, 0, head);
+    b += head;
+    bytes -= head;
+    const __m256i z = _mm256_setzero_si256();
+    size_t i = 0;
+    if (bytes >= NLLK_STREAM_BYTES) {
+        for (; i + 128 <= bytes; i += 128) {
+            _mm256_stream_si256((__m256i *)(void *)(b + i), z);
+            _mm256_stream_si256((__m256i *)(void *)(b + i + 32), z);
+            _mm256_stream_si256((__m256i *)(void *)(b + i + 64), z);
+            _mm256_stream_si256((__m256i *)(void *)(b + i + 96), z);
+        }
+        _mm_sfence();
+    } else {
+        for (; i + 128 <= bytes; i += 128) {
+            _mm256_store_si256((__m256i *)(void *)(b + i), z);
+            _mm256_store_si256((__m256i *)(void *)(b + i + 32), z);
+            _mm256_store_si256((__m256i *)(void *)(b + i + 64), z);
+            _mm256_store_si256((__m256i *)(void *)(b + i + 96), z);
+        }
+    }
+    memset(b + i, 0, bytes - i);
+}
+
+#endif

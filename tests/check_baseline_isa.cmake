@@ -1,0 +1,22 @@
+# cmake -DOBJDUMP=... -DBASELINE=<objects> -DWIDE=<objects> -P check_baseline_isa.cmake
+# Fails if any BASELINE object disassembles to an instruction using ymm or zmm registers, or if a WIDE object
+# (which must use them) does not - so the check cannot pass by looking at nothing.
+foreach(obj ${BASELINE})
+  execute_process(COMMAND ${OBJDUMP} -d --no-show-raw-insn ${obj} OUTPUT_VARIABLE asm RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "objdump failed on ${obj}")
+  endif()
+  string(REGEX MATCHALL "[^\n]*%[yz]mm[0-9]+[^\n]*" hits "${asm}")
+  list(LENGTH hits n)
+  if(n GREATER 0)
+    list(GET hits 0 first)
+    message(FATAL_ERROR "${obj}: ${n} ymm/zmm instructions in a baseline object, e.g.\n${first}")
+  endif()
+  message(STATUS "ok (no ymm/zmm): ${obj}")
+endforeach()
+foreach(obj ${WIDE})
+  execute_process(COMMAND ${OBJDUMP} -d --no-show-raw-insn ${obj} OUTPUT_VARIABLE asm)
+  if(NOT asm MATCHES "%zmm[0-9]+")
+    message(FATAL_ERROR "${obj}: expected zmm instructions, found none (is the check working?)")
+  endif()
+endforeach()

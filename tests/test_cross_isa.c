@@ -1,0 +1,386 @@
+/* Cross-ISA bit identity: a fixed, seeded corpus through every public entry point (and every kernel of every
+ * table, directly) under every ISA this CPU has; every output must have the same bits as under the first
+ * ("scalar"), NaNs compared as a class (their sign/payload bits follow SLEEF and the hardware). A hash of all
+ * outputs must equal
+ * tests/cross_isa.hash, so the AArch64 build (run under qemu) is checked against the same numbers as x86.
+ *
+ *   test_cross_isa [expected-hash-file]     prints "hash <16 hex digits>" per ISA
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "nllk.h"
+
+/* ---- output sink: exact bytes (compared across ISAs) + canonical hash -------------------------------------- */
+typedef struct sink {
+    unsigned char *buf;
+    size_t len, cap;
+    uint64_t hash;
+} sink;
+
+/* Where the first difference is: the corpus is rerun with g_stop set, and the call that writes byte g_stop
+ * prints its label. */
+static size_t g_stop = (size_t)-1;
+static char g_label[160];
+#define LABEL(...) snprintf(g_label, sizeof g_label, __VA_ARGS__)
+
+static void sink_raw(sink *s, const void *p, size_t n, int canon_hash)
+{
+    (void)canon_hash;
+    if (g_stop >= s->len && g_stop < s->len + n)
+        printf("  first difference in: %s (element byte %zu)\n", g_label, g_stop - s->len);
+    if (s->len + n > s->cap) {
+        s->cap = (s->len + n) * 2 + 4096;
+        s->buf = realloc(s->buf, s->cap);
+        if (!s->buf)
+            abort();
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+}
+static void hash_bytes(sink *s, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        s->hash = (s->hash ^ b[i]) * 0x100000001b3ull;
+}
+/* NaNs are compared as a class: their sign and payload bits are not part of the promise (SLEEF's vector and
+ * scalar functions build different NaNs for log(-1); x86 and AArch64 differ in the default NaN). Every other
+ * value is compared bit for bit. */
+static void sink_f32(sink *s, const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, p + i, 4);
+        if (isnan(p[i]))
+            u = 0x7fc00000u;
+        sink_raw(s, &u, 4, 1);
+        hash_bytes(s, &u, 4);
+    }
+}
+static void sink_f64(sink *s, const double *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, p + i, 8);
+        if (isnan(p[i]))
+            u = 0x7ff8000000000000ull;
+        sink_raw(s, &u, 8, 1);
+        hash_bytes(s, &u, 8);
+    }
+}
+static void sink_int(sink *s, int64_t v)
+{
+    sink_raw(s, &v, sizeof v, 0);
+    hash_bytes(s, &v, sizeof v);
+}
+/* Returns whether the outputs are defined (a failed call's arrays hold unspecified values: not compared). */
+static int sink_status(sink *s, nllk_status st)
+{
+    sink_int(s, st);
+    if (st != NLLK_OK) { /* the message names the offending index: same on every ISA (not hashed: wording) */
+        const char *m = nllk_last_error();
+        sink_raw(s, m, strlen(m) + 1, 0);
+    }
+    return st == NLLK_OK;
+}
+
+/* ---- the corpus --------------------------------------------------------------------------------------------- */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static double uniform(double a, double b) { return a + (b - a) * (double)(next() >> 11) / 9007199254740992.0; }
+
+#define BIG 20000
+static float xf[BIG], tf[BIG], gf[BIG], wf[64];
+static double xd[BIG], td[BIG], gd[BIG], wd[64];
+static int64_t t64[BIG];
+static int32_t t32[BIG];
+static uint8_t t8[BIG];
+static float of[BIG * 20], of2[BIG * 20];
+static double od[BIG * 20], od2[BIG * 20];
+
+static void make_corpus(void)
+{
+    static const double special_x[] = {NAN, INFINITY, -INFINITY, 1e-40, -1e-40, 5e-324, 0.0, -0.0, 100.0, 800.0,
+                                       -800.0, 89.0, 709.0, 710.0, -104.0, -746.0, 1e-30, 3.4e38, 1.0, -1.0};
+    static const double special_t[] = {1.0, 0.9999999, 1.0000001, 0.0, -0.0, -1.0, 0.5, 2.0, NAN, INFINITY,
+                                       1e-40, 1e30, 1.0000000000000002, 0.9999999999999999, 1e-320, 3.0};
+    for (size_t i = 0; i < BIG; i++) {
+        double x, t;
+        const uint64_t r = next() % 16;
+        x = r < 2 ? special_x[next() % (sizeof special_x / sizeof *special_x)]
+            : r < 4 ? uniform(0.0, 3.0)   /* rates for log_input = 0 */
+                    : uniform(-12.0, 12.0);
+        t = next() % 4 == 0 ? special_t[next() % (sizeof special_t / sizeof *special_t)] : uniform(0.0, 20.0);
+        if (next() % 8 == 0)
+            t = floor(t);
+        xf[i] = (float)x;
+        xd[i] = x;
+        tf[i] = (float)t;
+        td[i] = t;
+        gd[i] = next() % 32 == 0 ? special_x[next() % 8] : uniform(-2.0, 2.0);
+        gf[i] = (float)gd[i];
+    }
+    for (int i = 0; i < 64; i++) {
+        wd[i] = i % 7 == 0 ? 0.0 : i % 11 == 0 ? -1.5 : uniform(0.0, 3.0);
+        wf[i] = (float)wd[i];
+    }
+}
+
+/* targets for c classes: mostly valid, some ignore_index */
+static void make_targets(size_t n, size_t c, int64_t ign)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = c ? (int64_t)(next() % c) : ign;
+        if (next() % 7 == 0)
+            v = ign;
+        t64[i] = v;
+        t32[i] = (int32_t)v;
+        t8[i] = (uint8_t)v;
+    }
+}
+
+static const size_t poisson_sizes[] = {71, 72, 95, 127, 128, 129, 255, 4095, 4096, 4097, 8191, 8192, 8193, 12300,
+                                       BIG};
+
+static void run_poisson(sink *s, size_t n, size_t off)
+{
+    const float *x = xf + off, *t = tf + off;
+    const double *x8 = xd + off, *t8d = td + off;
+    for (int li = 0; li < 2; li++)
+        for (int full = 0; full < 2; full++)
+            for (int red = 0; red < 3; red++) {
+                const size_t no = red == NLLK_REDUCTION_NONE ? n : 1;
+                LABEL("poisson n=%zu off=%zu log_input=%d full=%d reduction=%d", n, off, li, full, red);
+                memset(of, 0, (no + 1) * sizeof *of);
+                sink_status(s, nllk_poisson_nll_fwd_f32(x, t, n, li, full, 1e-8, (nllk_reduction)red, of));
+                sink_f32(s, of, no);
+                memset(od, 0, (no + 1) * sizeof *od);
+                sink_status(s, nllk_poisson_nll_fwd_f64(x8, t8d, n, li, full, 1e-8, (nllk_reduction)red, od));
+                sink_f64(s, od, no);
+                for (int with_gt = 0; with_gt < 2; with_gt++) {
+                    memset(of, 0, n * sizeof *of);
+                    memset(of2, 0, n * sizeof *of2);
+                    sink_status(s, nllk_poisson_nll_bwd_f32(x, t, n, li, full, 1e-8, (nllk_reduction)red,
+                                                            red ? gf + 3 : gf + off, of, with_gt ? of2 : NULL));
+                    sink_f32(s, of, n);
+                    sink_f32(s, of2, n);
+                    memset(od, 0, n * sizeof *od);
+                    memset(od2, 0, n * sizeof *od2);
+                    sink_status(s, nllk_poisson_nll_bwd_f64(x8, t8d, n, li, full, 1e-8, (nllk_reduction)red,
+                                                            red ? gd + 3 : gd + off, od, with_gt ? od2 : NULL));
+                    sink_f64(s, od, n);
+                    sink_f64(s, od2, n);
+                }
+            }
+}
+
+static void run_nll(sink *s, size_t n, size_t c, size_t d, int64_t ign, int bad_at)
+{
+    const size_t nd = n * d, ncd = n * c * d;
+    if (nd > BIG || ncd > BIG * 20)
+        return;
+    make_targets(nd, c, ign);
+    if (bad_at >= 0 && (size_t)bad_at < nd) {
+        t64[bad_at] = (int64_t)c + 3;
+        t32[bad_at] = (int32_t)c + 3;
+        t8[bad_at] = (uint8_t)(c + 3);
+    }
+    static float xin[BIG * 20];
+    static double xin8[BIG * 20];
+    for (size_t i = 0; i < ncd; i++) {
+        xin[i] = xf[i % BIG] - 13.0f;
+        xin8[i] = xd[i % BIG] - 13.0;
+    }
+    const void *tg[3] = {t64, t32, t8};
+    for (int tt = 0; tt < 3; tt++) {
+        if (tt == 2 && (ign < 0 || ign > 255))
+            continue; /* a uint8 target cannot hold it: covered by i64/i32 */
+        for (int wt = 0; wt < 2; wt++)
+            for (int red = 0; red < 3; red++) {
+                const size_t no = red == NLLK_REDUCTION_NONE ? nd : 1;
+                LABEL("nll n=%zu c=%zu d=%zu ign=%lld tt=%d weight=%d reduction=%d", n, c, d, (long long)ign, tt, wt,
+                      red);
+                float tw = -7;
+                double tw8 = -7;
+                memset(of, 0, (no + 1) * sizeof *of);
+                if (sink_status(s, nllk_nll_fwd_f32(xin, tg[tt], (nllk_target_type)tt, n, c, d, wt ? wf : NULL,
+                                                    ign, (nllk_reduction)red, of, &tw)))
+                    sink_f32(s, of, no);
+                sink_f32(s, &tw, 1);
+                memset(od, 0, (no + 1) * sizeof *od);
+                if (sink_status(s, nllk_nll_fwd_f64(xin8, tg[tt], (nllk_target_type)tt, n, c, d, wt ? wd : NULL,
+                                                    ign, (nllk_reduction)red, od, &tw8)))
+                    sink_f64(s, od, no);
+                sink_f64(s, &tw8, 1);
+                for (size_t i = 0; i < ncd; i++) {
+                    of[i] = 42.0f;
+                    od[i] = 42.0;
+                }
+                if (sink_status(s, nllk_nll_bwd_f32(red ? gf + 5 : gf, tg[tt], (nllk_target_type)tt, n, c, d,
+                                                    wt ? wf : NULL, ign, (nllk_reduction)red, 2.5f, of)))
+                    sink_f32(s, of, ncd);
+                if (sink_status(s, nllk_nll_bwd_f64(red ? gd + 5 : gd, tg[tt], (nllk_target_type)tt, n, c, d,
+                                                    wt ? wd : NULL, ign, (nllk_reduction)red, 2.5, od)))
+                    sink_f64(s, od, ncd);
+            }
+    }
+}
+
+/* The kernels of a table, called directly: both outputs at once, lanes starting from non-zero values. */
+static void run_table(sink *s, const nllk_kernels *k)
+{
+    for (size_t n = 0; n <= 70; n++) {
+        for (int li = 0; li < 2; li++)
+            for (int full = 0; full < 2; full++) {
+                LABEL("table poisson n=%zu log_input=%d full=%d", n, li, full);
+                const nllk_poisson_params p = {1e-8, li, full};
+                double lanes[32];
+                for (int i = 0; i < 32; i++)
+                    lanes[i] = i * 0.25;
+                k->poisson_fwd_f32(n, xf + 1, tf + 1, &p, of, lanes);
+                sink_f32(s, of, n);
+                sink_f64(s, lanes, 16);
+                k->poisson_fwd_f64(n, xd + 1, td + 1, &p, od, lanes);
+                sink_f64(s, od, n);
+                sink_f64(s, lanes, 16);
+                k->poisson_bwd_f32(n, xf, tf, &p, gf, 0, of, of2);
+                sink_f32(s, of, n);
+                sink_f32(s, of2, n);
+            }
+        for (size_t ks = 1; ks <= 5; ks += 4) {
+            const size_t c = 7, cs = ks == 1 ? 3 : 1;
+            const nllk_nll_run r = {n, ks, cs, c, 2};
+            LABEL("table nll n=%zu ks=%zu", n, ks);
+            make_targets(n, c, 2);
+            if (n > 9 && n % 5 == 0)
+                t64[n - 9] = -1; /* out of range: same k from every ISA */
+            double lanes[32];
+            for (int i = 0; i < 32; i++)
+                lanes[i] = i * 0.5;
+            size_t done = k->nll_fwd_f32[0](&r, xf, t64, wf, of, lanes);
+            sink_int(s, (int64_t)done);
+            if (done == n) { /* else out and lanes are unspecified */
+                sink_f32(s, of, n);
+                sink_f64(s, lanes, 32);
+            }
+            done = k->nll_fwd_f64[0](&r, xd, t64, NULL, od, lanes);
+            sink_int(s, (int64_t)done);
+            if (done == n) {
+                sink_f64(s, od, n);
+                sink_f64(s, lanes, 32);
+            }
+            sink_int(s, (int64_t)k->nll_check[0](n, t64, c, 2));
+            sink_int(s, (int64_t)k->nll_check[1](n, t32, c, (int64_t)1 << 40)); /* an ign no int32 holds */
+        }
+    }
+}
+
+static void run_corpus(sink *s)
+{
+    rng = 0x9e3779b97f4a7c15ull;
+    make_corpus();
+    for (size_t n = 0; n <= 70; n++)
+        for (size_t off = 0; off < 2; off++)
+            run_poisson(s, n, off);
+    for (size_t i = 0; i < sizeof poisson_sizes / sizeof *poisson_sizes; i++)
+        run_poisson(s, poisson_sizes[i] - (poisson_sizes[i] == BIG), poisson_sizes[i] == BIG ? 1 : 0);
+    /* NLL: 2-D, N-D, 1-D; ignore_index inside and outside [0, c) */
+    static const size_t cs[] = {1, 3, 17, 40};
+    for (size_t n = 0; n <= 70; n++)
+        for (size_t ci = 0; ci < 4; ci++)
+            run_nll(s, n, cs[ci], 1, n % 2 ? -100 : 1, -1);
+    static const size_t big_n[] = {127, 4095, 4096, 4097, 8200};
+    for (size_t i = 0; i < 5; i++)
+        run_nll(s, big_n[i], 5, 1, -100, -1);
+    static const size_t ds[] = {2, 5, 16, 17, 67, 4097};
+    for (size_t di = 0; di < 6; di++)
+        for (size_t n = 0; n <= 3; n++)
+            run_nll(s, n, 3, ds[di], di % 2 ? -100 : 0, -1);
+    run_nll(s, 1, 40, 1, -100, -1);          /* (C) with one target */
+    run_nll(s, 5000, 3, 1, -100, 4321);      /* an out-of-range target */
+    run_nll(s, 3, 4, 1500, 255, 2 * 1500 + 7);
+    run_nll(s, 4, 0, 3, -100, -1);           /* c = 0: every target ignored */
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const isas[] = {"scalar", "avx2", "avx512", "neon"};
+    sink ref = {0}, cur = {0};
+    int failures = 0, ran = 0;
+    nllk_set_num_threads(1);
+    char expected[64] = "";
+    if (argc > 1) {
+        FILE *f = fopen(argv[1], "r");
+        if (!f || fscanf(f, "%63s", expected) != 1) {
+            fprintf(stderr, "cannot read %s\n", argv[1]);
+            return 1;
+        }
+        fclose(f);
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!nllk_isa_supported(isas[i]))
+            continue;
+        if (nllk_set_isa(isas[i]) != NLLK_OK || strcmp(nllk_active_isa(), isas[i]) != 0) {
+            fprintf(stderr, "cannot select %s\n", isas[i]);
+            return 1;
+        }
+        sink *s = ran ? &cur : &ref;
+        s->len = 0;
+        s->hash = 0xcbf29ce484222325ull;
+        run_corpus(s);
+        run_table(s, nllk_active_kernels());
+        char h[32];
+        snprintf(h, sizeof h, "%016" PRIx64, s->hash);
+        printf("%s: hash %s (%zu bytes of output)\n", isas[i], h, s->len);
+        if (expected[0] && strcmp(h, expected) != 0) {
+            printf("FAIL %s: hash differs from the expected %s\n", isas[i], expected);
+            failures++;
+        }
+        if (ran) {
+            if (cur.len != ref.len) {
+                printf("FAIL %s: %zu output bytes, scalar %zu\n", isas[i], cur.len, ref.len);
+                failures++;
+            } else if (memcmp(cur.buf, ref.buf, ref.len) != 0) {
+                size_t at = 0;
+                while (cur.buf[at] == ref.buf[at])
+                    at++;
+                printf("FAIL %s: output differs from scalar's at byte %zu\n", isas[i], at);
+                failures++;
+                g_stop = at;
+                sink tmp = {0};
+                run_corpus(&tmp);
+                run_table(&tmp, nllk_active_kernels());
+                free(tmp.buf);
+                g_stop = (size_t)-1;
+            }
+        }
+        ran++;
+    }
+    /* unknown and unsupported names are refused and leave the active ISA alone */
+    const char *before = nllk_active_isa();
+    if (nllk_set_isa("sse9") != NLLK_ERR_INVALID_ARGUMENT || nllk_active_isa() != before) {
+        printf("FAIL: unknown ISA name accepted\n");
+        failures++;
+    }
+    for (int i = 0; i < 4; i++)
+        if (!nllk_isa_supported(isas[i]) && nllk_set_isa(isas[i]) != NLLK_ERR_UNSUPPORTED) {
+            printf("FAIL: unsupported %s not refused\n", isas[i]);
+            failures++;
+        }
+    nllk_set_isa(NULL);
+    printf("test_cross_isa: %d ISAs, %d failures (automatic ISA %s)\n", ran, failures, nllk_active_isa());
+    free(ref.buf);
+    free(cur.buf);
+    return failures != 0;
+}
