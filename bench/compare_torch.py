@@ -34,6 +34,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true"
+ONLY = None  # --only: a regex over workload ids
 
 
 # ---- workloads --------------------------------------------------------------------------------------------------
@@ -60,6 +61,8 @@ def workloads(quick):
             W.append(dict(loss="nll", kind="fwd", shape=sh4, weighted=1, target=tt, reduction=red))
     for w in W:
         w["id"] = wid(w)
+    if ONLY:
+        W = [w for w in W if re.search(ONLY, w["id"])]
     return W
 
 
@@ -323,7 +326,7 @@ def targets(rows, lim, isa, th):
     check("Poisson fwd+bwd: >= 3x", find(lambda w: pf(w) and w["kind"] == "fwdbwd"),
           lambda r: (r["ratio"] or 0) >= 3, lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x")
     check("NLL (65536, 1000) fwd mean: >= 4x",
-          find(lambda w: w["loss"] == "nll" and w["shape"] == (65536, 1000) and w["kind"] == "fwd"),
+          find(lambda w: w["loss"] == "nll" and tuple(w["shape"]) == (65536, 1000) and w["kind"] == "fwd"),
           lambda r: (r["ratio"] or 0) >= 4, lambda r: f"{r['ratio'] or 0:.2f}x")
     for tt, x in (("i64", 4), ("u8", 6)):
         check(f"NLL 4-D weighted/ignored mean, {tt} targets: >= {x}x",
@@ -381,9 +384,12 @@ def main():
     ap.add_argument("--bench-bin", default=os.path.join(ROOT, "build-bench", "bench", "bench_nllk"))
     ap.add_argument("--modes", default="retaining,plain")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--only", default=None, help="only workloads whose id matches this regex")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global ONLY
+    ONLY = args.only
     if args.reps is None:
         args.reps = 3 if args.quick else 7
     if args.worker:
@@ -408,7 +414,7 @@ def main():
         wout = os.path.join(args.out, f"worker_{mode}.json")
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--worker-out", wout,
                "--threads", args.threads, "--reps", str(args.reps if mode == "retaining" else max(3, args.reps // 2)),
-               "--lib", args.lib] + (["--quick"] if args.quick else [])
+               "--lib", args.lib] + (["--quick"] if args.quick else []) + (["--only", args.only] if args.only else [])
         print(f"compare_torch: {mode} worker", file=sys.stderr, flush=True)
         subprocess.run(cmd, env=env, check=True)
         modes[mode] = json.load(open(wout))
