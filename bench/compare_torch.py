@@ -16,7 +16,8 @@ Times are medians of repeated runs after a warm-up call (inputs are pre-touched 
 Forward+backward is `torch.autograd.grad(loss, input)` for both (a fresh gradient each call).
 The machine's limits come from bench_nllk (same library build, same ISA, same thread count): a bare read of the
 bytes the kernel reads, a write of the bytes it writes, and bare SLEEF exp/log loops; "of limit" is
-limit time / nllk time (1.0 = at the limit).
+limit time / nllk time (1.0 = at the limit); "ceiling" = PyTorch time / limit time, the largest speed-up
+any implementation could show over PyTorch on this machine.
 
 Outputs in --out (default build-bench/compare_torch): compare_torch.json, compare_torch.md (the table),
 compare_torch.png (throughput against size, with PyTorch and the limit).
@@ -291,16 +292,17 @@ def build_rows(modes, lim, isa):
 
 def markdown(rows):
     out = ["| workload | thr | PyTorch (retaining) | PyTorch (plain) | nllk.torch | nllk vs PyTorch (retaining) "
-           "| nllk vs PyTorch (plain) | limit | nllk of limit | nllk.* front end |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| nllk vs PyTorch (plain) | limit | nllk of limit | ceiling (PyTorch / limit) | nllk.* front end |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = f"**{r['ratio']:.2f}x**" if r["ratio"] else "-"
         rp = f"{r['ratio_plain']:.2f}x" if r["ratio_plain"] else "-"
         fr = f"{r['frac_of_limit'] * 100:.0f}%" if r["frac_of_limit"] else "-"
         note = " (PyTorch: int64)" if r["torch_note"] else ""
+        ceil = f"{r['torch_retaining_s'] / r['limit_s']:.1f}x" if r["limit_s"] and r["torch_retaining_s"] else "-"
         out.append(f"| {r['id']}{note} | {r['threads']} | {fmt_t(r['torch_retaining_s'])} | "
                    f"{fmt_t(r['torch_plain_s'])} | {fmt_t(r['nllk_s'])} | {ratio} | {rp} | {fmt_t(r['limit_s'])} "
-                   f"| {fr} | {fmt_t(r['nllk_frontend_s'])} |")
+                   f"| {fr} | {ceil} | {fmt_t(r['nllk_frontend_s'])} |")
     return "\n".join(out)
 
 
