@@ -1,0 +1,214 @@
+"""The front end's contract: kinds in = kinds out, inputs never modified, odd layouts, the library's location and
+library_info()."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import nllk
+from nllk import _lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYDIR = os.path.join(REPO, "python")
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def _nll_data(dt=np.float32):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 4, 3, 2)).astype(dt)
+    t = rng.integers(0, 4, (6, 3, 2))
+    t[0, 0, 0] = -100
+    w = rng.random(4).astype(dt)
+    return x, t, w
+
+
+def _every_call(x, t, w, xp, tp, go_none, go_nll_none):
+    """Calls every public function once per reduction on (x, t) Poisson and the NLL data."""
+    out = []
+    for red in REDUCTIONS:
+        go = go_none if red == "none" else 1.5
+        out.append(nllk.poisson_nll_loss(xp, tp, full=True, reduction=red))
+        out.extend(nllk.poisson_nll_loss_backward(go, xp, tp, full=True, reduction=red, compute_grad_target=True))
+        out.append(nllk.nll_loss(x, t, weight=w, reduction=red))
+        out.extend(nllk.nll_loss_forward(x, t, weight=w, reduction=red))
+        out.append(nllk.nll_loss_backward(go_nll_none if red == "none" else 1.5, x, t, weight=w, reduction=red))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_kind_and_dtype_out(kind, dt):
+    x, t, w = _nll_data(dt)
+    xp = np.linspace(-2, 2, 30).astype(dt).reshape(5, 6)
+    tp = np.linspace(0, 4, 30).astype(dt).reshape(5, 6)
+    conv = (lambda a: torch.from_numpy(a)) if kind == "torch" else (lambda a: a)
+    outs = _every_call(conv(x), conv(t), conv(w), conv(xp), conv(tp), conv(np.ones((5, 6), dt)),
+                       conv(np.ones((6, 3, 2), dt)))
+    for o in outs:
+        if kind == "torch":
+            assert isinstance(o, torch.Tensor) and o.dtype == torch.from_numpy(np.zeros(1, dt)).dtype
+            assert not o.requires_grad
+        else:
+            assert type(o) is np.ndarray and o.dtype == dt
+
+
+def test_numpy_in_numpy_out_scalars():
+    out = nllk.poisson_nll_loss(np.ones(3, np.float32), np.ones(3, np.float32))
+    assert type(out) is np.ndarray and out.shape == () and out.dtype == np.float32
+    out = nllk.nll_loss(np.zeros((2, 3)), np.array([0, 1]))
+    assert type(out) is np.ndarray and out.shape == () and out.dtype == np.float64
+    # lists are taken as numpy would take them, and give numpy results
+    out = nllk.poisson_nll_loss([0.5, 1.0], [1.0, 2.0], reduction="none")
+    assert type(out) is np.ndarray and out.dtype == np.float64
+
+
+def _snapshot(objs):
+    return [(o, np.array(o.detach().numpy() if isinstance(o, torch.Tensor) else o, copy=True)) for o in objs]
+
+
+def _unchanged(snap):
+    for o, before in snap:
+        now = o.detach().numpy() if isinstance(o, torch.Tensor) else o
+        assert now.dtype == before.dtype and now.shape == before.shape
+        assert now.tobytes() == before.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_inputs_are_never_modified(kind):
+    x, t, w = _nll_data()
+    base = np.linspace(-3, 3, 60).astype(np.float32).reshape(6, 10)
+    xp = base[:, ::2]                     # non-contiguous
+    tp = np.abs(base[::-1, 1::2]) * 2     # non-contiguous, reversed
+    xn = np.asfortranarray(x)             # Fortran order
+    tn = np.where(t < 0, 0, t).astype(np.uint8)[:, :, ::-1]  # uint8, reversed
+    go_p = np.ones((6, 5), np.float32)
+    go_n = np.ones((6, 3, 2), np.float32)[:, ::-1]
+    objs = [xn, tn, w, xp, tp, go_p, go_n]
+    if kind == "torch":
+        objs = [torch.from_numpy(np.ascontiguousarray(o)) for o in objs]
+        objs[0] = objs[0].transpose(1, 3).contiguous().transpose(1, 3)  # non-contiguous tensor
+        objs[3] = objs[3].requires_grad_(True)
+    snap = _snapshot(objs)
+    outs = _every_call(objs[0], objs[1], objs[2], objs[3], objs[4], objs[5], objs[6])
+    _unchanged(snap)
+    # and no result shares memory with an input
+    arrays_in = [o.detach().numpy() if isinstance(o, torch.Tensor) else o for o in objs]
+    for r in outs:
+        r = r.numpy() if isinstance(r, torch.Tensor) else r
+        for a in arrays_in:
+            assert not np.shares_memory(r, a)
+
+
+def test_readonly_and_big_endian_arrays():
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    t = np.array([0, 3, 2])
+    ref = F.nll_loss(torch.from_numpy(x), torch.from_numpy(t), reduction="sum")
+    xb, tb = x.astype(">f8"), t.astype(">i8")
+    xb.flags.writeable = False
+    tb.flags.writeable = False
+    assert float(nllk.nll_loss(xb, tb, reduction="sum")) == float(ref)
+    tp = np.abs(x).astype(">f4")
+    tp.flags.writeable = False
+    got = nllk.poisson_nll_loss(x.astype(np.float32), tp, reduction="none")
+    ref = F.poisson_nll_loss(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(tp.astype(np.float32)),
+                             reduction="none")
+    np.testing.assert_array_equal(got, ref.numpy())
+
+
+def test_requires_grad_tensors_are_read_not_tracked():
+    x = torch.randn(5, 3, dtype=torch.float64).log_softmax(1).requires_grad_(True)
+    t = torch.tensor([0, 2, 1, 1, 0])
+    out = nllk.nll_loss(x, t)
+    assert not out.requires_grad
+    assert float(out) == pytest.approx(float(F.nll_loss(x, t)), rel=1e-14)
+
+
+def test_poisson_zero_dim_input_broadcast_backward():
+    x = np.array(0.3, np.float64)
+    t = np.array([0.5, 2.0, 3.0])
+    xt, tt = torch.tensor(0.3, dtype=torch.float64, requires_grad=True), torch.from_numpy(t).requires_grad_(True)
+    F.poisson_nll_loss(xt, tt, full=True, reduction="sum").backward()
+    gx, gt = nllk.poisson_nll_loss_backward(1.0, x, t, full=True, reduction="sum", compute_grad_target=True)
+    assert gx.shape == () and gt.shape == (3,)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(gt, tt.grad.numpy(), rtol=1e-14)
+
+
+def test_nll_forward_total_weight_matches_aten():
+    x, t, w = _nll_data(np.float64)
+    x2, t2 = x[:, :, 0, 0], t[:, 0, 0]
+    for red, code in (("none", 0), ("mean", 1), ("sum", 2)):
+        out, tw = nllk.nll_loss_forward(torch.from_numpy(x2), torch.from_numpy(t2), torch.from_numpy(w),
+                                        reduction=red)
+        ref_out, ref_tw = torch.ops.aten.nll_loss_forward(torch.from_numpy(x2), torch.from_numpy(t2),
+                                                          torch.from_numpy(w), code, -100)
+        assert tw.shape == ref_tw.shape == ()
+        assert float(tw) == pytest.approx(float(ref_tw), rel=1e-14)
+        assert out.shape == ref_out.shape
+
+
+def test_library_info():
+    info = nllk.library_info()
+    assert set(info) >= {"version", "isa", "threads"}
+    assert info["version"] == "%d.%d.%d" % (info["version_number"] // 10000, info["version_number"] // 100 % 100,
+                                            info["version_number"] % 100)
+    assert info["isa"] in ("scalar", "avx2", "avx512", "neon")
+    assert isinstance(info["threads"], int) and info["threads"] >= 1
+    if os.environ.get("NLLK_LIBRARY"):
+        assert os.path.samefile(info["path"], os.environ["NLLK_LIBRARY"])
+    if os.environ.get("NLLK_ISA") == "scalar":  # forcing the lowest level always works
+        assert info["isa"] == "scalar"
+
+
+def test_set_num_threads():
+    try:
+        nllk.set_num_threads(3)
+        assert nllk.library_info()["threads"] == 3
+        with pytest.raises(ValueError):
+            nllk.set_num_threads(-1)
+    finally:
+        nllk.set_num_threads(0)
+
+
+def _run_python(code, env):
+    full_env = dict(os.environ)
+    full_env.pop("NLLK_LIBRARY", None)
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def test_library_location():
+    lib_path = _lib.path()
+    code = f"import sys; sys.path.insert(0, {PYDIR!r}); import nllk; print(nllk.library_info()['path'])"
+    # NLLK_LIBRARY wins
+    r = _run_python(code, {"NLLK_LIBRARY": lib_path})
+    assert r.returncode == 0, r.stderr
+    assert os.path.samefile(r.stdout.strip(), lib_path)
+    # a bad NLLK_LIBRARY is an error naming it, never silently replaced by another library
+    r = _run_python(code, {"NLLK_LIBRARY": "/nonexistent/libnllk.so"})
+    assert r.returncode != 0 and "/nonexistent/libnllk.so" in r.stderr
+    # importing needs no library (it is loaded on the first call) and does not import torch
+    r = _run_python(f"import sys; sys.path.insert(0, {PYDIR!r}); import nllk; print('torch' in sys.modules)",
+                    {"NLLK_LIBRARY": "/nonexistent/libnllk.so"})
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_library_search_order(tmp_path):
+    """Without NLLK_LIBRARY: a libnllk.so next to the package comes before <repo>/build/libnllk.so."""
+    pkg = tmp_path / "nllk"
+    pkg.mkdir()
+    for f in ("__init__.py", "_api.py", "_lib.py"):
+        (pkg / f).write_text(open(os.path.join(PYDIR, "nllk", f)).read())
+    (pkg / "libnllk.so.0").symlink_to(_lib.path())
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import nllk; "
+            "print(nllk.library_info()['path']); print(nllk._lib.candidates())")
+    r = _run_python(code, {})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == str(pkg / "libnllk.so.0")
+    # the candidates end with the source tree's default build folder
+    from nllk._lib import candidates
+    assert candidates()[-1] == os.path.join(REPO, "build", "libnllk.so")
