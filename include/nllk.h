@@ -27,6 +27,8 @@
  *     sum  = sum of loss over all elements (0 when there are none)
  *     mean = sum / total_weight, total_weight = sum of weight over non-ignored elements
  *            (the weighted mean: NaN for an empty or all-ignored batch, as in PyTorch)
+ *     PyTorch's 1-D input (C) with reduction 'none' is special there: it returns +0 (not -0) for a zero
+ *     weight and total_weight = w[k]; callers emulating it use SUM with n = d = 1, which gives exactly that.
  *     A target outside [0, c) that is not ignore_index is an error (NLLK_ERR_TARGET_OUT_OF_RANGE), never a read
  *     out of bounds; ignore_index may be any int64, inside or outside [0, c).
  *
@@ -225,7 +227,8 @@ NLLK_API nllk_status nllk_poisson_nll_fwd_f64(const double *input, const double 
  *   grad_target    n values, or NULL to skip:  log_input: -g*x;  else: -g*log(x + eps);
  *                  full adds g*(log(t) + 0.5/t) where t > 1. Where t <= 0 with full, PyTorch's autograd gives
  *                  NaN (0 * an infinite derivative of the masked term); nllk gives the mathematically right
- *                  value without that artefact (the term is constant 0 there).
+ *                  value without that artefact (the term is constant 0 there). Where t = +Inf with full,
+ *                  PyTorch gives NaN (Inf - Inf in its autograd graph) and nllk +Inf (or NaN from -g*x).
  *
  * Errors: as the forward; grad_output, grad_input NULL (with n > 0).
  */

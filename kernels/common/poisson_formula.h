@@ -40,13 +40,14 @@ static inline NLLK_V NLLK_FN(poisson_grad_input)(NLLK_V x, NLLK_V t, NLLK_V eps,
                      : NLLK_OP(sub)(g, NLLK_OP(div)(NLLK_OP(mul)(g, t), NLLK_OP(add)(x, eps)));
 }
 
-/* d loss / d t times g:  -g*x  (log_input)  or  -g*log(x + eps);  full adds g*(log(t) + 0.5/t) where t > 1. */
+/* d loss / d t times g:  -g*x  (log_input)  or  -g*log(x + eps);  full adds g*(log(t) + 0.5/t) where t > 1.
+ * The mask is the forward's (t <= 1 gives 0), so a NaN target gives NaN as in PyTorch. */
 static inline NLLK_V NLLK_FN(poisson_grad_target)(NLLK_V x, NLLK_V t, NLLK_V eps, NLLK_V g, int log_input, int full)
 {
     NLLK_V grad = NLLK_OP(neg)(NLLK_OP(mul)(g, log_input ? x : NLLK_OP(log)(NLLK_OP(add)(x, eps))));
     if (full) {
         const NLLK_V d = NLLK_OP(mul)(g, NLLK_OP(add)(NLLK_OP(log)(t), NLLK_OP(div)(NLLK_OP(set1)(0.5), t)));
-        grad = NLLK_OP(add)(grad, NLLK_OP(select)(NLLK_OP(gt)(t, NLLK_OP(set1)(1.0)), d, NLLK_OP(set1)(0.0)));
+        grad = NLLK_OP(add)(grad, NLLK_OP(select)(NLLK_OP(le)(t, NLLK_OP(set1)(1.0)), NLLK_OP(set1)(0.0), d));
     }
     return grad;
 }
