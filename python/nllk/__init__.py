@@ -13,6 +13,9 @@ torch.nn.functional's signatures and PyTorch's argument checks:
                       total_weight=None)
     library_info() -> {'version', 'version_number', 'isa', 'threads', 'path'}
     set_num_threads(k)
+    PoissonAccumulator(dtype, log_input, full, eps, begin).update(input, target) ... .result()
+    NLLAccumulator(num_classes, spatial, dtype, weight, ignore_index, begin, target_dtype)
+        streaming: fold chunks, .merge() adjacent shards; .result() has the one-shot call's exact bits
 
 The results do not take part in torch.autograd: call the *_backward functions for gradients.
 
@@ -26,11 +29,12 @@ subclasses that also derive from the matching built-in exception.
 """
 from ._api import (library_info, nll_loss, nll_loss_backward, nll_loss_forward, poisson_nll_loss,
                    poisson_nll_loss_backward, set_num_threads)
+from ._stream import AccumulatorResult, NLLAccumulator, PoissonAccumulator
 from ._lib import (DTypeError, NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeError,
                    NllkValueError)
 
 __all__ = [
     "poisson_nll_loss", "poisson_nll_loss_backward", "nll_loss", "nll_loss_forward", "nll_loss_backward",
-    "library_info", "set_num_threads",
+    "library_info", "set_num_threads", "PoissonAccumulator", "NLLAccumulator", "AccumulatorResult",
     "NllkError", "NllkIndexError", "NllkValueError", "NllkOverflowError", "NllkRuntimeError", "DTypeError",
 ]

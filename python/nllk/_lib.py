@@ -169,6 +169,16 @@ def _declare(lib):
         decl(f"nllk_nll_fwd_{dt}", _status, [_p, _p, _enum, _sz, _sz, _sz, _p, _i64, _enum, _p, _p])
         # (grad_output, target, target_type, n, c, d, weight, ignore_index, reduction, total_weight, grad_input)
         decl(f"nllk_nll_bwd_{dt}", _status, [_p, _p, _enum, _sz, _sz, _sz, _p, _i64, _enum, real, _p])
+    # streaming accumulators (nllk_acc is a fixed-size byte block owned by the Python object)
+    _u64 = ctypes.c_uint64
+    decl("nllk_poisson_acc_init", _status, [_p, _enum, _int, _int, _dbl, _u64])
+    decl("nllk_nll_acc_init", _status, [_p, _enum, _enum, _sz, _sz, _i64, _u64])
+    for dt in ("f32", "f64"):
+        decl(f"nllk_poisson_acc_update_{dt}", _status, [_p, _p, _p, _sz])
+        decl(f"nllk_nll_acc_update_{dt}", _status, [_p, _p, _p, _sz, _p])
+    decl("nllk_acc_merge", _status, [_p, _p])
+    decl("nllk_acc_range", _status, [_p, _p, _p])
+    decl("nllk_acc_result", _status, [_p, _enum, _p, _p, _p])
     # thread control: optional (older builds of the library do not export it)
     for name, restype, argtypes in (("nllk_get_num_threads", _int, []), ("nllk_set_num_threads", _status, [_int])):
         try:
