@@ -18,39 +18,43 @@
  * A tail of m < W elements is one masked vector; its padding lanes add +0.0 to the lanes (bit-neutral). */
 #define NLLK_G (16 / NLLK_W)
 
+/* Chunks of NLLK_CHUNK elements: first the losses of the chunk (to out, or to a stack buffer), then their sum
+ * into the lanes. Two passes keep the accumulators in registers: exp/log are calls, which clobber every vector
+ * register, so accumulating across them would put a store/reload on each lane's add chain. */
+#define NLLK_CHUNK 256
+
 static inline __attribute__((always_inline)) void NLLK_K(poisson_fwd_body)(size_t n, const NLLK_E *x,
                                                                           const NLLK_E *t, NLLK_OP(v) eps,
                                                                           NLLK_E *out, double *lanes,
                                                                           const int log_input, const int full)
 {
+    NLLK_E buf[NLLK_CHUNK];
     NLLK_OP(a) acc[NLLK_G];
     for (int j = 0; j < NLLK_G; j++)
         acc[j] = lanes ? NLLK_OP(acc_load)(lanes + j * NLLK_W) : NLLK_OP(acc_zero)();
-    size_t k = 0;
-    for (; k + 16 <= n; k += 16) {
-        for (int j = 0; j < NLLK_G; j++) {
-            const size_t o = k + (size_t)j * NLLK_W;
-            const NLLK_OP(v) l = NLLK_FN(poisson_loss)(NLLK_OP(load)(x + o), NLLK_OP(load)(t + o), eps, log_input,
-                                                       full);
-            if (out)
-                NLLK_OP(store)(out + o, l);
-            acc[j] = NLLK_OP(acc_add)(acc[j], l);
-        }
-    }
-    for (int j = 0; j < NLLK_G && k + (size_t)j * NLLK_W < n; j++) {
-        const size_t o = k + (size_t)j * NLLK_W, m = n - o;
-        if (m >= NLLK_W) {
-            const NLLK_OP(v) l = NLLK_FN(poisson_loss)(NLLK_OP(load)(x + o), NLLK_OP(load)(t + o), eps, log_input,
-                                                       full);
-            if (out)
-                NLLK_OP(store)(out + o, l);
-            acc[j] = NLLK_OP(acc_add)(acc[j], l);
-        } else {
-            const NLLK_OP(v) l = NLLK_FN(poisson_loss)(NLLK_OP(load_n)(x + o, m), NLLK_OP(load_n)(t + o, m), eps,
-                                                       log_input, full);
-            if (out)
-                NLLK_OP(store_n)(out + o, l, m);
-            acc[j] = NLLK_OP(acc_add)(acc[j], NLLK_OP(zero_n)(l, m));
+    for (size_t k0 = 0; k0 < n; k0 += NLLK_CHUNK) {
+        const size_t len = n - k0 < NLLK_CHUNK ? n - k0 : NLLK_CHUNK;
+        NLLK_E *dst = out ? out + k0 : buf;
+        size_t o = 0;
+        for (; o + NLLK_W <= len; o += NLLK_W)
+            NLLK_OP(store)(dst + o, NLLK_FN(poisson_loss)(NLLK_OP(load)(x + k0 + o), NLLK_OP(load)(t + k0 + o), eps,
+                                                          log_input, full));
+        if (o < len) /* the tail: one masked vector */
+            NLLK_OP(store_n)(dst + o,
+                             NLLK_FN(poisson_loss)(NLLK_OP(load_n)(x + k0 + o, len - o),
+                                                   NLLK_OP(load_n)(t + k0 + o, len - o), eps, log_input, full),
+                             len - o);
+        if (!lanes)
+            continue;
+        size_t g = 0;
+        for (; g + 16 <= len; g += 16)
+            for (int j = 0; j < NLLK_G; j++)
+                acc[j] = NLLK_OP(acc_add)(acc[j], NLLK_OP(load)(dst + g + (size_t)j * NLLK_W));
+        for (int j = 0; j < NLLK_G && g + (size_t)j * NLLK_W < len; j++) {
+            const size_t v = g + (size_t)j * NLLK_W, m = len - v;
+            /* padding lanes add +0.0: bit-neutral */
+            acc[j] = NLLK_OP(acc_add)(acc[j], m >= NLLK_W ? NLLK_OP(load)(dst + v)
+                                                          : NLLK_OP(zero_n)(NLLK_OP(load_n)(dst + v, m), m));
         }
     }
     if (lanes)
@@ -132,3 +136,4 @@ static void NLLK_K(poisson_bwd)(size_t n, const NLLK_E *x, const NLLK_E *t, cons
 }
 
 #undef NLLK_G
+#undef NLLK_CHUNK
