@@ -1,0 +1,61 @@
+/* npyfile.h — an .npy file opened for chunked reading.
+ *
+ * The file is mapped read-only once (address space only). Each chunk is brought in by one of four methods;
+ * the default, IO_POPULATE, asks the kernel to map the chunk's pages in one call (madvise MADV_POPULATE_READ),
+ * which on a page-cached file is ~15x faster than taking one page fault per 4 KiB (plain mmap) and ~4x faster
+ * than copying with pread. After a chunk is consumed its pages are unmapped again (MADV_DONTNEED: the page
+ * cache keeps them; the process does not), so the resident set stays bounded by the chunk size.
+ * See BENCHMARKS.md (## nllk-score) for the measurements behind the choice. */
+#ifndef NLLK_SCORE_NPYFILE_H
+#define NLLK_SCORE_NPYFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "npy.h"
+
+typedef enum io_mode {
+    IO_POPULATE = 0, /* whole-file map, MADV_POPULATE_READ per chunk, MADV_DONTNEED after       */
+    IO_MMAP,         /* whole-file map, page faults                                            */
+    IO_WINDOW,       /* one mmap(MAP_POPULATE) per chunk window, munmap after                  */
+    IO_PREAD         /* pread into one reused buffer per file                                  */
+} io_mode;
+
+typedef struct npy_file {
+    const char *path;
+    int fd;
+    npy_header h;
+    uint64_t file_size;
+    io_mode mode;
+    int release;           /* IO_POPULATE: drop a chunk's pages from the mapping after use   */
+    unsigned char *map;    /* the whole file, PROT_READ (NULL when the file has no data)     */
+    size_t map_len;
+    unsigned char *buf;    /* IO_PREAD buffer                                                */
+    size_t buf_cap;
+    void *win;             /* IO_WINDOW current mapping                                      */
+    size_t win_len;
+} npy_file;
+
+/* Error kinds returned by the functions below (they match nllk-score's exit codes). */
+enum { NPYF_OK = 0, NPYF_IO = 3, NPYF_FORMAT = 4 };
+
+/* Opens and validates path: preamble and header (npy_parse), the data is all there, its offset is aligned to
+ * the item size. Returns NPYF_OK, NPYF_IO (open/stat/read/map failed) or NPYF_FORMAT; err gets one line. */
+int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t errlen);
+
+/* Sets the largest chunk (bytes) npyf_get will be asked for (IO_PREAD allocates its buffer). */
+int npyf_reserve(npy_file *f, size_t bytes, char *err, size_t errlen);
+
+/* A pointer to elements [elem, elem + count) of the data, valid until npyf_put / the next npyf_get.
+ * NULL on a read error (err set). */
+const void *npyf_get(npy_file *f, uint64_t elem, uint64_t count, char *err, size_t errlen);
+void npyf_put(npy_file *f, uint64_t elem, uint64_t count);
+
+/* The whole data through the mapping (for strided access), and a prefetch/release of a byte range of it. */
+const void *npyf_data(const npy_file *f);
+void npyf_populate(npy_file *f, uint64_t elem, uint64_t count);
+void npyf_drop(npy_file *f, uint64_t elem, uint64_t count);
+
+void npyf_close(npy_file *f);
+
+#endif
