@@ -1,12 +1,33 @@
 /* The loss-independent part of the streaming accumulators: checks, merge, result. */
 #include "acc.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "error.h"
 
 static const char *kind_name(uint32_t kind) { return kind == NLLK_ACC_POISSON ? "Poisson" : "NLL"; }
 static const char *dtype_name(uint32_t dtype) { return dtype == NLLK_F32 ? "f32" : "f64"; }
+
+nllk_acc_impl *nllk_acc_start(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, uint64_t begin, nllk_status *st)
+{
+    if (!acc) {
+        *st = nllk_fail(NLLK_ERR_NULL_POINTER, "acc is NULL");
+        return NULL;
+    }
+    if (dtype != NLLK_F32 && dtype != NLLK_F64) {
+        *st = nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1)", (int)dtype);
+        return NULL;
+    }
+    nllk_acc_impl *a = (nllk_acc_impl *)(void *)acc;
+    memset(a, 0, offsetof(nllk_acc_impl, sum));
+    a->magic = NLLK_ACC_MAGIC;
+    a->kind = (uint32_t)kind;
+    a->dtype = (uint32_t)dtype;
+    nllk_sum_init(&a->sum, begin);
+    *st = NLLK_OK;
+    return a;
+}
 
 nllk_acc_impl *nllk_acc_get(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, nllk_status *st)
 {

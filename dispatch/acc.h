@@ -24,6 +24,10 @@ typedef struct nllk_acc_impl {
 
 _Static_assert(sizeof(nllk_acc_impl) <= sizeof(nllk_acc), "NLLK_ACC_SIZE too small for nllk_acc_impl");
 
+/* Starts acc as an empty `kind` accumulator of `dtype` at global element `begin` (options zeroed, for the
+ * caller to fill in); NULL with the error set for a NULL acc or an invalid dtype. */
+nllk_acc_impl *nllk_acc_start(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, uint64_t begin, nllk_status *st);
+
 /* The accumulator behind acc if it was initialized as `kind` with `dtype`, else NULL with the error set. */
 nllk_acc_impl *nllk_acc_get(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, nllk_status *st);
 

@@ -19,7 +19,8 @@ typedef struct nllk_nll_shape {
 
 static const size_t target_sizes[NLLK_NUM_TARGET_TYPES] = {sizeof(int64_t), sizeof(int32_t), sizeof(uint8_t)};
 
-static nllk_status nll_check_args(nllk_nll_shape *s, const void *input, const void *target,
+/* input_name: what the (n, c, d) array is called in the caller ("input", or "grad_input" for the backward) */
+static nllk_status nll_check_args(nllk_nll_shape *s, const void *input, const char *input_name, const void *target,
                                   nllk_target_type target_type, size_t n, size_t c, size_t d, size_t elem_size,
                                   int64_t ignore_index, nllk_reduction reduction)
 {
@@ -34,7 +35,7 @@ static nllk_status nll_check_args(nllk_nll_shape *s, const void *input, const vo
         !nllk_mul_size(nd, target_sizes[target_type], &bytes) || !nllk_mul_size(nd, elem_size, &bytes))
         return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "shape (n=%zu, c=%zu, d=%zu) overflows size_t", n, c, d);
     if (ncd > 0 && !input)
-        return nllk_fail(NLLK_ERR_NULL_POINTER, "input is NULL");
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "%s is NULL", input_name);
     if (nd > 0 && !target)
         return nllk_fail(NLLK_ERR_NULL_POINTER, "target is NULL");
     *s = (nllk_nll_shape){n, c, d, target, target_sizes[target_type], target_type, ignore_index};
@@ -91,25 +92,19 @@ static size_t nll_check_targets(const nllk_nll_shape *s, size_t nd)
 nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c, size_t d,
                               int64_t ignore_index, uint64_t begin)
 {
-    if (!acc)
-        return nllk_fail(NLLK_ERR_NULL_POINTER, "acc is NULL");
-    if (dtype != NLLK_F32 && dtype != NLLK_F64)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1)", (int)dtype);
     if ((unsigned)target_type >= NLLK_NUM_TARGET_TYPES)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)",
                          (int)target_type);
     if (d == 0)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "d = 0: an accumulator needs at least one position per sample");
-    nllk_acc_impl *a = (nllk_acc_impl *)(void *)acc;
-    memset(a, 0, offsetof(nllk_acc_impl, sum));
-    a->magic = NLLK_ACC_MAGIC;
-    a->kind = NLLK_ACC_NLL;
-    a->dtype = (uint32_t)dtype;
+    nllk_status st;
+    nllk_acc_impl *a = nllk_acc_start(acc, NLLK_ACC_NLL, dtype, begin, &st);
+    if (!a)
+        return st;
     a->target_type = (uint32_t)target_type;
     a->c = c;
     a->d = d;
     a->ignore_index = ignore_index;
-    nllk_sum_init(&a->sum, begin);
     return nllk_ok();
 }
 

@@ -94,7 +94,7 @@ nllk_status NLLK_DT(nllk_nll_fwd)(const T *input, const void *target, nllk_targe
                                   nllk_reduction reduction, T *out, T *total_weight)
 {
     NLLK_DT(nll_ctx) ctx = {.k = nllk_active_kernels(), .x = input, .weight = weight};
-    nllk_status st = nll_check_args(&ctx.s, input, target, target_type, n, c, d, sizeof(T), ignore_index,
+    nllk_status st = nll_check_args(&ctx.s, input, "input", target, target_type, n, c, d, sizeof(T), ignore_index,
                                     reduction);
     if (st != NLLK_OK)
         return st;
@@ -128,8 +128,8 @@ nllk_status NLLK_DT(nllk_nll_bwd)(const T *grad_output, const void *target, nllk
                                   nllk_reduction reduction, T total_weight, T *grad_input)
 {
     NLLK_DT(nll_ctx) ctx = {.k = nllk_active_kernels(), .weight = weight, .gx = grad_input};
-    nllk_status st = nll_check_args(&ctx.s, grad_input, target, target_type, n, c, d, sizeof(T), ignore_index,
-                                    reduction);
+    nllk_status st = nll_check_args(&ctx.s, grad_input, "grad_input", target, target_type, n, c, d, sizeof(T),
+                                    ignore_index, reduction);
     if (st != NLLK_OK)
         return st;
     const size_t nd = n * d;

@@ -27,19 +27,13 @@ static nllk_status poisson_check_args(const void *input, const void *target, siz
 nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input, int full, double eps,
                                   uint64_t begin)
 {
-    if (!acc)
-        return nllk_fail(NLLK_ERR_NULL_POINTER, "acc is NULL");
-    if (dtype != NLLK_F32 && dtype != NLLK_F64)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1)", (int)dtype);
-    nllk_acc_impl *a = (nllk_acc_impl *)(void *)acc;
-    memset(a, 0, offsetof(nllk_acc_impl, sum));
-    a->magic = NLLK_ACC_MAGIC;
-    a->kind = NLLK_ACC_POISSON;
-    a->dtype = (uint32_t)dtype;
+    nllk_status st;
+    nllk_acc_impl *a = nllk_acc_start(acc, NLLK_ACC_POISSON, dtype, begin, &st);
+    if (!a)
+        return st;
     a->log_input = log_input != 0;
     a->full = full != 0;
     a->eps = eps;
-    nllk_sum_init(&a->sum, begin);
     return nllk_ok();
 }
 
