@@ -413,7 +413,7 @@ static void apply_threads_isa(const options *o)
 
 typedef struct progress {
     int on;      /* 0 never, 1 after ~1 s when stderr is a terminal, 2 always (--progress) */
-    int tty;
+    int tty, drawn;
     double t0, last;
     uint64_t total;
 } progress;
@@ -434,7 +434,7 @@ static void progress_update(progress *p, uint64_t done)
     const double now = now_s(), el = now - p->t0;
     if (p->on == 1 && el < 1.0)
         return;
-    if (now - p->last < (p->tty ? 0.1 : 1.0) && done < p->total && g_bar_drawn)
+    if (now - p->last < (p->tty ? 0.1 : 1.0) && done < p->total && p->drawn)
         return;
     p->last = now;
     const double frac = p->total ? (double)done / (double)p->total : 1.0;
@@ -450,6 +450,7 @@ static void progress_update(progress *p, uint64_t done)
              100.0 * frac, (double)done * 1e-9, (double)p->total * 1e-9, rate * 1e-9, (int)eta / 60, (int)eta % 60,
              p->tty ? "\033[K" : "\n");
     write_str(2, line);
+    p->drawn = 1;
     g_bar_drawn = p->tty;
 }
 

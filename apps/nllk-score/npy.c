@@ -58,6 +58,8 @@ static const char *dtype_descr(npy_dtype t)
 
 npy_status npy_header_size(const unsigned char *buf, size_t len, uint64_t *need, char *err, size_t errlen)
 {
+    if (len == 0)
+        return fail(NPY_E_NOT_NPY, err, errlen, "not an .npy file (empty)");
     if (len < 6 || memcmp(buf, magic, 6) != 0) {
         if (len < 6 && memcmp(buf, magic, len) == 0)
             return fail(NPY_E_TRUNCATED, err, errlen, "truncated .npy preamble (%zu bytes)", len);
