@@ -230,7 +230,8 @@ NLLK_API nllk_status nllk_poisson_nll_fwd_f64(const double *input, const double 
  *                  value without that artefact (the term is constant 0 there). Where t = +Inf with full,
  *                  PyTorch gives NaN (Inf - Inf in its autograd graph) and nllk +Inf (or NaN from -g*x).
  *
- * Errors: as the forward; grad_output, grad_input NULL (with n > 0).
+ * Errors: as the forward; NLLK_ERR_NULL_POINTER for a NULL grad_input with n > 0, or a NULL grad_output
+ * (always for MEAN and SUM, which read it; for NONE when n > 0).
  */
 NLLK_API nllk_status nllk_poisson_nll_bwd_f32(const float *input, const float *target, size_t n, int log_input,
                                               int full, double eps, nllk_reduction reduction,
