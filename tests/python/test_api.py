@@ -1,5 +1,6 @@
 """The front end's contract: kinds in = kinds out, inputs never modified, odd layouts, the library's location and
 library_info()."""
+import glob
 import os
 import subprocess
 import sys
@@ -201,8 +202,8 @@ def test_library_search_order(tmp_path):
     """Without NLLK_LIBRARY: a libnllk.so next to the package comes before <repo>/build/libnllk.so."""
     pkg = tmp_path / "nllk"
     pkg.mkdir()
-    for f in ("__init__.py", "_api.py", "_lib.py"):
-        (pkg / f).write_text(open(os.path.join(PYDIR, "nllk", f)).read())
+    for f in glob.glob(os.path.join(PYDIR, "nllk", "*.py")):  # a copy of the whole package, without its library
+        (pkg / os.path.basename(f)).write_text(open(f).read())
     (pkg / "libnllk.so.0").symlink_to(_lib.path())
     code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import nllk; "
             "print(nllk.library_info()['path']); print(nllk._lib.candidates())")
