@@ -125,7 +125,9 @@ def main():
     score = os.path.join(a.build, "nllk-score")
     lib = Lib(os.path.join(a.build, "libnllk.so"))
     paths = ensure_data(a.dir, a.gib)
-    configs = [("populate (default)", []), ("populate, 2 MiB chunks", ["--chunk-bytes", str(2 << 20)]),
+    configs = [("populate (default)", []), ("prefetch (populate next chunk on a helper thread)", ["--io", "prefetch"]),
+               ("prefetch, 2 MiB chunks", ["--io", "prefetch", "--chunk-bytes", str(2 << 20)]),
+               ("prefetch, 32 MiB chunks", ["--io", "prefetch", "--chunk-bytes", str(32 << 20)]), ("populate, 2 MiB chunks", ["--chunk-bytes", str(2 << 20)]),
                ("populate, 32 MiB chunks", ["--chunk-bytes", str(32 << 20)]),
                ("populate, pages kept mapped", ["--keep-pages"]),
                ("window (mmap MAP_POPULATE per chunk)", ["--io", "window"]),

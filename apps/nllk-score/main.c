@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -358,8 +359,10 @@ static void parse_options(int argc, char **argv, options *o)
                 o->io = IO_WINDOW;
             else if (!strcmp(arg, "pread"))
                 o->io = IO_PREAD;
+            else if (!strcmp(arg, "prefetch"))
+                o->io = IO_PREFETCH;
             else
-                usage_error("--io: '%s' is not valid (populate, mmap, window, pread)", arg);
+                usage_error("--io: '%s' is not valid (populate, prefetch, mmap, window, pread)", arg);
             o->file_flag = "--io";
             break;
         case OPT_KEEP_PAGES: o->keep_pages = 1; o->file_flag = "--keep-pages"; break;
@@ -533,6 +536,115 @@ static void out_commit(out_file *o)
     }
     g_tmp_active = 0;
     sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- prefetching: the next chunk's pages are mapped on a helper thread while this one is scored ------------ */
+
+typedef struct span {
+    npy_file *f;
+    uint64_t elem, count;
+} span;
+
+typedef struct prefetcher {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int on, busy, quit;
+    span pop[2], drop[2];
+    int npop, ndrop;
+} prefetcher;
+
+static void *prefetch_main(void *arg)
+{
+    prefetcher *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->busy && !p->quit)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (!p->busy)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        for (int k = 0; k < p->ndrop; k++)
+            npyf_drop(p->drop[k].f, p->drop[k].elem, p->drop[k].count);
+        for (int k = 0; k < p->npop; k++)
+            npyf_populate(p->pop[k].f, p->pop[k].elem, p->pop[k].count);
+        pthread_mutex_lock(&p->mu);
+        p->busy = 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void prefetch_start(prefetcher *p, int on)
+{
+    memset(p, 0, sizeof *p);
+    p->on = on;
+    if (!on)
+        return;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to the main thread */
+    if (pthread_create(&p->th, NULL, prefetch_main, p) != 0)
+        p->on = 0; /* populate on the calling thread instead */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void prefetch_wait(prefetcher *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->busy)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Chunk `cur` (n spans, one per file) is about to be scored: make sure its pages are in, then have `next` brought
+ * in and `prev` dropped in the background (either may be NULL). Without the helper thread, all happens here. */
+static void prefetch_step(prefetcher *p, const span *cur, const span *next, const span *prev, int n, int first)
+{
+    if (!p->on) {
+        for (int k = 0; k < n; k++) {
+            if (prev)
+                npyf_drop(prev[k].f, prev[k].elem, prev[k].count);
+            npyf_populate(cur[k].f, cur[k].elem, cur[k].count);
+        }
+        return;
+    }
+    prefetch_wait(p);
+    if (first) /* nobody brought the first chunk in */
+        for (int k = 0; k < n; k++)
+            npyf_populate(cur[k].f, cur[k].elem, cur[k].count);
+    pthread_mutex_lock(&p->mu);
+    p->npop = next ? n : 0;
+    p->ndrop = prev ? n : 0;
+    for (int k = 0; k < n; k++) {
+        if (next)
+            p->pop[k] = next[k];
+        if (prev)
+            p->drop[k] = prev[k];
+    }
+    p->busy = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void prefetch_stop(prefetcher *p, const span *last, int n)
+{
+    if (p->on) {
+        prefetch_wait(p);
+        pthread_mutex_lock(&p->mu);
+        p->quit = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->th, NULL);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+    }
+    for (int k = 0; last && k < n; k++)
+        npyf_drop(last[k].f, last[k].elem, last[k].count);
+    p->on = 0;
 }
 
 /* ---- inputs ------------------------------------------------------------------------------------------------ */
@@ -715,8 +827,19 @@ static void run_poisson(const options *o, result *r)
     progress_init(&pr, o, 2 * n * es);
     const double t0 = now_s();
     r->chunks = 0;
+    const int pipe = o->io == IO_PREFETCH;
+    prefetcher pf;
+    prefetch_start(&pf, pipe);
+    span last[2] = {{&in, 0, 0}, {&tg, 0, 0}};
     for (uint64_t e = 0; e < n; e += chunk) {
         const uint64_t m = n - e < chunk ? n - e : chunk;
+        if (pipe) {
+            const uint64_t e2 = e + m, m2 = n - e2 < chunk ? n - e2 : chunk;
+            const span cur[2] = {{&in, e, m}, {&tg, e, m}}, nxt[2] = {{&in, e2, m2}, {&tg, e2, m2}};
+            prefetch_step(&pf, cur, m2 ? nxt : NULL, e && !o->keep_pages ? last : NULL, 2, e == 0);
+            last[0] = cur[0];
+            last[1] = cur[1];
+        }
         const void *x = npyf_get(&in, e, m, err, sizeof err);
         if (!x)
             die(EX_IO, "%s", err);
@@ -742,6 +865,7 @@ static void run_poisson(const options *o, result *r)
         r->chunks++;
         progress_update(&pr, 2 * (e + m) * es);
     }
+    prefetch_stop(&pf, pipe && !o->keep_pages ? last : NULL, 2);
     if (o->out)
         out_commit(&out);
     r->seconds = now_s() - t0;
@@ -938,8 +1062,20 @@ static void run_nll(const options *o, result *r)
     if (d == 0)
         n = 0; /* an empty spatial dimension: no element */
     if (!sub) {
+        const int pipe = o->io == IO_PREFETCH;
+        prefetcher pf;
+        prefetch_start(&pf, pipe);
+        span last[2] = {{&in, 0, 0}, {&tg, 0, 0}};
         for (uint64_t i = 0; i < n; i += rows) {
             const uint64_t k = n - i < rows ? n - i : rows, m = k * d;
+            if (pipe) {
+                const uint64_t i2 = i + k, k2 = n - i2 < rows ? n - i2 : rows;
+                const span cur[2] = {{&in, i * c * d, k * c * d}, {&tg, i * d, m}},
+                           nxt[2] = {{&in, i2 * c * d, k2 * c * d}, {&tg, i2 * d, k2 * d}};
+                prefetch_step(&pf, cur, k2 ? nxt : NULL, i && !o->keep_pages ? last : NULL, 2, i == 0);
+                last[0] = cur[0];
+                last[1] = cur[1];
+            }
             const void *x = npyf_get(&in, i * c * d, k * c * d, err, sizeof err);
             if (!x)
                 die(EX_IO, "%s", err);
@@ -967,6 +1103,7 @@ static void run_nll(const options *o, result *r)
             r->chunks++;
             progress_update(&pr, (i + k) * row_bytes);
         }
+        prefetch_stop(&pf, pipe && !o->keep_pages ? last : NULL, 2);
     } else {
         /* runs of positions: the input of sample i is read at c strided runs from the whole-file mapping */
         const unsigned char *base = npyf_data(&in);

@@ -175,6 +175,7 @@ const void *npyf_get(npy_file *f, uint64_t elem, uint64_t count, char *err, size
         npyf_populate(f, elem, count);
         return f->map + off;
     case IO_MMAP:
+    case IO_PREFETCH:
         return f->map + off;
     case IO_WINDOW: {
         const uint64_t lo = off & ~(uint64_t)(page_size() - 1);

@@ -18,7 +18,9 @@ typedef enum io_mode {
     IO_POPULATE = 0, /* whole-file map, MADV_POPULATE_READ per chunk, MADV_DONTNEED after       */
     IO_MMAP,         /* whole-file map, page faults                                            */
     IO_WINDOW,       /* one mmap(MAP_POPULATE) per chunk window, munmap after                  */
-    IO_PREAD         /* pread into one reused buffer per file                                  */
+    IO_PREAD,        /* pread into one reused buffer per file                                  */
+    IO_PREFETCH      /* whole-file map; the caller populates the next chunk on another thread
+                        while it scores this one (npyf_get only returns the pointer)           */
 } io_mode;
 
 typedef struct npy_file {

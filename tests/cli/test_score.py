@@ -135,7 +135,7 @@ def test_large_header_v2(tmp_path, lib):
     assert same_bits(np.array(r.json()["loss"], dtype=np.float32), lib.poisson(x, t))
 
 
-@pytest.mark.parametrize("io", ["populate", "mmap", "window", "pread"])
+@pytest.mark.parametrize("io", ["populate", "prefetch", "mmap", "window", "pread"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_io_modes_threads_big(tmp_path, lib, io, threads):
     """A file larger than the chunk size times the thread count; every read method and thread count, same bits."""
@@ -223,11 +223,12 @@ def test_nll_chunks_inside_a_sample(tmp_path, lib, chunk_bytes, reduction):
 
 
 @pytest.mark.parametrize("rows", [1, 3, 7, 64, 1000])
-def test_nll_chunk_rows(tmp_path, lib, rows):
+@pytest.mark.parametrize("io", ["populate", "prefetch", "window", "pread"])
+def test_nll_chunk_rows(tmp_path, lib, rows, io):
     x, t = nll_data((61, 10, 13), np.float64, np.int32, ignore=3)
     xi, ti = save(tmp_path / "x.npy", x), save(tmp_path / "t.npy", t)
     r = run("nll", "--input", xi, "--target", ti, "--json", "--chunk-rows", rows, "--ignore-index", 3,
-            "--reduction", "sum")
+            "--reduction", "sum", "--io", io)
     assert r.rc == 0, r.err
     j = r.json()
     assert j["chunks"] == -(-61 // min(rows, 61))
