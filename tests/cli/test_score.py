@@ -332,3 +332,30 @@ def test_demo():
             assert r1[loss][k] == j[loss][k]  # the same bits on every ISA and thread count
     r = run("demo")
     assert r.rc == 0 and "isa" in r.out and "M elements/s" in r.out
+
+
+def test_progress_tty_short_run_is_silent(pfiles):
+    """stderr a terminal: no bar for a run shorter than about a second; --progress draws in place (\\r, erase)."""
+    import pty
+    import subprocess
+    from conftest import SCORE
+    x, t, xi, ti = pfiles
+    for extra, expect_bar in (([], False), (["--progress"], True)):
+        master, slave = pty.openpty()
+        p = subprocess.run([SCORE, "poisson", "--input", xi, "--target", ti, *extra], stdout=subprocess.PIPE,
+                           stderr=slave, timeout=60)
+        os.close(slave)
+        err = b""
+        try:
+            while True:
+                b = os.read(master, 4096)
+                if not b:
+                    break
+                err += b
+        except OSError:
+            pass
+        os.close(master)
+        assert p.returncode == 0
+        assert (b"100.0%" in err) == expect_bar, err
+        if expect_bar:
+            assert err.startswith(b"\r") and err.endswith(b"\r\x1b[K")
