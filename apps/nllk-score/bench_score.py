@@ -136,13 +136,14 @@ def main():
     score = os.path.join(a.build, "nllk-score")
     lib = Lib(os.path.join(a.build, "libnllk.so"))
     paths = ensure_data(a.dir, a.gib)
-    configs = [("populate (default)", []), ("prefetch (populate next chunk on a helper thread)", ["--io", "prefetch"]),
-               ("prefetch, 2 MiB chunks", ["--io", "prefetch", "--chunk-bytes", str(2 << 20)]),
-               ("prefetch, 32 MiB chunks", ["--io", "prefetch", "--chunk-bytes", str(32 << 20)]), ("populate, 2 MiB chunks", ["--chunk-bytes", str(2 << 20)]),
-               ("populate, 32 MiB chunks", ["--chunk-bytes", str(32 << 20)]),
-               ("populate, pages kept mapped", ["--keep-pages"]),
+    configs = [("auto (default: mmap for poisson, pread for nll)", []),
+               ("mmap (page faults), pages kept mapped", ["--io", "mmap", "--keep-pages"]),
+               ("mmap", ["--io", "mmap"]), ("pread", ["--io", "pread"]),
+               ("populate (MADV_POPULATE_READ per chunk)", ["--io", "populate"]),
+               ("prefetch (next chunk populated on a helper thread)", ["--io", "prefetch"]),
                ("window (mmap MAP_POPULATE per chunk)", ["--io", "window"]),
-               ("pread into a reused buffer", ["--io", "pread"]), ("plain mmap (page faults)", ["--io", "mmap"])]
+               ("auto, 2 MiB chunks", ["--chunk-bytes", str(2 << 20)]),
+               ("auto, 32 MiB chunks", ["--chunk-bytes", str(32 << 20)])]
     rows = []
     for state in a.cache:
         for kind in ("poisson", "nll"):

@@ -72,7 +72,8 @@ static const char usage_text[] =
     "  --isa NAME         force scalar, avx2, avx512 or neon\n"
     "  --chunk-rows R     rows (samples; elements for 0-d/1-D Poisson) per chunk; default: ~8 MiB chunks\n"
     "  --chunk-bytes B    the default chunk's size in bytes (when --chunk-rows is not given)\n"
-    "  --io MODE          how chunks are read: populate (default), mmap, window, pread\n"
+    "  --io MODE          how chunks are read: auto (default: mmap for poisson, pread for nll), mmap,\n"
+    "                     pread, populate, prefetch, window (see BENCHMARKS.md)\n"
     "  --json             print a machine-readable summary (loss, count, total_weight, seconds, elements/s,\n"
     "                     isa, threads, ...)\n"
     "  --progress         always show a progress bar on stderr (default: only when stderr is a terminal and\n"
@@ -194,6 +195,7 @@ typedef struct options {
     int threads;
     uint64_t chunk_rows, chunk_bytes;
     io_mode io;
+    int io_set; /* --io given; else the per-loss default (io_for) */
     int keep_pages;
     /* which command-specific flags were given (to reject them on the wrong command) */
     const char *poisson_flag, *nll_flag, *file_flag;
@@ -351,7 +353,10 @@ static void parse_options(int argc, char **argv, options *o)
             o->file_flag = "--chunk-bytes";
             break;
         case OPT_IO:
-            if (!strcmp(arg, "populate"))
+            o->io_set = 1;
+            if (!strcmp(arg, "auto"))
+                o->io_set = 0;
+            else if (!strcmp(arg, "populate"))
                 o->io = IO_POPULATE;
             else if (!strcmp(arg, "mmap"))
                 o->io = IO_MMAP;
@@ -362,7 +367,7 @@ static void parse_options(int argc, char **argv, options *o)
             else if (!strcmp(arg, "prefetch"))
                 o->io = IO_PREFETCH;
             else
-                usage_error("--io: '%s' is not valid (populate, prefetch, mmap, window, pread)", arg);
+                usage_error("--io: '%s' is not valid (auto, mmap, pread, populate, prefetch, window)", arg);
             o->file_flag = "--io";
             break;
         case OPT_KEEP_PAGES: o->keep_pages = 1; o->file_flag = "--keep-pages"; break;
@@ -649,10 +654,21 @@ static void prefetch_stop(prefetcher *p, const span *last, int n)
 
 /* ---- inputs ------------------------------------------------------------------------------------------------ */
 
+/* How chunks are read (BENCHMARKS.md, ## nllk-score): Poisson reads every byte of both files once, best through
+ * the mapping (page faults on a page-cached file are cheap when its folios are large, and no copy is made); NLL
+ * gathers one class plane value per position, best from a copy of the chunk that stays in the cache (pread into
+ * one reused buffer: the sequential copy is faster than the gather's scattered reads from memory). */
+static io_mode io_for(const options *o, command cmd)
+{
+    if (o->io_set)
+        return o->io;
+    return cmd == CMD_NLL ? IO_PREAD : IO_MMAP;
+}
+
 static void open_npy(npy_file *f, const char *path, const options *o, const char *role)
 {
     char err[512];
-    const int k = npyf_open(f, path, o->io, err, sizeof err);
+    const int k = npyf_open(f, path, io_for(o, o->cmd), err, sizeof err);
     if (k != NPYF_OK)
         die(k, "%s: %s", role, err);
     f->release = !o->keep_pages;
@@ -827,7 +843,7 @@ static void run_poisson(const options *o, result *r)
     progress_init(&pr, o, 2 * n * es);
     const double t0 = now_s();
     r->chunks = 0;
-    const int pipe = o->io == IO_PREFETCH;
+    const int pipe = in.mode == IO_PREFETCH;
     prefetcher pf;
     prefetch_start(&pf, pipe);
     span last[2] = {{&in, 0, 0}, {&tg, 0, 0}};
@@ -1062,7 +1078,7 @@ static void run_nll(const options *o, result *r)
     if (d == 0)
         n = 0; /* an empty spatial dimension: no element */
     if (!sub) {
-        const int pipe = o->io == IO_PREFETCH;
+        const int pipe = in.mode == IO_PREFETCH;
         prefetcher pf;
         prefetch_start(&pf, pipe);
         span last[2] = {{&in, 0, 0}, {&tg, 0, 0}};
@@ -1107,7 +1123,8 @@ static void run_nll(const options *o, result *r)
     } else {
         /* runs of positions: the input of sample i is read at c strided runs from the whole-file mapping */
         const unsigned char *base = npyf_data(&in);
-        const int populate = o->io != IO_MMAP && pos * es >= 65536;
+        const int big_runs = pos * es >= 65536; /* else c tiny runs: leave the pages to the page faults */
+        const int populate = in.mode != IO_MMAP && big_runs;
         for (uint64_t i = 0; i < n; i++) {
             const unsigned char *xs = base + i * c * d * es;
             for (uint64_t j = 0; j < d; j += pos) {
@@ -1135,7 +1152,7 @@ static void run_nll(const options *o, result *r)
                                         o->ignore_index, obuf);
                     out_write(&out, obuf, (size_t)m * es);
                 }
-                if (populate && !o->keep_pages)
+                if (big_runs && !o->keep_pages)
                     for (uint64_t k = 0; k < c; k++)
                         npyf_drop(&in, (i * c + k) * d + j, m);
                 npyf_put(&tg, i * d + j, m);

@@ -204,7 +204,7 @@ const void *npyf_get(npy_file *f, uint64_t elem, uint64_t count, char *err, size
 
 void npyf_put(npy_file *f, uint64_t elem, uint64_t count)
 {
-    if (f->mode == IO_POPULATE && f->release)
+    if ((f->mode == IO_POPULATE || f->mode == IO_MMAP) && f->release) /* IO_PREFETCH: the caller drops */
         npyf_drop(f, elem, count);
     else if (f->mode == IO_WINDOW && f->win) {
         munmap(f->win, f->win_len);

@@ -1,11 +1,16 @@
 /* npyfile.h — an .npy file opened for chunked reading.
  *
- * The file is mapped read-only once (address space only). Each chunk is brought in by one of four methods;
- * the default, IO_POPULATE, asks the kernel to map the chunk's pages in one call (madvise MADV_POPULATE_READ),
- * which on a page-cached file is ~15x faster than taking one page fault per 4 KiB (plain mmap) and ~4x faster
- * than copying with pread. After a chunk is consumed its pages are unmapped again (MADV_DONTNEED: the page
- * cache keeps them; the process does not), so the resident set stays bounded by the chunk size.
- * See BENCHMARKS.md (## nllk-score) for the measurements behind the choice. */
+ * The file is mapped read-only once (address space only), and each chunk is brought in by one of five methods
+ * (nllk-score --io; the measurements behind the defaults are in BENCHMARKS.md, ## nllk-score):
+ *   IO_MMAP      page faults on the mapping (cheap on a page-cached file held in large folios, which the kernel
+ *                maps 2 MiB at a time); no copy. Default for Poisson.
+ *   IO_PREAD     pread into one reused buffer per file: a copy, but a sequential one that leaves the chunk in
+ *                the cache. Default for NLL, whose gather of one class value per position reads it scattered.
+ *   IO_POPULATE  madvise(MADV_POPULATE_READ) on the chunk first (one call maps all its pages).
+ *   IO_PREFETCH  the same, for the next chunk on a helper thread while this one is scored.
+ *   IO_WINDOW    one mmap(MAP_POPULATE) per chunk, munmap after.
+ * After a chunk is consumed its pages are dropped from the mapping (MADV_DONTNEED: the page cache keeps them,
+ * the process does not), so the resident set stays bounded by the chunk size whatever the file size. */
 #ifndef NLLK_SCORE_NPYFILE_H
 #define NLLK_SCORE_NPYFILE_H
 
@@ -16,7 +21,7 @@
 
 typedef enum io_mode {
     IO_POPULATE = 0, /* whole-file map, MADV_POPULATE_READ per chunk, MADV_DONTNEED after       */
-    IO_MMAP,         /* whole-file map, page faults                                            */
+    IO_MMAP,         /* whole-file map, page faults, MADV_DONTNEED after                       */
     IO_WINDOW,       /* one mmap(MAP_POPULATE) per chunk window, munmap after                  */
     IO_PREAD,        /* pread into one reused buffer per file                                  */
     IO_PREFETCH      /* whole-file map; the caller populates the next chunk on another thread
@@ -29,7 +34,7 @@ typedef struct npy_file {
     npy_header h;
     uint64_t file_size;
     io_mode mode;
-    int release;           /* IO_POPULATE: drop a chunk's pages from the mapping after use   */
+    int release;           /* IO_POPULATE, IO_MMAP: drop a chunk's pages from the mapping after use */
     unsigned char *map;    /* the whole file, PROT_READ (NULL when the file has no data)     */
     size_t map_len;
     unsigned char *buf;    /* IO_PREAD buffer                                                */
