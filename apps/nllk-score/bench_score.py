@@ -129,6 +129,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--cache", nargs="+", default=["large", "small"], choices=["large", "small"],
                     help="page-cache states to measure (see cache())")
+    ap.add_argument("--all", action="store_true", help="also the other read methods and chunk sizes")
     ap.add_argument("--quick", action="store_true", help="small data, few runs (smoke test)")
     a = ap.parse_args()
     if a.quick:
@@ -144,6 +145,9 @@ def main():
                ("window (mmap MAP_POPULATE per chunk)", ["--io", "window"]),
                ("auto, 2 MiB chunks", ["--chunk-bytes", str(2 << 20)]),
                ("auto, 32 MiB chunks", ["--chunk-bytes", str(32 << 20)])]
+    if not a.all:
+        configs = [c for c in configs if c[0].split(" ")[0] in ("auto", "mmap", "pread", "prefetch")
+                   and "MiB" not in c[0]]
     rows = []
     for state in a.cache:
         for kind in ("poisson", "nll"):

@@ -570,7 +570,7 @@ static void *prefetch_main(void *arg)
             break;
         pthread_mutex_unlock(&p->mu);
         for (int k = 0; k < p->ndrop; k++)
-            npyf_drop(p->drop[k].f, p->drop[k].elem, p->drop[k].count);
+            npyf_drop_before(p->drop[k].f, p->drop[k].elem + p->drop[k].count, 0);
         for (int k = 0; k < p->npop; k++)
             npyf_populate(p->pop[k].f, p->pop[k].elem, p->pop[k].count);
         pthread_mutex_lock(&p->mu);
@@ -612,7 +612,7 @@ static void prefetch_step(prefetcher *p, const span *cur, const span *next, cons
     if (!p->on) {
         for (int k = 0; k < n; k++) {
             if (prev)
-                npyf_drop(prev[k].f, prev[k].elem, prev[k].count);
+                npyf_drop_before(prev[k].f, prev[k].elem + prev[k].count, 0);
             npyf_populate(cur[k].f, cur[k].elem, cur[k].count);
         }
         return;
@@ -648,7 +648,7 @@ static void prefetch_stop(prefetcher *p, const span *last, int n)
         pthread_cond_destroy(&p->cv);
     }
     for (int k = 0; last && k < n; k++)
-        npyf_drop(last[k].f, last[k].elem, last[k].count);
+        npyf_drop_before(last[k].f, 0, 1);
     p->on = 0;
 }
 

@@ -163,6 +163,23 @@ void npyf_drop(npy_file *f, uint64_t elem, uint64_t count)
     madvise(p, n, MADV_DONTNEED);
 }
 
+/* Sequential chunks: drop everything before the chunk end, rounded down to 2 MiB so that a page-cache folio
+ * mapped by one PMD entry and shared with the next chunk stays mapped (zapping part of it would unmap all of it,
+ * and the next chunk would fault it in again). `final`: up to the end of the file. */
+void npyf_drop_before(npy_file *f, uint64_t elem_end, int final)
+{
+    if (!f->map)
+        return;
+    const uint64_t pmd = (uint64_t)2 << 20;
+    uint64_t end = final ? f->map_len : (f->h.data_offset + elem_end * f->h.itemsize) & ~(pmd - 1);
+    if (end > f->map_len)
+        end = f->map_len;
+    if (end <= f->dropped)
+        return;
+    madvise(f->map + f->dropped, (size_t)(end - f->dropped), MADV_DONTNEED);
+    f->dropped = end;
+}
+
 const void *npyf_data(const npy_file *f) { return f->map ? f->map + f->h.data_offset : NULL; }
 
 const void *npyf_get(npy_file *f, uint64_t elem, uint64_t count, char *err, size_t errlen)
@@ -205,7 +222,7 @@ const void *npyf_get(npy_file *f, uint64_t elem, uint64_t count, char *err, size
 void npyf_put(npy_file *f, uint64_t elem, uint64_t count)
 {
     if ((f->mode == IO_POPULATE || f->mode == IO_MMAP) && f->release) /* IO_PREFETCH: the caller drops */
-        npyf_drop(f, elem, count);
+        npyf_drop_before(f, elem + count, 0);
     else if (f->mode == IO_WINDOW && f->win) {
         munmap(f->win, f->win_len);
         f->win = NULL;

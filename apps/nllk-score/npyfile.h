@@ -41,6 +41,7 @@ typedef struct npy_file {
     size_t buf_cap;
     void *win;             /* IO_WINDOW current mapping                                      */
     size_t win_len;
+    uint64_t dropped;      /* npyf_drop_before: bytes [0, dropped) of the mapping are dropped */
 } npy_file;
 
 /* Error kinds returned by the functions below (they match nllk-score's exit codes). */
@@ -62,6 +63,8 @@ void npyf_put(npy_file *f, uint64_t elem, uint64_t count);
 const void *npyf_data(const npy_file *f);
 void npyf_populate(npy_file *f, uint64_t elem, uint64_t count);
 void npyf_drop(npy_file *f, uint64_t elem, uint64_t count);
+/* For chunks read in order: drops the mapping before element elem_end (at 2 MiB granularity), or all (final). */
+void npyf_drop_before(npy_file *f, uint64_t elem_end, int final);
 
 void npyf_close(npy_file *f);
 
