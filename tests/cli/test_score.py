@@ -359,3 +359,30 @@ def test_progress_tty_short_run_is_silent(pfiles):
         assert (b"100.0%" in err) == expect_bar, err
         if expect_bar:
             assert err.startswith(b"\r") and err.endswith(b"\r\x1b[K")
+
+
+@pytest.mark.parametrize("io", ["auto", "mmap", "populate", "prefetch", "pread", "window"])
+def test_memory_bounded(tmp_path, io):
+    """The resident set stays near the chunk size whatever the file size (consumed pages are dropped from the
+    mapping); --keep-pages, which leaves them mapped, shows that the measurement sees file pages."""
+    import subprocess
+    import sys
+    from conftest import SCORE
+    n = 24 * 1000 * 1000  # 2 x 96 MB
+    x = np.zeros(n, np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", x)
+    del x
+    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True); "
+             "assert p.returncode == 0, p.stderr; print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+    def max_rss_mb(*extra):
+        out = subprocess.run([sys.executable, "-c", probe, SCORE, "poisson", "--input", str(tmp_path / "x.npy"),
+                              "--target", str(tmp_path / "t.npy"), "--io", io, "--quiet", *extra],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out) / 1024
+
+    bounded = max_rss_mb()
+    assert bounded < 64, bounded
+    if io in ("mmap", "populate"):
+        assert max_rss_mb("--keep-pages") > 150
