@@ -831,7 +831,7 @@ static void run_poisson(const options *o, result *r)
     out_file out = {.fd = -1};
     void *obuf = NULL;
     if (o->out) {
-        obuf = aligned_alloc(64, ((size_t)chunk * es + 63) & ~(size_t)63);
+        obuf = aligned_alloc(64, ((size_t)chunk * es + 64) & ~(size_t)63);
         if (!obuf)
             die(EX_IO, "out of memory (%llu-element output buffer)", (unsigned long long)chunk);
         out_open(&out, o->out, in.h.dtype, in.h.ndim, in.h.shape);
@@ -1061,7 +1061,7 @@ static void run_nll(const options *o, result *r)
     out_file out = {.fd = -1};
     void *obuf = NULL;
     if (o->out) {
-        obuf = aligned_alloc(64, ((size_t)chunk_elems * es + 63) & ~(size_t)63);
+        obuf = aligned_alloc(64, ((size_t)chunk_elems * es + 64) & ~(size_t)63);
         if (!obuf)
             die(EX_IO, "out of memory (output buffer)");
         out_open(&out, o->out, in.h.dtype, tg.h.ndim, tg.h.shape);
