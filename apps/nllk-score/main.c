@@ -74,6 +74,8 @@ static const char usage_text[] =
     "  --chunk-bytes B    the default chunk's size in bytes (when --chunk-rows is not given)\n"
     "  --io MODE          how chunks are read: auto (default: mmap for poisson, pread for nll), mmap,\n"
     "                     pread, populate, prefetch, window (see BENCHMARKS.md)\n"
+    "  --keep-pages       leave consumed chunks mapped (a little faster; the resident set grows to the\n"
+    "                     file size instead of staying at a few chunks)\n"
     "  --json             print a machine-readable summary (loss, count, total_weight, seconds, elements/s,\n"
     "                     isa, threads, ...)\n"
     "  --progress         always show a progress bar on stderr (default: only when stderr is a terminal and\n"
