@@ -148,6 +148,13 @@ static void install_signals(void)
 static void fail(int code, const char *msg) __attribute__((noreturn));
 static void fail(int code, const char *msg)
 {
+    if (shard_on()) {
+        /* every rank is exiting with this error: mpirun's SIGTERM to the slower ones (sent when the first exits,
+         * and delivered to any of MPI's threads, which do not block it) must not turn it into "interrupted" */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+    }
     sigset_t old;
     block_signals(&old);
     if (g_tmp_active) {

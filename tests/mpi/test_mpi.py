@@ -1,0 +1,181 @@
+"""nllk-score under MPI: `mpirun -n K` (K = 1..5, loopback, --oversubscribe) gives the bits of one process.
+
+Every run is compared with the same program run without mpirun (whose bits tests/cli checks against the library):
+the JSON loss/mean/sum/total_weight/count (printed with %.17g: round-trippable) and the --out file's bytes. The
+shapes are chosen so shards are not block-aligned (7 samples of 3001 positions) and some ranks get no rows
+(3 samples over 4 and 5 ranks). Errors: a bad target on a rank other than 0 (and on two ranks: the lowest global
+index wins), a missing file, shapes that do not match, an output directory that does not exist: the same message
+and exit code as one process, no output and no temporary file left.
+
+ctest sets NLLK_SCORE and NLLK_MPIEXEC (tests/mpi/tests.cmake). By hand:
+    NLLK_SCORE=build/nllk-score /usr/bin/python3 -m pytest -q tests/mpi
+"""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SCORE = os.environ.get("NLLK_SCORE") or os.path.join(REPO, "build", "nllk-score")
+MPIEXEC = os.environ.get("NLLK_MPIEXEC") or "mpirun"
+KS = (1, 2, 3, 4, 5)
+
+# Open MPI as root in a container: allow it, never try ssh, one node (loopback), more ranks than cores
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_plm_rsh_agent="",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
+           NLLK_NUM_THREADS="1")
+ENV.pop("NLLK_SCORE_MPI", None)
+
+
+def run(args, k=None, timeout=60):
+    cmd = [SCORE] + [str(a) for a in args]
+    if k is not None:
+        cmd = [MPIEXEC, "-q", "--oversubscribe", "-n", str(k)] + cmd
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def score_lines(stderr):
+    """nllk-score's own lines (the temporary file's random suffix aside)."""
+    return [re.sub(r"\.tmp-\w{6}", ".tmp-XXXXXX", ln) for ln in stderr.splitlines() if ln.startswith("nllk-score")]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mpi")
+    rng = np.random.default_rng(7)
+    f = {}
+
+    def save(name, a):
+        f[name] = str(d / name)
+        np.save(f[name], a)
+
+    # NLL (7, 5, 3001) f32, int64 targets with some ignored: shards of 7/K samples (not multiples of the block)
+    x = np.log(rng.dirichlet(np.ones(5), size=(7, 3001)).transpose(0, 2, 1)).astype(np.float32)
+    t = rng.integers(0, 5, (7, 3001)).astype(np.int64)
+    t[rng.random((7, 3001)) < 0.1] = -100
+    save("nx.npy", np.ascontiguousarray(x))
+    save("nt.npy", t)
+    save("w.npy", rng.random(5).astype(np.float32))
+    bad = t.copy()
+    bad[5, 17] = 9  # rank K-1 for K = 2, 3 (global flat index 5*3001 + 17)
+    save("nt_bad.npy", bad)
+    bad2 = bad.copy()
+    bad2[3, 2999] = -3  # rank 1 of 2, rank 1 of 3: the lowest global index wins
+    save("nt_bad2.npy", bad2)
+    # NLL (3, 11) f64, int32 targets: 3 samples over 4 and 5 ranks (some ranks have no row)
+    save("sx.npy", rng.standard_normal((3, 11)))
+    save("st.npy", rng.integers(0, 11, 3).astype(np.int32))
+    # Poisson f32 (1001, 37) log-rates, f64 1-D rates
+    save("px.npy", (rng.standard_normal((1001, 37)) * 0.5).astype(np.float32))
+    save("pt.npy", rng.poisson(1.5, (1001, 37)).astype(np.float32))
+    save("qx.npy", rng.random(100003) + 0.01)
+    save("qt.npy", rng.poisson(3.0, 100003).astype(np.float64))
+    f["dir"] = d
+    return f
+
+
+KEYS = ("loss", "mean", "sum", "count", "total_weight", "dtype", "command", "reduction")
+
+
+def compare(data, args, tag, out=False):
+    """One process, then K = 1..5 ranks: the same result bits (and --out bytes)."""
+    def go(k):
+        a = list(args) + ["--json"]
+        o = None
+        if out:
+            o = data["dir"] / f"{tag}-{k}.npy"
+            a += ["--out", o]
+        p = run(a, k)
+        assert p.returncode == 0, (k, p.stderr)
+        j = json.loads(p.stdout)
+        return j, (o.read_bytes() if o else None)
+
+    ref, ref_out = go(None)
+    assert "ranks" not in ref
+    for k in KS:
+        j, b = go(k)
+        for key in KEYS:
+            assert repr(j[key]) == repr(ref[key]), (tag, k, key, j[key], ref[key])
+        assert j["ranks"] == k and len(j["rank_seconds"]) == k
+        if out:
+            assert b == ref_out, (tag, k)
+    leftovers = [p for p in os.listdir(data["dir"]) if ".tmp-" in p]
+    assert not leftovers
+
+
+def test_nll_mean_out(data):
+    compare(data, ["nll", "--input", data["nx.npy"], "--target", data["nt.npy"], "--chunk-rows", "2"], "nll-mean",
+            out=True)
+
+
+def test_nll_sum_weight(data):
+    compare(data, ["nll", "--input", data["nx.npy"], "--target", data["nt.npy"], "--weight", data["w.npy"],
+                   "--reduction", "sum"], "nll-sum")
+
+
+def test_nll_none_positions(data):
+    # chunks smaller than one sample (runs of positions inside a sample)
+    compare(data, ["nll", "--input", data["nx.npy"], "--target", data["nt.npy"], "--weight", data["w.npy"],
+                   "--reduction", "none", "--chunk-bytes", "20000"], "nll-none", out=True)
+
+
+def test_nll_empty_ranks(data):
+    compare(data, ["nll", "--input", data["sx.npy"], "--target", data["st.npy"], "--ignore-index", "4"], "nll-small",
+            out=True)
+
+
+def test_poisson_mean_out(data):
+    compare(data, ["poisson", "--input", data["px.npy"], "--target", data["pt.npy"], "--chunk-rows", "100"],
+            "poisson-mean", out=True)
+
+
+def test_poisson_sum_full_none(data):
+    compare(data, ["poisson", "--input", data["qx.npy"], "--target", data["qt.npy"], "--no-log-input", "--full",
+                   "--reduction", "sum"], "poisson-sum")
+    compare(data, ["poisson", "--input", data["qx.npy"], "--target", data["qt.npy"], "--no-log-input",
+                   "--reduction", "none", "--chunk-bytes", "65536"], "poisson-none", out=True)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_bad_target_on_another_rank(data, k):
+    out = data["dir"] / f"bad-{k}.npy"
+    args = ["nll", "--input", data["nx.npy"], "--target", data["nt_bad.npy"], "--out", out]
+    ref = run(args)
+    assert ref.returncode == 6 and "flat index 15022" in ref.stderr
+    p = run(args, k)
+    assert p.returncode == 6, p.stderr
+    assert score_lines(p.stderr) == score_lines(ref.stderr)
+    assert not out.exists()
+    assert not [q for q in os.listdir(data["dir"]) if ".tmp-" in q]
+
+
+def test_lowest_bad_target_wins(data):
+    args = ["nll", "--input", data["nx.npy"], "--target", data["nt_bad2.npy"]]
+    ref = run(args)
+    assert ref.returncode == 6 and "flat index 12002" in ref.stderr
+    p = run(args, 3)
+    assert p.returncode == 6 and score_lines(p.stderr) == score_lines(ref.stderr)
+
+
+@pytest.mark.parametrize("case", ["missing", "shape", "outdir"])
+def test_errors_agree(data, case):
+    out = data["dir"] / "nodir" / "o.npy"
+    args = {"missing": ["poisson", "--input", data["dir"] / "nope.npy", "--target", data["pt.npy"]],
+            "shape": ["poisson", "--input", data["px.npy"], "--target", data["qt.npy"]],
+            "outdir": ["poisson", "--input", data["px.npy"], "--target", data["pt.npy"], "--out", out]}[case]
+    ref = run(args)
+    assert ref.returncode in (3, 4, 5)
+    p = run(args, 4)
+    assert p.returncode == ref.returncode, p.stderr
+    assert score_lines(p.stderr) == score_lines(ref.stderr)
+    assert p.stdout == ""
+
+
+def test_no_mpirun_no_mpi():
+    # the same binary without a launcher: no MPI at all (the README quick start)
+    p = run(["demo", "--quiet"])
+    assert p.returncode == 0 and p.stdout.strip()
