@@ -7,7 +7,15 @@
 #ifndef NLLK_KERNELS_SCALAR_VEC_H
 #define NLLK_KERNELS_SCALAR_VEC_H
 
-#include <math.h> /* defines FP_FAST_FMA under -mfma, which makes sleef.h declare the purecfma functions */
+/* sleef.h declares the purecfma functions only when FP_FAST_FMA is defined: glibc's math.h defines it under
+ * gcc -mfma, but not under clang, so say it ourselves whenever the compiler may use FMA. */
+#include <math.h>
+#if defined(__FMA__) && !defined(FP_FAST_FMA)
+#  define FP_FAST_FMA
+#endif
+#if defined(__FMA__) && !defined(FP_FAST_FMAF)
+#  define FP_FAST_FMAF
+#endif
 #include <sleef.h>
 #include <stdint.h>
 #include <string.h>
