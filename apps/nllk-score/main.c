@@ -118,7 +118,8 @@ static void on_signal(int sig)
         write_str(2, "nllk-score: error: an input file changed or became unreadable while mapped (SIGBUS)\n");
         _exit(EX_IO);
     }
-    write_str(2, "nllk-score: interrupted\n");
+    if (shard_rank() == 0) /* under mpirun every rank gets the signal: one line for the job */
+        write_str(2, "nllk-score: interrupted\n");
     _exit(EX_INTERRUPTED);
 }
 

@@ -27,6 +27,8 @@ KS = (1, 2, 3, 4, 5)
 # Open MPI as root in a container: allow it, never try ssh, one node (loopback), more ranks than cores
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_plm_rsh_agent="",
            OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
+           # loopback only: the shared-memory transport, no probing of InfiniBand/libfabric/UCX (faster, quieter)
+           OMPI_MCA_pml="ob1", OMPI_MCA_btl="self,vader", OMPI_MCA_mtl="^ofi", OMPI_MCA_osc="^ucx",
            NLLK_NUM_THREADS="1")
 ENV.pop("NLLK_SCORE_MPI", None)
 
