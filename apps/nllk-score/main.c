@@ -1339,7 +1339,7 @@ int main(int argc, char **argv)
     parse_options(argc, argv, &o);
     apply_threads_isa(&o);
     if (o.cmd == CMD_DEMO)
-        return nllk_score_demo(o.json, o.quiet);
+        return shard_rank() ? EX_OK : nllk_score_demo(o.json, o.quiet); /* under mpirun: rank 0 only */
     result r;
     memset(&r, 0, sizeof r);
     if (o.cmd == CMD_POISSON)
