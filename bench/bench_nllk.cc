@@ -428,11 +428,15 @@ double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_
                 const int64_t t0 = (int64_t)t[q];
                 s0 += t0 == ig ? (T)0 : x[q * c + (size_t)t0];
             }
-        } else {
+        } else {  // walk (i, j) without a division per element
+            size_t i = b / d, j = b % d;
             for (; q < e; q++) {
-                const size_t i = q / d, j = q % d;
                 const int64_t t0 = (int64_t)t[q];
                 s0 += t0 == ig ? (T)0 : x[(i * c + (size_t)t0) * d + j];
+                if (++j == d) {
+                    j = 0;
+                    i++;
+                }
             }
         }
         totals[k] = (double)s0 + (double)s1;

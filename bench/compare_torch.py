@@ -386,6 +386,7 @@ def main():
     ap.add_argument("--bench-bin", default=os.path.join(ROOT, "build-bench", "bench", "bench_nllk"))
     ap.add_argument("--modes", default="retaining,plain")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse the worker JSON files in --out (limits and report only)")
     ap.add_argument("--only", default=None, help="only workloads whose id matches this regex")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -406,6 +407,10 @@ def main():
         jemalloc = "libjemalloc.so.2"
     modes = {}
     for mode in args.modes.split(","):
+        wout = os.path.join(args.out, f"worker_{mode}.json")
+        if args.reuse and os.path.exists(wout):  # report again from the workers' JSON (e.g. new limits)
+            modes[mode] = json.load(open(wout))
+            continue
         env = dict(os.environ, NLLK_LIBRARY=args.lib)
         env.pop("LD_PRELOAD", None)
         if mode == "retaining":
@@ -413,7 +418,6 @@ def main():
                 print("compare_torch: libjemalloc2 not installed: no retaining-allocator baseline", file=sys.stderr)
                 continue
             env.update(LD_PRELOAD=jemalloc, MALLOC_CONF=JEMALLOC_CONF)
-        wout = os.path.join(args.out, f"worker_{mode}.json")
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--worker-out", wout,
                "--threads", args.threads, "--reps", str(args.reps if mode == "retaining" else max(3, args.reps // 2)),
                "--lib", args.lib] + (["--quick"] if args.quick else []) + (["--only", args.only] if args.only else [])
