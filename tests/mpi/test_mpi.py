@@ -181,3 +181,13 @@ def test_no_mpirun_no_mpi():
     # the same binary without a launcher: no MPI at all (the README quick start)
     p = run(["demo", "--quiet"])
     assert p.returncode == 0 and p.stdout.strip()
+
+
+def test_progress_is_rank0s_view(data):
+    # one bar for the job (rank 0's shard scaled to the whole job), not one per rank
+    p = run(["poisson", "--input", data["px.npy"], "--target", data["pt.npy"], "--progress", "--chunk-rows", "50"], 3)
+    assert p.returncode == 0, p.stderr
+    bars = [ln for ln in p.stderr.replace("\r", "\n").splitlines() if "%" in ln and "GB" in ln]
+    assert bars and sum("100.0%" in b for b in bars) == 1, p.stderr
+    total = 2 * 1001 * 37 * 4 * 1e-9
+    assert all(f"/{total:.2f} GB" in b for b in bars)
