@@ -584,6 +584,7 @@ static void out_open_shard(out_file *o, const char *path, npy_dtype dt, int ndim
     }
     shard_bcast(&b, sizeof b);
     if (shard_rank() != 0) {
+        memcpy(g_tmp, b.tmp, sizeof g_tmp); /* for messages; rank 0 owns (and removes) the file: g_tmp_active 0 */
         o->path = path;
         o->fd = open(b.tmp, O_WRONLY | O_CLOEXEC);
         if (o->fd < 0)
@@ -610,7 +611,7 @@ static void out_write(out_file *o, const void *buf, size_t len)
 static void out_commit(out_file *o)
 {
     if (close(o->fd) != 0)
-        die(EX_IO, "writing '%s': %s", shard_rank() ? o->path : g_tmp, strerror(errno));
+        die(EX_IO, "writing '%s': %s", g_tmp, strerror(errno));
     phase_check(); /* every rank wrote and closed its slice */
     if (shard_rank() != 0)
         return;
