@@ -88,7 +88,10 @@ static const char usage_text[] =
     "exit codes: 0 ok, 1 internal error, 2 usage (unknown flag, bad value), 3 I/O (missing or unreadable\n"
     "file, output not writable), 4 bad .npy (not .npy, truncated, Fortran order, big-endian, unsupported\n"
     "dtype), 5 shapes do not match (or weight length is not C), 6 target out of range, 7 ISA not\n"
-    "available, 130 interrupted (SIGINT/SIGTERM).\n";
+    "available, 130 interrupted (SIGINT/SIGTERM).\n"
+    "\n"
+    "MPI builds: under `mpirun -n K nllk-score ...` each rank scores its contiguous shard of the same files and rank\n"
+    "0 merges them: the same bits, output and errors as one process (README.md, \"nllk-score on a cluster\").\n";
 
 /* ---- cleanup on errors and signals ------------------------------------------------------------------------- */
 
