@@ -1,78 +1,19 @@
 /* The canonical sum (dispatch/sum.c) against a separately written recursive definition of the tree, and the
  * property the threads and the streaming API rely on: a range cut anywhere into pieces, each summed on its
  * own (starting mid-block included) and merged left to right, gives the bits of one pass. */
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "sum.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                                       \
-    do {                                                                                                        \
-        if (!(cond)) {                                                                                          \
-            failures++;                                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                       \
-            fprintf(stderr, "\n");                                                                              \
-        }                                                                                                       \
-    } while (0)
-
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+#include "testutil.h"
 
 /* values spanning many magnitudes and signs, so that any change of summation order changes the bits */
 static double value(void)
 {
-    const double m = (double)(next() >> 11) / 9007199254740992.0;
-    const int e = (int)(next() % 40) - 20;
-    return ((next() & 1) ? -1.0 : 1.0) * ldexp(m, e);
+    const double m = tu_unit();
+    const int e = (int)tu_below(40) - 20;
+    return ((tu_next() & 1) ? -1.0 : 1.0) * ldexp(m, e);
 }
 
-/* --- the reference: nllk.h section 2, written directly ---------------------------------------------------- */
-static double ref_block(const double *v, size_t len)
-{
-    double s[16] = {0};
-    for (size_t k = 0; k < len; k++)
-        s[k % 16] += v[k];
-    for (int h = 8; h >= 1; h /= 2)
-        for (int k = 0; k < h; k++)
-            s[k] += s[k + h];
-    return s[0];
-}
-/* the node at level l, index m, over nb blocks whose sums are b[] */
-static double ref_node(const double *b, size_t nb, unsigned l, size_t m)
-{
-    if (l == 0)
-        return b[m];
-    const size_t left = 2 * m, right = 2 * m + 1;
-    if ((right << (l - 1)) >= nb)
-        return ref_node(b, nb, l - 1, left);
-    return ref_node(b, nb, l - 1, left) + ref_node(b, nb, l - 1, right);
-}
-static double ref_sum(const double *v, size_t n)
-{
-    if (n == 0)
-        return 0.0;
-    const size_t nb = (n + NLLK_BLOCK - 1) / NLLK_BLOCK;
-    double *b = malloc(nb * sizeof *b);
-    for (size_t i = 0; i < nb; i++)
-        b[i] = ref_block(v + i * NLLK_BLOCK, i + 1 < nb ? NLLK_BLOCK : n - i * NLLK_BLOCK);
-    unsigned levels = 0;
-    while (((size_t)1 << levels) < nb)
-        levels++;
-    const double r = ref_node(b, nb, levels, 0);
-    free(b);
-    return r;
-}
+/* the reference is tu_tree_sum (testutil.h): nllk.h section 2 written directly, recursively */
+#define ref_sum tu_tree_sum
 
 /* --- the run function under test: channel 0 the value, channel 1 its square --------------------------------- */
 typedef struct {
@@ -127,7 +68,7 @@ int main(void)
             nllk_sum_init(&sums[1], 0);
             size_t off = 0;
             while (off < n) {
-                const size_t len = 1 + next() % (trial % 2 ? 50 : 9000);
+                const size_t len = 1 + tu_next() % (trial % 2 ? 50 : 9000);
                 const size_t m = len < n - off ? len : n - off;
                 c.base = off;
                 nllk_sum_feed(&sums[1], NULL, m, run, &c);
@@ -140,12 +81,12 @@ int main(void)
 
         /* cut into up to 8 pieces at random points, each its own sum, merged left to right */
         for (int trial = 0; trial < 40; trial++) {
-            const int pieces = 1 + (int)(next() % 8);
+            const int pieces = 1 + (int)(tu_next() % 8);
             size_t cut[9];
             cut[0] = 0;
             cut[pieces] = n;
             for (int p = 1; p < pieces; p++)
-                cut[p] = n ? (trial % 3 == 0 ? (next() % (n / 64 + 1)) * 64 : next() % (n + 1)) : 0;
+                cut[p] = n ? (trial % 3 == 0 ? (tu_next() % (n / 64 + 1)) * 64 : tu_next() % (n + 1)) : 0;
             for (int p = 1; p < pieces; p++) /* sort */
                 for (int q = p + 1; q < pieces; q++)
                     if (cut[q] < cut[p]) {
@@ -189,6 +130,6 @@ int main(void)
     }
     free(v);
     free(sq);
-    printf("test_sum: %s\n", failures ? "FAILED" : "ok");
-    return failures != 0;
+    printf("test_sum: ");
+    return tu_summary();
 }
