@@ -13,6 +13,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
+echo "== benchmarks build: smoke runs (they still build and run end to end; no speed is asserted)"
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DNLLK_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build build-bench -j"$jobs"
+(cd build-bench && ctest --output-on-failure -R '^(bench_nllk_smoke|compare_torch_quick)$')
+
 echo "== sanitizer build (ASan + UBSan): ctest"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNLLK_SANITIZE=ON -DNLLK_PYTHON_TESTS=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
