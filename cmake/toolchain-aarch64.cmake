@@ -18,7 +18,13 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
+# -L: the dynamic loader and libraries of the cross toolchain (libc6-arm64-cross, libgomp1-arm64-cross) under
+# /usr/aarch64-linux-gnu. LD_LIBRARY_PATH: the loader must also take libc from there. Otherwise it finds the
+# host's /etc/ld.so.cache, which lists the multiarch libc6:arm64 (pulled in by libsleef-dev:arm64, usually a
+# different Debian revision from libc6-arm64-cross), and a loader and libc of different builds do not work
+# together: the first pthread_create (any OpenMP parallel region) spins forever walking a corrupt stack list.
 find_program(NLLK_QEMU_AARCH64 qemu-aarch64)
 if(NLLK_QEMU_AARCH64)
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${NLLK_QEMU_AARCH64} -L /usr/${NLLK_CROSS_TRIPLET})
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${NLLK_QEMU_AARCH64} -L /usr/${NLLK_CROSS_TRIPLET}
+      -E LD_LIBRARY_PATH=/usr/${NLLK_CROSS_TRIPLET}/lib)
 endif()
