@@ -42,6 +42,11 @@ typedef struct nllk_nll_run {
     int64_t ignore_index;
 } nllk_nll_run;
 
+/* A 2-D run's rows of at most this many bytes (a few classes) are read or written almost whole and in order:
+ * the forward kernels prefetch them (nll_loop.h) and the backward driver fills and scatters them in L1-sized
+ * pieces (nll_impl.h). */
+enum { NLLK_NARROW_ROW_BYTES = 256 };
+
 /* NLL forward over a run: out[k] = -x * w (or +0 when ignored) if out != NULL; lanes[k % 16] += loss_k and
  * lanes[16 + k % 16] += weight_k (0 when ignored) if lanes != NULL. weight may be NULL (all ones).
  * Returns len, or the k of the first target that is neither in [0, c) nor ignore_index (then elements from

@@ -77,15 +77,14 @@ static void NLLK_DT(nll_bwd_scatter)(const NLLK_DT(nll_ctx) *c, size_t off, size
     }
 }
 
-/* For d == 1 each span zero-fills its own rows and scatters into them. A span of narrow rows (at most
- * NLLK_NARROW_ROW bytes) larger than NLLK_BWD_PIECES_FROM goes a piece of NLLK_BWD_PIECE bytes at a time, so the
- * scatter finds its rows still in L1: filling a whole span first (up to the grain, 1.3 MB for (N, 10) f32, more
- * than L2) made the scatters miss, 1.5-2x slower on (1048576, 10) and (1048576, 32) f32 (BENCHMARKS.md). Wide
- * rows keep one fill per span, which streams when it is large; small spans measured faster in one fill too.
- * For d > 1 the zero fill is a separate pass (nll_zero_span). */
+/* For d == 1 each span zero-fills its own rows and scatters into them. A span of narrow rows
+ * (NLLK_NARROW_ROW_BYTES, kernels.h) larger than NLLK_BWD_PIECES_FROM goes a piece of NLLK_BWD_PIECE bytes at a
+ * time, so the scatter finds its rows still in L1: filling a whole span first (up to the grain, 1.3 MB for
+ * (N, 10) f32, more than L2) made the scatters miss, 1.5-2x slower on (1048576, 10) and (1048576, 32) f32
+ * (BENCHMARKS.md). Wide rows keep one fill per span, which streams when it is large; small spans measured faster
+ * in one fill too. For d > 1 the zero fill is a separate pass (nll_zero_span). */
 #define NLLK_BWD_PIECE ((size_t)16 << 10)
 #define NLLK_BWD_PIECES_FROM ((size_t)512 << 10)
-#define NLLK_NARROW_ROW ((size_t)256)
 static size_t NLLK_DT(nll_bwd_span)(void *vctx, size_t off, size_t len)
 {
     const NLLK_DT(nll_ctx) *c = vctx;
@@ -94,7 +93,8 @@ static size_t NLLK_DT(nll_bwd_span)(void *vctx, size_t off, size_t len)
         NLLK_DT(nll_bwd_scatter)(c, off, len);
         return len;
     }
-    const size_t per = row && row <= NLLK_NARROW_ROW && len * row > NLLK_BWD_PIECES_FROM ? NLLK_BWD_PIECE / row : len;
+    const int pieces = row && row <= NLLK_NARROW_ROW_BYTES && len * row > NLLK_BWD_PIECES_FROM;
+    const size_t per = pieces ? NLLK_BWD_PIECE / row : len;
     for (size_t p = 0; p < len; p += per) {
         const size_t m = len - p < per ? len - p : per;
         nllk_zero_fill(c->gx + (off + p) * c->s.c, m * row);
@@ -202,7 +202,6 @@ nllk_status NLLK_DT(nllk_nll_acc_update)(nllk_acc *acc, const T *input, const vo
 }
 
 #undef NLLK_BWD_PIECE
-#undef NLLK_NARROW_ROW
 #undef NLLK_BWD_PIECES_FROM
 #undef NLLK_CAT_
 #undef NLLK_CAT

@@ -19,9 +19,9 @@
  * A tail of m < W elements is one vector whose padding targets are ignore_index (loss +0, weight +0: adds +0.0
  * to the lanes, bit-neutral; nothing gathered or stored there). */
 #define NLLK_G (16 / NLLK_W)
-/* Rows of at most 256 bytes (small C, 2-D) are read almost whole, in order, yet gathers do not train the
- * hardware prefetcher on Zen 5: without a software prefetch this far ahead the vector kernels ran 2-3x slower
- * than the scalar one on a (1048576, 10) input. Wide rows and N-D planes measured no gain from prefetching. */
+/* Narrow rows (NLLK_NARROW_ROW_BYTES, dispatch/kernels.h) are read almost whole, in order, yet gathers do not
+ * train the hardware prefetcher on Zen 5: without a software prefetch this far ahead the vector kernels ran 2-3x
+ * slower than the scalar one on a (1048576, 10) input. Wide rows and N-D planes measured no gain from it. */
 #define NLLK_PF_DIST 4096
 
 static inline __attribute__((always_inline)) NLLK_OP(t) NLLK_K(tload)(const void *tg, size_t o, const int tt)
@@ -60,10 +60,11 @@ static inline __attribute__((always_inline)) size_t NLLK_K(nll_fwd_body)(const n
         accw[j] = lanes ? NLLK_OP(acc_load)(lanes + 16 + j * NLLK_W) : NLLK_OP(acc_zero)();
     }
     const size_t row_bytes = ks * sizeof(NLLK_E);
-    const int pf_dense = NLLK_W > 1 && row_bytes <= 256;
+    const int pf_dense = NLLK_W > 1 && row_bytes <= NLLK_NARROW_ROW_BYTES;
     for (size_t k = 0; k < len; k += 16) {
         if (pf_dense) {
-            const uintptr_t p = (uintptr_t)(x + k * ks) + NLLK_PF_DIST; /* may lie past the end: never dereferenced */
+            /* may lie past the end of x: a prefetch is never dereferenced */
+            const uintptr_t p = (uintptr_t)(x + k * ks) + NLLK_PF_DIST;
             for (size_t b = 0; b < 16 * row_bytes; b += 64)
                 __builtin_prefetch((const void *)(p + b));
         }
