@@ -60,7 +60,7 @@ static inline __attribute__((always_inline)) size_t NLLK_K(nll_fwd_body)(const n
         accw[j] = lanes ? NLLK_OP(acc_load)(lanes + 16 + j * NLLK_W) : NLLK_OP(acc_zero)();
     }
     const size_t row_bytes = ks * sizeof(NLLK_E);
-    const int pf_dense = NLLK_W > 1 && row_bytes <= NLLK_NARROW_ROW_BYTES;
+    const int pf_dense = NLLK_W > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
     for (size_t k = 0; k < len; k += 16) {
         if (pf_dense) {
             /* may lie past the end of x: a prefetch is never dereferenced */
