@@ -1,24 +1,42 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 static _Thread_local char last_error[512];
+static _Thread_local uint64_t last_error_index = NLLK_NO_INDEX;
+
+static void record(const char *fmt, va_list ap) { vsnprintf(last_error, sizeof last_error, fmt, ap); }
 
 nllk_status nllk_fail(nllk_status status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    record(fmt, ap);
     va_end(ap);
+    last_error_index = NLLK_NO_INDEX;
+    return status;
+}
+
+nllk_status nllk_fail_at(nllk_status status, uint64_t index, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record(fmt, ap);
+    va_end(ap);
+    last_error_index = index;
     return status;
 }
 
 nllk_status nllk_ok(void)
 {
     last_error[0] = '\0';
+    last_error_index = NLLK_NO_INDEX;
     return NLLK_OK;
 }
+
+uint64_t nllk_last_error_index(void) { return last_error_index; }
 
 int nllk_mul_size(size_t a, size_t b, size_t *out)
 {

@@ -56,10 +56,10 @@ static nllk_status nll_target_error(const nllk_nll_shape *s, uint64_t base, size
 {
     const uint64_t g = base + f;
     if (s->d == 1)
-        return nllk_fail(NLLK_ERR_TARGET_OUT_OF_RANGE, "target[%llu] = %lld is out of range [0, %zu)",
+        return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g, "target[%llu] = %lld is out of range [0, %zu)",
                          (unsigned long long)g, (long long)target_at(s, f), s->c);
-    return nllk_fail(NLLK_ERR_TARGET_OUT_OF_RANGE,
-                     "target[%llu] (sample %llu, position %llu) = %lld is out of range [0, %zu)",
+    return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g,
+                        "target[%llu] (sample %llu, position %llu) = %lld is out of range [0, %zu)",
                      (unsigned long long)g, (unsigned long long)(g / s->d), (unsigned long long)(g % s->d),
                      (long long)target_at(s, f), s->c);
 }

@@ -174,6 +174,12 @@ nllk_status NLLK_DT(nllk_nll_bwd)(const T *grad_output, const void *target, nllk
 nllk_status NLLK_DT(nllk_nll_acc_update)(nllk_acc *acc, const T *input, const void *target, size_t n,
                                          const T *weight)
 {
+    return NLLK_DT(nllk_nll_acc_update_out)(acc, input, target, n, weight, NULL);
+}
+
+nllk_status NLLK_DT(nllk_nll_acc_update_out)(nllk_acc *acc, const T *input, const void *target, size_t n,
+                                             const T *weight, T *out)
+{
     nllk_status st;
     nllk_acc_impl *a = nllk_acc_get(acc, NLLK_ACC_NLL, DTYPE, &st);
     if (!a)
@@ -192,7 +198,7 @@ nllk_status NLLK_DT(nllk_nll_acc_update)(nllk_acc *acc, const T *input, const vo
         return nllk_fail(NLLK_ERR_NULL_POINTER, "input is NULL");
     NLLK_DT(nll_ctx) ctx = {.s = {0, a->c, a->d, target, target_sizes[a->target_type],
                                   (nllk_target_type)a->target_type, a->ignore_index},
-                            .k = nllk_active_kernels(), .x = input, .j0 = j0, .weight = weight};
+                            .k = nllk_active_kernels(), .x = input, .j0 = j0, .weight = weight, .out = out};
     /* targets first, so that a failed update leaves the accumulator as it was */
     const size_t bad = nll_check_targets(&ctx.s, n);
     if (bad != n)

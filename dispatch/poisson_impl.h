@@ -17,7 +17,7 @@ typedef struct NLLK_DT(poisson_ctx) {
 static size_t NLLK_DT(poisson_run)(void *vctx, size_t off, size_t n, double *lanes)
 {
     const NLLK_DT(poisson_ctx) *c = vctx;
-    c->k->NLLK_DT(poisson_fwd)(n, c->x + off, c->t + off, &c->p, NULL, lanes);
+    c->k->NLLK_DT(poisson_fwd)(n, c->x + off, c->t + off, &c->p, c->out ? c->out + off : NULL, lanes);
     return n;
 }
 
@@ -44,8 +44,10 @@ nllk_status NLLK_DT(nllk_poisson_nll_fwd)(const T *input, const T *target, size_
         return st;
     if (!out && (reduction != NLLK_REDUCTION_NONE || n > 0))
         return nllk_fail(NLLK_ERR_NULL_POINTER, "out is NULL");
+    /* ctx.out: the per-element losses, NONE only (MEAN/SUM's out is the one result) */
     NLLK_DT(poisson_ctx) ctx = {.x = input, .t = target, .p = {eps, log_input != 0, full != 0},
-                                .k = nllk_active_kernels(), .out = out};
+                                .k = nllk_active_kernels(),
+                                .out = reduction == NLLK_REDUCTION_NONE ? out : NULL};
     if (reduction == NLLK_REDUCTION_NONE) {
         if (n > 0)
             nllk_parallel_spans(n, NLLK_GRAIN, NLLK_DT(poisson_fwd_span), &ctx);
@@ -87,6 +89,11 @@ nllk_status NLLK_DT(nllk_poisson_nll_bwd)(const T *input, const T *target, size_
 
 nllk_status NLLK_DT(nllk_poisson_acc_update)(nllk_acc *acc, const T *input, const T *target, size_t n)
 {
+    return NLLK_DT(nllk_poisson_acc_update_out)(acc, input, target, n, NULL);
+}
+
+nllk_status NLLK_DT(nllk_poisson_acc_update_out)(nllk_acc *acc, const T *input, const T *target, size_t n, T *out)
+{
     nllk_status st;
     nllk_acc_impl *a = nllk_acc_get(acc, NLLK_ACC_POISSON, DTYPE, &st);
     if (!a)
@@ -96,7 +103,7 @@ nllk_status NLLK_DT(nllk_poisson_acc_update)(nllk_acc *acc, const T *input, cons
     if (n > UINT64_MAX - a->sum.end)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
     NLLK_DT(poisson_ctx) ctx = {.x = input, .t = target, .p = {a->eps, a->log_input, a->full},
-                                .k = nllk_active_kernels()};
+                                .k = nllk_active_kernels(), .out = out};
     nllk_sum_feed_parallel(&a->sum, &a->head, n, NLLK_DT(poisson_run), &ctx);
     return nllk_ok();
 }

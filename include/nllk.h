@@ -129,6 +129,13 @@ typedef enum nllk_status {
  * calling thread's next nllk call. */
 NLLK_API const char *nllk_last_error(void);
 
+/* The global flat element index the calling thread's last failure is about, or NLLK_NO_INDEX when it names no
+ * element. Set with NLLK_ERR_TARGET_OUT_OF_RANGE: the lowest offending target's index (for accumulators counted
+ * from global element 0, i.e. including the accumulator's `begin`), so callers need not re-scan to find it.
+ * Cleared by every successful call of the same thread. */
+#define NLLK_NO_INDEX UINT64_MAX
+NLLK_API uint64_t nllk_last_error_index(void);
+
 /* A short constant name for a status ("NLLK_OK", "NLLK_ERR_TARGET_OUT_OF_RANGE", ...; "unknown" otherwise). */
 NLLK_API const char *nllk_status_name(nllk_status status);
 
@@ -320,8 +327,8 @@ NLLK_API int nllk_get_num_threads(void);
  * and the global element range [begin, end) it covers.
  *
  * Element numbering: Poisson element i is input[i]; NLL element i*d + j is (sample i, position j).
- * The per-element losses of a chunk are not returned (call the one-shot function with NLLK_REDUCTION_NONE on
- * the chunk for those: per-element values do not depend on the position).
+ * The per-element losses of a chunk are returned by the *_update_out_* variants (the values of the one-shot call
+ * with NLLK_REDUCTION_NONE, also for NLL chunks that start or end inside a sample).
  */
 #define NLLK_ACC_SIZE (72 * 1024)
 typedef struct nllk_acc {
@@ -349,6 +356,11 @@ NLLK_API nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int 
 NLLK_API nllk_status nllk_poisson_acc_update_f32(nllk_acc *acc, const float *input, const float *target, size_t n);
 NLLK_API nllk_status nllk_poisson_acc_update_f64(nllk_acc *acc, const double *input, const double *target,
                                                  size_t n);
+/* As nllk_poisson_acc_update_*, and also writes the chunk's n per-element losses to out (NULL: none written). */
+NLLK_API nllk_status nllk_poisson_acc_update_out_f32(nllk_acc *acc, const float *input, const float *target,
+                                                     size_t n, float *out);
+NLLK_API nllk_status nllk_poisson_acc_update_out_f64(nllk_acc *acc, const double *input, const double *target,
+                                                     size_t n, double *out);
 
 /* Starts an NLL accumulator for inputs of c classes and d positions per sample, at global flat element
  * `begin` (= i*d + j). The weight, if any, is passed with every update (it is not copied).
@@ -364,11 +376,18 @@ NLLK_API nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_tar
  *   weight   c class weights or NULL; pass the same weights to every update of a dataset.
  * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not an NLL accumulator of this dtype),
  * NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_TARGET_OUT_OF_RANGE (the message names the lowest offending GLOBAL flat
- * index, its sample and position). On failure the accumulator is unchanged (targets are checked first). */
+ * index, its sample and position; nllk_last_error_index() gives that index). On failure the accumulator is
+ * unchanged (targets are checked first) and nothing is written to out. */
 NLLK_API nllk_status nllk_nll_acc_update_f32(nllk_acc *acc, const float *input, const void *target, size_t n,
                                              const float *weight);
 NLLK_API nllk_status nllk_nll_acc_update_f64(nllk_acc *acc, const double *input, const void *target, size_t n,
                                              const double *weight);
+/* As nllk_nll_acc_update_*, and also writes the chunk's n per-element losses to out (NULL: none written):
+ * out[k] is element end+k's loss, -w[t]*x (or +0 at an ignored position), the one-shot NONE value. */
+NLLK_API nllk_status nllk_nll_acc_update_out_f32(nllk_acc *acc, const float *input, const void *target, size_t n,
+                                                 const float *weight, float *out);
+NLLK_API nllk_status nllk_nll_acc_update_out_f64(nllk_acc *acc, const double *input, const void *target,
+                                                 size_t n, const double *weight, double *out);
 
 /* Appends `right` to `left`. Requires the same loss, dtype and options, and right's begin == left's end.
  * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (mismatch; left unchanged). */
