@@ -105,6 +105,8 @@ const nllk_kernels *nllk_active_kernels(void)
 
 const char *nllk_active_isa(void) { return nllk_active_kernels()->isa; }
 
+const char *nllk_isa_name(int i) { return i >= 0 && i < NUM_ISAS ? isas[i].name : NULL; }
+
 int nllk_isa_supported(const char *name)
 {
     return name && supported(index_of(name));

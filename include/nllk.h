@@ -178,6 +178,10 @@ NLLK_API nllk_status nllk_set_isa(const char *name);
 /* 1 if nllk_set_isa(name) would succeed for a non-empty name, else 0. */
 NLLK_API int nllk_isa_supported(const char *name);
 
+/* The i-th instruction set of this build, lowest level first (i = 0 is "scalar"), or NULL for i past the last:
+ * the one list that usage texts, tests and benchmarks enumerate (pair it with nllk_isa_supported). */
+NLLK_API const char *nllk_isa_name(int i);
+
 /* ------------------------------------------------------------------------------------------------------- */
 /* Options                                                                                                 */
 /* ------------------------------------------------------------------------------------------------------- */

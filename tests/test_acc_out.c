@@ -98,9 +98,21 @@ static void error_index(void)
     CHECK(nllk_last_error_index() == NLLK_NO_INDEX, "no index for an error about no element");
 }
 
+static void isa_list(void)
+{
+    CHECK(nllk_isa_name(0) && strcmp(nllk_isa_name(0), "scalar") == 0, "ISA 0 is scalar");
+    CHECK(nllk_isa_name(-1) == NULL, "no ISA -1");
+    int i = 0, active_listed = 0;
+    for (; nllk_isa_name(i); i++)
+        active_listed |= strcmp(nllk_isa_name(i), nllk_active_isa()) == 0;
+    CHECK(i >= 1 && i <= 3, "%d ISAs in this build", i);
+    CHECK(active_listed, "the active ISA %s is in the list", nllk_active_isa());
+}
+
 int main(void)
 {
     tu_seed(11);
+    isa_list();
     nll_chunks();
     poisson_chunks();
     error_index();
