@@ -1,0 +1,41 @@
+/* cli.h — nllk-score's command line: one table of options drives both the parser and --help. */
+#ifndef NLLK_SCORE_CLI_H
+#define NLLK_SCORE_CLI_H
+
+#include <stdint.h>
+
+#include <nllk.h>
+
+#include "npyfile.h"
+
+typedef enum command { CMD_POISSON, CMD_NLL, CMD_DEMO } command;
+
+typedef struct options {
+    command cmd;
+    const char *input, *target, *weight, *out, *isa;
+    int log_input, full, json, quiet, progress;
+    double eps;
+    int64_t ignore_index;
+    nllk_reduction reduction;
+    int threads;
+    uint64_t chunk_rows, chunk_bytes;
+    io_mode io;
+    int io_set; /* --io given; else the per-loss default (io_for) */
+    int keep_pages;
+} options;
+
+/* Default chunk: input + target bytes per chunk (a few L2s; measured in BENCHMARKS.md, ## nllk-score). */
+#define DEFAULT_CHUNK_BYTES (8u << 20)
+
+/* Parses argv into o (exits with EX_USAGE and one line on a bad command line; prints --help/--version). */
+void parse_options(int argc, char **argv, options *o);
+
+/* Applies --threads and --isa to the library. */
+void apply_threads_isa(const options *o);
+
+/* The --io mode used for the inputs of o's command. */
+io_mode io_for(const options *o);
+
+const char *reduction_name(nllk_reduction r);
+
+#endif

@@ -1,0 +1,92 @@
+/* report.c — see report.h. */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fail.h"
+
+static void json_number(FILE *fp, double v)
+{
+    if (isfinite(v))
+        fprintf(fp, "%.17g", v);
+    else if (isnan(v))
+        fputs("NaN", fp); /* as Python's json module writes and reads it */
+    else
+        fputs(v > 0 ? "Infinity" : "-Infinity", fp);
+}
+
+static void json_string(FILE *fp, const char *s)
+{
+    fputc('"', fp);
+    for (; *s; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(fp, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(fp, "\\u%04x", ch);
+        else
+            fputc(ch, fp);
+    }
+    fputc('"', fp);
+}
+
+static void print_json(const result *r, double loss, double eps, double bps)
+{
+    printf("{\"command\": \"%s\", \"reduction\": \"%s\", \"loss\": ", r->command, reduction_name(r->reduction));
+    if (r->reduction == NLLK_REDUCTION_NONE)
+        fputs("null", stdout);
+    else
+        json_number(stdout, loss);
+    fputs(", \"mean\": ", stdout);
+    json_number(stdout, r->mean);
+    fputs(", \"sum\": ", stdout);
+    json_number(stdout, r->sum);
+    printf(", \"count\": %llu, \"total_weight\": ", (unsigned long long)r->count);
+    json_number(stdout, r->total_weight);
+    printf(", \"dtype\": \"%s\", \"seconds\": %.6f, \"elements_per_s\": %.6g, \"bytes\": %llu, "
+           "\"bytes_per_s\": %.6g, \"isa\": \"%s\", \"threads\": %d, \"chunks\": %llu, \"chunk_elements\": %llu, "
+           "\"output\": ",
+           npy_dtype_name(r->dtype), r->seconds, eps, (unsigned long long)r->bytes, bps, nllk_active_isa(),
+           nllk_get_num_threads(), (unsigned long long)r->chunks, (unsigned long long)r->chunk_elems);
+    if (r->out)
+        json_string(stdout, r->out);
+    else
+        fputs("null", stdout);
+    if (r->ranks) {
+        printf(", \"ranks\": %d, \"rank_seconds\": [", r->ranks);
+        for (int k = 0; k < r->ranks; k++)
+            printf(k ? ", %.6f" : "%.6f", r->rank_seconds[k]);
+        fputs("]", stdout);
+    }
+    fputs("}\n", stdout);
+}
+
+void print_result(const result *r, int json, int quiet)
+{
+    const double loss = r->reduction == NLLK_REDUCTION_SUM ? r->sum : r->mean;
+    const double eps = r->seconds > 0 ? (double)r->count / r->seconds : 0;
+    const double bps = r->seconds > 0 ? (double)r->bytes / r->seconds : 0;
+    const int prec = r->dtype == NPY_F32 ? 9 : 17;
+    if (json)
+        print_json(r, loss, eps, bps);
+    else if (quiet) {
+        if (r->reduction != NLLK_REDUCTION_NONE)
+            printf("%.*g\n", prec, loss);
+    } else {
+        if (r->reduction != NLLK_REDUCTION_NONE)
+            printf("%s %s loss: %.*g\n", r->command, reduction_name(r->reduction), prec, loss);
+        printf("  mean %.*g  sum %.*g  count %llu  total_weight %.*g  (%s)\n", prec, r->mean, prec, r->sum,
+               (unsigned long long)r->count, prec, r->total_weight, npy_dtype_name(r->dtype));
+        if (r->out)
+            printf("  per-element losses written to %s\n", r->out);
+        printf("  %.3f s, %.1f M elements/s, %.2f GB/s read, isa %s, %d threads, %llu chunks\n", r->seconds,
+               eps * 1e-6, bps * 1e-9, nllk_active_isa(), nllk_get_num_threads(), (unsigned long long)r->chunks);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout))
+        die(EX_IO, "writing to stdout: %s", strerror(errno));
+}

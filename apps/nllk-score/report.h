@@ -1,0 +1,26 @@
+/* report.h — the result of a run, printed for people or as one JSON object (--json). */
+#ifndef NLLK_SCORE_REPORT_H
+#define NLLK_SCORE_REPORT_H
+
+#include <stdint.h>
+
+#include <nllk.h>
+
+#include "npy.h"
+
+typedef struct result {
+    const char *command;
+    nllk_reduction reduction;
+    npy_dtype dtype;
+    double mean, sum, total_weight;
+    uint64_t count, chunks, chunk_elems, bytes;
+    double seconds;
+    const char *out;
+    int ranks;            /* under MPI: the number of ranks (0 otherwise)  */
+    double *rank_seconds; /* and each rank's seconds to score its shard    */
+} result;
+
+/* Prints r to stdout (json: one JSON object; quiet: the loss only) and flushes; a write error is fatal. */
+void print_result(const result *r, int json, int quiet);
+
+#endif

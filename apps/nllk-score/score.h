@@ -1,0 +1,49 @@
+/* score.h — one chunk loop for every loss: a loss is a descriptor (how to check its files and plan its chunks,
+ * how to start and update its accumulator); score() streams the files through it chunk by chunk.
+ *
+ * The geometry every loss is described in: the target has `units * d` elements (the output's elements), in
+ * `units` units that shards split (Poisson: elements, d = 1; NLL: samples of d positions), and each target
+ * element has c input values (Poisson: c = 1; NLL: one per class, c*d per sample, class-major). A chunk is a run
+ * of target elements: whole units, or (`sub`) a run of positions inside one sample. */
+#ifndef NLLK_SCORE_SCORE_H
+#define NLLK_SCORE_SCORE_H
+
+#include <nllk.h>
+
+#include "cli.h"
+#include "npyfile.h"
+#include "report.h"
+
+typedef struct job {
+    const options *o;
+    npy_file in, tg;       /* input and target, opened                                   */
+    npy_dtype dtype;       /* the input's, which is the output's                          */
+    size_t es, ts;         /* input and target item sizes                                 */
+    uint64_t units, c, d;  /* see above                                                   */
+    uint64_t chunk;        /* target elements per chunk                                   */
+    int sub;               /* chunks are runs inside one sample (chunk < d)               */
+    nllk_target_type tt;   /* NLL: the target's type                                      */
+    void *weight;          /* NLL: c class weights in the input's dtype, or NULL          */
+} job;
+
+/* The accumulator update of one chunk: n target elements, their inputs x, and (out not NULL) their losses. */
+typedef nllk_status (*update_fn)(nllk_acc *acc, const void *x, const void *t, size_t n, const void *weight,
+                                 void *out);
+
+typedef struct loss {
+    const char *name;
+    /* checks the opened files, sets the geometry, the chunk plan and the weight; errors end the program */
+    void (*setup)(job *j);
+    nllk_status (*init)(nllk_acc *acc, const job *j, uint64_t begin);
+    update_fn update_f32, update_f64;
+} loss;
+
+extern const loss loss_poisson, loss_nll;
+
+/* Scores o's files with loss L into r (under MPI: this rank's shard, merged on rank 0). */
+void score(const loss *L, const options *o, result *r);
+
+/* Opens one of o's files for chunked reading (errors end the program). */
+void open_npy(npy_file *f, const char *path, const options *o, const char *role);
+
+#endif
