@@ -206,8 +206,9 @@ static void usage(void)
           "dtype), 5 shapes do not match (or weight length is not C), 6 target out of range, 7 ISA not\n"
           "available, 130 interrupted (SIGINT/SIGTERM).\n"
           "\n"
-          "MPI builds: under `mpirun -n K nllk-score ...` each rank scores its contiguous shard of the same files and rank\n"
-          "0 merges them: the same bits, output and errors as one process (README.md, \"nllk-score on a cluster\").\n",
+          "MPI: under `mpirun -n K nllk-score-mpi ...` (built when MPI is found) each rank scores its contiguous\n"
+          "shard of the same files and rank 0 merges them: the same bits, output and errors as one process\n"
+          "(README.md, \"nllk-score on a cluster\"); nllk-score links no MPI.\n",
           stdout);
 }
 

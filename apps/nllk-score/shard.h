@@ -1,6 +1,6 @@
-/* shard.h — nllk-score across MPI ranks (built with -DNLLK_MPI=ON; shard_stub.c otherwise).
+/* shard.h — nllk-score across MPI ranks: nllk-score-mpi links shard_mpi.c, nllk-score shard_stub.c (no MPI).
  *
- * Under `mpirun -n K nllk-score ...` every rank opens the same files, scores its contiguous shard [n*r/K,
+ * Under `mpirun -n K nllk-score-mpi ...` every rank opens the same files, scores its contiguous shard [n*r/K,
  * n*(r+1)/K) through an accumulator started at the shard's global offset, and rank 0 merges the K accumulators
  * in rank order: the canonical tree, so the result has the bits of one process for every K.
  *

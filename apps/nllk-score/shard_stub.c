@@ -1,12 +1,22 @@
-/* shard_stub.c — nllk-score built without MPI: one rank of one (see shard.h). */
+/* shard_stub.c — nllk-score (no MPI): one rank of one (see shard.h; nllk-score-mpi links shard_mpi.c). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shard.h"
 
+/* Started by mpirun with more than one rank: K copies would each score everything and race on --out. */
 void shard_init(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    const char *k = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!k)
+        k = getenv("PMI_SIZE");
+    if (k && atoi(k) > 1) {
+        fprintf(stderr, "nllk-score: error: this nllk-score has no MPI: under mpirun use nllk-score-mpi\n");
+        exit(2);
+    }
 }
 int shard_on(void) { return 0; }
 int shard_rank(void) { return 0; }

@@ -386,3 +386,13 @@ def test_memory_bounded(tmp_path, io):
     assert bounded < 64, bounded
     if io in ("mmap", "populate"):
         assert max_rss_mb("--keep-pages") > 150
+
+
+def test_default_binary_links_no_mpi():
+    """The default nllk-score runs on a machine without MPI (nllk-score-mpi is the sharded one)."""
+    import subprocess
+    from conftest import SCORE
+    needed = subprocess.run(["readelf", "-d", SCORE], capture_output=True, text=True, check=True).stdout
+    assert "NEEDED" in needed and "mpi" not in needed.lower(), needed
+    r = run("demo", "--quiet", env={"OMPI_COMM_WORLD_SIZE": "2"})
+    assert r.rc == 2 and "nllk-score-mpi" in r.err

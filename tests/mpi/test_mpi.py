@@ -1,4 +1,4 @@
-"""nllk-score under MPI: `mpirun -n K` (K = 1..5, loopback, --oversubscribe) gives the bits of one process.
+"""nllk-score-mpi: `mpirun -n K` (K = 1..5, loopback, --oversubscribe) gives the bits of one process.
 
 Every run is compared with the same program run without mpirun (whose bits tests/cli checks against the library):
 the JSON loss/mean/sum/total_weight/count (printed with %.17g: round-trippable) and the --out file's bytes. The
@@ -8,7 +8,7 @@ index wins), a missing file, shapes that do not match, an output directory that 
 and exit code as one process, no output and no temporary file left.
 
 ctest sets NLLK_SCORE and NLLK_MPIEXEC (tests/mpi/tests.cmake). By hand:
-    NLLK_SCORE=build/nllk-score /usr/bin/python3 -m pytest -q tests/mpi
+    NLLK_SCORE=build/nllk-score-mpi /usr/bin/python3 -m pytest -q tests/mpi
 """
 import json
 import os
@@ -20,7 +20,8 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-SCORE = os.environ.get("NLLK_SCORE") or os.path.join(REPO, "build", "nllk-score")
+SCORE = os.environ.get("NLLK_SCORE") or os.path.join(REPO, "build", "nllk-score-mpi")
+PLAIN = os.path.join(os.path.dirname(SCORE), "nllk-score")  # the default binary, built beside it without MPI
 MPIEXEC = os.environ.get("NLLK_MPIEXEC") or "mpirun"
 KS = (1, 2, 3, 4, 5)
 
@@ -181,6 +182,13 @@ def test_no_mpirun_no_mpi():
     # the same binary without a launcher: no MPI at all (the README quick start)
     p = run(["demo", "--quiet"])
     assert p.returncode == 0 and p.stdout.strip()
+
+
+def test_plain_binary_refuses_mpirun(data):
+    # nllk-score links no MPI: under mpirun K copies would each score everything and race on --out
+    p = subprocess.run([MPIEXEC, "-q", "--oversubscribe", "-n", "2", PLAIN, "demo", "--quiet"], env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "nllk-score-mpi" in p.stderr, p.stderr
 
 
 def test_progress_is_rank0s_view(data):
