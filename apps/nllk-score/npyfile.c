@@ -50,7 +50,8 @@ int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t err
     f->path = path;
     f->mode = mode;
     f->release = 1;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device) is refused below instead of blocking open() until a writer comes */
+    f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (f->fd < 0)
         return fail(NPYF_IO, err, errlen, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
@@ -60,6 +61,7 @@ int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t err
         return fail(NPYF_IO, err, errlen, "cannot read '%s': it is a directory", path);
     if (!S_ISREG(st.st_mode))
         return fail(NPYF_IO, err, errlen, "cannot read '%s': not a regular file", path);
+    fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) & ~O_NONBLOCK);
     f->file_size = (uint64_t)st.st_size;
 
     unsigned char pre[12];
