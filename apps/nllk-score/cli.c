@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "outfile.h"
 #include "shard.h"
 #include "util.h"
 
@@ -45,7 +46,12 @@ static void usage(void);
 static void set_input(options *o, const char *a) { o->input = a; }
 static void set_target(options *o, const char *a) { o->target = a; }
 static void set_weight(options *o, const char *a) { o->weight = a; }
-static void set_out(options *o, const char *a) { o->out = a; }
+static void set_out(options *o, const char *a)
+{
+    if (!*a)
+        usage_error("--out: an empty file name");
+    o->out = a;
+}
 static void set_no_log(options *o, const char *a) { (void)a; o->log_input = 0; }
 static void set_full(options *o, const char *a) { (void)a; o->full = 1; }
 static void set_isa(options *o, const char *a) { o->isa = a; }
@@ -129,7 +135,9 @@ static const opt_spec opts[] = {
     {"reduction", 0, "R", P | N, set_reduction, "mean (default), sum, or none (per-element losses; needs --out)"},
     {"out", 'o', "F.npy", P | N, set_out,
      "write the per-element losses (input's dtype, target's shape); written to a\n"
-     "temporary file renamed at the end: a failure or Ctrl-C leaves no partial file"},
+     "temporary file .F.npy.nllk-tmp.HOST.PID.XXXXXX renamed after the report: a failure\n"
+     "or a signal leaves no partial file (SIGKILL: see --clean). Keeps an existing F's\n"
+     "mode; a FIFO or device (/dev/null) is written through; an input is refused"},
     {"threads", 0, "N", ALL, set_threads, "threads (default: NLLK_NUM_THREADS, else the number of cores)"},
     {"isa", 0, "NAME", ALL, set_isa, NULL /* made by usage(): the build's ISAs */},
     {"chunk-rows", 0, "R", P | N, set_chunk_rows,
@@ -186,6 +194,7 @@ static void usage(void)
           "       nllk-score nll --input LOGP.npy --target T.npy [--weight W.npy] [--ignore-index I]\n"
           "                      [--reduction mean|sum|none] [--out LOSSES.npy] [common options]\n"
           "       nllk-score demo [--threads N] [--isa NAME] [--json] [--quiet]\n"
+          "       nllk-score --clean DIR   remove DIR's temporary files left by killed runs (their process is gone)\n"
           "\n"
           "Scores .npy files (format 1.0/2.0/3.0, little-endian, C order) of any size in bounded memory with nllk's\n"
           "streaming accumulators; the mean/sum has exactly the bits of the library's one-shot call.\n"
@@ -240,6 +249,11 @@ void parse_options(int argc, char **argv, options *o)
     o->io = IO_POPULATE;
     if (argc < 2)
         usage_error("missing command: poisson, nll or demo");
+    if (!strcmp(argv[1], "--clean")) {
+        if (argc != 3)
+            usage_error("--clean takes one directory");
+        exit(out_clean(argv[2]));
+    }
     o->cmd = parse_command(argv[1]);
 
     struct option longopts[NOPTS + 1];

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outfile.h"
 #include "fail.h"
 #include "report.h"
 #include "score.h"
@@ -46,10 +47,14 @@ int main(int argc, char **argv)
         return shard_rank() ? EX_OK : nllk_score_demo(o.json, o.quiet); /* under mpirun: rank 0 only */
     result r;
     memset(&r, 0, sizeof r);
-    score(o.cmd == CMD_POISSON ? &loss_poisson : &loss_nll, &o, &r);
+    out_file out;
+    score(o.cmd == CMD_POISSON ? &loss_poisson : &loss_nll, &o, &out, &r);
+    /* the report first, the rename last: an output replaced by a run that then fails to report would be a lie */
     if (shard_rank() == 0)
         print_result(&r, o.json, o.quiet);
-    phase_check(); /* rank 0 committed the output and printed the result */
+    phase_check(); /* rank 0 printed the result */
+    if (o.out)
+        out_commit(&out);
     free(r.rank_seconds);
     return EX_OK;
 }

@@ -1,19 +1,36 @@
-/* outfile.h — the --out file, written atomically: a temporary file in the output's directory, renamed over the
- * output only when the whole run succeeded (fail.h removes it on every other way out). Under MPI every rank
- * writes its slice of the one temporary file at its own offset; rank 0 creates and renames it. */
+/* outfile.h — the --out file.
+ *
+ * A regular file (or a new name) is written atomically: a temporary file in the output's directory, named
+ * `.NAME.nllk-tmp.HOST.PID.RANDOM` (NAME shortened to keep the whole within NAME_MAX), fsync'ed, renamed over the
+ * output only when the whole run succeeded and its report was written, then the directory is fsync'ed; every
+ * other way out removes it (fail.h), and SIGKILL's leftovers are recognizable: `nllk-score --clean DIR`. The new
+ * file keeps an existing output's mode (and, for root, its owner); a symbolic link is followed, its target is
+ * replaced and the link stays. A FIFO or character device (/dev/null, /dev/stdout on a pipe) is written through:
+ * no temporary file, no rename, so a failure can leave part of the output in it. Anything else that is not a
+ * regular file, and a file that is one of the inputs, is refused.
+ *
+ * Under MPI every rank writes its slice of the one temporary file at its own offset; rank 0 creates and renames
+ * it (a FIFO or device output is refused there). */
 #ifndef NLLK_SCORE_OUTFILE_H
 #define NLLK_SCORE_OUTFILE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "npy.h"
 
 typedef struct out_file {
     int fd;
-    const char *path;
-    uint64_t pos; /* where the next write goes (positioned writes: under MPI every rank writes its slice) */
+    const char *path;      /* as given                                                        */
+    char target[PATH_MAX]; /* the file replaced: path, or where its symbolic links lead       */
+    int direct;            /* a FIFO or character device: written through                     */
+    uint64_t pos;          /* where the next write goes (positioned writes for regular files) */
 } out_file;
+
+/* Refuses an output that is the same file (device and inode) as an input (role: "--input", ...). */
+void out_not_input(const char *path, const char *role, const char *input);
 
 /* Creates the output (header for `shape`, dtype dt) for this rank's slice starting at element `first` of
  * es bytes. Collective under MPI. */
@@ -23,7 +40,14 @@ void out_open(out_file *o, const char *path, npy_dtype dt, int ndim, const uint6
 /* Appends len bytes to this rank's slice. */
 void out_write(out_file *o, const void *buf, size_t len);
 
-/* Closes the file and renames it over the output (collective under MPI). */
+/* fsync and close this rank's slice (collective under MPI). */
+void out_close(out_file *o);
+
+/* Renames the temporary file over the output and fsyncs the directory (rank 0; collective under MPI). */
 void out_commit(out_file *o);
+
+/* nllk-score --clean DIR: removes DIR's temporary files whose process (on this host) is gone. Returns an exit
+ * code. */
+int out_clean(const char *dir);
 
 #endif

@@ -134,8 +134,8 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
 }
 
 /* Under MPI: every rank scored its shard into g_acc; rank 0 gathers the accumulators and merges them in rank
- * order (the canonical tree: the bits of one process), then the output's slices are closed and renamed.
- * Single process: just the output. `seconds` is this rank's time on its shard. */
+ * order (the canonical tree: the bits of one process), then the output's slices are synced and closed (renamed
+ * by main after the report). Single process: just the output. `seconds` is this rank's time on its shard. */
 static void finish_shards(result *r, out_file *out, double t0, double seconds)
 {
     const int k = shard_size(), root = shard_rank() == 0;
@@ -171,7 +171,7 @@ static void finish_shards(result *r, out_file *out, double t0, double seconds)
         free(st);
     }
     if (out)
-        out_commit(out);
+        out_close(out);
     r->seconds = shard_on() ? now_s() - t0 : seconds;
 }
 
@@ -185,7 +185,7 @@ static void acc_finish(result *r)
         die(EX_INTERNAL, "nllk_acc_result: %s", nllk_last_error());
 }
 
-void score(const loss *L, const options *o, result *r)
+void score(const loss *L, const options *o, out_file *out, result *r)
 {
     job j;
     memset(&j, 0, sizeof j);
@@ -205,9 +205,11 @@ void score(const loss *L, const options *o, result *r)
         npyf_reserve(&j.tg, (size_t)(j.chunk * j.ts), err, sizeof err))
         die(EX_IO, "%s", err);
 
-    out_file out = {.fd = -1};
     void *obuf = NULL;
     if (o->out) {
+        out_not_input(o->out, "--input", o->input);
+        out_not_input(o->out, "--target", o->target);
+        out_not_input(o->out, "--weight", o->weight);
         obuf = aligned_alloc(64, ((size_t)j.chunk * j.es + 64) & ~(size_t)63);
         if (!obuf)
             die(EX_IO, "out of memory (%llu-element output buffer)", (unsigned long long)j.chunk);
@@ -216,7 +218,7 @@ void score(const loss *L, const options *o, result *r)
     shard_range(j.units, &u0, &u1);
     const uint64_t f0 = u0 * j.d, f1 = u1 * j.d, unit_bytes = j.c * j.es + j.ts;
     if (o->out)
-        out_open(&out, o->out, j.dtype, j.tg.h.ndim, j.tg.h.shape, f0, j.es);
+        out_open(out, o->out, j.dtype, j.tg.h.ndim, j.tg.h.shape, f0, j.es);
     phase_check();
     if (L->init(&g_acc, &j, f0) != NLLK_OK)
         die(EX_INTERNAL, "%s: accumulator init: %s", L->name, nllk_last_error());
@@ -225,8 +227,8 @@ void score(const loss *L, const options *o, result *r)
     progress_init(&pr, o->quiet ? 0 : o->progress ? 2 : 1, j.units * j.d * unit_bytes, (f1 - f0) * unit_bytes);
     const double t0 = now_s();
     r->chunks = 0;
-    score_chunks(L, &j, o->out ? &out : NULL, obuf, f0, f1, &pr, r);
-    finish_shards(r, o->out ? &out : NULL, t0, now_s() - t0);
+    score_chunks(L, &j, o->out ? out : NULL, obuf, f0, f1, &pr, r);
+    finish_shards(r, o->out ? out : NULL, t0, now_s() - t0);
     progress_end(&pr);
     acc_finish(r);
     r->command = L->name;

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "npyfile.h"
+#include "outfile.h"
 #include "report.h"
 
 typedef struct job {
@@ -40,8 +41,9 @@ typedef struct loss {
 
 extern const loss loss_poisson, loss_nll;
 
-/* Scores o's files with loss L into r (under MPI: this rank's shard, merged on rank 0). */
-void score(const loss *L, const options *o, result *r);
+/* Scores o's files with loss L into r (under MPI: this rank's shard, merged on rank 0); with --out, the losses
+ * into out, synced and closed but not yet renamed (out_commit). */
+void score(const loss *L, const options *o, out_file *out, result *r);
 
 /* Opens one of o's files for chunked reading (errors end the program). */
 void open_npy(npy_file *f, const char *path, const options *o, const char *role);

@@ -213,7 +213,7 @@ def test_interrupt_leaves_nothing(tmp_path, sig):
                          cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     first = p.stderr.readline()  # the first progress line: the run (and its temporary file) has started
     assert "%" in first, first
-    tmp_seen = [f for f in os.listdir(tmp_path) if f.startswith(".o.npy.tmp")]
+    tmp_seen = [f for f in os.listdir(tmp_path) if f.startswith(".o.npy.nllk-tmp.")]
     p.send_signal(sig)
     rest = p.stderr.read()
     rc = p.wait(timeout=60)

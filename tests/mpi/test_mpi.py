@@ -43,7 +43,8 @@ def run(args, k=None, timeout=60):
 
 def score_lines(stderr):
     """nllk-score's own lines (the temporary file's random suffix aside)."""
-    return [re.sub(r"\.tmp-\w{6}", ".tmp-XXXXXX", ln) for ln in stderr.splitlines() if ln.startswith("nllk-score")]
+    return [re.sub(r"\.nllk-tmp\.[^/']*", ".nllk-tmp.HOST.PID.XXXXXX", ln) for ln in stderr.splitlines()
+            if ln.startswith("nllk-score")]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def compare(data, args, tag, out=False):
         assert j["ranks"] == k and len(j["rank_seconds"]) == k
         if out:
             assert b == ref_out, (tag, k)
-    leftovers = [p for p in os.listdir(data["dir"]) if ".tmp-" in p]
+    leftovers = [p for p in os.listdir(data["dir"]) if ".nllk-tmp." in p]
     assert not leftovers
 
 
@@ -153,7 +154,7 @@ def test_bad_target_on_another_rank(data, k):
     assert p.returncode == 6, p.stderr
     assert score_lines(p.stderr) == score_lines(ref.stderr)
     assert not out.exists()
-    assert not [q for q in os.listdir(data["dir"]) if ".tmp-" in q]
+    assert not [q for q in os.listdir(data["dir"]) if ".nllk-tmp." in q]
 
 
 def test_lowest_bad_target_wins(data):
