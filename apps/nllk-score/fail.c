@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "npyfile.h"
 #include "shard.h"
 #include "util.h"
 
@@ -27,28 +28,70 @@ void tmp_release(void) { g_tmp_active = 0; }
 const char *tmp_path(void) { return g_tmp; }
 void fail_bar_drawn(int drawn) { g_bar_drawn = drawn; }
 
-static void on_signal(int sig)
+/* Signals that end the program by default and can be caught (SIGPIPE and SIGXFSZ are ignored instead: a write
+ * then fails with EPIPE or EFBIG and the ordinary error path reports it). SIGINT, SIGTERM, SIGHUP exit 130; the
+ * others 128 + the signal's number. */
+static const int g_term[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+                             SIGPROF, SIGXCPU, SIGPOLL, SIGPWR, SIGSTKFLT};
+/* Faults (a bug, or a mapped input gone: SIGBUS, see on_sigbus): remove the temporary file, then the previous
+ * disposition (the default, or a sanitizer's report) takes over. */
+static const int g_fault[] = {SIGSEGV, SIGFPE, SIGILL, SIGABRT, SIGSYS};
+static struct sigaction g_prev[65];
+
+static void remove_tmp_and_bar(void)
 {
     if (g_tmp_active)
         unlink(g_tmp);
+    g_tmp_active = 0;
     if (g_bar_drawn)
         write_str(2, "\n");
-    if (sig == SIGBUS) {
-        write_str(2, "nllk-score: error: an input file changed or became unreadable while mapped (SIGBUS)\n");
-        _exit(EX_IO);
+}
+
+static void on_terminate(int sig)
+{
+    remove_tmp_and_bar();
+    const int classic = sig == SIGINT || sig == SIGTERM || sig == SIGHUP;
+    if (shard_rank() == 0) { /* under mpirun every rank gets the signal: one line for the job */
+        write_str(2, "nllk-score: interrupted");
+        if (!classic) {
+            write_str(2, " (SIG");
+            write_str(2, sigabbrev_np(sig));
+            write_str(2, ")");
+        }
+        write_str(2, "\n");
     }
-    if (shard_rank() == 0) /* under mpirun every rank gets the signal: one line for the job */
-        write_str(2, "nllk-score: interrupted\n");
-    _exit(EX_INTERRUPTED);
+    _exit(classic ? EX_INTERRUPTED : 128 + sig);
+}
+
+static void on_fault(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    remove_tmp_and_bar();
+    write_str(2, "nllk-score: internal error: SIG");
+    write_str(2, sigabbrev_np(sig));
+    write_str(2, "\n");
+    sigaction(sig, &g_prev[sig], NULL);
+    if (info->si_code <= 0 || sig == SIGABRT || sig == SIGSYS) /* sent, not a fault: returning would not repeat it */
+        raise(sig);
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    if (npyf_sigbus(info->si_addr)) /* an input mapping lost its pages: zeros there, the reader reports it */
+        return;
+    remove_tmp_and_bar();
+    write_str(2, "nllk-score: error: an input file changed or became unreadable while mapped (SIGBUS)\n");
+    _exit(EX_IO);
 }
 
 void signals_block(void *old)
 {
     sigset_t s;
     sigemptyset(&s);
-    sigaddset(&s, SIGINT);
-    sigaddset(&s, SIGTERM);
-    sigaddset(&s, SIGHUP);
+    for (size_t k = 0; k < sizeof g_term / sizeof g_term[0]; k++)
+        sigaddset(&s, g_term[k]);
     sigprocmask(SIG_BLOCK, &s, old);
 }
 
@@ -58,12 +101,25 @@ void install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGXFSZ, &sa, NULL);
+    sa.sa_handler = on_terminate;
+    for (size_t k = 0; k < sizeof g_term / sizeof g_term[0]; k++)
+        sigaction(g_term[k], &sa, NULL);
+    sa.sa_flags = SA_SIGINFO;
+    sa.sa_sigaction = on_sigbus;
     sigaction(SIGBUS, &sa, NULL);
+    sa.sa_sigaction = on_fault;
+    for (size_t k = 0; k < sizeof g_fault / sizeof g_fault[0]; k++) {
+        struct sigaction prev;
+        sigaction(g_fault[k], NULL, &prev);
+        if (prev.sa_sigaction == on_fault) /* installed already (before MPI_Init) */
+            continue;
+        g_prev[g_fault[k]] = prev;
+        sigaction(g_fault[k], &sa, NULL);
+    }
 }
 
 /* Ends the program with an error every rank agreed on (shard.h): rank 0 prints it. */
@@ -73,9 +129,8 @@ static void fail(int code, const char *msg)
     if (shard_on()) {
         /* every rank is exiting with this error: mpirun's SIGTERM to the slower ones (sent when the first exits,
          * and delivered to any of MPI's threads, which do not block it) must not turn it into "interrupted" */
-        signal(SIGINT, SIG_IGN);
-        signal(SIGTERM, SIG_IGN);
-        signal(SIGHUP, SIG_IGN);
+        for (size_t k = 0; k < sizeof g_term / sizeof g_term[0]; k++)
+            signal(g_term[k], SIG_IGN);
     }
     sigset_t old;
     signals_block(&old);

@@ -33,6 +33,7 @@ int main(int argc, char **argv)
 {
     install_signals();
     shard_init(&argc, &argv); /* MPI, when started by mpirun (shard.h) */
+    install_signals();        /* again: where MPI_Init set its own */
     if (shard_rank() != 0) {   /* rank 0 prints for the job */
         const int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (null >= 0) {

@@ -44,6 +44,43 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
     return (ssize_t)got;
 }
 
+/* The open files with a mapping, for npyf_sigbus (a handler: plain loads of what is set before the mappings are
+ * read, no locks). */
+enum { MAX_FILES = 8 };
+static npy_file *volatile g_files[MAX_FILES];
+
+static void track(npy_file *f, int on)
+{
+    for (int k = 0; k < MAX_FILES; k++)
+        if (g_files[k] == (on ? NULL : f)) {
+            g_files[k] = on ? f : NULL;
+            return;
+        }
+}
+
+static int zero_rest(unsigned char *map, size_t len, unsigned char *addr)
+{
+    if (!map || addr < map || addr >= map + len)
+        return 0;
+    const uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+    unsigned char *lo = (unsigned char *)((uintptr_t)addr & ~(ps - 1));
+    return mmap(lo, (size_t)(map + len - lo), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+}
+
+int npyf_sigbus(void *addr)
+{
+    for (int k = 0; k < MAX_FILES; k++) {
+        npy_file *f = g_files[k];
+        if (f && (zero_rest(f->map, f->map_len, addr) || zero_rest(f->win, f->win_len, addr))) {
+            f->changed = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int npyf_changed(const npy_file *f) { return f->changed; }
+
 int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
@@ -103,6 +140,7 @@ int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t err
             f->map = NULL;
             return fail(NPYF_IO, err, errlen, "cannot map '%s': %s", path, strerror(errno));
         }
+        track(f, 1);
     }
     return NPYF_OK;
 }
@@ -147,8 +185,12 @@ void npyf_populate(npy_file *f, uint64_t elem, uint64_t count)
     span(f, f->h.data_offset + elem * f->h.itemsize, count * f->h.itemsize, &p, &n);
     if (!no_populate && madvise(p, n, MADV_POPULATE_READ) == 0)
         return;
-    if (errno == EINVAL)
-        no_populate = 1;
+    if (!no_populate && errno != EINVAL) { /* EFAULT: the file shrank (reading there would raise SIGBUS) */
+        if (errno == EFAULT)
+            f->changed = 1;
+        return;
+    }
+    no_populate = 1;
     unsigned sink = 0;
     for (size_t k = 0; k < n; k += page_size())
         sink += ((volatile unsigned char *)p)[k];
@@ -233,6 +275,7 @@ void npyf_put(npy_file *f, uint64_t elem, uint64_t count)
 
 void npyf_close(npy_file *f)
 {
+    track(f, 0);
     if (f->win)
         munmap(f->win, f->win_len);
     if (f->map)

@@ -42,6 +42,7 @@ typedef struct npy_file {
     void *win;             /* IO_WINDOW current mapping                                      */
     size_t win_len;
     uint64_t dropped;      /* npyf_drop_before: bytes [0, dropped) of the mapping are dropped */
+    volatile int changed;  /* see npyf_changed                                                */
 } npy_file;
 
 /* Error kinds returned by the functions below (they match nllk-score's exit codes). */
@@ -67,5 +68,13 @@ void npyf_drop(npy_file *f, uint64_t elem, uint64_t count);
 void npyf_drop_before(npy_file *f, uint64_t elem_end, int final);
 
 void npyf_close(npy_file *f);
+
+/* For the SIGBUS handler (async-signal-safe): if addr is in an open file's mapping (the file shrank under it),
+ * maps zeros over the rest of that mapping, marks the file changed and returns 1; else 0. */
+int npyf_sigbus(void *addr);
+
+/* The file's mapping lost pages (npyf_sigbus) or could not be brought in (npyf_populate): the reader must not
+ * trust what it read. */
+int npyf_changed(const npy_file *f);
 
 #endif

@@ -37,7 +37,13 @@ void prefetch_start(prefetcher *p, int on)
     pthread_cond_init(&p->cv, NULL);
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to the main thread */
+    /* termination signals go to the main thread; faults stay with the thread that causes them (a blocked SIGBUS
+     * kills the process without a word) */
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     if (pthread_create(&p->th, NULL, prefetch_main, p) != 0)
         p->on = 0; /* populate on the calling thread instead */
     pthread_sigmask(SIG_SETMASK, &old, NULL);

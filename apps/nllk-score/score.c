@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fail.h"
 #include "outfile.h"
@@ -51,6 +52,17 @@ static void target_error(const job *j, const void *t, uint64_t f, uint64_t m)
                    "(ignore_index %lld)",
         j->tg.path, (long long)target_value(t, j->tt, flat - f), (unsigned long long)flat, cs,
         (unsigned long long)j->c, (long long)j->o->ignore_index);
+}
+
+/* A mapped file lost pages under the run (npyf_changed): what was read is not the file. */
+static void check_unchanged(const npy_file *f, const char *role)
+{
+    if (!npyf_changed(f))
+        return;
+    struct stat st;
+    const long long now = fstat(f->fd, &st) == 0 ? (long long)st.st_size : -1;
+    die(EX_IO, "%s %s changed while being read (now %lld bytes, %llu expected): was it truncated or rewritten?",
+        role, f->path, now, (unsigned long long)f->file_size);
 }
 
 /* The chunk starting at target element f (< f1): the plan's size, and inside one sample for `sub` chunks. */
@@ -119,6 +131,8 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
         if (!t)
             die(EX_IO, "%s", err);
         const nllk_status st = update(&g_acc, x, t, (size_t)m, j->weight, out ? obuf : NULL);
+        check_unchanged(&j->in, "input");
+        check_unchanged(&j->tg, "target");
         if (st == NLLK_ERR_TARGET_OUT_OF_RANGE)
             target_error(j, t, f, m);
         if (st != NLLK_OK)

@@ -140,6 +140,95 @@ def test_char_device_input(small):
     assert r.rc == IO and "not a regular file" in r.err
 
 
+# ---- item 4: an input truncated during the run (mapped reads): an error, no SIGBUS death, no temporary file ----
+
+@pytest.mark.parametrize("io", ["prefetch", "mmap", "populate"])
+def test_input_truncated_mid_run(tmp_path, io):
+    big_pair(tmp_path)
+    p = subprocess.Popen([SCORE, "poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy",
+                          "--reduction", "none", "--chunk-rows", "2000", "--io", io, "--progress", "--threads", "1"],
+                         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    first = p.stderr.readline()
+    assert "%" in first, first
+    os.truncate(tmp_path / "x.npy", 4096)
+    rest = p.stderr.read()
+    rc = p.wait(timeout=120)
+    if rc == 0:
+        pytest.skip("the run finished before the truncation")
+    assert rc == IO, (rc, rest)
+    assert "x.npy" in rest and "changed" in rest, rest
+    assert sorted(os.listdir(tmp_path)) == ["t.npy", "x.npy"]
+
+
+# ---- item 5: SIGPIPE, SIGXFSZ and every catchable terminating signal leave no temporary file; --clean ----------
+
+def test_sigpipe_progress_into_head(tmp_path):
+    big_pair(tmp_path, 4 * 1000 * 1000)
+    (tmp_path / "o.npy").write_bytes(b"previous")
+    p = subprocess.Popen(f"'{SCORE}' poisson --input x.npy --target t.npy --out o.npy --reduction none "
+                         "--chunk-rows 1000 --io pread --progress 2>&1 | head -c 10 >/dev/null; "
+                         "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", cwd=tmp_path,
+                         stdout=subprocess.PIPE, text=True)
+    rc = int(p.communicate(timeout=120)[0])
+    assert rc == IO, rc  # the report could not be written: the run failed, the output is untouched
+    assert (tmp_path / "o.npy").read_bytes() == b"previous"
+    assert not temps(tmp_path)
+
+
+def test_sigxfsz_file_size_limit(tmp_path):
+    big_pair(tmp_path, 1000 * 1000)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    p = subprocess.run([SCORE, "poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy", "--reduction",
+                        "none"], cwd=tmp_path, capture_output=True, text=True, timeout=60, preexec_fn=limit)
+    assert p.returncode == IO, (p.returncode, p.stderr)
+    assert "too large" in p.stderr.lower(), p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["t.npy", "x.npy"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM,
+                                 signal.SIGXCPU, signal.SIGVTALRM, signal.SIGPROF])
+def test_other_signals_leave_nothing(tmp_path, sig):
+    big_pair(tmp_path)
+    p = subprocess.Popen([SCORE, "poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy",
+                          "--reduction", "none", "--chunk-rows", "1000", "--io", "pread", "--progress"],
+                         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert "%" in p.stderr.readline()
+    assert temps(tmp_path), "the temporary output file was not where expected"
+    p.send_signal(sig)
+    rest = p.stderr.read()
+    rc = p.wait(timeout=60)
+    if rc == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert rc == (INTERRUPTED if sig == signal.SIGHUP else 128 + sig), (rc, rest)
+    assert "nllk-score: interrupted" in rest
+    assert sorted(os.listdir(tmp_path)) == ["t.npy", "x.npy"]
+
+
+def test_sigkill_leaves_a_recognizable_temp_and_clean_removes_it(tmp_path):
+    big_pair(tmp_path)
+    p = subprocess.Popen([SCORE, "poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy",
+                          "--reduction", "none", "--chunk-rows", "1000", "--io", "pread", "--progress"],
+                         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert "%" in p.stderr.readline()
+    p.kill()
+    p.wait(timeout=60)
+    stale = temps(tmp_path)
+    assert len(stale) == 1 and stale[0].startswith(".o.npy" + TMP_TAG), stale
+    assert f".{p.pid}." in stale[0]
+    # a live process's temporary file (this test's PID) and unrelated dot files stay
+    host = os.uname().nodename
+    live = f".other.npy{TMP_TAG}{host}.{os.getpid()}.abc123"
+    (tmp_path / live).write_bytes(b"x")
+    (tmp_path / ".hidden").write_bytes(b"x")
+    r = run("--clean", tmp_path)
+    assert r.rc == 0, r.err
+    assert stale[0] in r.out and live not in r.out
+    assert sorted(os.listdir(tmp_path)) == sorted([".hidden", live, "t.npy", "x.npy"])
+
+
 # ---- item 6: replacing an existing output keeps its mode ------------------------------------------------------
 
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
