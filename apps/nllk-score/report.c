@@ -20,17 +20,50 @@ static void json_number(FILE *fp, double v)
         fputs(v > 0 ? "Infinity" : "-Infinity", fp);
 }
 
-static void json_string(FILE *fp, const char *s)
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, <= U+10FFFF), or 0. */
+static int utf8_len(const unsigned char *s)
 {
+    const unsigned c = s[0];
+    int n;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, min = 0x10000;
+    else
+        return 0;
+    unsigned cp = c & (0x7fu >> n);
+    for (int k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3fu);
+    }
+    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : n;
+}
+
+/* A JSON string of any bytes (a path): valid UTF-8 as is, control characters as \u00XX, and every byte that is
+ * not part of valid UTF-8 as the lone surrogate \uDCXX, Python's surrogateescape: os.fsencode() of the decoded
+ * string gives the original bytes back. */
+static void json_string(FILE *fp, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     fputc('"', fp);
-    for (; *s; s++) {
-        const unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(fp, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(fp, "\\u%04x", ch);
-        else
-            fputc(ch, fp);
+    while (*s) {
+        const int n = utf8_len(s);
+        if (n == 0)
+            fprintf(fp, "\\udc%02x", *s++);
+        else if (*s == '"' || *s == '\\')
+            fprintf(fp, "\\%c", *s++);
+        else if (*s < 0x20)
+            fprintf(fp, "\\u%04x", *s++);
+        else {
+            fwrite(s, 1, (size_t)n, fp);
+            s += n;
+        }
     }
     fputc('"', fp);
 }

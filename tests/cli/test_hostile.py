@@ -285,6 +285,19 @@ def test_long_output_name(small, length):
     assert not temps(small)
 
 
+# ---- item 9: --json is valid JSON whatever bytes the path has --------------------------------------------------
+
+@pytest.mark.parametrize("raw", [b"caf\xe9.npy", b"\xff\xfe.npy", b"ok-\xc3\xa9-\xed\xa0\x80-\xf4\x90\x80\x80.npy",
+                                 b"tab\there\x7f.npy"])
+def test_json_escapes_any_path_bytes(small, raw):
+    out = os.fsencode(str(small)) + b"/" + raw
+    p = subprocess.run([os.fsencode(SCORE), *map(os.fsencode, poisson(small, "--json")), b"--out", out],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout.decode("utf-8"))  # strict UTF-8, then JSON
+    assert os.fsencode(j["output"]) == out  # invalid bytes come back through Python's surrogateescape
+
+
 # ---- item 10 (single process part): --out "" is a usage error before any work ----------------------------------
 
 def test_empty_out_rejected_at_option_time(small):
