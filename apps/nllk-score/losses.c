@@ -181,6 +181,10 @@ static void nll_setup(job *j)
         die(EX_FORMAT, "target %s: dtype %s is not supported (int64, int32 or uint8)", j->tg.path,
             npy_dtype_name(j->tg.h.dtype));
     }
+    /* the library checks every target before it uses one as an index, then reads them again: it must see a
+     * private copy (pread), never the shared mapping a writer could change in between (validate what you read,
+     * once) */
+    j->tg.mode = IO_PREAD;
     nll_geometry(j);
     if (j->o->weight)
         j->weight = load_weight(j->o, j->dtype, (size_t)j->c);

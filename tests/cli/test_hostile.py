@@ -304,3 +304,36 @@ def test_empty_out_rejected_at_option_time(small):
     r = run(*poisson(small, "--out", ""))
     assert r.rc == USAGE and "--out" in r.err, r.err
     assert not temps(small)
+
+
+# ---- item 11: targets are validated once, in a private copy: a file changed under the run is never read ---------
+
+def test_targets_changed_under_the_run(tmp_path):
+    """NLL, --io mmap, chunks inside a sample, --out: a writer keeps flipping one target between a valid label and a
+    huge one. A run may succeed or report the target out of range; it never reads out of bounds (the old part path
+    re-read the targets after the library validated them)."""
+    c, d = 4, 1 << 16
+    np.save(tmp_path / "x.npy", np.zeros((4, c, d), np.float32))
+    good = np.zeros((4, d), np.int64)
+    np.save(tmp_path / "t.npy", good)
+    off = os.path.getsize(tmp_path / "t.npy") - good.nbytes + 8 * (2 * d + 1000)  # target (2, 1000)
+    bad, goodb = np.int64(1 << 40).tobytes(), np.int64(1).tobytes()
+    stop = threading.Event()
+
+    def flip():
+        fd = os.open(tmp_path / "t.npy", os.O_WRONLY)
+        while not stop.is_set():
+            os.pwrite(fd, bad, off)
+            os.pwrite(fd, goodb, off)
+        os.close(fd)
+
+    th = threading.Thread(target=flip, daemon=True)
+    th.start()
+    try:
+        for _ in range(60):
+            r = run("nll", "--input", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "--io", "mmap",
+                    "--chunk-bytes", "8192", "--out", tmp_path / "o.npy", "--threads", "1", timeout=60)
+            assert r.rc in (0, TARGET), (r.rc, r.err)
+    finally:
+        stop.set()
+        th.join()
