@@ -13,7 +13,9 @@ ctest sets NLLK_SCORE and NLLK_MPIEXEC (tests/mpi/tests.cmake). By hand:
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -200,3 +202,59 @@ def test_progress_is_rank0s_view(data):
     assert bars and sum("100.0%" in b for b in bars) == 1, p.stderr
     total = 2 * 1001 * 37 * 4 * 1e-9
     assert all(f"/{total:.2f} GB" in b for b in bars)
+
+
+# ---- issue 16 item 10: one error line for a fault on one rank, no temporary file after Ctrl-C, --out "" ----------
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mpibig")
+    x = np.zeros(24 * 1000 * 1000, np.float32)
+    np.save(d / "t.npy", x)
+    return d, x
+
+
+def start(args, k, cwd):
+    cmd = [MPIEXEC, "-q", "--oversubscribe", "-n", str(k), SCORE] + [str(a) for a in args]
+    return subprocess.Popen(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_input_truncated_on_one_rank_one_line(big):
+    d, x = big
+    np.save(d / "x.npy", x)
+    p = start(["poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy", "--reduction", "none",
+               "--io", "mmap", "--chunk-rows", "200", "--threads", "1", "--progress"], 2, d)
+    first = p.stderr.readline()
+    assert "%" in first, first
+    os.truncate(d / "x.npy", os.path.getsize(d / "x.npy") * 3 // 4)  # inside rank 1's shard only
+    rest = p.stderr.read()
+    rc = p.wait(timeout=120)
+    if rc == 0:
+        pytest.skip("the run finished before the truncation")
+    lines = score_lines(rest)
+    assert rc == 3, rest
+    assert len(lines) == 1 and "x.npy changed while being read" in lines[0], rest
+    assert not [q for q in os.listdir(d) if ".nllk-tmp." in q or q == "o.npy"]
+
+
+def test_sigint_to_mpirun_leaves_no_temp(big):
+    d, x = big
+    np.save(d / "x.npy", x)
+    for attempt in range(8):
+        p = start(["poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy", "--reduction", "none",
+                   "--io", "pread", "--chunk-rows", "500", "--threads", "1", "--progress"], 2, d)
+        assert "%" in p.stderr.readline()
+        time.sleep(0.05 * attempt)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+        left = [q for q in os.listdir(d) if ".nllk-tmp." in q or ".tmp-" in q]
+        assert not left, (attempt, left)
+        if os.path.exists(d / "o.npy"):
+            os.remove(d / "o.npy")
+
+
+def test_empty_out_rejected_before_any_work(data):
+    p = run(["poisson", "--input", data["px.npy"], "--target", data["pt.npy"], "--out", ""], 3)
+    assert p.returncode == 2, p.stderr
+    lines = score_lines(p.stderr)
+    assert len(lines) == 1 and "--out" in lines[0], p.stderr
