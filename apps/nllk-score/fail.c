@@ -31,8 +31,15 @@ void fail_bar_drawn(int drawn) { g_bar_drawn = drawn; }
 /* Signals that end the program by default and can be caught (SIGPIPE and SIGXFSZ are ignored instead: a write
  * then fails with EPIPE or EFBIG and the ordinary error path reports it). SIGINT, SIGTERM, SIGHUP exit 130; the
  * others 128 + the signal's number. */
-static const int g_term[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
-                             SIGPROF, SIGXCPU, SIGPOLL, SIGPWR, SIGSTKFLT};
+static const int g_term[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+                             SIGPOLL,
+#ifdef SIGPWR
+                             SIGPWR,
+#endif
+#ifdef SIGSTKFLT
+                             SIGSTKFLT
+#endif
+};
 /* Faults (a bug, or a mapped input gone: SIGBUS, see on_sigbus): remove the temporary file, then the previous
  * disposition (the default, or a sanitizer's report) takes over. */
 static const int g_fault[] = {SIGSEGV, SIGFPE, SIGILL, SIGABRT, SIGSYS};
@@ -86,7 +93,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx)
     _exit(EX_IO);
 }
 
-void signals_block(void *old)
+void signals_block(sigset_t *old)
 {
     sigset_t s;
     sigemptyset(&s);
@@ -95,7 +102,7 @@ void signals_block(void *old)
     sigprocmask(SIG_BLOCK, &s, old);
 }
 
-void signals_restore(const void *old) { sigprocmask(SIG_SETMASK, old, NULL); }
+void signals_restore(const sigset_t *old) { sigprocmask(SIG_SETMASK, old, NULL); }
 
 void install_signals(void)
 {
@@ -145,23 +152,18 @@ static void fail(int code, const char *msg)
     exit(code);
 }
 
-static void vdie(int code, const char *fmt, va_list ap) __attribute__((noreturn, format(printf, 2, 0)));
-static void vdie(int code, const char *fmt, va_list ap)
+void die(int code, const char *fmt, ...)
 {
     char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     for (char *p = msg; *p; p++) /* one line */
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     /* under MPI: the error of the lowest failing rank, the one a single process would meet first */
     fail(shard_on() ? shard_agree(code, msg, sizeof msg) : code, msg);
-}
-
-void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vdie(code, fmt, ap);
 }
 
 void usage_error(const char *fmt, ...)

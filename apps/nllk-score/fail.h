@@ -3,6 +3,8 @@
 #ifndef NLLK_SCORE_FAIL_H
 #define NLLK_SCORE_FAIL_H
 
+#include <signal.h>
+
 enum {
     EX_OK = 0,
     EX_INTERNAL = 1,    /* a library failure not covered below (a bug)                          */
@@ -36,7 +38,7 @@ void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1
 void phase_check(void);
 
 /* Blocks the termination signals in the calling thread (around creating and renaming the output). */
-void signals_block(void *old_sigset);
-void signals_restore(const void *old_sigset);
+void signals_block(sigset_t *old);
+void signals_restore(const sigset_t *old);
 
 #endif

@@ -126,9 +126,8 @@ static void create_tmp(out_file *o, const char *path, npy_dtype dt, int ndim, co
         }
         if (o->fd < 0)
             die(EX_IO, "cannot create '%s': %s", tmp, strerror(err));
-        if (uid != (uid_t)-1 && geteuid() == 0 && fchown(o->fd, uid, gid) != 0) {
-            /* keep going: the mode below still applies */
-        }
+        if (uid != (uid_t)-1 && geteuid() == 0 && fchown(o->fd, uid, gid) != 0)
+            errno = 0; /* best effort: the mode below still applies */
         fchmod(o->fd, mode);
     }
     unsigned char hdr[NPY_MAX_DIMS * 24 + 256];
