@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""nllk-score under MPI vs one process, on a page-cached 1 GiB dataset (BENCHMARKS.md, "nllk-score under MPI").
+"""nllk-score-mpi under mpirun vs nllk-score (one process), on a page-cached 1 GiB dataset (BENCHMARKS.md, "nllk-score under MPI").
 
     /usr/bin/python3 apps/nllk-score/bench_mpi.py --build build --dir /tmp/nllk-mpi-bench --reps 9
 
@@ -59,6 +59,7 @@ def main():
     a = ap.parse_args()
     make(a.dir)
     score = os.path.join(a.build, "nllk-score")
+    score_mpi = os.path.join(a.build, "nllk-score-mpi")  # the sharded binary (nllk-score links no MPI)
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     env.pop("NLLK_NUM_THREADS", None)
     d = a.dir + "/"
@@ -68,13 +69,13 @@ def main():
     # one machine: skip probing the network transports (InfiniBand, libfabric, UCX), ~0.2 s of MPI_Init here
     SHM = ["--mca", "pml", "ob1", "--mca", "btl", "self,vader", "--mca", "mtl", "^ofi", "--mca", "osc", "^ucx"]
     for loss in a.losses:
-        base = [score] + args[loss]
+        base, based = [score] + args[loss], [score_mpi] + args[loss]
         cfgs = {"1 process, 2 threads": base + ["--threads", "2"],
                 "1 process, 1 thread": base + ["--threads", "1"],
-                "mpirun -n 1 --bind-to none, 2 threads": mpi + ["-n", "1", "--bind-to", "none"] + base
+                "mpirun -n 1 --bind-to none, 2 threads": mpi + ["-n", "1", "--bind-to", "none"] + based
                 + ["--threads", "2"],
-                "mpirun -n 2, 1 thread each": mpi + ["-n", "2"] + base + ["--threads", "1"],
-                "mpirun -n 2 (shared-memory transport only), 1 thread each": mpi + ["-n", "2"] + SHM + base
+                "mpirun -n 2, 1 thread each": mpi + ["-n", "2"] + based + ["--threads", "1"],
+                "mpirun -n 2 (shared-memory transport only), 1 thread each": mpi + ["-n", "2"] + SHM + based
                 + ["--threads", "1"]}
         res = {k: ([], []) for k in cfgs}
         bits = set()
