@@ -167,10 +167,14 @@ def test_lowest_bad_target_wins(data):
     assert p.returncode == 6 and score_lines(p.stderr) == score_lines(ref.stderr)
 
 
-@pytest.mark.parametrize("case", ["missing", "shape", "outdir"])
+@pytest.mark.parametrize("case", ["missing", "shape", "outdir", "fifo"])
 def test_errors_agree(data, case):
     out = data["dir"] / "nodir" / "o.npy"
+    fifo = data["dir"] / "fifo.npy"
+    if case == "fifo" and not fifo.exists():
+        os.mkfifo(fifo)  # every rank would block in open() for a writer that never comes (issue 16 item 3)
     args = {"missing": ["poisson", "--input", data["dir"] / "nope.npy", "--target", data["pt.npy"]],
+            "fifo": ["poisson", "--input", fifo, "--target", data["pt.npy"]],
             "shape": ["poisson", "--input", data["px.npy"], "--target", data["qt.npy"]],
             "outdir": ["poisson", "--input", data["px.npy"], "--target", data["pt.npy"], "--out", out]}[case]
     ref = run(args)
