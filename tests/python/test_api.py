@@ -288,3 +288,19 @@ def test_library_from_the_system_loader(tmp_path):
     if ctypes.util.find_library("nllk") is None:  # (not installed on this machine)
         r = _run_python(code, {"LD_LIBRARY_PATH": ""})
         assert r.returncode != 0 and "libnllk not found" in r.stderr and "Tried" in r.stderr
+
+
+def test_declaration_table_covers_nllk_h():
+    """_capi declares every function of the public header, with its number of parameters."""
+    import re
+    header = open(os.path.join(REPO, "include", "nllk.h")).read()
+    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
+    in_header = {}
+    for m in re.finditer(r"NLLK_API\s+[\w\s\*]*?\b(nllk_\w+)\s*\(([^)]*)\)", header):
+        params = m.group(2).strip()
+        in_header[m.group(1)] = 0 if params == "void" else params.count(",") + 1
+    declared = {name: len(argtypes) for name, _, argtypes in _capi.DECLARATIONS}
+    assert declared == in_header
+    c = _capi.get().c
+    for name in declared:
+        assert getattr(c, name).argtypes is not None
