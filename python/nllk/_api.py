@@ -19,7 +19,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _args, _capi
-from ._capi import REDUCTION_MEAN, REDUCTION_NONE, REDUCTION_SUM
+from ._capi import REDUCTION_MEAN, REDUCTION_NONE
 from ._errors import DTypeError, NllkIndexError, NllkRuntimeError, NllkTypeError, NllkValueError
 
 ArrayLike = Any  # a numpy array, a CPU torch tensor, or anything np.asarray takes
@@ -33,6 +33,8 @@ def _torch():
 
 
 def _is_tensor(a) -> bool:
+    if type(a) is np.ndarray:  # (isinstance on torch.Tensor costs more than the whole check)
+        return False
     torch = _torch()
     return torch is not None and isinstance(a, torch.Tensor)
 
@@ -40,8 +42,11 @@ def _is_tensor(a) -> bool:
 def _tracks_grad(*args) -> bool:
     """True if grad mode is on and a tensor among args requires grad."""
     torch = _torch()
-    return (torch is not None and torch.is_grad_enabled()
-            and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args))
+    if torch is not None:
+        for a in args:
+            if type(a) is not np.ndarray and isinstance(a, torch.Tensor) and a.requires_grad:
+                return torch.is_grad_enabled()
+    return False
 
 
 def _refuse_grad(fn: str, *args) -> None:
@@ -105,7 +110,10 @@ def _float_dtype(dt: np.dtype) -> Optional[np.dtype]:
 
 
 def _compute_dtype(a: np.ndarray, role: str) -> np.dtype:
-    dt = _float_dtype(a.dtype)
+    dt = a.dtype
+    if dt is _F32 or dt is _F64:
+        return dt
+    dt = _float_dtype(dt)
     if dt is None:
         raise DTypeError(f"{role}: nllk computes in float32 and float64 only, got {a.dtype}")
     return dt
@@ -298,10 +306,8 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = 
         return nllk_torch.nll_loss(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
     as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, dt = _nll_prepare(input, target, weight, ignore_index,
                                                                              reduction, "nll_loss")
-    k = _kernels(dt)
     out = np.empty(out_shape if red == REDUCTION_NONE else (), dtype=dt)
-    tw = k.real()  # (the C call writes it; nll_loss does not return it)
-    _capi.check(k.nll_fwd(_ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, red, _ptr(out), ctypes.addressof(tw)))
+    _capi.check(_kernels(dt).nll_fwd(_ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, red, _ptr(out), None))
     return _wrap(out, as_torch)
 
 

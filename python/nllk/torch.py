@@ -134,17 +134,19 @@ class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
 
 
 # ---- NLL ------------------------------------------------------------------------------------------------------
-def _nll_forward(input, target, weight, ignore_index, geometry):
-    """The forward call: (out, total_weight, the contiguous target and weight it read)."""
+def _nll_forward(input, target, weight, ignore_index, geometry, with_total_weight=False):
+    """The forward call: (out, total_weight (a ctypes scalar, None unless asked for), the contiguous target and
+    weight it read)."""
     n, c, d, out_shape, red = geometry
     x = input if input.is_contiguous() else input.contiguous()
     t = target if target.is_contiguous() else target.contiguous()
     w = weight if weight is None or weight.is_contiguous() else weight.contiguous()
     k = _KERNELS.get(x.dtype) or _kernels(x.dtype)
     out = x.new_empty(out_shape if red == _NONE else ())
-    tw = k.real()
+    tw = k.real() if with_total_weight else None
     status = k.nll_fwd(x.data_ptr(), t.data_ptr(), _TARGET_TYPES[t.dtype], n, c, d,
-                       None if w is None else w.data_ptr(), ignore_index, red, out.data_ptr(), ctypes.addressof(tw))
+                       None if w is None else w.data_ptr(), ignore_index, red, out.data_ptr(),
+                       None if tw is None else ctypes.addressof(tw))
     if status:
         _capi.check(status)
     return out, tw, t, w
@@ -153,7 +155,7 @@ def _nll_forward(input, target, weight, ignore_index, geometry):
 class _NLLFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, ignore_index, geometry):
-        out, tw, t, w = _nll_forward(input, target, weight, ignore_index, geometry)
+        out, tw, t, w = _nll_forward(input, target, weight, ignore_index, geometry, with_total_weight=True)
         ctx.keep = (t, w)  # the target and weight memory the backward call reads
         ctx.opts = (ignore_index, geometry, tw.value, input.shape, input.dtype)
         return out
