@@ -54,7 +54,8 @@ def nll_options(reduction: Any, ignore_index: Any, fn: str) -> Tuple[int, int]:
     """(nllk_reduction, ignore_index) of an NLL call, checked (the common values at the cost of one call)."""
     if ignore_index.__class__ is not int or not INT64_MIN <= ignore_index <= INT64_MAX:
         ignore_index = int64(ignore_index, "ignore_index", fn)
-    return nll_reduction(reduction), ignore_index
+    red = _REDUCTIONS.get(reduction) if reduction.__class__ is str else None
+    return (nll_reduction(reduction) if red is None else red), ignore_index
 
 
 def poisson_reduction(reduction: Any) -> int:
@@ -84,7 +85,9 @@ def poisson_options(log_input: Any, full: Any, eps: Any, reduction: Any, fn: str
         flag(log_input, "log_input", fn)
     if full.__class__ is not bool:
         flag(full, "full", fn)
-    return log_input, full, (eps if eps.__class__ is float else real(eps, "eps", fn)), poisson_reduction(reduction)
+    red = _REDUCTIONS.get(reduction) if reduction.__class__ is str else None
+    return (log_input, full, eps if eps.__class__ is float else real(eps, "eps", fn),
+            poisson_reduction(reduction) if red is None else red)
 
 
 def real(value: Any, name: str, fn: str) -> float:
