@@ -51,11 +51,14 @@ def nll_reduction(reduction: Any) -> int:
 
 
 def nll_options(reduction: Any, ignore_index: Any, fn: str) -> Tuple[int, int]:
-    """(nllk_reduction, ignore_index) of an NLL call, checked (the common values at the cost of one call)."""
+    """(nllk_reduction, ignore_index) of an NLL call, checked in PyTorch's order (the common values at the cost of
+    one call)."""
+    red = _REDUCTIONS.get(reduction) if reduction.__class__ is str else None
+    if red is None:
+        red = nll_reduction(reduction)
     if ignore_index.__class__ is not int or not INT64_MIN <= ignore_index <= INT64_MAX:
         ignore_index = int64(ignore_index, "ignore_index", fn)
-    red = _REDUCTIONS.get(reduction) if reduction.__class__ is str else None
-    return (nll_reduction(reduction) if red is None else red), ignore_index
+    return red, ignore_index
 
 
 def poisson_reduction(reduction: Any) -> int:
@@ -79,15 +82,16 @@ def flag(value: Any, name: str, fn: str) -> int:
 
 
 def poisson_options(log_input: Any, full: Any, eps: Any, reduction: Any, fn: str) -> Tuple[bool, bool, float, int]:
-    """(log_input, full, eps, nllk_reduction) of a Poisson call, checked (the common values at the cost of one
-    call: this runs on every call)."""
+    """(log_input, full, eps, nllk_reduction) of a Poisson call, checked in PyTorch's order (the common values at
+    the cost of one call)."""
+    red = _REDUCTIONS.get(reduction) if reduction.__class__ is str else None
+    if red is None:
+        red = poisson_reduction(reduction)
     if log_input.__class__ is not bool:
         flag(log_input, "log_input", fn)
     if full.__class__ is not bool:
         flag(full, "full", fn)
-    red = _REDUCTIONS.get(reduction) if reduction.__class__ is str else None
-    return (log_input, full, eps if eps.__class__ is float else real(eps, "eps", fn),
-            poisson_reduction(reduction) if red is None else red)
+    return log_input, full, (eps if eps.__class__ is float else real(eps, "eps", fn)), red
 
 
 def real(value: Any, name: str, fn: str) -> float:

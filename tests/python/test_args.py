@@ -166,3 +166,15 @@ def test_weight_that_requires_grad_is_left_to_pytorch():
     theirs, ours = _outcome(lambda: F.nll_loss(x, t, weight=w).backward()), \
         _outcome(lambda: nt.nll_loss(x, t, weight=w).backward())
     assert theirs[0] == ours[0] and type(theirs[1]) is type(ours[1])
+
+
+def test_reduction_is_checked_first_as_in_pytorch():
+    x, t = _nll_data()
+    px, pt = _poisson_data()
+    _check_same_as_torch(lambda: F.nll_loss(x, t, ignore_index=1.5, reduction="foo"), [
+        ("nllk.nll_loss", lambda: nllk.nll_loss(x, t, ignore_index=1.5, reduction="foo")),
+        ("nllk.torch.nll_loss", lambda: nt.nll_loss(x, t, ignore_index=1.5, reduction="foo"))])
+    _check_same_as_torch(lambda: F.poisson_nll_loss(px, pt, log_input=None, eps="a", reduction="foo"), [
+        ("nllk.poisson_nll_loss", lambda: nllk.poisson_nll_loss(px, pt, log_input=None, eps="a", reduction="foo")),
+        ("nllk.torch.poisson_nll_loss",
+         lambda: nt.poisson_nll_loss(px, pt, log_input=None, eps="a", reduction="foo"))])
