@@ -3,7 +3,7 @@ adjacent shards, and get exactly the bits of the one-shot call over the concaten
 import ctypes
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,13 +55,13 @@ class _Accumulator:
         return _api._ptr(out)
 
     @property
-    def range(self):
+    def range(self) -> Tuple[int, int]:
         """(begin, end): the global element range folded so far."""
         b, e = ctypes.c_uint64(), ctypes.c_uint64()
         _capi.check(self._c.nllk_acc_range(self._buf, ctypes.byref(b), ctypes.byref(e)))
         return b.value, e.value
 
-    def merge(self, other: "_Accumulator"):
+    def merge(self, other: "_Accumulator") -> "_Accumulator":
         """Appends `other`, an accumulator with the same options whose range begins where this one ends."""
         if type(other) is not type(self):
             raise NllkTypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
@@ -83,7 +83,7 @@ class _Accumulator:
         """The accumulator's state (plain bytes: send it to another process of the same build)."""
         return self._buf.raw
 
-    def load_bytes(self, data: bytes):
+    def load_bytes(self, data: bytes) -> "_Accumulator":
         """Replaces the state with one from to_bytes() of an accumulator with the same options. The library checks
         the state (NllkValueError if it is not a valid one); on failure this accumulator is unchanged."""
         if len(data) != _capi.ACC_SIZE:

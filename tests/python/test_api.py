@@ -246,6 +246,10 @@ def test_library_location():
     r = _run_python(f"import sys; sys.path.insert(0, {PYDIR!r}); import nllk; print('torch' in sys.modules)",
                     {"NLLK_LIBRARY": "/nonexistent/libnllk.so"})
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+    # nor does nllk.torch: the first call fails, naming the library
+    r = _run_python(f"import sys; sys.path.insert(0, {PYDIR!r}); import torch, nllk.torch as nt; "
+                    "nt.nll_loss(torch.zeros(2, 3), torch.tensor([0, 1]))", {"NLLK_LIBRARY": "/nonexistent/libnllk.so"})
+    assert r.returncode != 0 and "import" not in r.stderr.splitlines()[-1] and "/nonexistent/libnllk.so" in r.stderr
 
 
 def test_library_search_order(tmp_path):
