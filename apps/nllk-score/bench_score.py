@@ -3,7 +3,8 @@
 
 Writes ~1 GiB .npy datasets (Poisson f32: input + target; NLL f32 segmentation input + int64 targets), reads them
 once so they are in the page cache, then for each workload measures
-  - the library's one-shot call (ctypes) on the arrays loaded into (pre-touched) memory: median of --reps calls;
+  - the library's one-shot call (through the nllk package) on the arrays loaded into (pre-touched) memory: median
+    of --reps calls;
   - nllk-score --json on the files, a fresh process per run: the scoring time it reports (open + header parse
     excluded, every chunk's read + compute + result included), median of --reps runs, and the process's wall time;
 for each read method (--io) and a few chunk sizes. Prints a markdown table and writes JSON next to the data.
@@ -11,7 +12,6 @@ for each read method (--io) and a few chunk sizes. Prints a markdown table and w
     /usr/bin/python3 apps/nllk-score/bench_score.py --build build --dir /tmp/nllk-score-bench [--threads 2]
 """
 import argparse
-import ctypes
 import json
 import os
 import statistics
@@ -76,35 +76,27 @@ def cache(paths, state):
         os.close(fd)
 
 
-class Lib:
-    def __init__(self, path):
-        self.lib = ctypes.CDLL(path)
-        P = ctypes.c_void_p
-        self.lib.nllk_poisson_nll_fwd_f32.argtypes = [P, P, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                                                      ctypes.c_double, ctypes.c_int, P]
-        self.lib.nllk_nll_fwd_f32.argtypes = [P, P, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t,
-                                              ctypes.c_size_t, P, ctypes.c_int64, ctypes.c_int, P, P]
-        self.lib.nllk_set_num_threads.argtypes = [ctypes.c_int]
-        self.lib.nllk_active_isa.restype = ctypes.c_char_p
+def load_nllk(build):
+    """The nllk package of this checkout on the build's libnllk."""
+    os.environ["NLLK_LIBRARY"] = os.path.join(build, "libnllk.so")  # (read by nllk at its first call)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "python"))
+    import nllk
+    return nllk
 
 
-def library_call(lib, kind, paths, threads):
-    lib.lib.nllk_set_num_threads(threads)
+def library_call(nllk, kind, paths, threads):
+    nllk.set_num_threads(threads)
     x = np.load(paths[0])  # read into anonymous memory: every page touched
     t = np.load(paths[1])
-    out = np.zeros((), np.float32)
-    tw = np.zeros((), np.float32)
-    P = lambda a: a.ctypes.data_as(ctypes.c_void_p)
     if kind == "poisson":
-        call = lambda: lib.lib.nllk_poisson_nll_fwd_f32(P(x), P(t), x.size, 1, 0, 1e-8, 1, P(out))
+        call = lambda: nllk.poisson_nll_loss(x, t)
     else:
-        n, c = x.shape[:2]
-        d = x[0, 0].size
-        call = lambda: lib.lib.nllk_nll_fwd_f32(P(x), P(t), 0, n, c, d, None, -100, 1, P(out), P(tw))
+        call = lambda: nllk.nll_loss(x, t)
 
     def timed():
         t0 = time.perf_counter()
-        assert call() == 0
+        out = call()
         return time.perf_counter() - t0, float(out)
     timed()
     return timed, x.nbytes + t.nbytes
@@ -135,7 +127,7 @@ def main():
     if a.quick:
         a.gib, a.reps = 0.02, 2
     score = os.path.join(a.build, "nllk-score")
-    lib = Lib(os.path.join(a.build, "libnllk.so"))
+    nllk = load_nllk(a.build)
     paths = ensure_data(a.dir, a.gib)
     configs = [("auto (default: mmap for poisson, pread for nll)", []),
                ("mmap (page faults), pages kept mapped", ["--io", "mmap", "--keep-pages"]),
@@ -152,7 +144,7 @@ def main():
     for state in a.cache:
         for kind in ("poisson", "nll"):
             cache(paths[kind], state)
-            timed, nbytes = library_call(lib, kind, paths[kind], a.threads)
+            timed, nbytes = library_call(nllk, kind, paths[kind], a.threads)
             lib_t, cli = [], {name: ([], [], None) for name, _ in configs}
             value = None
             for _ in range(a.reps):  # interleaved, so the machine's noise hits every variant alike
@@ -174,7 +166,7 @@ def main():
                 rows.append(dict(cache=state, kind=kind, how=f"nllk-score, {name}", seconds=s_, wall=w_,
                                  gbps=nbytes / s_ / 1e9, ratio=lt / s_, chunks=j["chunks"]))
             del timed
-    isa = lib.lib.nllk_active_isa().decode()
+    isa = nllk.library_info()["isa"]
     print(f"\n{a.gib:g} GiB per workload, {a.threads} threads, isa {isa}, medians of {a.reps}\n")
     print("| page cache | workload | how | time (ms) | process wall (ms) | GB/s | vs library |")
     print("|---|---|---|---:|---:|---:|---:|")

@@ -11,30 +11,35 @@ torch.nn.functional's signatures and PyTorch's argument checks:
     nll_loss_forward(input, target, weight=None, ignore_index=-100, reduction='mean') -> (output, total_weight)
     nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction='mean',
                       total_weight=None)
-    library_info() -> {'version', 'version_number', 'isa', 'threads', 'path'}
-    set_num_threads(k)
-    PoissonAccumulator(dtype, log_input, full, eps, begin).update(input, target) ... .result()
+    library_info() -> {'version', 'version_number', 'isa', 'isas', 'threads', 'path'}
+    set_num_threads(k); set_isa(name)
+    PoissonAccumulator(dtype, log_input, full, eps, begin).update(input, target[, out]) ... .result()
     NLLAccumulator(num_classes, spatial, dtype, weight, ignore_index, begin, target_dtype)
         streaming: fold chunks, .merge() adjacent shards; .result() has the one-shot call's exact bits
 
-The results do not take part in torch.autograd: call the *_backward functions for gradients.
+nll_loss and poisson_nll_loss given a tensor that requires grad are computed by nllk.torch (the result takes part
+in autograd); the *_backward and nll_loss_forward functions refuse such tensors (NllkRuntimeError) rather than
+return a detached result. nllk.torch has the drop-in autograd functions and modules.
 
-The shared library is found through $NLLK_LIBRARY, else next to this package (libnllk.so*), else in the source
-tree's default build folder (<repo>/build/libnllk.so); it is loaded on the first call.
+The shared library is loaded on the first call, found through $NLLK_LIBRARY, else in this package's directory,
+else in a source checkout's build/ folder, else by the system loader (nllk._capi documents the order).
 
-Errors: a bad reduction, a batch size mismatch -> ValueError; a target out of [0, C) -> IndexError with the
-library's message; a wrong weight length or spatial size -> RuntimeError; an unsupported dtype -> TypeError
-(nllk.DTypeError, also a RuntimeError as in PyTorch). Failures reported by the library are nllk.NllkError
-subclasses that also derive from the matching built-in exception.
+Errors (nllk._errors): every exception nllk or nllk.torch raises is an nllk.NllkError that is also the built-in
+exception PyTorch raises for the same mistake: a bad reduction or batch size mismatch NllkValueError
+(ValueError); a target out of [0, C) NllkIndexError (IndexError) with the library's message and the offending
+element's .index; a wrong weight length or spatial size, ignore_index outside int64 NllkRuntimeError
+(RuntimeError); an argument of the wrong type NllkTypeError (TypeError); an unsupported dtype DTypeError (a
+TypeError and a RuntimeError); a count too large for C NllkOverflowError (OverflowError).
 """
 from ._api import (library_info, nll_loss, nll_loss_backward, nll_loss_forward, poisson_nll_loss,
-                   poisson_nll_loss_backward, set_num_threads)
+                   poisson_nll_loss_backward, set_isa, set_num_threads)
+from ._errors import (DTypeError, NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeError, NllkTypeError,
+                      NllkValueError)
 from ._stream import AccumulatorResult, NLLAccumulator, PoissonAccumulator
-from ._lib import (DTypeError, NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeError,
-                   NllkValueError)
 
 __all__ = [
     "poisson_nll_loss", "poisson_nll_loss_backward", "nll_loss", "nll_loss_forward", "nll_loss_backward",
-    "library_info", "set_num_threads", "PoissonAccumulator", "NLLAccumulator", "AccumulatorResult",
-    "NllkError", "NllkIndexError", "NllkValueError", "NllkOverflowError", "NllkRuntimeError", "DTypeError",
+    "library_info", "set_num_threads", "set_isa", "PoissonAccumulator", "NLLAccumulator", "AccumulatorResult",
+    "NllkError", "NllkIndexError", "NllkValueError", "NllkTypeError", "NllkOverflowError", "NllkRuntimeError",
+    "DTypeError",
 ]

@@ -1,15 +1,16 @@
 """Streaming accumulators over nllk's C accumulators (nllk.h, "Streaming"): fold chunks of any length, merge
 adjacent shards, and get exactly the bits of the one-shot call over the concatenated data."""
 import ctypes
+import math
 from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _api, _lib
-from ._lib import DTypeError
+from . import _api, _args, _capi
+from ._errors import DTypeError, NllkOverflowError, NllkTypeError, NllkValueError
 
-ACC_SIZE = 72 * 1024  # NLLK_ACC_SIZE in nllk.h
-_DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}  # nllk_dtype
+SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
 
 
 @dataclass(frozen=True)
@@ -23,59 +24,77 @@ class AccumulatorResult:
 
 
 class _Accumulator:
-    _kind = None
-
     def __init__(self, dtype):
         self._dtype = np.dtype(dtype)
-        if self._dtype not in _DTYPES:
+        if self._dtype not in (_api._F32, _api._F64):
             raise DTypeError(f"accumulator dtype must be float32 or float64, got {self._dtype}")
-        self._buf = ctypes.create_string_buffer(ACC_SIZE)
-        self._lib = _lib.get()
+        self._dtype = _api._float_dtype(self._dtype)
+        self._buf = ctypes.create_string_buffer(_capi.ACC_SIZE)
+        lib = _capi.get()
+        self._c = lib.c
+        self._k = lib.f32 if self._dtype is _api._F32 else lib.f64
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self._dtype
 
-    def _array(self, a, role):
+    def _array(self, a, role: str) -> np.ndarray:
         arr = _api._to_numpy(a, role)
-        if _api._float_dtype(arr.dtype) != self._dtype:
+        if _api._float_dtype(arr.dtype) is not self._dtype:
             raise DTypeError(f"{role}: this accumulator takes {self._dtype}, got {arr.dtype}")
         return _api._contiguous(arr, self._dtype)
 
+    def _out(self, out: Optional[np.ndarray], shape) -> Optional[int]:
+        """The address for the per-element losses of an update (None: not wanted)."""
+        if out is None:
+            return None
+        if (type(out) is not np.ndarray or out.dtype is not self._dtype or out.shape != tuple(shape)
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise NllkValueError(f"out: expected a writable C-contiguous {self._dtype} numpy array of shape "
+                                 f"{tuple(shape)}")
+        return _api._ptr(out)
+
     @property
-    def range(self):
+    def range(self) -> Tuple[int, int]:
         """(begin, end): the global element range folded so far."""
         b, e = ctypes.c_uint64(), ctypes.c_uint64()
-        _lib.check(self._lib.nllk_acc_range(self._buf, ctypes.byref(b), ctypes.byref(e)), self._lib)
+        _capi.check(self._c.nllk_acc_range(self._buf, ctypes.byref(b), ctypes.byref(e)))
         return b.value, e.value
 
-    def merge(self, other):
+    def merge(self, other: "_Accumulator") -> "_Accumulator":
         """Appends `other`, an accumulator with the same options whose range begins where this one ends."""
         if type(other) is not type(self):
-            raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
-        _lib.check(self._lib.nllk_acc_merge(self._buf, other._buf), self._lib)
+            raise NllkTypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
+        _capi.check(self._c.nllk_acc_merge(self._buf, other._buf))
         return self
 
-    def result(self):
+    def result(self) -> AccumulatorResult:
         """AccumulatorResult(mean, sum, total_weight, count)."""
         out = {}
         tw, cnt = ctypes.c_double(), ctypes.c_uint64()
-        for name, red in (("mean", _lib.REDUCTION_MEAN), ("sum", _lib.REDUCTION_SUM)):
+        for name, red in (("mean", _capi.REDUCTION_MEAN), ("sum", _capi.REDUCTION_SUM)):
             v = ctypes.c_double()
-            _lib.check(self._lib.nllk_acc_result(self._buf, red, ctypes.byref(v), ctypes.byref(tw),
-                                                 ctypes.byref(cnt)), self._lib)
+            _capi.check(self._c.nllk_acc_result(self._buf, red, ctypes.byref(v), ctypes.byref(tw),
+                                                ctypes.byref(cnt)))
             out[name] = v.value
         return AccumulatorResult(out["mean"], out["sum"], tw.value, cnt.value)
 
-    def to_bytes(self):
+    def to_bytes(self) -> bytes:
         """The accumulator's state (plain bytes: send it to another process of the same build)."""
         return self._buf.raw
 
-    def load_bytes(self, data):
-        """Replaces the state with one from to_bytes() of an accumulator with the same options."""
-        if len(data) != ACC_SIZE:
-            raise ValueError(f"expected {ACC_SIZE} bytes, got {len(data)}")
-        ctypes.memmove(self._buf, data, ACC_SIZE)
+    def load_bytes(self, data: bytes) -> "_Accumulator":
+        """Replaces the state with one from to_bytes() of an accumulator with the same options. The library checks
+        the state (NllkValueError if it is not a valid one); on failure this accumulator is unchanged."""
+        if len(data) != _capi.ACC_SIZE:
+            raise NllkValueError(f"expected {_capi.ACC_SIZE} bytes, got {len(data)}")
+        before = self._buf.raw
+        ctypes.memmove(self._buf, bytes(data), _capi.ACC_SIZE)
+        try:
+            self.range  # the library validates the state it is given
+        except BaseException:
+            ctypes.memmove(self._buf, before, _capi.ACC_SIZE)
+            raise
         return self
 
 
@@ -83,18 +102,24 @@ class PoissonAccumulator(_Accumulator):
     """Folds Poisson NLL chunks: acc.update(input, target) for consecutive chunks (any shapes; flattened in C
     order), then acc.result(). `begin` is the global index of the first element (a shard's offset)."""
 
-    def __init__(self, dtype=np.float32, log_input=True, full=False, eps=1e-8, begin=0):
+    def __init__(self, dtype=np.float32, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                 begin: int = 0):
+        fn = "PoissonAccumulator"
+        li, fu = _args.flag(log_input, "log_input", fn), _args.flag(full, "full", fn)
+        ep = _args.real(eps, "eps", fn)
+        b = _args.count(begin, "begin", fn, 0, _args.UINT64_MAX)
         super().__init__(dtype)
-        _lib.check(self._lib.nllk_poisson_acc_init(self._buf, _DTYPES[self._dtype], int(bool(log_input)),
-                                                   int(bool(full)), float(eps), int(begin)), self._lib)
+        _capi.check(self._c.nllk_poisson_acc_init(self._buf, self._k.code, li, fu, ep, b))
 
-    def update(self, input, target):
+    def update(self, input, target, out: Optional[np.ndarray] = None):
+        """Folds the next chunk; with `out` (a float array of the chunk's shape) also writes its per-element
+        losses there (the one-shot call's 'none' values)."""
         x = self._array(input, "poisson accumulator input")
         t = self._array(target, "poisson accumulator target")
         if x.shape != t.shape:
-            raise ValueError(f"input shape {x.shape} and target shape {t.shape} differ")
-        fn = getattr(self._lib, f"nllk_poisson_acc_update_{_api._suffix(self._dtype)}")
-        _lib.check(fn(self._buf, _api._ptr(x), _api._ptr(t), x.size), self._lib)
+            raise NllkValueError(f"input shape {x.shape} and target shape {t.shape} differ")
+        _capi.check(self._k.poisson_acc_update_out(self._buf, _api._ptr(x), _api._ptr(t), x.size,
+                                                   self._out(out, x.shape)))
         return self
 
 
@@ -103,31 +128,39 @@ class NLLAccumulator(_Accumulator):
     (rows, *spatial) (or input (rows, C) and target (rows,)), then acc.result(). `spatial` is the shape of the
     positions per sample, `begin` the global flat index (sample * positions + position) of the first element."""
 
-    def __init__(self, num_classes, spatial=(), dtype=np.float32, weight=None, ignore_index=-100, begin=0,
-                 target_dtype=np.int64):
+    def __init__(self, num_classes: int, spatial: Sequence[int] = (), dtype=np.float32, weight=None,
+                 ignore_index: int = -100, begin: int = 0, target_dtype=np.int64):
+        fn = "NLLAccumulator"
+        c = _args.count(num_classes, "num_classes", fn, 0, SIZE_MAX)
+        self._spatial = tuple(_args.count(s, "spatial", fn, 0, SIZE_MAX) for s in spatial)
+        d = math.prod(self._spatial)
+        if d > SIZE_MAX:
+            raise NllkOverflowError(f"{fn}(): spatial {self._spatial} has more than {SIZE_MAX} positions")
+        ii = _args.int64(ignore_index, "ignore_index", fn)
+        b = _args.count(begin, "begin", fn, 0, _args.UINT64_MAX)
         super().__init__(dtype)
-        self._c = int(num_classes)
-        self._spatial = tuple(int(s) for s in spatial)
-        self._d = int(np.prod(self._spatial, dtype=np.int64)) if self._spatial else 1
-        self._weight = _api._nll_weight(weight, self._c, self._dtype)
-        tt = np.dtype(target_dtype)
-        self._ttype = _api._TARGET_TYPES.get((tt.itemsize, tt.kind))
-        if self._ttype is None:
-            raise DTypeError(f"target_dtype must be int64, int32 or uint8, got {tt}")
-        self._tdtype = tt
-        _lib.check(self._lib.nllk_nll_acc_init(self._buf, _DTYPES[self._dtype], self._ttype, self._c, self._d,
-                                               _api._ignore_index(ignore_index), int(begin)), self._lib)
+        self._classes = c
+        self._weight = _api._nll_weight(weight, self._dtype)
+        if self._weight is not None:
+            _args.check_nll_weight(self._weight.shape, c)
+        self._tdtype = np.dtype(target_dtype)
+        ttype = _api.TARGET_TYPES.get(self._tdtype)
+        if ttype is None:
+            raise DTypeError(f"target_dtype must be int64, int32 or uint8, got {self._tdtype}")
+        _capi.check(self._c.nllk_nll_acc_init(self._buf, self._k.code, ttype, c, d, ii, b))
 
-    def update(self, input, target):
+    def update(self, input, target, out: Optional[np.ndarray] = None):
+        """Folds the next rows; with `out` (a float array of target's shape) also writes their per-element
+        losses there (the one-shot call's 'none' values)."""
         x = self._array(input, "nll accumulator input")
         t = _api._to_numpy(target, "nll accumulator target")
         if t.dtype != self._tdtype:
             raise DTypeError(f"nll accumulator target: this accumulator takes {self._tdtype}, got {t.dtype}")
-        t = _api._contiguous(t, t.dtype.newbyteorder("="))
-        if x.ndim < 2 or x.shape[1] != self._c or x.shape[2:] != self._spatial:
-            raise ValueError(f"input shape {x.shape}: expected (rows, {self._c}, *{self._spatial})")
+        t = _api._contiguous(t, self._tdtype)
+        if x.ndim < 2 or x.shape[1] != self._classes or x.shape[2:] != self._spatial:
+            raise NllkValueError(f"input shape {x.shape}: expected (rows, {self._classes}, *{self._spatial})")
         if t.shape != (x.shape[0],) + self._spatial:
-            raise ValueError(f"target shape {t.shape}: expected {(x.shape[0],) + self._spatial}")
-        fn = getattr(self._lib, f"nllk_nll_acc_update_{_api._suffix(self._dtype)}")
-        _lib.check(fn(self._buf, _api._ptr(x), _api._ptr(t), t.size, _api._ptr(self._weight)), self._lib)
+            raise NllkValueError(f"target shape {t.shape}: expected {(x.shape[0],) + self._spatial}")
+        _capi.check(self._k.nll_acc_update_out(self._buf, _api._ptr(x), _api._ptr(t), t.size,
+                                               _api._ptr(self._weight), self._out(out, t.shape)))
         return self

@@ -1,5 +1,6 @@
 """The front end's contract: kinds in = kinds out, inputs never modified, odd layouts, the library's location and
 library_info()."""
+import ctypes.util
 import glob
 import os
 import subprocess
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import nllk
-from nllk import _lib
+from nllk import _capi
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYDIR = os.path.join(REPO, "python")
@@ -92,7 +93,6 @@ def test_inputs_are_never_modified(kind):
     if kind == "torch":
         objs = [torch.from_numpy(np.ascontiguousarray(o)) for o in objs]
         objs[0] = objs[0].transpose(1, 3).contiguous().transpose(1, 3)  # non-contiguous tensor
-        objs[3] = objs[3].requires_grad_(True)
     snap = _snapshot(objs)
     outs = _every_call(objs[0], objs[1], objs[2], objs[3], objs[4], objs[5], objs[6])
     _unchanged(snap)
@@ -120,12 +120,40 @@ def test_readonly_and_big_endian_arrays():
     np.testing.assert_array_equal(got, ref.numpy())
 
 
-def test_requires_grad_tensors_are_read_not_tracked():
+def test_requires_grad_tensors_take_part_in_autograd_or_are_refused():
+    """No silent detach (issue 14): the losses go through nllk.torch's autograd functions, the functions that
+    cannot take part in autograd raise; under no_grad all of them just compute."""
     x = torch.randn(5, 3, dtype=torch.float64).log_softmax(1).requires_grad_(True)
     t = torch.tensor([0, 2, 1, 1, 0])
     out = nllk.nll_loss(x, t)
-    assert not out.requires_grad
+    assert out.requires_grad and "NLLFunction" in type(out.grad_fn).__name__
     assert float(out) == pytest.approx(float(F.nll_loss(x, t)), rel=1e-14)
+    (g,) = torch.autograd.grad(out, x)
+    (ref,) = torch.autograd.grad(F.nll_loss(x, t), x)
+    torch.testing.assert_close(g, ref, rtol=1e-14, atol=0)
+    px = torch.rand(7, dtype=torch.float64, requires_grad=True)
+    pt = torch.rand(7, dtype=torch.float64, requires_grad=True)
+    out = nllk.poisson_nll_loss(px, pt, full=True, reduction="sum")
+    assert out.requires_grad
+    gx, gt = torch.autograd.grad(out, (px, pt))
+    rx, rt = torch.autograd.grad(F.poisson_nll_loss(px, pt, full=True, reduction="sum"), (px, pt))
+    torch.testing.assert_close(gx, rx, rtol=1e-14, atol=0)
+    torch.testing.assert_close(gt[pt > 1], rt[pt > 1], rtol=1e-14, atol=0)
+    for call in (lambda: nllk.nll_loss_forward(x, t), lambda: nllk.nll_loss_backward(1.0, x, t),
+                 lambda: nllk.poisson_nll_loss_backward(1.0, px, pt),
+                 lambda: nllk.nll_loss_backward(torch.ones((), dtype=torch.float64, requires_grad=True),
+                                                x.detach(), t)):
+        with pytest.raises(nllk.NllkRuntimeError, match="requires grad"):
+            call()
+    with torch.no_grad():
+        for out in (nllk.nll_loss(x, t), nllk.nll_loss_forward(x, t)[0], nllk.nll_loss_backward(1.0, x, t),
+                    nllk.poisson_nll_loss_backward(1.0, px, pt)):
+            assert not out.requires_grad
+    # the argument checks come first, as in PyTorch
+    with pytest.raises(ValueError, match="not a valid value"):
+        nllk.nll_loss(x, t, reduction="avg")
+    with pytest.raises(TypeError):
+        nllk.poisson_nll_loss(px, pt, log_input=None)
 
 
 def test_poisson_zero_dim_input_broadcast_backward():
@@ -169,10 +197,32 @@ def test_set_num_threads():
     try:
         nllk.set_num_threads(3)
         assert nllk.library_info()["threads"] == 3
-        with pytest.raises(ValueError):
-            nllk.set_num_threads(-1)
+        nllk.set_num_threads(np.int64(2))
+        assert nllk.library_info()["threads"] == 2
+        # never truncated to a C int (issue 16 item 13: 2**32 + 2 used to set 2)
+        for bad, exc in ((-1, ValueError), (-2 ** 32 + 2, ValueError), (2 ** 32 + 2, OverflowError),
+                         (2 ** 31, OverflowError), (2.0, TypeError), (True, TypeError), (None, TypeError),
+                         ("2", TypeError)):
+            with pytest.raises(exc):
+                nllk.set_num_threads(bad)
+            assert nllk.library_info()["threads"] == 2
     finally:
         nllk.set_num_threads(0)
+
+
+def test_isas_and_set_isa():
+    info = nllk.library_info()
+    assert info["isas"][0] == "scalar" and info["isa"] in info["isas"]
+    try:
+        nllk.set_isa("scalar")
+        assert nllk.library_info()["isa"] == "scalar"
+        with pytest.raises(ValueError):
+            nllk.set_isa("sse9")
+        with pytest.raises(TypeError):
+            nllk.set_isa(3)
+    finally:
+        nllk.set_isa(None)
+    assert nllk.library_info()["isa"] == info["isa"]
 
 
 def _run_python(code, env):
@@ -183,7 +233,7 @@ def _run_python(code, env):
 
 
 def test_library_location():
-    lib_path = _lib.path()
+    lib_path = _capi.get().path
     code = f"import sys; sys.path.insert(0, {PYDIR!r}); import nllk; print(nllk.library_info()['path'])"
     # NLLK_LIBRARY wins
     r = _run_python(code, {"NLLK_LIBRARY": lib_path})
@@ -196,6 +246,10 @@ def test_library_location():
     r = _run_python(f"import sys; sys.path.insert(0, {PYDIR!r}); import nllk; print('torch' in sys.modules)",
                     {"NLLK_LIBRARY": "/nonexistent/libnllk.so"})
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+    # nor does nllk.torch: the first call fails, naming the library
+    r = _run_python(f"import sys; sys.path.insert(0, {PYDIR!r}); import torch, nllk.torch as nt; "
+                    "nt.nll_loss(torch.zeros(2, 3), torch.tensor([0, 1]))", {"NLLK_LIBRARY": "/nonexistent/libnllk.so"})
+    assert r.returncode != 0 and "import" not in r.stderr.splitlines()[-1] and "/nonexistent/libnllk.so" in r.stderr
 
 
 def test_library_search_order(tmp_path):
@@ -204,12 +258,53 @@ def test_library_search_order(tmp_path):
     pkg.mkdir()
     for f in glob.glob(os.path.join(PYDIR, "nllk", "*.py")):  # a copy of the whole package, without its library
         (pkg / os.path.basename(f)).write_text(open(f).read())
-    (pkg / "libnllk.so.0").symlink_to(_lib.path())
+    (pkg / "libnllk.so.0").symlink_to(_capi.get().path)
     code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import nllk; "
-            "print(nllk.library_info()['path']); print(nllk._lib.candidates())")
+            "print(nllk.library_info()['path']); print(nllk._capi.candidates())")
     r = _run_python(code, {})
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == str(pkg / "libnllk.so.0")
-    # the candidates end with the source tree's default build folder
-    from nllk._lib import candidates
-    assert candidates()[-1] == os.path.join(REPO, "build", "libnllk.so")
+    # the candidates: the package's library, then (this is a source checkout) <repo>/build's if it exists,
+    # then the system loader's names
+    r = _run_python(f"import sys; sys.path.insert(0, {PYDIR!r}); import nllk; print(nllk._capi.candidates())", {})
+    assert r.returncode == 0, r.stderr
+    names = eval(r.stdout)
+    assert names[-1] == "libnllk.so"
+    build = os.path.join(REPO, "build", "libnllk.so")
+    assert (build in names) == os.path.exists(build)
+
+
+def test_library_from_the_system_loader(tmp_path):
+    """Last in the search order: the system loader (here through LD_LIBRARY_PATH), for a package that holds no
+    library and is not in a source checkout."""
+    pkg = tmp_path / "site" / "nllk"
+    pkg.mkdir(parents=True)
+    for f in glob.glob(os.path.join(PYDIR, "nllk", "*.py")):
+        (pkg / os.path.basename(f)).write_text(open(f).read())
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    (libdir / "libnllk.so").symlink_to(_capi.get().path)
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); import nllk; "
+            "print(nllk.library_info()['path'])")
+    r = _run_python(code, {"LD_LIBRARY_PATH": str(libdir)})
+    assert r.returncode == 0, r.stderr
+    assert "libnllk" in r.stdout
+    if ctypes.util.find_library("nllk") is None:  # (not installed on this machine)
+        r = _run_python(code, {"LD_LIBRARY_PATH": ""})
+        assert r.returncode != 0 and "libnllk not found" in r.stderr and "Tried" in r.stderr
+
+
+def test_declaration_table_covers_nllk_h():
+    """_capi declares every function of the public header, with its number of parameters."""
+    import re
+    header = open(os.path.join(REPO, "include", "nllk.h")).read()
+    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
+    in_header = {}
+    for m in re.finditer(r"NLLK_API\s+[\w\s\*]*?\b(nllk_\w+)\s*\(([^)]*)\)", header):
+        params = m.group(2).strip()
+        in_header[m.group(1)] = 0 if params == "void" else params.count(",") + 1
+    declared = {name: len(argtypes) for name, _, argtypes in _capi.DECLARATIONS}
+    assert declared == in_header
+    c = _capi.get().c
+    for name in declared:
+        assert getattr(c, name).argtypes is not None

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import nllk
-from nllk import _lib
+from nllk import _capi
 
 f32 = np.float32
 
@@ -128,9 +128,10 @@ def test_nll_accepts_int32_and_uint8_targets_where_pytorch_does_not():
 def test_index_error_carries_the_library_message():
     with pytest.raises(IndexError) as e:
         nllk.nll_loss(_x(5000, 3), np.r_[np.zeros(4321, np.int64), [-7], np.full(678, 9)])
-    assert isinstance(e.value, nllk.NllkError) and e.value.status == _lib.ERR_TARGET_OUT_OF_RANGE
+    assert isinstance(e.value, nllk.NllkError) and e.value.status == _capi.ERR_TARGET_OUT_OF_RANGE
     assert e.value.status_name == "NLLK_ERR_TARGET_OUT_OF_RANGE"
     assert str(e.value) == "target[4321] = -7 is out of range [0, 3)"  # the lowest offending index
+    assert e.value.index == 4321  # nllk_last_error_index()
 
 
 def test_nll_backward_errors():
@@ -178,7 +179,7 @@ def test_poisson_rejects_what_pytorch_rejects(case):
 
 def test_poisson_other_errors():
     x = np.ones(3, f32)
-    with pytest.raises(ValueError, match="None is not valid"):  # PyTorch: TypeError (None + str)
+    with pytest.raises(TypeError, match="reduction"):  # as PyTorch's (None + str)
         nllk.poisson_nll_loss(x, x, reduction=None)
     with pytest.raises(TypeError, match="float32 and float64"):
         nllk.poisson_nll_loss(np.ones(3, np.int64), x)
@@ -197,22 +198,22 @@ def test_poisson_other_errors():
 
 
 def test_status_codes_map_to_exceptions():
-    lib = _lib.get()
     expected = {
-        _lib.ERR_NULL_POINTER: RuntimeError,
-        _lib.ERR_INVALID_ARGUMENT: ValueError,
-        _lib.ERR_SIZE_OVERFLOW: OverflowError,
-        _lib.ERR_TARGET_OUT_OF_RANGE: IndexError,
-        _lib.ERR_UNSUPPORTED: RuntimeError,
+        _capi.ERR_NULL_POINTER: RuntimeError,
+        _capi.ERR_INVALID_ARGUMENT: ValueError,
+        _capi.ERR_SIZE_OVERFLOW: OverflowError,
+        _capi.ERR_TARGET_OUT_OF_RANGE: IndexError,
+        _capi.ERR_UNSUPPORTED: RuntimeError,
         99: RuntimeError,
     }
     for status, exc in expected.items():
         with pytest.raises(exc) as e:
-            _lib.check(status, lib)
+            _capi.check(status)
         assert isinstance(e.value, nllk.NllkError) and e.value.status == status
-    _lib.check(_lib.OK, lib)
+    _capi.check(_capi.OK)
     # a real library failure: an invalid reduction code straight through the C API
-    fn = lib.nllk_poisson_nll_fwd_f32
+    fn = _capi.get().f32.poisson_nll_fwd
     out = np.empty((), f32)
-    with pytest.raises(nllk.NllkValueError, match="reduction 7 is not valid"):
-        _lib.check(fn(None, None, 0, 1, 0, 1e-8, 7, out.ctypes.data), lib)
+    with pytest.raises(nllk.NllkValueError, match="reduction 7 is not valid") as e:
+        _capi.check(fn(None, None, 0, True, False, 1e-8, 7, out.ctypes.data))
+    assert e.value.index is None and e.value.status_name == "NLLK_ERR_INVALID_ARGUMENT"

@@ -1,0 +1,191 @@
+"""The one binding of libnllk: finding and loading the library, the ctypes declaration of every C function in
+nllk.h, and the one map from nllk_status codes to Python exceptions. nllk (numpy front end), nllk.torch and the
+accumulators all call the library through this module.
+
+The library is loaded on the first call (so `import nllk` works without it, and NLLK_LIBRARY may be set after
+the import). It is looked for, in order:
+  1. $NLLK_LIBRARY, a path to the shared library. When set it is the only candidate: a library that fails to
+     load there is an error naming it, never silently replaced by another one;
+  2. the package's own directory: nllk/libnllk.so, then nllk/libnllk.so.* (highest version first) -- where
+     `pip install` puts it;
+  3. a source checkout's default build folder, <repo>/build/libnllk.so, when this package is <repo>/python/nllk;
+  4. the system loader: ctypes.util.find_library("nllk") (its SONAME from the ld.so cache, e.g. after
+     `cmake --install` and ldconfig), then "libnllk.so" through the loader's own search (LD_LIBRARY_PATH, ...).
+"""
+import ctypes
+import ctypes.util
+import glob
+import os
+import threading
+from typing import Dict, List, NamedTuple, Optional
+
+from ._errors import (NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeError, NllkValueError)
+
+# nllk_status, nllk_reduction, nllk_target_type, nllk_dtype (nllk.h)
+OK, ERR_NULL_POINTER, ERR_INVALID_ARGUMENT, ERR_SIZE_OVERFLOW, ERR_TARGET_OUT_OF_RANGE, ERR_UNSUPPORTED = range(6)
+REDUCTION_NONE, REDUCTION_MEAN, REDUCTION_SUM = 0, 1, 2
+TARGET_I64, TARGET_I32, TARGET_U8 = 0, 1, 2
+DTYPE_F32, DTYPE_F64 = 0, 1
+NO_INDEX = (1 << 64) - 1  # NLLK_NO_INDEX
+ACC_SIZE = 72 * 1024      # NLLK_ACC_SIZE
+
+# ---- the declaration table: every function of nllk.h -----------------------------------------------------
+_p, _sz, _int, _dbl, _i64, _u64 = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_double, ctypes.c_int64,
+                                   ctypes.c_uint64)
+_str = ctypes.c_char_p
+_st = ctypes.c_int  # nllk_status
+_en = ctypes.c_int  # nllk_reduction, nllk_target_type, nllk_dtype
+
+
+def _per_dtype(real):
+    """The float-typed functions of one dtype: (name suffix-less, restype, argtypes)."""
+    return [
+        # (input, target, n, log_input, full, eps, reduction, out)
+        ("poisson_nll_fwd", _st, [_p, _p, _sz, _int, _int, _dbl, _en, _p]),
+        # (input, target, n, log_input, full, eps, reduction, grad_output, grad_input, grad_target)
+        ("poisson_nll_bwd", _st, [_p, _p, _sz, _int, _int, _dbl, _en, _p, _p, _p]),
+        # (input, target, target_type, n, c, d, weight, ignore_index, reduction, out, total_weight)
+        ("nll_fwd", _st, [_p, _p, _en, _sz, _sz, _sz, _p, _i64, _en, _p, _p]),
+        # (grad_output, target, target_type, n, c, d, weight, ignore_index, reduction, total_weight, grad_input)
+        ("nll_bwd", _st, [_p, _p, _en, _sz, _sz, _sz, _p, _i64, _en, real, _p]),
+        ("poisson_acc_update", _st, [_p, _p, _p, _sz]),                # (acc, input, target, n)
+        ("poisson_acc_update_out", _st, [_p, _p, _p, _sz, _p]),        # (acc, input, target, n, out)
+        ("nll_acc_update", _st, [_p, _p, _p, _sz, _p]),                # (acc, input, target, n, weight)
+        ("nll_acc_update_out", _st, [_p, _p, _p, _sz, _p, _p]),        # (acc, input, target, n, weight, out)
+    ]
+
+
+DECLARATIONS = [
+    ("nllk_last_error", _str, []),
+    ("nllk_last_error_index", _u64, []),
+    ("nllk_status_name", _str, [_st]),
+    ("nllk_version_string", _str, []),
+    ("nllk_version_number", ctypes.c_uint, []),
+    ("nllk_active_isa", _str, []),
+    ("nllk_set_isa", _st, [_str]),
+    ("nllk_isa_supported", _int, [_str]),
+    ("nllk_isa_name", _str, [_int]),
+    ("nllk_set_num_threads", _st, [_int]),
+    ("nllk_get_num_threads", _int, []),
+    ("nllk_poisson_acc_init", _st, [_p, _en, _int, _int, _dbl, _u64]),    # (acc, dtype, log_input, full, eps, begin)
+    ("nllk_nll_acc_init", _st, [_p, _en, _en, _sz, _sz, _i64, _u64]),  # (acc, dtype, ttype, c, d, ignore, begin)
+    ("nllk_acc_merge", _st, [_p, _p]),                                   # (left, right)
+    ("nllk_acc_range", _st, [_p, _p, _p]),                               # (acc, &begin, &end)
+    ("nllk_acc_result", _st, [_p, _en, _p, _p, _p]),                     # (acc, reduction, &value, &tw, &count)
+] + [(f"nllk_{name}_{dt}", res, args)
+     for dt, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)) for name, res, args in _per_dtype(real)]
+
+
+class Kernels(NamedTuple):
+    """The entry points of one dtype, resolved once (the front ends' per-call paths look up nothing else)."""
+    poisson_nll_fwd: ctypes._CFuncPtr
+    poisson_nll_bwd: ctypes._CFuncPtr
+    nll_fwd: ctypes._CFuncPtr
+    nll_bwd: ctypes._CFuncPtr
+    poisson_acc_update: ctypes._CFuncPtr
+    poisson_acc_update_out: ctypes._CFuncPtr
+    nll_acc_update: ctypes._CFuncPtr
+    nll_acc_update_out: ctypes._CFuncPtr
+    real: type          # ctypes.c_float or ctypes.c_double
+    code: int           # nllk_dtype
+
+
+class Library:
+    """libnllk, loaded and declared. `c` is the ctypes.CDLL with every nllk_* function declared, `path` the file
+    it was loaded from (the name given to the loader for a system library), `f32`/`f64` the Kernels."""
+
+    def __init__(self, cdll: ctypes.CDLL, path: str):
+        for name, restype, argtypes in DECLARATIONS:
+            fn = getattr(cdll, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        self.c = cdll
+        self.path = path
+        self.f32 = Kernels(*(getattr(cdll, f"nllk_{name}_f32") for name, _, _ in _per_dtype(None)),
+                           ctypes.c_float, DTYPE_F32)
+        self.f64 = Kernels(*(getattr(cdll, f"nllk_{name}_f64") for name, _, _ in _per_dtype(None)),
+                           ctypes.c_double, DTYPE_F64)
+
+
+# ---- finding and loading ----------------------------------------------------------------------------------
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_CHECKOUT = os.path.dirname(os.path.dirname(_HERE))  # <repo> when this file is <repo>/python/nllk/_capi.py
+
+
+def _version_key(path: str) -> List[int]:
+    tail = os.path.basename(path).split(".so", 1)[1]
+    return [int(p) if p.isdigit() else -1 for p in tail.split(".") if p]
+
+
+def candidates() -> List[str]:
+    """The libraries tried, in the documented order: the $NLLK_LIBRARY path alone when it is set; else the files
+    in the package directory and the checkout's build folder that exist, then the names for the system loader."""
+    env = os.environ.get("NLLK_LIBRARY")
+    if env:
+        return [env]
+    found = glob.glob(os.path.join(_HERE, "libnllk.so"))
+    found += sorted(glob.glob(os.path.join(_HERE, "libnllk.so.*")), key=_version_key, reverse=True)
+    if (os.path.basename(os.path.dirname(_HERE)) == "python"
+            and os.path.exists(os.path.join(_CHECKOUT, "include", "nllk.h"))):
+        found += glob.glob(os.path.join(_CHECKOUT, "build", "libnllk.so"))
+    system = ctypes.util.find_library("nllk")
+    return found + ([system] if system else []) + ["libnllk.so"]
+
+
+def _load() -> Library:
+    tried = []
+    for path in candidates():
+        try:
+            return Library(ctypes.CDLL(path), path)
+        except (OSError, AttributeError) as e:  # AttributeError: a library without a declared function
+            tried.append(f"{path} ({e})")
+    if os.environ.get("NLLK_LIBRARY"):
+        raise OSError(f"cannot load libnllk from NLLK_LIBRARY={os.environ['NLLK_LIBRARY']!r}: {tried[0]}")
+    raise OSError("libnllk not found: set NLLK_LIBRARY to its path, install the package with pip (which puts it "
+                  "next to the package), build the source tree into <repo>/build, or install it where the system "
+                  "loader finds it. Tried: " + "; ".join(tried))
+
+
+_lock = threading.Lock()
+_library: Optional[Library] = None
+
+
+def get() -> Library:
+    """The library, loaded and declared on the first call."""
+    if _library is None:
+        _load_once()
+    return _library
+
+
+def _load_once() -> None:
+    global _library
+    with _lock:
+        if _library is None:
+            _library = _load()
+
+
+# ---- status -> exception ------------------------------------------------------------------------------------
+STATUS_EXCEPTIONS: Dict[int, type] = {
+    ERR_NULL_POINTER: NllkRuntimeError,      # a bug in the caller of the C API
+    ERR_INVALID_ARGUMENT: NllkValueError,
+    ERR_SIZE_OVERFLOW: NllkOverflowError,
+    ERR_TARGET_OUT_OF_RANGE: NllkIndexError,
+    ERR_UNSUPPORTED: NllkRuntimeError,
+}
+
+
+def error(status: int) -> NllkError:
+    """The exception for a failed call's status, with this thread's nllk_last_error() message and
+    nllk_last_error_index() (read at once: the next nllk call of the thread replaces them)."""
+    c = get().c
+    index = c.nllk_last_error_index()
+    message = c.nllk_last_error().decode("utf-8", errors="replace")
+    name = c.nllk_status_name(status).decode("ascii", errors="replace")
+    cls = STATUS_EXCEPTIONS.get(status, NllkRuntimeError)
+    return cls(message or name, status, name, None if index == NO_INDEX else index)
+
+
+def check(status: int) -> None:
+    """Raises error(status) for a non-zero nllk_status."""
+    if status:
+        raise error(status)
