@@ -103,9 +103,8 @@ extern "C" {
 #  define NLLK_API
 #endif
 
-#define NLLK_VERSION_MAJOR 0
-#define NLLK_VERSION_MINOR 1
-#define NLLK_VERSION_PATCH 0
+/* NLLK_VERSION_MAJOR, _MINOR, _PATCH: generated from CMakeLists.txt's project() and installed beside this file */
+#include "nllk_version.h"
 /* NLLK_VERSION_NUMBER = major*10000 + minor*100 + patch */
 #define NLLK_VERSION_NUMBER (NLLK_VERSION_MAJOR * 10000 + NLLK_VERSION_MINOR * 100 + NLLK_VERSION_PATCH)
 
