@@ -27,6 +27,7 @@ library's message; a wrong weight length or spatial size -> RuntimeError; an uns
 (nllk.DTypeError, also a RuntimeError as in PyTorch). Failures reported by the library are nllk.NllkError
 subclasses that also derive from the matching built-in exception.
 """
+from ._version import __version__
 from ._api import (library_info, nll_loss, nll_loss_backward, nll_loss_forward, poisson_nll_loss,
                    poisson_nll_loss_backward, set_num_threads)
 from ._stream import AccumulatorResult, NLLAccumulator, PoissonAccumulator
