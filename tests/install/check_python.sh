@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `pip install .` as a user runs it, offline: a throw-away venv that sees the system's torch and numpy, the package
+# built from the source tree with the interpreter's own setuptools, then a smoke test from outside the source tree
+# with no NLLK_LIBRARY and no PYTHONPATH. Usage: check_python.sh <python> <source dir> <scratch dir> <version>
+set -euo pipefail
+python=$1 src=$2 scratch=$3 version=$4
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$scratch" && mkdir -p "$scratch/elsewhere"
+"$python" -m venv --system-site-packages "$scratch/venv"
+NLLK_BUILD_JOBS=${NLLK_BUILD_JOBS:-2} "$scratch/venv/bin/python" -m pip install -q --no-build-isolation --no-index \
+  --disable-pip-version-check "$src" >"$scratch/pip.log" 2>&1 || { cat "$scratch/pip.log"; exit 1; }
+cp "$here/python_smoke.py" "$scratch/elsewhere/"
+cd "$scratch/elsewhere"
+env -u NLLK_LIBRARY -u PYTHONPATH "$scratch/venv/bin/python" python_smoke.py "$version"
