@@ -367,7 +367,7 @@ def chart_label(w):
     return f"({sh}){extra}, {w['reduction']}, {w['target']}"
 
 
-def chart(rows, path, threads):
+def chart(rows, path, threads, note=None):
     """Every measured row, grouped by loss and kind (Poisson/NLL x forward/forward+backward), one column of panels
     per thread count: nllk's speed-up over PyTorch (median ratio, bar = lowest to highest ratio any two repetitions
     give), the ceiling the machine's limit allows (PyTorch / limit), and 1x (as fast as PyTorch)."""
@@ -391,6 +391,8 @@ def chart(rows, path, threads):
             ax = axes[gi][ti]
             rs = [r for r in rows if r["threads"] == th and r["workload"]["loss"] == loss
                   and r["workload"]["kind"] == kind]
+            if loss == "poisson":  # by size, then options
+                rs.sort(key=lambda r: (r["workload"]["n"], -r["workload"]["log_input"], r["workload"]["full"]))
             for y, r in enumerate(rs):
                 ts, ns = r["torch_samples"], r["nllk_samples"]
                 mid = statistics.median(ts) / statistics.median(ns)
@@ -410,9 +412,16 @@ def chart(rows, path, threads):
             ax.set_title(f"{title[loss]}, {title[kind]}, {th} thread{'s' if th > 1 else ''}", fontsize=9)
             if gi == len(groups) - 1:
                 ax.set_xlabel(f"speed-up over PyTorch ({rows[0]['mode']} allocator), log scale")
-            if gi == 0 and ti == 0:
-                ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=len(labels), fontsize=8)
+    if note:
+        fig.suptitle(note, fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -505,7 +514,7 @@ def main():
     charted = False
     if not args.no_chart:
         try:
-            charted = chart(rows, os.path.join(args.out, "compare_torch.png"), threads)
+            charted = chart(rows, os.path.join(args.out, "compare_torch.png"), threads, note=header)
         except ImportError:
             print("compare_torch: python3-matplotlib not installed: no chart", file=sys.stderr)
     print(f"compare_torch: wrote {args.out}/compare_torch.json, .md" + (", .png" if charted else ""),

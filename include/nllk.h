@@ -79,6 +79,8 @@
  * it: reductions follow the canonical tree (section 2) and an out-of-range target error names the lowest
  * offending index whatever the thread count. Called from inside an OpenMP parallel region, nllk runs on the
  * calling thread unless nested parallelism is enabled.
+ * In a process created by fork() (and its children), nllk runs on one thread and nllk_get_num_threads()
+ * returns 1: libgomp's worker threads do not survive fork, and a multi-threaded region there would hang.
  *
  * ---------------------------------------------------------------------------------------------------------
  * 5. Memory layout
