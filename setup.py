@@ -8,7 +8,7 @@ version is defined. CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options
 NLLK_BUILD_JOBS (default 2) tune the build.
 """
 import os
-import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parent
 
 
 def project_version():
-    text = (ROOT / "CMakeLists.txt").read_text()
-    match = re.search(r"project\(\s*nllk\s+VERSION\s+(\d+\.\d+\.\d+)", text)
-    if not match:
+    """project(nllk VERSION x.y.z) of CMakeLists.txt, read by the package's own source-checkout fallback."""
+    version = runpy.run_path(str(ROOT / "python" / "nllk" / "_version.py"))["__version__"]
+    if version == "0+unknown":
         raise RuntimeError("CMakeLists.txt: no project(nllk VERSION x.y.z)")
-    return match.group(1)
+    return version
 
 
 def build_library(build_dir):
