@@ -6,8 +6,11 @@
 #     SLEEF, the OpenMP runtime and libm stay shared, as Debian ships no libsleef.a);
 #   - with clang: an OpenMP program built against nllk::nllk_static gets one OpenMP runtime (clang's libomp, which
 #     also serves nllk's GOMP_* calls), not libomp and libgomp side by side.
+# The consumers are compiled by $CC (ctest passes nllk's own compiler): a clang-built libnllk.a calls libomp's
+# __kmpc_* entry points, which gcc's libgomp does not provide.
 # Usage: check_install.sh <build dir> <scratch dir>
 set -euo pipefail
+cc=${CC:-cc}
 build=$1 scratch=$2
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$scratch" && mkdir -p "$scratch"
@@ -30,9 +33,9 @@ cmake --build "$scratch/example" >/dev/null
 LD_LIBRARY_PATH=$libdir "$scratch/example/nllk-example" | head -1
 
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-cc "$here/consumer.c" -o "$scratch/consumer_pc" $(pkg-config --cflags --libs nllk)
+"$cc" "$here/consumer.c" -o "$scratch/consumer_pc" $(pkg-config --cflags --libs nllk)
 LD_LIBRARY_PATH=$libdir "$scratch/consumer_pc"
-cc "$here/consumer.c" -o "$scratch/consumer_pc_static" $(pkg-config --cflags --libs nllk-static)
+"$cc" "$here/consumer.c" -o "$scratch/consumer_pc_static" $(pkg-config --cflags --libs nllk-static)
 case " $(needed "$scratch/consumer_pc_static")" in
   *" libnllk.so"*) fail "the pkg-config static link still needs libnllk.so" ;;
 esac
