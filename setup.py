@@ -3,8 +3,8 @@
 `pip install .` (offline: `pip install --no-build-isolation .`) configures a library-only CMake build in the
 setuptools build folder (build-python/, not the build/ of a source checkout), builds the `nllk` target, and copies
 the shared library into the package as its SONAME (libnllk.so.0.1), where the package's loader finds it without
-NLLK_LIBRARY. It also writes nllk/_version.py with the version of project() in CMakeLists.txt, the one place the
-version is defined. CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and
+NLLK_LIBRARY, with the _version.py CMake configured from project() in CMakeLists.txt (the one place the version is
+defined). CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and
 NLLK_BUILD_JOBS (default 2) tune the build.
 """
 import os
@@ -51,8 +51,7 @@ class BuildPyWithLibrary(build_py):
         library = build_library(build_dir)
         package = Path(self.build_lib) / "nllk"
         shutil.copyfile(library, package / library.name)  # the file's bytes under the SONAME, no symlink
-        (package / "_version.py").write_text(
-            f'"""Written by setup.py from project() in CMakeLists.txt."""\n__version__ = "{project_version()}"\n')
+        shutil.copyfile(build_dir / "python" / "_version.py", package / "_version.py")  # configured by CMake
 
 
 class BinaryDistribution(Distribution):

@@ -1,5 +1,6 @@
 """nllk's version. The one source is project(nllk VERSION ...) in CMakeLists.txt: an installed package has this
-file replaced by setup.py with the number; a source checkout reads it from CMakeLists.txt."""
+file replaced by the one CMake configures (cmake/nllk_version.py.in, through setup.py or NLLK_INSTALL_PYTHON);
+a source checkout reads CMakeLists.txt."""
 import pathlib
 import re
 

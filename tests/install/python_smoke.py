@@ -1,6 +1,6 @@
 """Smoke test of an installed nllk package (run by check_python.sh from outside the source tree): the library is
 the one inside the package, the version is CMake's, the losses match PyTorch, and a fork-based Pool works after a
-2-thread call. Usage: python_smoke.py <expected version>"""
+2-thread call. Usage: python_smoke.py <expected version> [<folder the package must come from>]"""
 import multiprocessing
 import os
 import sys
@@ -11,8 +11,9 @@ import nllk
 import nllk.torch
 
 expected_version = sys.argv[1]
+expected_site = sys.argv[2] if len(sys.argv) > 2 else sys.prefix  # the venv, or cmake --install's folder
 package_dir = os.path.dirname(os.path.abspath(nllk.__file__))
-assert "site-packages" in package_dir, f"nllk imported from {package_dir}, not from the venv"
+assert package_dir.startswith(os.path.abspath(expected_site)), f"nllk imported from {package_dir}, not {expected_site}"
 info = nllk.library_info()
 assert os.path.dirname(info["path"]) == package_dir, f"library {info['path']} is not inside {package_dir}"
 assert nllk.__version__ == expected_version == info["version"], (nllk.__version__, info["version"], expected_version)
