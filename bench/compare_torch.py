@@ -19,8 +19,13 @@ bytes the kernel reads, a write of the bytes it writes, and bare SLEEF exp/log l
 limit time / nllk time (1.0 = at the limit); "ceiling" = PyTorch time / limit time, the largest speed-up
 any implementation could show over PyTorch on this machine.
 
+Every ratio in the table is a quotient of two columns shown next to it: "nllk vs PyTorch" = PyTorch / nllk of
+the same allocator, "nllk of limit" = limit / nllk (retaining), "ceiling" = PyTorch (retaining) / limit. The
+targets are judged at full size only: --quick (small arrays, one repetition) and --only runs print no verdicts.
+
 Outputs in --out (default build-bench/compare_torch): compare_torch.json, compare_torch.md (the table),
-compare_torch.png (throughput against size, with PyTorch and the limit).
+compare_torch.png (every workload measured, Poisson and NLL, forward and forward+backward: nllk's speed-up over
+PyTorch with its spread over the repetitions, and the ceiling the machine's limit allows).
 """
 import argparse
 import ctypes.util
@@ -285,23 +290,27 @@ def build_rows(modes, lim, isa):
             nllk_frontend_s=r.get("nllk_frontend_s"),
             ratio=(r["torch_s"] / r["nllk_s"]) if ret else None,
             ratio_plain=(p["torch_s"] / p["nllk_s"]) if p else None,
-            limit_s=limit, frac_of_limit=(limit / r["nllk_s"]) if limit else None, c_kernel_s=c_s,
-            max_rel_diff=r["max_rel_diff"], torch_note=r["torch_note"]))
+            limit_s=limit, frac_of_limit=(limit / r["nllk_s"]) if limit and ret else None, c_kernel_s=c_s,
+            max_rel_diff=r["max_rel_diff"], torch_note=r["torch_note"],
+            mode="retaining" if ret else "plain", torch_samples=r["torch_samples"], nllk_samples=r["nllk_samples"]))
     return rows
 
 
 def markdown(rows):
-    out = ["| workload | thr | PyTorch (retaining) | PyTorch (plain) | nllk.torch | nllk vs PyTorch (retaining) "
-           "| nllk vs PyTorch (plain) | limit | nllk of limit | ceiling (PyTorch / limit) | nllk.* front end |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    # each ratio is the quotient of two columns shown: a reader can recompute every one
+    out = ["| workload | thr | PyTorch (retaining) | nllk.torch (retaining) | nllk vs PyTorch (retaining) "
+           "| PyTorch (plain) | nllk.torch (plain) | nllk vs PyTorch (plain) | limit | nllk of limit "
+           "| ceiling (PyTorch / limit) | nllk.* front end |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = f"**{r['ratio']:.2f}x**" if r["ratio"] else "-"
         rp = f"{r['ratio_plain']:.2f}x" if r["ratio_plain"] else "-"
         fr = f"{r['frac_of_limit'] * 100:.0f}%" if r["frac_of_limit"] else "-"
         note = " (PyTorch: int64)" if r["torch_note"] else ""
         ceil = f"{r['torch_retaining_s'] / r['limit_s']:.1f}x" if r["limit_s"] and r["torch_retaining_s"] else "-"
-        out.append(f"| {r['id']}{note} | {r['threads']} | {fmt_t(r['torch_retaining_s'])} | "
-                   f"{fmt_t(r['torch_plain_s'])} | {fmt_t(r['nllk_s'])} | {ratio} | {rp} | {fmt_t(r['limit_s'])} "
+        nllk_ret = fmt_t(r["nllk_s"]) if r["torch_retaining_s"] else "-"
+        out.append(f"| {r['id']}{note} | {r['threads']} | {fmt_t(r['torch_retaining_s'])} | {nllk_ret} | {ratio} "
+                   f"| {fmt_t(r['torch_plain_s'])} | {fmt_t(r['nllk_plain_s'])} | {rp} | {fmt_t(r['limit_s'])} "
                    f"| {fr} | {ceil} | {fmt_t(r['nllk_frontend_s'])} |")
     return "\n".join(out)
 
@@ -346,34 +355,76 @@ def targets(rows, lim, isa, th):
     return res
 
 
-def chart(rows, path, threads):
+def chart_label(w):
+    """A workload's short label for the chart."""
+    if w["loss"] == "poisson":
+        opts = ("log_input" if w["log_input"] else "rates") + (", full" if w["full"] else "")
+        n = w["n"]
+        size = f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
+        return f"n={size}, {opts}"
+    sh = "x".join(map(str, w["shape"]))
+    extra = ", weight+ignore" if w["weighted"] else ""
+    return f"({sh}){extra}, {w['reduction']}, {w['target']}"
+
+
+def chart(rows, path, threads, note=None):
+    """Every measured row, grouped by loss and kind (Poisson/NLL x forward/forward+backward), one column of panels
+    per thread count: nllk's speed-up over PyTorch (median ratio, bar = lowest to highest ratio any two repetitions
+    give), the ceiling the machine's limit allows (PyTorch / limit), and 1x (as fast as PyTorch)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sweep = [r for r in rows if r["workload"]["loss"] == "poisson" and r["workload"]["kind"] == "fwd"
-             and r["workload"]["log_input"] == 1 and r["workload"]["full"] == 0]
-    fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.5), squeeze=False)
-    for ax, th in zip(axes[0], threads):
-        rs = sorted([r for r in sweep if r["threads"] == th], key=lambda r: r["workload"]["n"])
-        ns = [r["workload"]["n"] for r in rs]
-        series = [("nllk", "nllk_s", "C0", "-o"), ("PyTorch (retaining allocator)", "torch_retaining_s", "C1", "-s"),
-                  ("PyTorch (plain)", "torch_plain_s", "C3", ":x"), ("machine limit (bench_nllk)", "limit_s", "k", "--")]
-        for label, k, color, style in series:
-            pts = [(n, n / r[k]) for n, r in zip(ns, rs) if r[k]]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("elements (f32)")
-        ax.set_ylabel("elements / second")
-        ax.set_title(f"Poisson NLL forward, log_input, mean — {th} thread{'s' if th > 1 else ''}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    groups = [(loss, kind) for loss in ("poisson", "nll") for kind in ("fwd", "fwdbwd")
+              if any(r["workload"]["loss"] == loss and r["workload"]["kind"] == kind for r in rows)]
+    if not groups:
+        return False
+    sizes = [max(1, len({r["id"] for r in rows if (r["workload"]["loss"], r["workload"]["kind"]) == g}))
+             for g in groups]
+    fig, axes = plt.subplots(len(groups), len(threads), squeeze=False, sharex=True,
+                             figsize=(6.5 * len(threads), 1.2 + 0.28 * sum(sizes) + 0.6 * len(groups)),
+                             gridspec_kw=dict(height_ratios=sizes))
+    title = {"poisson": "Poisson NLL", "nll": "NLL", "fwd": "forward", "fwdbwd": "forward+backward"}
+    for gi, (loss, kind) in enumerate(groups):
+        for ti, th in enumerate(threads):
+            ax = axes[gi][ti]
+            rs = [r for r in rows if r["threads"] == th and r["workload"]["loss"] == loss
+                  and r["workload"]["kind"] == kind]
+            if loss == "poisson":  # by size, then options
+                rs.sort(key=lambda r: (r["workload"]["n"], -r["workload"]["log_input"], r["workload"]["full"]))
+            for y, r in enumerate(rs):
+                ts, ns = r["torch_samples"], r["nllk_samples"]
+                mid = statistics.median(ts) / statistics.median(ns)
+                lo, hi = min(ts) / max(ns), max(ts) / min(ns)
+                ax.errorbar([mid], [y], xerr=[[mid - lo], [hi - mid]], fmt="o", color="C0", capsize=3,
+                            label="nllk / PyTorch speed-up (bar: spread)" if y == 0 else None)
+                torch_s = r["torch_retaining_s"] if r["mode"] == "retaining" else r["torch_plain_s"]
+                if r["limit_s"] and torch_s:
+                    ax.plot([torch_s / r["limit_s"]], [y], "|", color="k", markersize=14, markeredgewidth=2,
+                            label="ceiling: PyTorch / machine limit" if y == 0 else None)
+            ax.axvline(1.0, color="C3", linestyle="--", linewidth=1, label="as fast as PyTorch")
+            ax.set_yticks(range(len(rs)))
+            ax.set_yticklabels([chart_label(r["workload"]) for r in rs], fontsize=7)
+            ax.set_ylim(len(rs) - 0.5, -0.5)
+            ax.set_xscale("log")
+            ax.grid(True, axis="x", which="both", alpha=0.3)
+            ax.set_title(f"{title[loss]}, {title[kind]}, {th} thread{'s' if th > 1 else ''}", fontsize=9)
+            if gi == len(groups) - 1:
+                ax.set_xlabel(f"speed-up over PyTorch ({rows[0]['mode']} allocator), log scale")
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=len(labels), fontsize=8)
+    if note:
+        fig.suptitle(note, fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def main():
@@ -399,6 +450,7 @@ def main():
         return worker(args)
 
     os.makedirs(args.out, exist_ok=True)
+    load_before = os.getloadavg()[0]
     jemalloc = None
     for cand in ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"):
         if os.path.exists(cand):
@@ -430,16 +482,24 @@ def main():
     lim = bench_limits(args, isa, W)
     rows = build_rows(modes, lim, isa)
     threads = [int(x) for x in args.threads.split(",")]
-    tgt = targets(rows, lim, isa, max(threads))
+    # verdicts need the full-size workloads: not at --quick sizes, not for a subset chosen with --only
+    judged = not args.quick and not args.only
+    tgt = targets(rows, lim, isa, max(threads)) if judged else []
     md = markdown(rows)
-    load = os.getloadavg()
+    load_after = os.getloadavg()[0]
     header = (f"nllk {base['nllk']['version']} ({isa}), PyTorch {base['torch_version']}, "
-              f"{os.cpu_count()} CPUs, load average before/after: {load[0]:.2f}; "
+              f"{os.cpu_count()} CPUs, load average before/after: {load_before:.2f}/{load_after:.2f}; "
               f"medians of {args.reps} runs; f32")
+    no_verdict = ("Targets: not judged (" + ("--quick sizes" if args.quick else "--only subset") +
+                  "; run the full comparison for verdicts)")
     with open(os.path.join(args.out, "compare_torch.md"), "w") as f:
-        f.write(header + "\n\n" + md + "\n\nTargets (threads=%d):\n\n" % max(threads))
-        for t in tgt:
-            f.write(f"- {'MET' if t['met'] else 'MISSED'}: {t['target']} — {'; '.join(t['detail'])}\n")
+        f.write(header + "\n\n" + md + "\n\n")
+        if judged:
+            f.write("Targets (threads=%d):\n\n" % max(threads))
+            for t in tgt:
+                f.write(f"- {'MET' if t['met'] else 'MISSED'}: {t['target']} — {'; '.join(t['detail'])}\n")
+        else:
+            f.write(no_verdict + "\n")
     json.dump(dict(header=header, isa=isa, nllk=base["nllk"], torch_version=base["torch_version"],
                    threads=threads, reps=args.reps, quick=args.quick, rows=rows, targets=tgt, limits=lim,
                    workers=modes, command=" ".join(sys.argv)),
@@ -449,12 +509,15 @@ def main():
     print()
     for t in tgt:
         print(f"{'MET   ' if t['met'] else 'MISSED'} {t['target']}: {'; '.join(t['detail'])}")
+    if not judged:
+        print(no_verdict)
+    charted = False
     if not args.no_chart:
         try:
-            chart(rows, os.path.join(args.out, "compare_torch.png"), threads)
+            charted = chart(rows, os.path.join(args.out, "compare_torch.png"), threads, note=header)
         except ImportError:
             print("compare_torch: python3-matplotlib not installed: no chart", file=sys.stderr)
-    print(f"compare_torch: wrote {args.out}/compare_torch.json, .md" + ("" if args.no_chart else ", .png"),
+    print(f"compare_torch: wrote {args.out}/compare_torch.json, .md" + (", .png" if charted else ""),
           file=sys.stderr)
 
 

@@ -7,6 +7,7 @@
 
 #ifdef _OPENMP
 #  include <omp.h>
+#  include <pthread.h>
 #endif
 
 #include "error.h"
@@ -37,8 +38,26 @@ nllk_status nllk_set_num_threads(int k)
     return nllk_ok();
 }
 
+/* ---- fork ------------------------------------------------------------------------------------------------ */
+
+/* libgomp's thread pool does not survive fork(): in the child, the next parallel region of more than one thread
+ * waits forever for pool threads that exist only in the parent (whether nllk's call or another library, such as
+ * PyTorch, started them). So a forked child runs nllk on one thread, with the same bits (results do not depend on
+ * the thread count); exec or a spawned process starts afresh. */
+#ifdef _OPENMP
+static atomic_int in_forked_child;
+
+static void on_fork_child(void) { atomic_store(&in_forked_child, 1); }
+
+__attribute__((constructor)) static void register_fork_handler(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+#endif
+
 int nllk_get_num_threads(void)
 {
+#ifdef _OPENMP
+    if (atomic_load_explicit(&in_forked_child, memory_order_relaxed))
+        return 1;
+#endif
     const int forced = atomic_load(&forced_threads);
     if (forced > 0)
         return forced;

@@ -79,6 +79,8 @@
  * it: reductions follow the canonical tree (section 2) and an out-of-range target error names the lowest
  * offending index whatever the thread count. Called from inside an OpenMP parallel region, nllk runs on the
  * calling thread unless nested parallelism is enabled.
+ * In a process created by fork() (and its children), nllk runs on one thread and nllk_get_num_threads()
+ * returns 1: libgomp's worker threads do not survive fork, and a multi-threaded region there would hang.
  *
  * ---------------------------------------------------------------------------------------------------------
  * 5. Memory layout
@@ -103,9 +105,8 @@ extern "C" {
 #  define NLLK_API
 #endif
 
-#define NLLK_VERSION_MAJOR 0
-#define NLLK_VERSION_MINOR 1
-#define NLLK_VERSION_PATCH 0
+/* NLLK_VERSION_MAJOR, _MINOR, _PATCH: generated from CMakeLists.txt's project() and installed beside this file */
+#include "nllk_version.h"
 /* NLLK_VERSION_NUMBER = major*10000 + minor*100 + patch */
 #define NLLK_VERSION_NUMBER (NLLK_VERSION_MAJOR * 10000 + NLLK_VERSION_MINOR * 100 + NLLK_VERSION_PATCH)
 

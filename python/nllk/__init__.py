@@ -31,6 +31,7 @@ element's .index; a wrong weight length or spatial size, ignore_index outside in
 (RuntimeError); an argument of the wrong type NllkTypeError (TypeError); an unsupported dtype DTypeError (a
 TypeError and a RuntimeError); a count too large for C NllkOverflowError (OverflowError).
 """
+from ._version import __version__
 from ._api import (library_info, nll_loss, nll_loss_backward, nll_loss_forward, poisson_nll_loss,
                    poisson_nll_loss_backward, set_isa, set_num_threads)
 from ._errors import (DTypeError, NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeError, NllkTypeError,

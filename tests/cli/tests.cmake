@@ -5,17 +5,17 @@
 #  - cli_tests: tests/cli (pytest, /usr/bin/python3 with numpy and torch): end-to-end runs on generated .npy files.
 #  - NLLK_FUZZ=ON with clang builds the libFuzzer binary fuzz_npy (not a test: run it by hand, see tests/fuzz).
 
-add_executable(npy_corpus ${CMAKE_SOURCE_DIR}/tests/fuzz/run_corpus.c ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_npy.c)
+add_executable(npy_corpus ${PROJECT_SOURCE_DIR}/tests/fuzz/run_corpus.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_npy.c)
 target_link_libraries(npy_corpus PRIVATE nllk_score_npy)
-add_test(NAME npy_corpus COMMAND npy_corpus ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus)
+add_test(NAME npy_corpus COMMAND npy_corpus ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus)
 
 option(NLLK_FUZZ "Build the libFuzzer harness of the .npy parser (clang only)" OFF)
 if(NLLK_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "NLLK_FUZZ needs clang (-DCMAKE_C_COMPILER=clang)")
   endif()
-  add_executable(fuzz_npy ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_npy.c ${CMAKE_SOURCE_DIR}/apps/nllk-score/npy.c)
-  target_include_directories(fuzz_npy PRIVATE ${CMAKE_SOURCE_DIR}/apps/nllk-score)
+  add_executable(fuzz_npy ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_npy.c ${PROJECT_SOURCE_DIR}/apps/nllk-score/npy.c)
+  target_include_directories(fuzz_npy PRIVATE ${PROJECT_SOURCE_DIR}/apps/nllk-score)
   target_compile_options(fuzz_npy PRIVATE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g)
   target_link_options(fuzz_npy PRIVATE -fsanitize=fuzzer,address,undefined)
 endif()
@@ -43,7 +43,7 @@ if(_cli_py_ok)
     list(APPEND _cli_env "LD_PRELOAD=${_asan}:${_ubsan}" "ASAN_OPTIONS=detect_leaks=0")
   endif()
   add_test(NAME cli_tests
-           COMMAND "${NLLK_CLI_PYTHON3}" -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/cli)
+           COMMAND "${NLLK_CLI_PYTHON3}" -m pytest -q -p no:cacheprovider ${PROJECT_SOURCE_DIR}/tests/cli)
   set_tests_properties(cli_tests PROPERTIES ENVIRONMENT "${_cli_env}" TIMEOUT 1200)
 elseif(NOT CMAKE_CROSSCOMPILING)
   message(STATUS "nllk: nllk-score end-to-end tests not registered (${NLLK_CLI_PYTHON3} lacks numpy/torch/pytest)")

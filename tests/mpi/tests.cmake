@@ -10,7 +10,7 @@ if(NLLK_MPI AND NOT CMAKE_CROSSCOMPILING)
       list(APPEND _mpi_env "ASAN_OPTIONS=detect_leaks=0")
     endif()
     add_test(NAME mpi_tests
-             COMMAND "${NLLK_CLI_PYTHON3}" -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/mpi)
+             COMMAND "${NLLK_CLI_PYTHON3}" -m pytest -q -p no:cacheprovider ${PROJECT_SOURCE_DIR}/tests/mpi)
     set_tests_properties(mpi_tests PROPERTIES ENVIRONMENT "${_mpi_env}" TIMEOUT 600 RUN_SERIAL ON)
   else()
     message(STATUS "nllk: MPI tests not registered (no mpiexec, or ${NLLK_CLI_PYTHON3} lacks numpy/pytest)")
