@@ -70,7 +70,6 @@ typedef size_t (*nllk_nll_check_fn)(size_t len, const void *target, size_t c, in
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 
 typedef struct nllk_kernels {
-    const char *isa;
     nllk_poisson_fwd_f32_fn poisson_fwd_f32;
     nllk_poisson_fwd_f64_fn poisson_fwd_f64;
     nllk_poisson_bwd_f32_fn poisson_bwd_f32;
@@ -85,16 +84,17 @@ typedef struct nllk_kernels {
     void (*zero_fill)(void *p, size_t bytes);
 } nllk_kernels;
 
-/* The table of the active ISA (chosen once, thread-safely). */
-const nllk_kernels *nllk_active_kernels(void);
+/* One line of the ISA registry (kernels/isas.h) of this architecture. */
+typedef struct nllk_isa {
+    const char *name;  /* what users select                         */
+    const char *build; /* which build of the kernels serves it      */
+    unsigned need;     /* NLLK_CPU_* bits the CPU must have         */
+    const nllk_kernels *kernels;
+} nllk_isa;
 
-/* Per-ISA tables, defined next to each ISA's kernels (kernels/<isa>/kernels.c). Which exist depends on the
- * target architecture: x86-64 has scalar (baseline, SLEEF purec), scalar_fma (the "scalar" ISA when the CPU has
- * FMA), avx2 and avx512; AArch64 has scalar (purecfma) and neon. */
-extern const nllk_kernels nllk_kernels_scalar;
-extern const nllk_kernels nllk_kernels_scalar_fma;
-extern const nllk_kernels nllk_kernels_avx2;
-extern const nllk_kernels nllk_kernels_avx512;
-extern const nllk_kernels nllk_kernels_neon;
+/* The active ISA (chosen once, thread-safely; nllk_set_isa changes it). A call fetches it once and passes the
+ * table down. */
+const nllk_isa *nllk_active(void);
+static inline const nllk_kernels *nllk_active_kernels(void) { return nllk_active()->kernels; }
 
 #endif

@@ -2,6 +2,4 @@
  * kernels/avx512/vec.h. */
 #include "vec.h"
 
-#define NLLK_TABLE nllk_kernels_avx512
-#define NLLK_ISA_NAME "avx512"
 #include "../common/kernels_impl.h"

@@ -1,8 +1,8 @@
 /* Every kernel of one ISA and its table, from the one formula and the one set of loops.
  *
  * kernels/<isa>/kernels.c includes its vec.h (the map: nv32_* for float, nv64_* for double, NV32_W / NV64_W
- * lanes, and nv_zero_fill) and then this file, after defining NLLK_TABLE (the table's name) and NLLK_ISA_NAME
- * (its "isa" string). Every kernel is static: ISA code is reachable only through the table. */
+ * lanes, and nv_zero_fill) and then this file; the build defines NLLK_BUILD (kernels/isas.h), which names the
+ * table nllk_kernels__<build>. Every kernel is static: ISA code is reachable only through the table. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,8 +40,9 @@
 #undef NLLK_FN
 #undef NLLK_K
 
-const nllk_kernels NLLK_TABLE = {
-    .isa = NLLK_ISA_NAME,
+#define NLLK_CAT_(a, b) a##b
+#define NLLK_CAT(a, b) NLLK_CAT_(a, b)
+const nllk_kernels NLLK_CAT(nllk_kernels__, NLLK_BUILD) = {
     .poisson_fwd_f32 = poisson_fwd_f32,
     .poisson_fwd_f64 = poisson_fwd_f64,
     .poisson_bwd_f32 = poisson_bwd_f32,

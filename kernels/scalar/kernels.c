@@ -5,10 +5,4 @@
  * FMA, bit-identical to the vector kernels). On AArch64 it is compiled once, with purecfma. */
 #include "vec.h"
 
-#ifdef NLLK_SCALAR_FMA
-#  define NLLK_TABLE nllk_kernels_scalar_fma
-#else
-#  define NLLK_TABLE nllk_kernels_scalar
-#endif
-#define NLLK_ISA_NAME "scalar"
 #include "../common/kernels_impl.h"
