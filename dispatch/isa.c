@@ -24,14 +24,16 @@
 #  define NLLK_ARCH_aarch64(...)
 #endif
 
-/* the kernel tables of this architecture's builds (defined by kernels/common/kernels.c) */
-#define NLLK_ISA(name, build, dir, arch, need, flags) NLLK_ARCH_##arch(extern const nllk_kernels nllk_kernels__##build;)
+/* the kernel tables of this architecture's builds, one per dtype (defined by kernels/common/kernels.c) */
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                             \
+    NLLK_ARCH_##arch(extern const nllk_kernels nllk_f32_kernels__##build, nllk_f64_kernels__##build;)
 #include "../kernels/isas.h"
 #undef NLLK_ISA
 
 /* The builds of this architecture, in registry order. */
 static const nllk_isa isas[] = {
-#define NLLK_ISA(name, build, dir, arch, need, flags) NLLK_ARCH_##arch({#name, #build, need, &nllk_kernels__##build}, )
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                             \
+    NLLK_ARCH_##arch({#name, #build, need, {&nllk_f32_kernels__##build, &nllk_f64_kernels__##build}}, )
 #include "../kernels/isas.h"
 #undef NLLK_ISA
 };

@@ -238,8 +238,9 @@ static void run_nll(sink *s, size_t n, size_t c, size_t d, int64_t ign, int bad_
 }
 
 /* The kernels of a table, called directly: both outputs at once, lanes starting from non-zero values. */
-static void run_table(sink *s, const nllk_kernels *k)
+static void run_table(sink *s, const nllk_isa *isa)
 {
+    const nllk_kernels *kf = isa->kernels[NLLK_SLOT_F32], *kd = isa->kernels[NLLK_SLOT_F64];
     for (size_t n = 0; n <= 70; n++) {
         for (int li = 0; li < 2; li++)
             for (int full = 0; full < 2; full++) {
@@ -248,13 +249,13 @@ static void run_table(sink *s, const nllk_kernels *k)
                 double lanes[32];
                 for (int i = 0; i < 32; i++)
                     lanes[i] = i * 0.25;
-                k->poisson_fwd_f32(n, xf + 1, tf + 1, &p, of, lanes);
+                kf->poisson_fwd(n, xf + 1, tf + 1, &p, of, lanes);
                 sink_f32(s, of, n);
                 sink_f64(s, lanes, 16);
-                k->poisson_fwd_f64(n, xd + 1, td + 1, &p, od, lanes);
+                kd->poisson_fwd(n, xd + 1, td + 1, &p, od, lanes);
                 sink_f64(s, od, n);
                 sink_f64(s, lanes, 16);
-                k->poisson_bwd_f32(n, xf, tf, &p, gf, 0, of, of2);
+                kf->poisson_bwd(n, xf, tf, &p, gf, 0, of, of2);
                 sink_f32(s, of, n);
                 sink_f32(s, of2, n);
             }
@@ -268,20 +269,20 @@ static void run_table(sink *s, const nllk_kernels *k)
             double lanes[32];
             for (int i = 0; i < 32; i++)
                 lanes[i] = i * 0.5;
-            size_t done = k->nll_fwd_f32[0](&r, xf, t64, wf, of, lanes);
+            size_t done = kf->nll_fwd[0](&r, xf, t64, wf, of, lanes);
             sink_int(s, (int64_t)done);
             if (done == n) { /* else out and lanes are unspecified */
                 sink_f32(s, of, n);
                 sink_f64(s, lanes, 32);
             }
-            done = k->nll_fwd_f64[0](&r, xd, t64, NULL, od, lanes);
+            done = kd->nll_fwd[0](&r, xd, t64, NULL, od, lanes);
             sink_int(s, (int64_t)done);
             if (done == n) {
                 sink_f64(s, od, n);
                 sink_f64(s, lanes, 32);
             }
-            sink_int(s, (int64_t)k->nll_check[0](n, t64, c, 2));
-            sink_int(s, (int64_t)k->nll_check[1](n, t32, c, (int64_t)1 << 40)); /* an ign no int32 holds */
+            sink_int(s, (int64_t)kf->nll_check[0](n, t64, c, 2));
+            sink_int(s, (int64_t)kf->nll_check[1](n, t32, c, (int64_t)1 << 40)); /* an ign no int32 holds */
         }
     }
 }
@@ -339,7 +340,7 @@ int main(int argc, char **argv)
         s->len = 0;
         s->hash = 0xcbf29ce484222325ull;
         run_corpus(s);
-        run_table(s, nllk_active_kernels());
+        run_table(s, nllk_active());
         char h[32];
         snprintf(h, sizeof h, "%016" PRIx64, s->hash);
         printf("%s: hash %s (%zu bytes of output)\n", isa, h, s->len);
@@ -360,7 +361,7 @@ int main(int argc, char **argv)
                 g_stop = at;
                 sink tmp = {0};
                 run_corpus(&tmp);
-                run_table(&tmp, nllk_active_kernels());
+                run_table(&tmp, nllk_active());
                 free(tmp.buf);
                 g_stop = (size_t)-1;
             }

@@ -1,4 +1,0 @@
-/* AArch64 Advanced SIMD kernels: the common loops over kernels/neon/vec.h. */
-#include "vec.h"
-
-#include "../common/kernels_impl.h"
