@@ -15,6 +15,12 @@
 #include "kernels.h"
 #include "nllk.h"
 
+/* Room for one element of any dtype (a scalar the driver computes and passes to the kernels). */
+typedef union nllk_scalar {
+    double align_;
+    unsigned char bytes[16];
+} nllk_scalar;
+
 typedef struct nllk_dtype_desc {
     nllk_dtype id;     /* the public enum value (accumulators record it)        */
     const char *name;  /* "f32": the suffix of the public functions and kernels  */
@@ -33,6 +39,17 @@ typedef struct nllk_dtype_desc {
 extern const nllk_dtype_desc nllk_dtype_f32;
 extern const nllk_dtype_desc nllk_dtype_f64;
 
+/* The descriptor of a public dtype value; NULL for a value that names none. */
+const nllk_dtype_desc *nllk_dtype_of(nllk_dtype id);
+
+/* v rounded to the dtype and widened back to double, exactly (a reduction's result as the caller sees it). */
+static inline double nllk_round_to(const nllk_dtype_desc *dt, double v)
+{
+    nllk_scalar s;
+    dt->store(&s, v);
+    return dt->load(&s);
+}
+
 /* Element i of an array of this dtype. */
 static inline const void *nllk_elem(const nllk_dtype_desc *dt, const void *p, size_t i)
 {
@@ -42,11 +59,5 @@ static inline void *nllk_elem_mut(const nllk_dtype_desc *dt, void *p, size_t i)
 {
     return (char *)p + i * dt->size;
 }
-
-/* Room for one element of any dtype (a scalar the driver computes and passes to the kernels). */
-typedef union nllk_scalar {
-    double align_;
-    unsigned char bytes[16];
-} nllk_scalar;
 
 #endif

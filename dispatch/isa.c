@@ -11,19 +11,6 @@
 #include "kernels.h"
 #include "nllk.h"
 
-/* A registry line's arch column keeps or drops it (NLLK_ARCH_<arch>(entry) expands to the entry or to nothing). */
-#define NLLK_ARCH_any(...) __VA_ARGS__
-#if defined(__x86_64__)
-#  define NLLK_ARCH_x86_64(...) __VA_ARGS__
-#else
-#  define NLLK_ARCH_x86_64(...)
-#endif
-#if defined(__aarch64__)
-#  define NLLK_ARCH_aarch64(...) __VA_ARGS__
-#else
-#  define NLLK_ARCH_aarch64(...)
-#endif
-
 /* the kernel tables of this architecture's builds, one per dtype (defined by kernels/common/kernels.c) */
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                             \
     NLLK_ARCH_##arch(extern const nllk_kernels nllk_f32_kernels__##build, nllk_f64_kernels__##build;)

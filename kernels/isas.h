@@ -16,7 +16,25 @@
  * Several builds may serve one name, consecutive lines: the last one the CPU supports does. On x86-64 "scalar" is
  * scalar_fma (SLEEF purecfma, bit-identical to the vector kernels; -mfma implies VEX encodings, so no
  * autovectorization keeps it one lane) on every CPU with FMA, and the baseline build (SLEEF purec, may differ in
- * the last bit) only on CPUs without. On AArch64 the baseline build is already purecfma. */
+ * the last bit) only on CPUs without. On AArch64 the baseline build is already purecfma.
+ *
+ * Included with NLLK_ISA(name, build, dir, arch, need, flags) defined (no include guard around the lines);
+ * NLLK_ARCH_<arch>(...) expands to its arguments on that architecture and to nothing elsewhere, so
+ * `NLLK_ARCH_##arch(...)` keeps the lines of the target's architecture. */
+#ifndef NLLK_KERNELS_ISAS_ARCH
+#  define NLLK_KERNELS_ISAS_ARCH
+#  define NLLK_ARCH_any(...) __VA_ARGS__
+#  if defined(__x86_64__)
+#    define NLLK_ARCH_x86_64(...) __VA_ARGS__
+#  else
+#    define NLLK_ARCH_x86_64(...)
+#  endif
+#  if defined(__aarch64__)
+#    define NLLK_ARCH_aarch64(...) __VA_ARGS__
+#  else
+#    define NLLK_ARCH_aarch64(...)
+#  endif
+#endif
 
 /*       name    build       dir     arch     need             flags */
 NLLK_ISA(scalar, scalar,     scalar, any,     0,               "")
