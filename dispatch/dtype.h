@@ -22,10 +22,10 @@ typedef union nllk_scalar {
 } nllk_scalar;
 
 typedef struct nllk_dtype_desc {
-    nllk_dtype id;     /* the public enum value (accumulators record it)        */
-    const char *name;  /* "f32": the suffix of the public functions and kernels  */
-    size_t size;       /* bytes of one stored element                            */
-    int slot;          /* its kernels: nllk_isa.kernels[slot]                    */
+    nllk_dtype id;    /* the public enum value (accumulators record it)        */
+    const char *name; /* "f32": the suffix of the public functions and kernels  */
+    size_t size;      /* bytes of one stored element                            */
+    int slot;         /* its kernels: nllk_isa.kernels[slot]                    */
     /* one stored element, exactly, as a double */
     double (*load)(const void *p);
     /* v rounded once to the storage type */
@@ -55,9 +55,6 @@ static inline const void *nllk_elem(const nllk_dtype_desc *dt, const void *p, si
 {
     return (const char *)p + i * dt->size;
 }
-static inline void *nllk_elem_mut(const nllk_dtype_desc *dt, void *p, size_t i)
-{
-    return (char *)p + i * dt->size;
-}
+static inline void *nllk_elem_mut(const nllk_dtype_desc *dt, void *p, size_t i) { return (char *)p + i * dt->size; }
 
 #endif

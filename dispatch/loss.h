@@ -12,9 +12,9 @@
 #include "nllk.h"
 
 typedef struct nllk_loss {
-    const char *name;      /* "poisson", "nll"                                                                 */
-    nllk_acc_kind acc;     /* its accumulator kind (acc.h)                                                      */
-    int mean_over_weight;  /* mean's denominator: 1 the total of the weight channel (NLL), 0 the element count */
+    const char *name;     /* "poisson", "nll"                                                                 */
+    nllk_acc_kind acc;    /* its accumulator kind (acc.h)                                                      */
+    int mean_over_weight; /* mean's denominator: 1 the total of the weight channel (NLL), 0 the element count */
 } nllk_loss;
 
 extern const nllk_loss nllk_loss_poisson;

@@ -82,10 +82,10 @@ typedef struct nll_ctx {
     const void *x;         /* the start of the sample holding element 0                          */
     size_t j0;             /* element 0's position in that sample (0 except for streaming chunks) */
     const void *weight;
-    void *out;             /* forward: per-element losses (NONE, or the accumulators' out)        */
-    const void *g;         /* backward: grad_output, g_stride 0 or 1                              */
+    void *out;     /* forward: per-element losses (NONE, or the accumulators' out)        */
+    const void *g; /* backward: grad_output, g_stride 0 or 1                              */
     size_t g_stride;
-    void *gx;              /* backward: grad_input                                               */
+    void *gx; /* backward: grad_input                                               */
 } nll_ctx;
 
 static nll_ctx nll_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight)
@@ -143,12 +143,14 @@ static size_t nll_none_span(void *vctx, size_t off, size_t len) { return nll_fwd
 static size_t check_span(void *vctx, size_t off, size_t len)
 {
     const nll_ctx *c = vctx;
-    return c->k->nll_check[c->s.target_type](len, c->s.target + off * c->s.target_size, c->s.c,
-                                             c->s.ignore_index);
+    return c->k->nll_check[c->s.target_type](len, c->s.target + off * c->s.target_size, c->s.c, c->s.ignore_index);
 }
 
 /* The lowest f in [0, nd) whose target is neither in [0, c) nor ignore_index, or nd. */
-static size_t nll_check_targets(nll_ctx *c, size_t nd) { return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, c); }
+static size_t nll_check_targets(nll_ctx *c, size_t nd)
+{
+    return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, c);
+}
 
 /* Backward scatter over elements [off, off + len) (targets already validated). */
 static void nll_bwd_scatter(const nll_ctx *c, size_t off, size_t len)
@@ -207,8 +209,8 @@ static nllk_status nll_fwd(const nllk_dtype_desc *dt, const void *input, const v
                            int64_t ignore_index, nllk_reduction reduction, void *out, void *total_weight)
 {
     nll_ctx ctx = nll_ctx_for(dt, input, weight);
-    nllk_status st = nll_check_args(&ctx.s, input, "input", target, target_type, n, c, d, dt->size, ignore_index,
-                                    reduction);
+    nllk_status st =
+        nll_check_args(&ctx.s, input, "input", target, target_type, n, c, d, dt->size, ignore_index, reduction);
     if (st != NLLK_OK)
         return st;
     const size_t nd = n * d;
@@ -302,8 +304,8 @@ static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, cons
     if (n > 0 && a->c > 0 && !input)
         return nllk_fail(NLLK_ERR_NULL_POINTER, "input is NULL");
     nll_ctx ctx = nll_ctx_for(dt, input, weight);
-    ctx.s = (nllk_nll_shape){0, a->c, a->d, target, target_sizes[a->target_type], (nllk_target_type)a->target_type,
-                             a->ignore_index};
+    ctx.s = (nllk_nll_shape){
+        0, a->c, a->d, target, target_sizes[a->target_type], (nllk_target_type)a->target_type, a->ignore_index};
     ctx.j0 = j0;
     ctx.out = out;
     /* targets first, so that a failed update leaves the accumulator as it was */
@@ -316,15 +318,15 @@ static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, cons
 
 /* ---- the public functions ------------------------------------------------------------------------------------- */
 
-nllk_status nllk_nll_fwd_f32(const float *input, const void *target, nllk_target_type target_type, size_t n,
-                             size_t c, size_t d, const float *weight, int64_t ignore_index, nllk_reduction reduction,
-                             float *out, float *total_weight)
+nllk_status nllk_nll_fwd_f32(const float *input, const void *target, nllk_target_type target_type, size_t n, size_t c,
+                             size_t d, const float *weight, int64_t ignore_index, nllk_reduction reduction, float *out,
+                             float *total_weight)
 {
     return nll_fwd(&nllk_dtype_f32, input, target, target_type, n, c, d, weight, ignore_index, reduction, out,
                    total_weight);
 }
-nllk_status nllk_nll_fwd_f64(const double *input, const void *target, nllk_target_type target_type, size_t n,
-                             size_t c, size_t d, const double *weight, int64_t ignore_index, nllk_reduction reduction,
+nllk_status nllk_nll_fwd_f64(const double *input, const void *target, nllk_target_type target_type, size_t n, size_t c,
+                             size_t d, const double *weight, int64_t ignore_index, nllk_reduction reduction,
                              double *out, double *total_weight)
 {
     return nll_fwd(&nllk_dtype_f64, input, target, target_type, n, c, d, weight, ignore_index, reduction, out,

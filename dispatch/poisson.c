@@ -33,8 +33,8 @@ typedef struct poisson_ctx {
     const nllk_kernels *k; /* the active ISA's kernels of dt, fetched once per call */
     nllk_poisson_params p;
     const void *x, *t;
-    void *out;             /* forward: per-element losses (NONE, or the accumulators' out); else NULL */
-    const void *g;         /* backward: grad_output, g_stride 0 or 1                                  */
+    void *out;     /* forward: per-element losses (NONE, or the accumulators' out); else NULL */
+    const void *g; /* backward: grad_output, g_stride 0 or 1                                  */
     size_t g_stride;
     void *gx, *gt;
 } poisson_ctx;
@@ -42,8 +42,8 @@ typedef struct poisson_ctx {
 static poisson_ctx poisson_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *t, int log_input, int full,
                                    double eps)
 {
-    return (poisson_ctx){.dt = dt, .k = nllk_active()->kernels[dt->slot], .p = {eps, log_input != 0, full != 0},
-                         .x = x, .t = t};
+    return (poisson_ctx){
+        .dt = dt, .k = nllk_active()->kernels[dt->slot], .p = {eps, log_input != 0, full != 0}, .x = x, .t = t};
 }
 
 static size_t poisson_run(void *vctx, size_t off, size_t n, double *lanes)
@@ -92,8 +92,8 @@ static nllk_status poisson_fwd(const nllk_dtype_desc *dt, const void *input, con
 }
 
 static nllk_status poisson_bwd(const nllk_dtype_desc *dt, const void *input, const void *target, size_t n,
-                               int log_input, int full, double eps, nllk_reduction reduction,
-                               const void *grad_output, void *grad_input, void *grad_target)
+                               int log_input, int full, double eps, nllk_reduction reduction, const void *grad_output,
+                               void *grad_input, void *grad_target)
 {
     const nllk_status st = poisson_check_args(input, target, n, dt->size, reduction);
     if (st != NLLK_OK)
@@ -113,8 +113,7 @@ static nllk_status poisson_bwd(const nllk_dtype_desc *dt, const void *input, con
     return nllk_ok();
 }
 
-nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input, int full, double eps,
-                                  uint64_t begin)
+nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input, int full, double eps, uint64_t begin)
 {
     nllk_status st;
     nllk_acc_impl *a = nllk_acc_start(acc, NLLK_ACC_POISSON, dtype, begin, &st);
@@ -126,8 +125,8 @@ nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input
     return nllk_ok();
 }
 
-static nllk_status poisson_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, const void *input,
-                                      const void *target, size_t n, void *out)
+static nllk_status poisson_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, const void *input, const void *target,
+                                      size_t n, void *out)
 {
     nllk_status st;
     nllk_acc_impl *a = nllk_acc_get(acc, nllk_loss_poisson.acc, dt->id, &st);
@@ -157,8 +156,8 @@ nllk_status nllk_poisson_nll_fwd_f64(const double *input, const double *target, 
 }
 
 nllk_status nllk_poisson_nll_bwd_f32(const float *input, const float *target, size_t n, int log_input, int full,
-                                     double eps, nllk_reduction reduction, const float *grad_output,
-                                     float *grad_input, float *grad_target)
+                                     double eps, nllk_reduction reduction, const float *grad_output, float *grad_input,
+                                     float *grad_target)
 {
     return poisson_bwd(&nllk_dtype_f32, input, target, n, log_input, full, eps, reduction, grad_output, grad_input,
                        grad_target);

@@ -17,21 +17,23 @@
 #include "vec_probe.h"
 
 /* every build's probes, from the registry */
-#define NLLK_ISA(name, build, dir, arch, need, flags)                                                             \
-    NLLK_ARCH_##arch(size_t vec_f32_probe__##build(const vec_probe *); size_t vec_f64_probe__##build(const vec_probe *); \
-                     void vec_f32_zero_fill__##build(void *, size_t); void vec_f64_zero_fill__##build(void *, size_t);)
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch(                                                                                                  \
+        size_t vec_f32_probe__##build(const vec_probe *); size_t vec_f64_probe__##build(const vec_probe *);            \
+        void vec_f32_zero_fill__##build(void *, size_t); void vec_f64_zero_fill__##build(void *, size_t);)
 #include "kernels/isas.h"
 #undef NLLK_ISA
 
 typedef struct probe_set {
     const char *build;
-    vec_probe_fn probe[2];         /* f32, f64 */
+    vec_probe_fn probe[2]; /* f32, f64 */
     vec_zero_fill_fn zero_fill[2];
 } probe_set;
 
 static const probe_set probes[] = {
-#define NLLK_ISA(name, build, dir, arch, need, flags)                                                             \
-    NLLK_ARCH_##arch({#build, {vec_f32_probe__##build, vec_f64_probe__##build},                                    \
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch({#build,                                                                                          \
+                      {vec_f32_probe__##build, vec_f64_probe__##build},                                                \
                       {vec_f32_zero_fill__##build, vec_f64_zero_fill__##build}}, )
 #include "kernels/isas.h"
 #undef NLLK_ISA
@@ -45,8 +47,8 @@ static const probe_set *probes_of(const char *build)
     return NULL;
 }
 
-static const char *const op_names[P_NUM_OUT] = {"add", "sub", "mul", "div", "neg", "exp", "log", "set1",
-                                                "le", "select", "mzero", "load", "load_n", "store_n", "gather"};
+static const char *const op_names[P_NUM_OUT] = {"add", "sub",    "mul",   "div",  "neg",    "exp",     "log",   "set1",
+                                                "le",  "select", "mzero", "load", "load_n", "store_n", "gather"};
 
 enum { N = 512 };
 
@@ -84,8 +86,8 @@ static double op_in(nllk_dtype dt, int op, double a, double b)
 /* exp/log against libm: within 1 ulp (SLEEF u10), or both NaN, or the same infinity/zero */
 static int near_libm(nllk_dtype dt, int op, double a, double got)
 {
-    const double want = dt == NLLK_F32 ? (double)(op == P_EXP ? expf((float)a) : logf((float)a))
-                                       : (op == P_EXP ? exp(a) : log(a));
+    const double want =
+        dt == NLLK_F32 ? (double)(op == P_EXP ? expf((float)a) : logf((float)a)) : (op == P_EXP ? exp(a) : log(a));
     if (isnan(want) || isnan(got))
         return isnan(want) && isnan(got);
     if (isinf(want) || isinf(got))
@@ -160,23 +162,29 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_GATHER] = ok64 ? tu_get(dt, x, i * ks + (size_t)t64[i] * cs) : 0.0;
         for (int op = 0; op < P_NUM_OUT; op++) {
             const double got = tu_get(dt, out, (size_t)op * N + i);
-            CHECK(tu_same(dt, got, want[op]), "%s %s %s [%zu]: a=%a b=%a: got %a, want %a", cur->build,
-                  tu_dtname(dt), op_names[op], i, ai, bi, got, want[op]);
+            CHECK(tu_same(dt, got, want[op]), "%s %s %s [%zu]: a=%a b=%a: got %a, want %a", cur->build, tu_dtname(dt),
+                  op_names[op], i, ai, bi, got, want[op]);
         }
         CHECK(near_libm(dt, P_EXP, ai, tu_get(dt, out, (size_t)P_EXP * N + i)), "%s %s exp(%a) vs libm", cur->build,
               tu_dtname(dt), ai);
         CHECK(near_libm(dt, P_LOG, ai, tu_get(dt, out, (size_t)P_LOG * N + i)), "%s %s log(%a) vs libm", cur->build,
               tu_dtname(dt), ai);
         const double acc_want = d[i] + ai;
-        CHECK(tu_same(NLLK_F64, acc[i], acc_want), "%s %s acc_add [%zu]: got %a, want %a", cur->build, tu_dtname(dt),
-              i, acc[i], acc_want);
+        CHECK(tu_same(NLLK_F64, acc[i], acc_want), "%s %s acc_add [%zu]: got %a, want %a", cur->build, tu_dtname(dt), i,
+              acc[i], acc_want);
         const int64_t tv[3] = {t64[i], t32[i], t8[i]};
         for (int tt = 0; tt < 3; tt++) {
             const int is_ign = tv[tt] == ign, in_range = tv[tt] >= 0 && tv[tt] < (int64_t)c;
             CHECK(bad[tt * N + i] == (!is_ign && !in_range), "%s %s tbad(%s %lld) [%zu]", cur->build, tu_dtname(dt),
-                  tt == 0 ? "i64" : tt == 1 ? "i32" : "u8", (long long)tv[tt], i);
+                  tt == 0   ? "i64"
+                  : tt == 1 ? "i32"
+                            : "u8",
+                  (long long)tv[tt], i);
             CHECK(valid[tt * N + i] == !is_ign, "%s %s tvalid(%s %lld) [%zu]", cur->build, tu_dtname(dt),
-                  tt == 0 ? "i64" : tt == 1 ? "i32" : "u8", (long long)tv[tt], i);
+                  tt == 0   ? "i64"
+                  : tt == 1 ? "i32"
+                            : "u8",
+                  (long long)tv[tt], i);
         }
     }
     /* the scatter wrote a[i] at each valid, in-range target's position and nothing else */

@@ -49,8 +49,7 @@ INLINE void poisson_fwd_body(size_t n, const elem_t *x, const elem_t *t, vec_t e
             v_store(dst + o, poisson_loss(v_load(x + k0 + o), v_load(t + k0 + o), eps, log_input, full));
         if (o < len) /* the tail: one masked vector */
             v_store_n(dst + o,
-                      poisson_loss(v_load_n(x + k0 + o, len - o), v_load_n(t + k0 + o, len - o), eps, log_input,
-                                   full),
+                      poisson_loss(v_load_n(x + k0 + o, len - o), v_load_n(t + k0 + o, len - o), eps, log_input, full),
                       len - o);
         if (!lanes)
             continue;
@@ -69,8 +68,7 @@ INLINE void poisson_fwd_body(size_t n, const elem_t *x, const elem_t *t, vec_t e
             v_acc_store(lanes + j * VW, acc[j]);
 }
 
-void KERNEL(poisson_fwd)(size_t n, const void *x, const void *t, const nllk_poisson_params *p, void *out,
-                         double *lanes)
+void KERNEL(poisson_fwd)(size_t n, const void *x, const void *t, const nllk_poisson_params *p, void *out, double *lanes)
 {
     const vec_t eps = v_set1((double)(elem_t)p->eps);
     if (p->log_input) {
@@ -110,8 +108,8 @@ INLINE void poisson_bwd_body(size_t n, const elem_t *x, const elem_t *t, vec_t e
     const vec_t gb = v_set1((double)g[0]);
     size_t k = 0;
     for (; k + VW <= n; k += VW)
-        poisson_bwd_step(x + k, t + k, eps, g + k * g_stride, g_stride, gb, gx + k, gt ? gt + k : NULL, VW,
-                         log_input, full);
+        poisson_bwd_step(x + k, t + k, eps, g + k * g_stride, g_stride, gb, gx + k, gt ? gt + k : NULL, VW, log_input,
+                         full);
     if (k < n)
         poisson_bwd_step(x + k, t + k, eps, g + k * g_stride, g_stride, gb, gx + k, gt ? gt + k : NULL, n - k,
                          log_input, full);
@@ -158,15 +156,22 @@ INLINE vidx_t tload(const void *tg, size_t o, const int tt)
     }
 }
 
+/* Target i of a run, widened to int64. */
+INLINE int64_t target_at(const void *tg, size_t i, const int tt)
+{
+    switch (tt) {
+    case 0: return ((const int64_t *)tg)[i];
+    case 1: return ((const int32_t *)tg)[i];
+    default: return ((const uint8_t *)tg)[i];
+    }
+}
+
 /* The m < VW targets from o on, padded with ign. */
 INLINE vidx_t tload_tail(const void *tg, size_t o, size_t m, int64_t ign, const int tt)
 {
     int64_t buf[VW];
     for (size_t i = 0; i < VW; i++)
-        buf[i] = i >= m ? ign
-                 : tt == 0 ? ((const int64_t *)tg)[o + i]
-                 : tt == 1 ? (int64_t)((const int32_t *)tg)[o + i]
-                           : (int64_t)((const uint8_t *)tg)[o + i];
+        buf[i] = i < m ? target_at(tg, o + i, tt) : ign;
     return v_tload_i64(buf);
 }
 
@@ -228,8 +233,8 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
     return len;
 }
 
-INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g,
-                         size_t g_stride, elem_t *gx, const int tt)
+INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g, size_t g_stride,
+                         elem_t *gx, const int tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride;
     const int64_t ign = r->ignore_index;
@@ -271,8 +276,7 @@ size_t KERNEL(nll_fwd_i32)(const nllk_nll_run *r, const void *x, const void *tg,
 {
     return nll_fwd_body(r, x, tg, w, out, lanes, 1);
 }
-size_t KERNEL(nll_fwd_u8)(const nllk_nll_run *r, const void *x, const void *tg, const void *w, void *out,
-                          double *lanes)
+size_t KERNEL(nll_fwd_u8)(const nllk_nll_run *r, const void *x, const void *tg, const void *w, void *out, double *lanes)
 {
     return nll_fwd_body(r, x, tg, w, out, lanes, 2);
 }

@@ -45,7 +45,7 @@
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 
 #if defined(NLLK_DTYPE_F32) == defined(NLLK_DTYPE_F64)
-#  error "compile with exactly one of -DNLLK_DTYPE_F32, -DNLLK_DTYPE_F64"
+#    error "compile with exactly one of -DNLLK_DTYPE_F32, -DNLLK_DTYPE_F64"
 #endif
 
 #endif
