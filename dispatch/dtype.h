@@ -15,9 +15,11 @@
 #include "kernels.h"
 #include "nllk.h"
 
-/* Room for one element of any dtype (a scalar the driver computes and passes to the kernels). */
+/* Room for one element of any dtype (a scalar the driver computes and passes to the kernels); a member of each
+ * storage type, so that the descriptors' loads and stores through typed pointers are valid accesses. */
 typedef union nllk_scalar {
-    double align_;
+    float f32;
+    double f64;
     unsigned char bytes[16];
 } nllk_scalar;
 

@@ -42,8 +42,8 @@ typedef struct nllk_nll_run {
 } nllk_nll_run;
 
 /* A 2-D run's rows of at most this many bytes (a few classes) are read or written almost whole and in order:
- * the forward kernels prefetch them (nll_loop.h) and the backward driver fills and scatters them in L1-sized
- * pieces (nll_impl.h). */
+ * the forward kernels prefetch them (kernels/common/kernels.c) and the backward driver fills and scatters them in
+ * L1-sized pieces (dispatch/nll.c). */
 enum { NLLK_NARROW_ROW_BYTES = 256 };
 
 /* NLL forward over a run: out[k] = -x * w (or +0 when ignored) if out != NULL; lanes[k % 16] += loss_k and

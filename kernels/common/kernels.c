@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "../../dispatch/kernels.h"
+#include "../../include/nllk.h"
 #include "vec.h"
 
 #include "poisson_formula.h"
@@ -140,34 +141,34 @@ void KERNEL(poisson_bwd)(size_t n, const void *x, const void *t, const nllk_pois
  * describe is addressable). Each vector of targets is validated before it is gathered, and gathers are masked to
  * the valid, non-ignored lanes: nothing is read out of bounds. A tail of m < VW elements is one vector whose
  * padding targets are ignore_index (loss +0, weight +0: adds +0.0 to the lanes, bit-neutral; nothing gathered or
- * stored there). The target type tt (0 int64, 1 int32, 2 uint8: nllk_target_type) is a constant of each kernel. */
+ * stored there). The target type tt (nllk_target_type) is a constant of each kernel. */
 
 /* Narrow rows (NLLK_NARROW_ROW_BYTES, dispatch/kernels.h) are read almost whole, in order, yet gathers do not train
  * the hardware prefetcher on Zen 5: without a software prefetch this far ahead the vector kernels ran 2-3x slower
  * than the scalar one on a (1048576, 10) input. Wide rows and N-D planes measured no gain from it. */
 #define PF_DIST 4096
 
-INLINE vidx_t tload(const void *tg, size_t o, const int tt)
+INLINE vidx_t tload(const void *tg, size_t o, const nllk_target_type tt)
 {
     switch (tt) {
-    case 0: return v_tload_i64((const int64_t *)tg + o);
-    case 1: return v_tload_i32((const int32_t *)tg + o);
+    case NLLK_TARGET_I64: return v_tload_i64((const int64_t *)tg + o);
+    case NLLK_TARGET_I32: return v_tload_i32((const int32_t *)tg + o);
     default: return v_tload_u8((const uint8_t *)tg + o);
     }
 }
 
 /* Target i of a run, widened to int64. */
-INLINE int64_t target_at(const void *tg, size_t i, const int tt)
+INLINE int64_t target_at(const void *tg, size_t i, const nllk_target_type tt)
 {
     switch (tt) {
-    case 0: return ((const int64_t *)tg)[i];
-    case 1: return ((const int32_t *)tg)[i];
+    case NLLK_TARGET_I64: return ((const int64_t *)tg)[i];
+    case NLLK_TARGET_I32: return ((const int32_t *)tg)[i];
     default: return ((const uint8_t *)tg)[i];
     }
 }
 
 /* The m < VW targets from o on, padded with ign. */
-INLINE vidx_t tload_tail(const void *tg, size_t o, size_t m, int64_t ign, const int tt)
+INLINE vidx_t tload_tail(const void *tg, size_t o, size_t m, int64_t ign, const nllk_target_type tt)
 {
     int64_t buf[VW];
     for (size_t i = 0; i < VW; i++)
@@ -176,13 +177,13 @@ INLINE vidx_t tload_tail(const void *tg, size_t o, size_t m, int64_t ign, const 
 }
 
 /* The targets of the vector at o: a whole one, or the tail padded with ign. */
-INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const int tt)
+INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const nllk_target_type tt)
 {
     return len - o >= VW ? tload(tg, o, tt) : tload_tail(tg, o, len - o, ign, tt);
 }
 
 INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *tg, const elem_t *weight, elem_t *out,
-                           double *lanes, const int tt)
+                           double *lanes, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
@@ -234,7 +235,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
 }
 
 INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g, size_t g_stride,
-                         elem_t *gx, const int tt)
+                         elem_t *gx, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride;
     const int64_t ign = r->ignore_index;
@@ -255,7 +256,7 @@ INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *we
     }
 }
 
-INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, const int tt)
+INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, const nllk_target_type tt)
 {
     for (size_t o = 0; o < len; o += VW) {
         const unsigned bad = v_tbad(tload_at(tg, o, len, ign, tt), c, ign);
@@ -269,40 +270,40 @@ INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, 
 size_t KERNEL(nll_fwd_i64)(const nllk_nll_run *r, const void *x, const void *tg, const void *w, void *out,
                            double *lanes)
 {
-    return nll_fwd_body(r, x, tg, w, out, lanes, 0);
+    return nll_fwd_body(r, x, tg, w, out, lanes, NLLK_TARGET_I64);
 }
 size_t KERNEL(nll_fwd_i32)(const nllk_nll_run *r, const void *x, const void *tg, const void *w, void *out,
                            double *lanes)
 {
-    return nll_fwd_body(r, x, tg, w, out, lanes, 1);
+    return nll_fwd_body(r, x, tg, w, out, lanes, NLLK_TARGET_I32);
 }
 size_t KERNEL(nll_fwd_u8)(const nllk_nll_run *r, const void *x, const void *tg, const void *w, void *out, double *lanes)
 {
-    return nll_fwd_body(r, x, tg, w, out, lanes, 2);
+    return nll_fwd_body(r, x, tg, w, out, lanes, NLLK_TARGET_U8);
 }
 void KERNEL(nll_bwd_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx)
 {
-    nll_bwd_body(r, tg, w, g, gs, gx, 0);
+    nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_I64);
 }
 void KERNEL(nll_bwd_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx)
 {
-    nll_bwd_body(r, tg, w, g, gs, gx, 1);
+    nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_I32);
 }
 void KERNEL(nll_bwd_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx)
 {
-    nll_bwd_body(r, tg, w, g, gs, gx, 2);
+    nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_U8);
 }
 size_t KERNEL(nll_check_i64)(size_t len, const void *tg, size_t c, int64_t ign)
 {
-    return nll_check_body(len, tg, c, ign, 0);
+    return nll_check_body(len, tg, c, ign, NLLK_TARGET_I64);
 }
 size_t KERNEL(nll_check_i32)(size_t len, const void *tg, size_t c, int64_t ign)
 {
-    return nll_check_body(len, tg, c, ign, 1);
+    return nll_check_body(len, tg, c, ign, NLLK_TARGET_I32);
 }
 size_t KERNEL(nll_check_u8)(size_t len, const void *tg, size_t c, int64_t ign)
 {
-    return nll_check_body(len, tg, c, ign, 2);
+    return nll_check_body(len, tg, c, ign, NLLK_TARGET_U8);
 }
 
 /* ---- zero fill ------------------------------------------------------------------------------------------------ */
