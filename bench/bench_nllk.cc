@@ -2,7 +2,7 @@
 //
 // Every kernel (Poisson and NLL, forward and backward, f32 and f64, Poisson's log_input/full/grad_target
 // options, NLL's target types and weight/ignore_index) runs through the public API, for every ISA this CPU
-// and build have (nllk_set_isa when the library has it, else the active one), at 1 thread and all threads,
+// and build have (the library's list: nllk_isa_name, nllk_isa_supported, nllk_set_isa), at 1 thread and all threads,
 // over sizes from in-cache to 512 MB. Each benchmark reports, besides Google Benchmark's time,
 //   elem_per_s     elements (Poisson: n; NLL: n*d positions) per second
 //   GB_per_s       bytes the kernel must move (read arrays + written arrays; NLL forward: target + the one
@@ -24,7 +24,6 @@
 //   --nllk_nll_shapes=NxCxD,...       NLL shapes (batch x classes x positions) instead of the size set
 #include <benchmark/benchmark.h>
 
-#include <dlfcn.h>
 #include <omp.h>
 #include <sys/mman.h>
 
@@ -74,16 +73,8 @@ std::vector<std::string> split(const std::string &s, char sep)
     return out;
 }
 
-// ---- ISA selection ----------------------------------------------------------------------------------------
-typedef int (*set_isa_fn)(const char *);
-set_isa_fn g_set_isa = nullptr;  // nllk_set_isa, looked up at run time (absent from older builds)
-
-bool select_isa(const std::string &isa)
-{
-    if (g_set_isa && g_set_isa(isa.c_str()) != NLLK_OK)
-        return false;
-    return isa == nllk_active_isa();
-}
+// ---- ISA selection: the library's registry (nllk_isa_name, nllk_isa_supported, nllk_set_isa) ---------------
+bool select_isa(const std::string &isa) { return nllk_set_isa(isa.c_str()) == NLLK_OK && isa == nllk_active_isa(); }
 
 nllkb::LimitIsa limit_isa(const std::string &isa)
 {
@@ -96,17 +87,15 @@ nllkb::LimitIsa limit_isa(const std::string &isa)
     return nllkb::ISA_SCALAR;
 }
 
-// The best read/write loops this CPU runs (the memory limit is the machine's, not an ISA's).
+// The best read/write loops this CPU runs (the memory limit is the machine's, not an ISA's): those of the
+// highest ISA of the library's list that the CPU supports.
 nllkb::LimitIsa best_isa_detect()
 {
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
-        return nllkb::ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return nllkb::ISA_AVX2;
-#endif
-    return nllkb::ISA_SCALAR;
+    nllkb::LimitIsa best = nllkb::ISA_SCALAR;
+    for (int i = 0; nllk_isa_name(i); i++)
+        if (nllk_isa_supported(nllk_isa_name(i)))
+            best = std::max(best, limit_isa(nllk_isa_name(i)));
+    return best;
 }
 
 nllkb::LimitIsa best_isa()
@@ -849,15 +838,16 @@ int main(int argc, char **argv)
         else
             rest.push_back(argv[i]);
     }
-    g_set_isa = reinterpret_cast<set_isa_fn>(dlsym(RTLD_DEFAULT, "nllk_set_isa"));
     const std::string native = nllk_active_isa();
-    std::vector<std::string> cand = isas_opt.empty() ? std::vector<std::string>{"scalar", "avx2", "avx512", "neon"}
-                                                     : split(isas_opt, ',');
+    std::vector<std::string> cand;
+    for (int i = 0; nllk_isa_name(i); i++)
+        cand.push_back(nllk_isa_name(i));
+    if (!isas_opt.empty())
+        cand = split(isas_opt, ',');
     for (const std::string &isa : cand)
-        if (g_set_isa ? select_isa(isa) : isa == native)
+        if (nllk_isa_supported(isa.c_str()) && select_isa(isa))
             g_isas.push_back(isa);
-    if (g_set_isa)
-        select_isa(native);
+    select_isa(native);
     const int all = omp_get_num_procs();
     if (threads_opt.empty()) {
         g_threads.push_back(1);
@@ -873,7 +863,6 @@ int main(int argc, char **argv)
         il += (il.empty() ? "" : ",") + s;
     benchmark::AddCustomContext("nllk_isas", il);
     benchmark::AddCustomContext("nllk_native_isa", native);
-    benchmark::AddCustomContext("nllk_set_isa", g_set_isa ? "yes" : "no (only the active ISA is measured)");
     benchmark::AddCustomContext("nllk_sizes", g_sizes);
 
     register_all();

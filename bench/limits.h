@@ -1,6 +1,6 @@
 // The machine's limits, measured by bare loops in the same binary as the kernel benchmarks
 // (design notes section 5). One translation unit per ISA, each compiled with that ISA's flags only; the
-// caller checks __builtin_cpu_supports before calling an ISA's functions.
+// caller checks nllk_isa_supported before calling an ISA's functions.
 #ifndef NLLK_BENCH_LIMITS_H
 #define NLLK_BENCH_LIMITS_H
 

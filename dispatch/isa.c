@@ -1,6 +1,8 @@
-/* Choice of the active kernel table: detected once (cpuid + xgetbv), optionally lowered by the NLLK_ISA
- * environment variable or nllk_set_isa, and cached in atomics (any thread may call anything at any time). */
+/* The active ISA: the registry (kernels/isas.h) walked in order. Detected once (cpuid + xgetbv), optionally
+ * lowered by the NLLK_ISA environment variable or nllk_set_isa, and cached in atomics (any thread may call
+ * anything at any time). */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,37 +11,36 @@
 #include "kernels.h"
 #include "nllk.h"
 
-typedef struct isa_entry {
-    const char *name;
-    unsigned need; /* NLLK_CPU_* bits the CPU must have */
-} isa_entry;
+/* the kernel tables of this architecture's builds, one per dtype (defined by kernels/common/kernels.c) */
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch(extern const nllk_kernels nllk_f32_kernels__##build, nllk_f64_kernels__##build;)
+#include "../kernels/isas.h"
+#undef NLLK_ISA
 
-/* The ISAs of this build, lowest level first (each level's CPU requirement implies the lower ones'). */
-#if defined(__x86_64__)
-static const isa_entry isas[] = {{"scalar", 0}, {"avx2", NLLK_CPU_AVX2}, {"avx512", NLLK_CPU_AVX512}};
-#elif defined(__aarch64__)
-static const isa_entry isas[] = {{"scalar", 0}, {"neon", NLLK_CPU_NEON}};
-#else
-static const isa_entry isas[] = {{"scalar", 0}};
-#endif
+/* The builds of this architecture, in registry order. */
+static const nllk_isa isas[] = {
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch({#name, #build, need, {&nllk_f32_kernels__##build, &nllk_f64_kernels__##build}}, )
+#include "../kernels/isas.h"
+#undef NLLK_ISA
+};
 enum { NUM_ISAS = (int)(sizeof isas / sizeof isas[0]) };
 
-/* Every name nllk knows, on any architecture. */
+/* Every name in the registry, of any architecture: a name of another architecture is "unsupported", not
+ * "unknown". */
+static const char *const all_names[] = {
+#define NLLK_ISA(name, build, dir, arch, need, flags) #name,
+#include "../kernels/isas.h"
+#undef NLLK_ISA
+};
+enum { NUM_ALL_NAMES = (int)(sizeof all_names / sizeof all_names[0]) };
+
 static int known_name(const char *name)
 {
-    static const char *const all[] = {"scalar", "avx2", "avx512", "neon"};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (strcmp(name, all[i]) == 0)
+    for (int i = 0; i < NUM_ALL_NAMES; i++)
+        if (strcmp(name, all_names[i]) == 0)
             return 1;
     return 0;
-}
-
-static int index_of(const char *name)
-{
-    for (int i = 0; i < NUM_ISAS; i++)
-        if (strcmp(name, isas[i].name) == 0)
-            return i;
-    return -1;
 }
 
 static unsigned features(void)
@@ -53,64 +54,65 @@ static unsigned features(void)
     return f & 0x7fffffffu;
 }
 
-static int supported(int i) { return i >= 0 && (features() & isas[i].need) == isas[i].need; }
+static int supported(const nllk_isa *e) { return (features() & e->need) == e->need; }
 
-static const nllk_kernels *table_of(int i)
+/* The build serving `name`: the last supported entry of that name; NULL if none is (or the name is not here). */
+static const nllk_isa *build_of(const char *name)
 {
-    const char *name = isas[i].name;
-#if defined(__x86_64__)
-    if (strcmp(name, "avx512") == 0)
-        return &nllk_kernels_avx512;
-    if (strcmp(name, "avx2") == 0)
-        return &nllk_kernels_avx2;
-    /* scalar: the FMA build (purecfma, bit-identical to the vector kernels) when the CPU has FMA */
-    return (features() & NLLK_CPU_FMA) ? &nllk_kernels_scalar_fma : &nllk_kernels_scalar;
-#elif defined(__aarch64__)
-    return strcmp(name, "neon") == 0 ? &nllk_kernels_neon : &nllk_kernels_scalar;
-#else
-    (void)name;
-    return &nllk_kernels_scalar;
-#endif
-}
-
-/* The highest supported level, lowered to the level NLLK_ISA names (an unknown or foreign name is ignored). */
-static const nllk_kernels *automatic_table(void)
-{
-    static _Atomic(const nllk_kernels *) cached;
-    const nllk_kernels *t = atomic_load_explicit(&cached, memory_order_acquire);
-    if (t)
-        return t;
-    int best = 0;
+    const nllk_isa *best = NULL;
     for (int i = 0; i < NUM_ISAS; i++)
-        if (supported(i))
-            best = i;
+        if (strcmp(isas[i].name, name) == 0 && supported(&isas[i]))
+            best = &isas[i];
+    return best;
+}
+
+static int name_listed(const char *name)
+{
+    for (int i = 0; i < NUM_ISAS; i++)
+        if (strcmp(isas[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The highest supported entry, lowered to the name NLLK_ISA gives (an unknown, foreign or higher name is
+ * ignored). */
+static const nllk_isa *automatic(void)
+{
+    static _Atomic(const nllk_isa *) cached;
+    const nllk_isa *e = atomic_load_explicit(&cached, memory_order_acquire);
+    if (e)
+        return e;
+    for (int i = 0; i < NUM_ISAS; i++)
+        if (supported(&isas[i]))
+            e = &isas[i];
     const char *env = getenv("NLLK_ISA");
-    if (env && *env) {
-        const int want = index_of(env);
-        if (want >= 0 && want < best)
-            best = want;
-    }
-    t = table_of(best);
-    atomic_store_explicit(&cached, t, memory_order_release); /* racing threads store the same pointer */
-    return t;
+    const nllk_isa *want = env && *env ? build_of(env) : NULL;
+    if (want && want < e)
+        e = want;
+    atomic_store_explicit(&cached, e, memory_order_release); /* racing threads store the same pointer */
+    return e;
 }
 
-static _Atomic(const nllk_kernels *) forced; /* set by nllk_set_isa; NULL: automatic */
+static _Atomic(const nllk_isa *) forced; /* set by nllk_set_isa; NULL: automatic */
 
-const nllk_kernels *nllk_active_kernels(void)
+const nllk_isa *nllk_active(void)
 {
-    const nllk_kernels *t = atomic_load_explicit(&forced, memory_order_acquire);
-    return t ? t : automatic_table();
+    const nllk_isa *e = atomic_load_explicit(&forced, memory_order_acquire);
+    return e ? e : automatic();
 }
 
-const char *nllk_active_isa(void) { return nllk_active_kernels()->isa; }
+const char *nllk_active_isa(void) { return nllk_active()->name; }
 
-const char *nllk_isa_name(int i) { return i >= 0 && i < NUM_ISAS ? isas[i].name : NULL; }
-
-int nllk_isa_supported(const char *name)
+/* The i-th distinct name (lines of one name are consecutive). */
+const char *nllk_isa_name(int i)
 {
-    return name && supported(index_of(name));
+    for (int k = 0; k < NUM_ISAS; k++)
+        if ((k == 0 || strcmp(isas[k].name, isas[k - 1].name) != 0) && i-- == 0)
+            return isas[k].name;
+    return NULL;
 }
+
+int nllk_isa_supported(const char *name) { return name && build_of(name) != NULL; }
 
 nllk_status nllk_set_isa(const char *name)
 {
@@ -118,14 +120,18 @@ nllk_status nllk_set_isa(const char *name)
         atomic_store_explicit(&forced, NULL, memory_order_release);
         return nllk_ok();
     }
-    if (!known_name(name))
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "unknown instruction set \"%.32s\" (scalar, avx2, avx512, neon)",
-                         name);
-    const int i = index_of(name);
-    if (i < 0)
+    if (!known_name(name)) {
+        char list[128] = "";
+        for (int i = 0; i < NUM_ALL_NAMES; i++)
+            if (i == 0 || strcmp(all_names[i], all_names[i - 1]) != 0)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", all_names[i]);
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "unknown instruction set \"%.32s\" (%s)", name, list);
+    }
+    if (!name_listed(name))
         return nllk_fail(NLLK_ERR_UNSUPPORTED, "instruction set \"%s\" is not part of this build", name);
-    if (!supported(i))
+    const nllk_isa *e = build_of(name);
+    if (!e)
         return nllk_fail(NLLK_ERR_UNSUPPORTED, "this CPU does not support instruction set \"%s\"", name);
-    atomic_store_explicit(&forced, table_of(i), memory_order_release);
+    atomic_store_explicit(&forced, e, memory_order_release);
     return nllk_ok();
 }

@@ -5,7 +5,7 @@
  * to lanes[k % 16], in increasing k, as doubles (the in-block step of the canonical tree, nllk.h section 2).
  * The driver cuts calls at block boundaries and rotates the lanes for calls that do not start at a multiple
  * of 16, so a kernel always counts k from its own first element. Every entry of every ISA must give the same
- * bits as the scalar entry. */
+ * bits as the scalar entry. The kernels: kernels/common/kernels.c; the ISAs: kernels/isas.h. */
 #ifndef NLLK_DISPATCH_KERNELS_H
 #define NLLK_DISPATCH_KERNELS_H
 
@@ -18,18 +18,17 @@ typedef struct nllk_poisson_params {
     int full;
 } nllk_poisson_params;
 
+/* Element pointers are void: a kernel reads and writes its table's dtype (kernels/common/kernels.c is compiled
+ * once per dtype); the driver passes the arrays as given and offsets them in bytes (dispatch/dtype.h). */
+
 /* Poisson forward over n elements: out[k] = loss_k if out != NULL; lanes[k % 16] += loss_k if lanes != NULL. */
-typedef void (*nllk_poisson_fwd_f32_fn)(size_t n, const float *x, const float *t, const nllk_poisson_params *p,
-                                        float *out, double *lanes);
-typedef void (*nllk_poisson_fwd_f64_fn)(size_t n, const double *x, const double *t, const nllk_poisson_params *p,
-                                        double *out, double *lanes);
+typedef void (*nllk_poisson_fwd_fn)(size_t n, const void *x, const void *t, const nllk_poisson_params *p, void *out,
+                                    double *lanes);
 
 /* Poisson backward over n elements, g_k = g[k * g_stride] (g_stride is 0 for a broadcast scalar or 1):
  * gx[k] = d loss_k / d x_k * g_k; gt[k] (if gt != NULL) = d loss_k / d t_k * g_k. */
-typedef void (*nllk_poisson_bwd_f32_fn)(size_t n, const float *x, const float *t, const nllk_poisson_params *p,
-                                        const float *g, size_t g_stride, float *gx, float *gt);
-typedef void (*nllk_poisson_bwd_f64_fn)(size_t n, const double *x, const double *t, const nllk_poisson_params *p,
-                                        const double *g, size_t g_stride, double *gx, double *gt);
+typedef void (*nllk_poisson_bwd_fn)(size_t n, const void *x, const void *t, const nllk_poisson_params *p,
+                                    const void *g, size_t g_stride, void *gx, void *gt);
 
 /* One NLL run of elements k = 0 .. len-1, element k reading target[k] (type fixed by the entry) and, when not
  * ignored, input x[k * k_stride + target[k] * c_stride]. A 2-D (n, c) run spans rows (k_stride = c, c_stride
@@ -43,58 +42,53 @@ typedef struct nllk_nll_run {
 } nllk_nll_run;
 
 /* A 2-D run's rows of at most this many bytes (a few classes) are read or written almost whole and in order:
- * the forward kernels prefetch them (nll_loop.h) and the backward driver fills and scatters them in L1-sized
- * pieces (nll_impl.h). */
+ * the forward kernels prefetch them (kernels/common/kernels.c) and the backward driver fills and scatters them in
+ * L1-sized pieces (dispatch/nll.c). */
 enum { NLLK_NARROW_ROW_BYTES = 256 };
 
 /* NLL forward over a run: out[k] = -x * w (or +0 when ignored) if out != NULL; lanes[k % 16] += loss_k and
  * lanes[16 + k % 16] += weight_k (0 when ignored) if lanes != NULL. weight may be NULL (all ones).
  * Returns len, or the k of the first target that is neither in [0, c) nor ignore_index (then elements from
  * that k on are not processed and nothing is read out of bounds). */
-typedef size_t (*nllk_nll_fwd_f32_fn)(const nllk_nll_run *r, const float *x, const void *target,
-                                      const float *weight, float *out, double *lanes);
-typedef size_t (*nllk_nll_fwd_f64_fn)(const nllk_nll_run *r, const double *x, const void *target,
-                                      const double *weight, double *out, double *lanes);
+typedef size_t (*nllk_nll_fwd_fn)(const nllk_nll_run *r, const void *x, const void *target, const void *weight,
+                                  void *out, double *lanes);
 
 /* NLL backward scatter over a run whose targets are already validated: at each non-ignored element,
  * gx[k * k_stride + target[k] * c_stride] = w * -g_k with g_k = g[k * g_stride] (unweighted: -g_k).
  * Writes nothing else (the driver zero-fills grad_input first). */
-typedef void (*nllk_nll_bwd_f32_fn)(const nllk_nll_run *r, const void *target, const float *weight,
-                                    const float *g, size_t g_stride, float *gx);
-typedef void (*nllk_nll_bwd_f64_fn)(const nllk_nll_run *r, const void *target, const double *weight,
-                                    const double *g, size_t g_stride, double *gx);
+typedef void (*nllk_nll_bwd_fn)(const nllk_nll_run *r, const void *target, const void *weight, const void *g,
+                                size_t g_stride, void *gx);
 
 /* Index of the first target in t[0 .. len) that is neither in [0, c) nor ignore_index, or len. */
 typedef size_t (*nllk_nll_check_fn)(size_t len, const void *target, size_t c, int64_t ignore_index);
 
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 
+/* The kernels of one (build, dtype): nllk_<dtype>_kernels__<build>, defined by kernels/common/kernels.c. */
 typedef struct nllk_kernels {
-    const char *isa;
-    nllk_poisson_fwd_f32_fn poisson_fwd_f32;
-    nllk_poisson_fwd_f64_fn poisson_fwd_f64;
-    nllk_poisson_bwd_f32_fn poisson_bwd_f32;
-    nllk_poisson_bwd_f64_fn poisson_bwd_f64;
-    nllk_nll_fwd_f32_fn nll_fwd_f32[NLLK_NUM_TARGET_TYPES];
-    nllk_nll_fwd_f64_fn nll_fwd_f64[NLLK_NUM_TARGET_TYPES];
-    nllk_nll_bwd_f32_fn nll_bwd_f32[NLLK_NUM_TARGET_TYPES];
-    nllk_nll_bwd_f64_fn nll_bwd_f64[NLLK_NUM_TARGET_TYPES];
+    nllk_poisson_fwd_fn poisson_fwd;
+    nllk_poisson_bwd_fn poisson_bwd;
+    nllk_nll_fwd_fn nll_fwd[NLLK_NUM_TARGET_TYPES];
+    nllk_nll_bwd_fn nll_bwd[NLLK_NUM_TARGET_TYPES];
     nllk_nll_check_fn nll_check[NLLK_NUM_TARGET_TYPES];
     /* Sets `bytes` bytes at p to zero (NLL backward's grad_input): wide stores, streaming (non-temporal) stores
      * when the span is much larger than the caches. */
     void (*zero_fill)(void *p, size_t bytes);
 } nllk_kernels;
 
-/* The table of the active ISA (chosen once, thread-safely). */
-const nllk_kernels *nllk_active_kernels(void);
+/* Kernel slots: a dtype descriptor's `slot` (dispatch/dtype.h) indexes nllk_isa.kernels. */
+enum { NLLK_SLOT_F32 = 0, NLLK_SLOT_F64 = 1, NLLK_NUM_SLOTS = 2 };
 
-/* Per-ISA tables, defined next to each ISA's kernels (kernels/<isa>/kernels.c). Which exist depends on the
- * target architecture: x86-64 has scalar (baseline, SLEEF purec), scalar_fma (the "scalar" ISA when the CPU has
- * FMA), avx2 and avx512; AArch64 has scalar (purecfma) and neon. */
-extern const nllk_kernels nllk_kernels_scalar;
-extern const nllk_kernels nllk_kernels_scalar_fma;
-extern const nllk_kernels nllk_kernels_avx2;
-extern const nllk_kernels nllk_kernels_avx512;
-extern const nllk_kernels nllk_kernels_neon;
+/* One line of the ISA registry (kernels/isas.h) of this architecture. */
+typedef struct nllk_isa {
+    const char *name;  /* what users select                     */
+    const char *build; /* which build of the kernels serves it  */
+    unsigned need;     /* NLLK_CPU_* bits the CPU must have     */
+    const nllk_kernels *kernels[NLLK_NUM_SLOTS];
+} nllk_isa;
+
+/* The active ISA (chosen once, thread-safely; nllk_set_isa changes it). A call fetches it once and passes the
+ * table down. */
+const nllk_isa *nllk_active(void);
 
 #endif

@@ -1,10 +1,13 @@
-/* Public NLL entry points: argument checks and the driver. */
+/* Public NLL entry points: argument checks and the driver, written once over the dtype descriptor (dtype.h);
+ * each public function is one line at the end of the file. */
 #include <stddef.h>
 #include <string.h>
 
 #include "acc.h"
+#include "dtype.h"
 #include "error.h"
 #include "kernels.h"
+#include "loss.h"
 #include "nllk.h"
 #include "parallel.h"
 
@@ -19,18 +22,25 @@ typedef struct nllk_nll_shape {
 
 static const size_t target_sizes[NLLK_NUM_TARGET_TYPES] = {sizeof(int64_t), sizeof(int32_t), sizeof(uint8_t)};
 
+static nllk_status check_target_type(nllk_target_type target_type)
+{
+    if ((unsigned)target_type >= NLLK_NUM_TARGET_TYPES)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)",
+                         (int)target_type);
+    return NLLK_OK;
+}
+
 /* input_name: what the (n, c, d) array is called in the caller ("input", or "grad_input" for the backward) */
 static nllk_status nll_check_args(nllk_nll_shape *s, const void *input, const char *input_name, const void *target,
                                   nllk_target_type target_type, size_t n, size_t c, size_t d, size_t elem_size,
                                   int64_t ignore_index, nllk_reduction reduction)
 {
     size_t nd, ncd, bytes;
-    if (reduction != NLLK_REDUCTION_NONE && reduction != NLLK_REDUCTION_MEAN && reduction != NLLK_REDUCTION_SUM)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "reduction %d is not valid (none = 0, mean = 1, sum = 2)",
-                         (int)reduction);
-    if ((unsigned)target_type >= NLLK_NUM_TARGET_TYPES)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)",
-                         (int)target_type);
+    nllk_status st = nllk_check_reduction(reduction);
+    if (st == NLLK_OK)
+        st = check_target_type(target_type);
+    if (st != NLLK_OK)
+        return st;
     if (!nllk_mul_size(n, d, &nd) || !nllk_mul_size(nd, c, &ncd) || !nllk_mul_size(ncd, elem_size, &bytes) ||
         !nllk_mul_size(nd, target_sizes[target_type], &bytes) || !nllk_mul_size(nd, elem_size, &bytes))
         return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "shape (n=%zu, c=%zu, d=%zu) overflows size_t", n, c, d);
@@ -57,44 +67,210 @@ static nllk_status nll_target_error(const nllk_nll_shape *s, uint64_t base, size
     const uint64_t g = base + f;
     if (s->d == 1)
         return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g, "target[%llu] = %lld is out of range [0, %zu)",
-                         (unsigned long long)g, (long long)target_at(s, f), s->c);
+                            (unsigned long long)g, (long long)target_at(s, f), s->c);
     return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g,
                         "target[%llu] (sample %llu, position %llu) = %lld is out of range [0, %zu)",
-                     (unsigned long long)g, (unsigned long long)(g / s->d), (unsigned long long)(g % s->d),
-                     (long long)target_at(s, f), s->c);
+                        (unsigned long long)g, (unsigned long long)(g / s->d), (unsigned long long)(g % s->d),
+                        (long long)target_at(s, f), s->c);
 }
 
-/* The active ISA's zero fill: wide stores, streaming stores for spans much larger than the caches. */
-static void nllk_zero_fill(void *p, size_t bytes)
+/* One call: its geometry, arrays and kernels. Arrays of the dtype are void, element i at byte i * dt->size. */
+typedef struct nll_ctx {
+    nllk_nll_shape s;
+    const nllk_dtype_desc *dt;
+    const nllk_kernels *k; /* the active ISA's kernels of dt, fetched once per call */
+    const void *x;         /* the start of the sample holding element 0                          */
+    size_t j0;             /* element 0's position in that sample (0 except for streaming chunks) */
+    const void *weight;
+    void *out;     /* forward: per-element losses (NONE, or the accumulators' out)        */
+    const void *g; /* backward: grad_output, g_stride 0 or 1                              */
+    size_t g_stride;
+    void *gx; /* backward: grad_input                                               */
+} nll_ctx;
+
+static nll_ctx nll_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight)
 {
-    if (bytes)
-        nllk_active_kernels()->zero_fill(p, bytes);
+    return (nll_ctx){.dt = dt, .k = nllk_active()->kernels[dt->slot], .x = x, .weight = weight};
 }
 
-typedef struct check_ctx {
-    const nllk_nll_shape *s;
-    nllk_nll_check_fn check;
-} check_ctx;
+/* The run of elements [f, f + left) that stays inside one sample (all of it when d == 1). */
+static nllk_nll_run nll_run_at(const nll_ctx *c, size_t f, size_t left, size_t *x_off)
+{
+    const nllk_nll_shape *s = &c->s;
+    if (s->d == 1) {
+        *x_off = f * s->c;
+        return (nllk_nll_run){left, s->c, 1, s->c, s->ignore_index};
+    }
+    const size_t g = c->j0 + f, i = g / s->d, j = g % s->d;
+    *x_off = i * s->c * s->d + j;
+    return (nllk_nll_run){left < s->d - j ? left : s->d - j, 1, s->d, s->c, s->ignore_index};
+}
+
+/* Forward over elements [off, off + len): per-element losses to out (if set), lanes from element off. */
+static size_t nll_fwd_span(const nll_ctx *c, size_t off, size_t len, double *lanes)
+{
+    const nllk_dtype_desc *dt = c->dt;
+    const nllk_nll_fwd_fn fwd = c->k->nll_fwd[c->s.target_type];
+    for (size_t done = 0; done < len;) {
+        size_t x_off;
+        const nllk_nll_run r = nll_run_at(c, off + done, len - done, &x_off);
+        const void *x = nllk_elem(dt, c->x, x_off);
+        const void *tg = c->s.target + (off + done) * c->s.target_size;
+        void *out = c->out ? nllk_elem_mut(dt, c->out, off + done) : NULL;
+        size_t k;
+        if (!lanes || done % NLLK_LANES == 0) {
+            k = fwd(&r, x, tg, c->weight, out, lanes);
+        } else { /* this run starts inside a group of 16: its element 0 belongs in lane done % 16 */
+            double rot[2 * NLLK_LANES];
+            nllk_lanes_rotate(rot, lanes, (unsigned)(done % NLLK_LANES));
+            k = fwd(&r, x, tg, c->weight, out, rot);
+            nllk_lanes_unrotate(lanes, rot, (unsigned)(done % NLLK_LANES));
+        }
+        if (k != r.len)
+            return done + k;
+        done += r.len;
+    }
+    return len;
+}
+
+static size_t nll_sum_run(void *vctx, size_t off, size_t len, double *lanes)
+{
+    return nll_fwd_span(vctx, off, len, lanes);
+}
+
+static size_t nll_none_span(void *vctx, size_t off, size_t len) { return nll_fwd_span(vctx, off, len, NULL); }
 
 static size_t check_span(void *vctx, size_t off, size_t len)
 {
-    const check_ctx *c = vctx;
-    return c->check(len, c->s->target + off * c->s->target_size, c->s->c, c->s->ignore_index);
+    const nll_ctx *c = vctx;
+    return c->k->nll_check[c->s.target_type](len, c->s.target + off * c->s.target_size, c->s.c, c->s.ignore_index);
 }
 
 /* The lowest f in [0, nd) whose target is neither in [0, c) nor ignore_index, or nd. */
-static size_t nll_check_targets(const nllk_nll_shape *s, size_t nd)
+static size_t nll_check_targets(nll_ctx *c, size_t nd)
 {
-    check_ctx ctx = {s, nllk_active_kernels()->nll_check[s->target_type]};
-    return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, &ctx);
+    return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, c);
+}
+
+/* Backward scatter over elements [off, off + len) (targets already validated). */
+static void nll_bwd_scatter(const nll_ctx *c, size_t off, size_t len)
+{
+    const nllk_dtype_desc *dt = c->dt;
+    for (size_t done = 0; done < len;) {
+        size_t x_off;
+        const nllk_nll_run r = nll_run_at(c, off + done, len - done, &x_off);
+        c->k->nll_bwd[c->s.target_type](&r, c->s.target + (off + done) * c->s.target_size, c->weight,
+                                        nllk_elem(dt, c->g, (off + done) * c->g_stride), c->g_stride,
+                                        nllk_elem_mut(dt, c->gx, x_off));
+        done += r.len;
+    }
+}
+
+static void zero_fill(const nll_ctx *c, size_t first, size_t count)
+{
+    if (count)
+        c->k->zero_fill(nllk_elem_mut(c->dt, c->gx, first), count * c->dt->size);
+}
+
+/* For d == 1 each span zero-fills its own rows and scatters into them. A span of narrow rows
+ * (NLLK_NARROW_ROW_BYTES, kernels.h) larger than BWD_PIECES_FROM goes a piece of BWD_PIECE bytes at a time, so
+ * the scatter finds its rows still in L1: filling a whole span first (up to the grain, 1.3 MB for (N, 10) f32, more
+ * than L2) made the scatters miss, 1.5-2x slower on (1048576, 10) and (1048576, 32) f32 (BENCHMARKS.md). Wide rows
+ * keep one fill per span, which streams when it is large; small spans measured faster in one fill too. For d > 1
+ * the zero fill is a separate pass (nll_zero_span). */
+#define BWD_PIECE ((size_t)16 << 10)
+#define BWD_PIECES_FROM ((size_t)512 << 10)
+static size_t nll_bwd_span(void *vctx, size_t off, size_t len)
+{
+    const nll_ctx *c = vctx;
+    const size_t row = c->s.c * c->dt->size;
+    if (c->s.d != 1) {
+        nll_bwd_scatter(c, off, len);
+        return len;
+    }
+    const int pieces = row && row <= NLLK_NARROW_ROW_BYTES && len * row > BWD_PIECES_FROM;
+    const size_t per = pieces ? BWD_PIECE / row : len;
+    for (size_t p = 0; p < len; p += per) {
+        const size_t m = len - p < per ? len - p : per;
+        zero_fill(c, (off + p) * c->s.c, m * c->s.c);
+        nll_bwd_scatter(c, off + p, m);
+    }
+    return len;
+}
+
+static size_t nll_zero_span(void *vctx, size_t off, size_t len)
+{
+    zero_fill(vctx, off, len);
+    return len;
+}
+
+static nllk_status nll_fwd(const nllk_dtype_desc *dt, const void *input, const void *target,
+                           nllk_target_type target_type, size_t n, size_t c, size_t d, const void *weight,
+                           int64_t ignore_index, nllk_reduction reduction, void *out, void *total_weight)
+{
+    nll_ctx ctx = nll_ctx_for(dt, input, weight);
+    nllk_status st =
+        nll_check_args(&ctx.s, input, "input", target, target_type, n, c, d, dt->size, ignore_index, reduction);
+    if (st != NLLK_OK)
+        return st;
+    const size_t nd = n * d;
+    if (!out && (reduction != NLLK_REDUCTION_NONE || nd > 0))
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "out is NULL");
+    if (reduction == NLLK_REDUCTION_NONE) {
+        ctx.out = out;
+        const size_t done = nllk_parallel_spans(nd, NLLK_GRAIN, nll_none_span, &ctx);
+        if (done != nd)
+            return nll_target_error(&ctx.s, 0, done);
+        if (total_weight)
+            dt->store(total_weight, 0.0);
+        return nllk_ok();
+    }
+    nllk_sum s;
+    double total[2];
+    nllk_sum_init(&s, 0);
+    const size_t done = nllk_sum_feed_parallel(&s, NULL, nd, nll_sum_run, &ctx);
+    if (done != nd)
+        return nll_target_error(&ctx.s, 0, done);
+    nllk_sum_total(&s, NULL, total);
+    nllk_reduce_store(&nllk_loss_nll, dt, reduction, total, nd, out);
+    if (total_weight)
+        dt->store(total_weight, total[1]);
+    return nllk_ok();
+}
+
+/* total_weight: the forward's, a value of the dtype (exact in double) */
+static nllk_status nll_bwd(const nllk_dtype_desc *dt, const void *grad_output, const void *target,
+                           nllk_target_type target_type, size_t n, size_t c, size_t d, const void *weight,
+                           int64_t ignore_index, nllk_reduction reduction, double total_weight, void *grad_input)
+{
+    nll_ctx ctx = nll_ctx_for(dt, NULL, weight);
+    ctx.gx = grad_input;
+    nllk_status st = nll_check_args(&ctx.s, grad_input, "grad_input", target, target_type, n, c, d, dt->size,
+                                    ignore_index, reduction);
+    if (st != NLLK_OK)
+        return st;
+    const size_t nd = n * d;
+    if (!grad_output && (reduction != NLLK_REDUCTION_NONE || nd > 0))
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "grad_output is NULL");
+    /* every target is checked before the first write, so nothing is ever written out of bounds */
+    const size_t bad = nll_check_targets(&ctx, nd);
+    if (bad != nd)
+        return nll_target_error(&ctx.s, 0, bad);
+    /* mean's factor is grad_output / total_weight in the dtype, negated by the kernel (ATen's order) */
+    nllk_scalar g;
+    ctx.g = nllk_grad_scale(dt, reduction, grad_output, total_weight, nd, &g, &ctx.g_stride);
+    if (d != 1) /* samples' gradient slabs interleave classes and positions: clear them all first */
+        nllk_parallel_spans(n * c * d, 8 * NLLK_GRAIN, nll_zero_span, &ctx);
+    nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_span, &ctx);
+    return nllk_ok();
 }
 
 nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c, size_t d,
                               int64_t ignore_index, uint64_t begin)
 {
-    if ((unsigned)target_type >= NLLK_NUM_TARGET_TYPES)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)",
-                         (int)target_type);
+    const nllk_status bad_type = check_target_type(target_type);
+    if (bad_type != NLLK_OK)
+        return bad_type;
     if (d == 0)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "d = 0: an accumulator needs at least one position per sample");
     nllk_status st;
@@ -108,18 +284,88 @@ nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type 
     return nllk_ok();
 }
 
-#define T float
-#define DT f32
-#define DTYPE NLLK_F32
-#include "nll_impl.h"
-#undef T
-#undef DT
-#undef DTYPE
+static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, const void *input, const void *target,
+                                  size_t n, const void *weight, void *out)
+{
+    nllk_status st;
+    nllk_acc_impl *a = nllk_acc_get(acc, nllk_loss_nll.acc, dt->id, &st);
+    if (!a)
+        return st;
+    if (n > UINT64_MAX - a->sum.end)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
+    const size_t j0 = (size_t)(a->sum.end % a->d);
+    size_t samples, extent, bytes;
+    if (j0 + n < n || !nllk_mul_size((j0 + n + a->d - 1) / a->d, a->c, &samples) ||
+        !nllk_mul_size(samples, a->d, &extent) || !nllk_mul_size(extent, dt->size, &bytes) ||
+        !nllk_mul_size(n, target_sizes[a->target_type], &bytes))
+        return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "a chunk of %zu elements overflows size_t", n);
+    if (n > 0 && !target)
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "target is NULL");
+    if (n > 0 && a->c > 0 && !input)
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "input is NULL");
+    nll_ctx ctx = nll_ctx_for(dt, input, weight);
+    ctx.s = (nllk_nll_shape){
+        0, a->c, a->d, target, target_sizes[a->target_type], (nllk_target_type)a->target_type, a->ignore_index};
+    ctx.j0 = j0;
+    ctx.out = out;
+    /* targets first, so that a failed update leaves the accumulator as it was */
+    const size_t bad = nll_check_targets(&ctx, n);
+    if (bad != n)
+        return nll_target_error(&ctx.s, a->sum.end, bad);
+    nllk_sum_feed_parallel(&a->sum, &a->head, n, nll_sum_run, &ctx);
+    return nllk_ok();
+}
 
-#define T double
-#define DT f64
-#define DTYPE NLLK_F64
-#include "nll_impl.h"
-#undef T
-#undef DT
-#undef DTYPE
+/* ---- the public functions ------------------------------------------------------------------------------------- */
+
+nllk_status nllk_nll_fwd_f32(const float *input, const void *target, nllk_target_type target_type, size_t n, size_t c,
+                             size_t d, const float *weight, int64_t ignore_index, nllk_reduction reduction, float *out,
+                             float *total_weight)
+{
+    return nll_fwd(&nllk_dtype_f32, input, target, target_type, n, c, d, weight, ignore_index, reduction, out,
+                   total_weight);
+}
+nllk_status nllk_nll_fwd_f64(const double *input, const void *target, nllk_target_type target_type, size_t n, size_t c,
+                             size_t d, const double *weight, int64_t ignore_index, nllk_reduction reduction,
+                             double *out, double *total_weight)
+{
+    return nll_fwd(&nllk_dtype_f64, input, target, target_type, n, c, d, weight, ignore_index, reduction, out,
+                   total_weight);
+}
+
+nllk_status nllk_nll_bwd_f32(const float *grad_output, const void *target, nllk_target_type target_type, size_t n,
+                             size_t c, size_t d, const float *weight, int64_t ignore_index, nllk_reduction reduction,
+                             float total_weight, float *grad_input)
+{
+    return nll_bwd(&nllk_dtype_f32, grad_output, target, target_type, n, c, d, weight, ignore_index, reduction,
+                   total_weight, grad_input);
+}
+nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *target, nllk_target_type target_type, size_t n,
+                             size_t c, size_t d, const double *weight, int64_t ignore_index, nllk_reduction reduction,
+                             double total_weight, double *grad_input)
+{
+    return nll_bwd(&nllk_dtype_f64, grad_output, target, target_type, n, c, d, weight, ignore_index, reduction,
+                   total_weight, grad_input);
+}
+
+nllk_status nllk_nll_acc_update_f32(nllk_acc *acc, const float *input, const void *target, size_t n,
+                                    const float *weight)
+{
+    return nll_acc_update(&nllk_dtype_f32, acc, input, target, n, weight, NULL);
+}
+nllk_status nllk_nll_acc_update_f64(nllk_acc *acc, const double *input, const void *target, size_t n,
+                                    const double *weight)
+{
+    return nll_acc_update(&nllk_dtype_f64, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_nll_acc_update_out_f32(nllk_acc *acc, const float *input, const void *target, size_t n,
+                                        const float *weight, float *out)
+{
+    return nll_acc_update(&nllk_dtype_f32, acc, input, target, n, weight, out);
+}
+nllk_status nllk_nll_acc_update_out_f64(nllk_acc *acc, const double *input, const void *target, size_t n,
+                                        const double *weight, double *out)
+{
+    return nll_acc_update(&nllk_dtype_f64, acc, input, target, n, weight, out);
+}

@@ -111,6 +111,7 @@ static void isa_list(void)
 
 int main(void)
 {
+    tu_require_isa();
     tu_seed(11);
     isa_list();
     nll_chunks();

@@ -625,6 +625,7 @@ static void test_acc_errors(void)
 
 int main(void)
 {
+    tu_require_isa();
     test_version_and_names(); /* first: the last error is still empty */
     CHECK_OK(nllk_set_num_threads(1));
     for (int dti = 0; dti < 2; dti++) {

@@ -892,6 +892,7 @@ static void test_threaded(void)
 
 int main(void)
 {
+    tu_require_isa();
     CHECK_OK(nllk_set_num_threads(1));
     test_poisson();
     test_nll();

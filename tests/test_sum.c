@@ -46,6 +46,7 @@ static int same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0;
 
 int main(void)
 {
+    tu_require_isa();
     const size_t sizes[] = {0, 1, 15, 16, 17, 4095, 4096, 4097, 8191, 8192, 12289, 3 * 4096 + 5, 65536 + 4096 * 3 + 7,
                             1000003};
     const size_t nmax = 1000003;

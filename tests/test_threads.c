@@ -258,6 +258,7 @@ static void test_concurrency(void)
 
 int main(void)
 {
+    tu_require_isa();
     make_data();
     test_thread_counts();
     test_streaming();

@@ -46,6 +46,26 @@ static inline int tu_summary(void)
     return tu_failures ? 1 : 0;
 }
 
+/* ---- the ISA under test ---------------------------------------------------------------------------------------
+ * ctest runs every C test once per ISA of the registry with NLLK_ISA=<name>. The library takes NLLK_ISA only as a
+ * ceiling (a CPU without the ISA silently runs a lower one), so every test's main starts with this: exit 77
+ * (ctest's SKIP_RETURN_CODE) when the CPU lacks the ISA, fail (exit 1) when the active ISA is not the one asked
+ * for. Without NLLK_ISA the test runs on the automatic choice. */
+static inline void tu_require_isa(void)
+{
+    const char *want = getenv("NLLK_ISA");
+    if (!want || !*want)
+        return;
+    if (!nllk_isa_supported(want)) {
+        printf("SKIP: this CPU (or build) has no %s\n", want);
+        exit(77);
+    }
+    if (strcmp(nllk_active_isa(), want) != 0) {
+        fprintf(stderr, "FAIL: NLLK_ISA=%s, but the active ISA is %s\n", want, nllk_active_isa());
+        exit(1);
+    }
+}
+
 /* ---- seeded RNG (splitmix64) ------------------------------------------------------------------------------ */
 static uint64_t tu_rng_state = 0x9E3779B97F4A7C15ull;
 static inline void tu_seed(uint64_t s) { tu_rng_state = s * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull; }

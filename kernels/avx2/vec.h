@@ -1,14 +1,16 @@
 /* The AVX2+FMA vector map (compiled with -mavx2 -mfma): float x 8, double x 4; SLEEF's u10avx2 exp/log.
- * See kernels/common/poisson_loop.h and nll_loop.h for the operations a map provides. Targets are held as
- * int64 lanes (__m256i x 2 for float, x 1 for double); gathers use 64-bit indices with a lane mask, so masked
- * lanes are never read. */
+ * The operations: kernels/common/vec_ops.h. Targets are held as int64 lanes (__m256i x 2 for float, x 1 for
+ * double); gathers use 64-bit indices with a lane mask, so masked lanes are never read. */
 #ifndef NLLK_KERNELS_AVX2_VEC_H
 #define NLLK_KERNELS_AVX2_VEC_H
 
 #include <immintrin.h>
 #include <sleef.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "../common/vec_ops.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------------------- */
 static inline __m256i nv_lanes_lt32(size_t m) /* 32-bit lanes i < m */
@@ -68,79 +70,80 @@ static inline __m256i nv_t4_kofs(size_t ks, size_t first)
                               (long long)((first + 3) * ks));
 }
 
+#if defined(NLLK_DTYPE_F32)
 /* ---- float x 8 -------------------------------------------------------------------------------------------- */
-#define NV32_W 8
-typedef __m256 nv32_v;
-typedef struct { __m256d lo, hi; } nv32_a;
-typedef struct { __m256i lo, hi; } nv32_t;
+#define VW 8
+typedef float elem_t;
+typedef __m256 vmask_t;
+typedef __m256 vec_t;
+typedef struct { __m256d lo, hi; } vacc_t;
+typedef struct { __m256i lo, hi; } vidx_t;
 
-static inline __m256 nv32_add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
-static inline __m256 nv32_sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
-static inline __m256 nv32_mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
-static inline __m256 nv32_div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
-static inline __m256 nv32_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-static inline __m256 nv32_exp(__m256 a) { return Sleef_expf8_u10avx2(a); }
-static inline __m256 nv32_log(__m256 a) { return Sleef_logf8_u10avx2(a); }
-static inline __m256 nv32_set1(double a) { return _mm256_set1_ps((float)a); }
-static inline __m256 nv32_le(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
-static inline __m256 nv32_gt(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-static inline __m256 nv32_select(__m256 m, __m256 a, __m256 b) { return _mm256_blendv_ps(b, a, m); }
-static inline __m256 nv32_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline __m256 nv32_load_n(const float *p, size_t m) { return _mm256_maskload_ps(p, nv_lanes_lt32(m)); }
-static inline void nv32_store(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
-static inline void nv32_store_n(float *p, __m256 v, size_t m) { _mm256_maskstore_ps(p, nv_lanes_lt32(m), v); }
-static inline __m256 nv32_zero_n(__m256 v, size_t m) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_lanes_lt32(m))); }
-static inline nv32_a nv32_acc_zero(void) { return (nv32_a){_mm256_setzero_pd(), _mm256_setzero_pd()}; }
-static inline nv32_a nv32_acc_load(const double *p) { return (nv32_a){_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
-static inline void nv32_acc_store(double *p, nv32_a a)
+static inline __m256 v_add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+static inline __m256 v_sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+static inline __m256 v_mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+static inline __m256 v_div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+static inline __m256 v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline __m256 v_exp(__m256 a) { return Sleef_expf8_u10avx2(a); }
+static inline __m256 v_log(__m256 a) { return Sleef_logf8_u10avx2(a); }
+static inline __m256 v_set1(double a) { return _mm256_set1_ps((float)a); }
+static inline __m256 v_le(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+static inline __m256 v_select(__m256 m, __m256 a, __m256 b) { return _mm256_blendv_ps(b, a, m); }
+static inline __m256 v_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline __m256 v_load_n(const float *p, size_t m) { return _mm256_maskload_ps(p, nv_lanes_lt32(m)); }
+static inline void v_store(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+static inline void v_store_n(float *p, __m256 v, size_t m) { _mm256_maskstore_ps(p, nv_lanes_lt32(m), v); }
+static inline vacc_t v_acc_zero(void) { return (vacc_t){_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+static inline vacc_t v_acc_load(const double *p) { return (vacc_t){_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
+static inline void v_acc_store(double *p, vacc_t a)
 {
     _mm256_storeu_pd(p, a.lo);
     _mm256_storeu_pd(p + 4, a.hi);
 }
-static inline nv32_a nv32_acc_add(nv32_a a, __m256 v)
+static inline vacc_t v_acc_add(vacc_t a, __m256 v)
 {
     a.lo = _mm256_add_pd(a.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
     a.hi = _mm256_add_pd(a.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
     return a;
 }
-static inline nv32_t nv32_tload_i64(const int64_t *p)
+static inline vidx_t v_tload_i64(const int64_t *p)
 {
-    return (nv32_t){_mm256_loadu_si256((const __m256i *)(const void *)p),
+    return (vidx_t){_mm256_loadu_si256((const __m256i *)(const void *)p),
                     _mm256_loadu_si256((const __m256i *)(const void *)(p + 4))};
 }
-static inline nv32_t nv32_tload_i32(const int32_t *p)
+static inline vidx_t v_tload_i32(const int32_t *p)
 {
     const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
-    return (nv32_t){nv_t4_sext32(_mm256_castsi256_si128(v)), nv_t4_sext32(_mm256_extracti128_si256(v, 1))};
+    return (vidx_t){nv_t4_sext32(_mm256_castsi256_si128(v)), nv_t4_sext32(_mm256_extracti128_si256(v, 1))};
 }
-static inline nv32_t nv32_tload_u8(const uint8_t *p)
+static inline vidx_t v_tload_u8(const uint8_t *p)
 {
     int64_t w;
     memcpy(&w, p, 8);
     const __m128i b = _mm_cvtsi64_si128(w);
-    return (nv32_t){_mm256_cvtepu8_epi64(b), _mm256_cvtepu8_epi64(_mm_srli_si128(b, 4))};
+    return (vidx_t){_mm256_cvtepu8_epi64(b), _mm256_cvtepu8_epi64(_mm_srli_si128(b, 4))};
 }
-static inline nv32_t nv32_kofs(size_t ks) { return (nv32_t){nv_t4_kofs(ks, 0), nv_t4_kofs(ks, 4)}; }
-static inline unsigned nv32_tbad(nv32_t t, size_t c, int64_t ign)
+static inline vidx_t v_kofs(size_t ks) { return (vidx_t){nv_t4_kofs(ks, 0), nv_t4_kofs(ks, 4)}; }
+static inline unsigned v_tbad(vidx_t t, size_t c, int64_t ign)
 {
     return nv_t4_bad(t.lo, c, ign) | nv_t4_bad(t.hi, c, ign) << 4;
 }
-static inline unsigned nv32_tvalid(nv32_t t, int64_t ign)
+static inline unsigned v_tvalid(vidx_t t, int64_t ign)
 {
     return nv_t4_valid(t.lo, ign) | nv_t4_valid(t.hi, ign) << 4;
 }
-static inline nv32_t nv32_toff(nv32_t t, nv32_t kofs, size_t cs)
+static inline vidx_t v_toff(vidx_t t, vidx_t kofs, size_t cs)
 {
-    return (nv32_t){nv_t4_off(t.lo, kofs.lo, cs), nv_t4_off(t.hi, kofs.hi, cs)};
+    return (vidx_t){nv_t4_off(t.lo, kofs.lo, cs), nv_t4_off(t.hi, kofs.hi, cs)};
 }
-static inline __m256 nv32_gather(const float *base, nv32_t off, unsigned m)
+static inline __m256 v_gather(const float *base, vidx_t off, unsigned m)
 {
     const __m128 lo = _mm256_mask_i64gather_ps(_mm_setzero_ps(), base, off.lo, _mm_castsi128_ps(nv_bits32x4(m)), 4);
     const __m128 hi =
         _mm256_mask_i64gather_ps(_mm_setzero_ps(), base, off.hi, _mm_castsi128_ps(nv_bits32x4(m >> 4)), 4);
     return _mm256_set_m128(hi, lo);
 }
-static inline void nv32_scatter(float *base, nv32_t off, unsigned m, __m256 v)
+static inline void v_scatter(float *base, vidx_t off, unsigned m, __m256 v)
 {
     float val[8];
     int64_t o[8];
@@ -152,57 +155,55 @@ static inline void nv32_scatter(float *base, nv32_t off, unsigned m, __m256 v)
         base[o[i]] = val[i];
     }
 }
-static inline __m256 nv32_mzero(unsigned m, __m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_bits32(m))); }
+static inline __m256 v_mzero(unsigned m, __m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_bits32(m))); }
 
+#else
 /* ---- double x 4 ------------------------------------------------------------------------------------------- */
-#define NV64_W 4
-typedef __m256d nv64_v;
-typedef __m256d nv64_a;
-typedef __m256i nv64_t;
+#define VW 4
+typedef double elem_t;
+typedef __m256d vmask_t;
+typedef __m256d vec_t;
+typedef __m256d vacc_t;
+typedef __m256i vidx_t;
 
-static inline __m256d nv64_add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
-static inline __m256d nv64_sub(__m256d a, __m256d b) { return _mm256_sub_pd(a, b); }
-static inline __m256d nv64_mul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
-static inline __m256d nv64_div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
-static inline __m256d nv64_neg(__m256d a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
-static inline __m256d nv64_exp(__m256d a) { return Sleef_expd4_u10avx2(a); }
-static inline __m256d nv64_log(__m256d a) { return Sleef_logd4_u10avx2(a); }
-static inline __m256d nv64_set1(double a) { return _mm256_set1_pd(a); }
-static inline __m256d nv64_le(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
-static inline __m256d nv64_gt(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
-static inline __m256d nv64_select(__m256d m, __m256d a, __m256d b) { return _mm256_blendv_pd(b, a, m); }
-static inline __m256d nv64_load(const double *p) { return _mm256_loadu_pd(p); }
-static inline __m256d nv64_load_n(const double *p, size_t m) { return _mm256_maskload_pd(p, nv_lanes_lt64(m)); }
-static inline void nv64_store(double *p, __m256d v) { _mm256_storeu_pd(p, v); }
-static inline void nv64_store_n(double *p, __m256d v, size_t m) { _mm256_maskstore_pd(p, nv_lanes_lt64(m), v); }
-static inline __m256d nv64_zero_n(__m256d v, size_t m)
-{
-    return _mm256_and_pd(v, _mm256_castsi256_pd(nv_lanes_lt64(m)));
-}
-static inline __m256d nv64_acc_zero(void) { return _mm256_setzero_pd(); }
-static inline __m256d nv64_acc_load(const double *p) { return _mm256_loadu_pd(p); }
-static inline void nv64_acc_store(double *p, __m256d a) { _mm256_storeu_pd(p, a); }
-static inline __m256d nv64_acc_add(__m256d a, __m256d v) { return _mm256_add_pd(a, v); }
-static inline __m256i nv64_tload_i64(const int64_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
-static inline __m256i nv64_tload_i32(const int32_t *p)
+static inline __m256d v_add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+static inline __m256d v_sub(__m256d a, __m256d b) { return _mm256_sub_pd(a, b); }
+static inline __m256d v_mul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+static inline __m256d v_div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
+static inline __m256d v_neg(__m256d a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
+static inline __m256d v_exp(__m256d a) { return Sleef_expd4_u10avx2(a); }
+static inline __m256d v_log(__m256d a) { return Sleef_logd4_u10avx2(a); }
+static inline __m256d v_set1(double a) { return _mm256_set1_pd(a); }
+static inline __m256d v_le(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
+static inline __m256d v_select(__m256d m, __m256d a, __m256d b) { return _mm256_blendv_pd(b, a, m); }
+static inline __m256d v_load(const double *p) { return _mm256_loadu_pd(p); }
+static inline __m256d v_load_n(const double *p, size_t m) { return _mm256_maskload_pd(p, nv_lanes_lt64(m)); }
+static inline void v_store(double *p, __m256d v) { _mm256_storeu_pd(p, v); }
+static inline void v_store_n(double *p, __m256d v, size_t m) { _mm256_maskstore_pd(p, nv_lanes_lt64(m), v); }
+static inline __m256d v_acc_zero(void) { return _mm256_setzero_pd(); }
+static inline __m256d v_acc_load(const double *p) { return _mm256_loadu_pd(p); }
+static inline void v_acc_store(double *p, __m256d a) { _mm256_storeu_pd(p, a); }
+static inline __m256d v_acc_add(__m256d a, __m256d v) { return _mm256_add_pd(a, v); }
+static inline __m256i v_tload_i64(const int64_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+static inline __m256i v_tload_i32(const int32_t *p)
 {
     return nv_t4_sext32(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
-static inline __m256i nv64_tload_u8(const uint8_t *p)
+static inline __m256i v_tload_u8(const uint8_t *p)
 {
     int32_t w;
     memcpy(&w, p, 4);
     return _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(w));
 }
-static inline __m256i nv64_kofs(size_t ks) { return nv_t4_kofs(ks, 0); }
-static inline unsigned nv64_tbad(__m256i t, size_t c, int64_t ign) { return nv_t4_bad(t, c, ign); }
-static inline unsigned nv64_tvalid(__m256i t, int64_t ign) { return nv_t4_valid(t, ign); }
-static inline __m256i nv64_toff(__m256i t, __m256i kofs, size_t cs) { return nv_t4_off(t, kofs, cs); }
-static inline __m256d nv64_gather(const double *base, __m256i off, unsigned m)
+static inline __m256i v_kofs(size_t ks) { return nv_t4_kofs(ks, 0); }
+static inline unsigned v_tbad(__m256i t, size_t c, int64_t ign) { return nv_t4_bad(t, c, ign); }
+static inline unsigned v_tvalid(__m256i t, int64_t ign) { return nv_t4_valid(t, ign); }
+static inline __m256i v_toff(__m256i t, __m256i kofs, size_t cs) { return nv_t4_off(t, kofs, cs); }
+static inline __m256d v_gather(const double *base, __m256i off, unsigned m)
 {
     return _mm256_mask_i64gather_pd(_mm256_setzero_pd(), base, off, _mm256_castsi256_pd(nv_bits64(m)), 8);
 }
-static inline void nv64_scatter(double *base, __m256i off, unsigned m, __m256d v)
+static inline void v_scatter(double *base, __m256i off, unsigned m, __m256d v)
 {
     double val[4];
     int64_t o[4];
@@ -213,11 +214,13 @@ static inline void nv64_scatter(double *base, __m256i off, unsigned m, __m256d v
         base[o[i]] = val[i];
     }
 }
-static inline __m256d nv64_mzero(unsigned m, __m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(nv_bits64(m))); }
+static inline __m256d v_mzero(unsigned m, __m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(nv_bits64(m))); }
+
+#endif
 
 /* ---- zero fill: 32-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
 #define NLLK_STREAM_BYTES ((size_t)32 << 20)
-static void nv_zero_fill(void *p, size_t bytes)
+static inline void v_zero_fill(void *p, size_t bytes)
 {
     unsigned char *b = p;
     const size_t head = (size_t)(-(uintptr_t)b & 31);

@@ -1,14 +1,17 @@
 /* The AVX-512 vector map (compiled with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma): float x 16,
- * double x 8; SLEEF's u10avx512f exp/log. See kernels/common/poisson_loop.h and nll_loop.h for the operations
- * a map provides. Targets are held as int64 lanes (__m512i x 2 for float, x 1 for double); gathers and scatters
- * use 64-bit indices under an opmask, so masked lanes are never touched. */
+ * double x 8; SLEEF's u10avx512f exp/log. The operations: kernels/common/vec_ops.h. Targets are held as int64
+ * lanes (__m512i x 2 for float, x 1 for double); gathers and scatters use 64-bit indices under an opmask, so
+ * masked lanes are never touched. */
 #ifndef NLLK_KERNELS_AVX512_VEC_H
 #define NLLK_KERNELS_AVX512_VEC_H
 
 #include <immintrin.h>
 #include <sleef.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "../common/vec_ops.h"
 
 static inline __mmask16 nv_first16(size_t m) { return (__mmask16)((1u << m) - 1u); } /* m < 16 */
 static inline __mmask8 nv_first8(size_t m) { return (__mmask8)((1u << m) - 1u); }    /* m < 8  */
@@ -36,133 +39,137 @@ static inline __m512i nv_t8_kofs(size_t ks, size_t first)
                               _mm512_set1_epi64((long long)ks));
 }
 
+#if defined(NLLK_DTYPE_F32)
 /* ---- float x 16 ------------------------------------------------------------------------------------------- */
-#define NV32_W 16
-typedef __m512 nv32_v;
-typedef struct { __m512d lo, hi; } nv32_a;
-typedef struct { __m512i lo, hi; } nv32_t;
+#define VW 16
+typedef float elem_t;
+typedef __mmask16 vmask_t;
+typedef __m512 vec_t;
+typedef struct { __m512d lo, hi; } vacc_t;
+typedef struct { __m512i lo, hi; } vidx_t;
 
-static inline __m512 nv32_add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
-static inline __m512 nv32_sub(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
-static inline __m512 nv32_mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
-static inline __m512 nv32_div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
-static inline __m512 nv32_neg(__m512 a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
-static inline __m512 nv32_exp(__m512 a) { return Sleef_expf16_u10avx512f(a); }
-static inline __m512 nv32_log(__m512 a) { return Sleef_logf16_u10avx512f(a); }
-static inline __m512 nv32_set1(double a) { return _mm512_set1_ps((float)a); }
-static inline __mmask16 nv32_le(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
-static inline __mmask16 nv32_gt(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-static inline __m512 nv32_select(__mmask16 m, __m512 a, __m512 b) { return _mm512_mask_blend_ps(m, b, a); }
-static inline __m512 nv32_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline __m512 nv32_load_n(const float *p, size_t m) { return _mm512_maskz_loadu_ps(nv_first16(m), p); }
-static inline void nv32_store(float *p, __m512 v) { _mm512_storeu_ps(p, v); }
-static inline void nv32_store_n(float *p, __m512 v, size_t m) { _mm512_mask_storeu_ps(p, nv_first16(m), v); }
-static inline __m512 nv32_zero_n(__m512 v, size_t m) { return _mm512_maskz_mov_ps(nv_first16(m), v); }
-static inline nv32_a nv32_acc_zero(void) { return (nv32_a){_mm512_setzero_pd(), _mm512_setzero_pd()}; }
-static inline nv32_a nv32_acc_load(const double *p) { return (nv32_a){_mm512_loadu_pd(p), _mm512_loadu_pd(p + 8)}; }
-static inline void nv32_acc_store(double *p, nv32_a a)
+static inline __m512 v_add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+static inline __m512 v_sub(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
+static inline __m512 v_mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+static inline __m512 v_div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
+static inline __m512 v_neg(__m512 a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
+static inline __m512 v_exp(__m512 a) { return Sleef_expf16_u10avx512f(a); }
+static inline __m512 v_log(__m512 a) { return Sleef_logf16_u10avx512f(a); }
+static inline __m512 v_set1(double a) { return _mm512_set1_ps((float)a); }
+static inline __mmask16 v_le(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+static inline __m512 v_select(__mmask16 m, __m512 a, __m512 b) { return _mm512_mask_blend_ps(m, b, a); }
+static inline __m512 v_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline __m512 v_load_n(const float *p, size_t m) { return _mm512_maskz_loadu_ps(nv_first16(m), p); }
+static inline void v_store(float *p, __m512 v) { _mm512_storeu_ps(p, v); }
+static inline void v_store_n(float *p, __m512 v, size_t m) { _mm512_mask_storeu_ps(p, nv_first16(m), v); }
+static inline vacc_t v_acc_zero(void) { return (vacc_t){_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+static inline vacc_t v_acc_load(const double *p) { return (vacc_t){_mm512_loadu_pd(p), _mm512_loadu_pd(p + 8)}; }
+static inline void v_acc_store(double *p, vacc_t a)
 {
     _mm512_storeu_pd(p, a.lo);
     _mm512_storeu_pd(p + 8, a.hi);
 }
-static inline nv32_a nv32_acc_add(nv32_a a, __m512 v)
+static inline vacc_t v_acc_add(vacc_t a, __m512 v)
 {
     a.lo = _mm512_add_pd(a.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
     a.hi = _mm512_add_pd(a.hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
     return a;
 }
-static inline nv32_t nv32_tload_i64(const int64_t *p) { return (nv32_t){_mm512_loadu_si512(p), _mm512_loadu_si512(p + 8)}; }
-static inline nv32_t nv32_tload_i32(const int32_t *p)
+static inline vidx_t v_tload_i64(const int64_t *p) { return (vidx_t){_mm512_loadu_si512(p), _mm512_loadu_si512(p + 8)}; }
+static inline vidx_t v_tload_i32(const int32_t *p)
 {
     const __m512i v = _mm512_loadu_si512(p);
-    return (nv32_t){_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+    return (vidx_t){_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
                     _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1))};
 }
-static inline nv32_t nv32_tload_u8(const uint8_t *p)
+static inline vidx_t v_tload_u8(const uint8_t *p)
 {
     const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p);
-    return (nv32_t){_mm512_cvtepu8_epi64(b), _mm512_cvtepu8_epi64(_mm_srli_si128(b, 8))};
+    return (vidx_t){_mm512_cvtepu8_epi64(b), _mm512_cvtepu8_epi64(_mm_srli_si128(b, 8))};
 }
-static inline nv32_t nv32_kofs(size_t ks) { return (nv32_t){nv_t8_kofs(ks, 0), nv_t8_kofs(ks, 8)}; }
-static inline unsigned nv32_tbad(nv32_t t, size_t c, int64_t ign)
+static inline vidx_t v_kofs(size_t ks) { return (vidx_t){nv_t8_kofs(ks, 0), nv_t8_kofs(ks, 8)}; }
+static inline unsigned v_tbad(vidx_t t, size_t c, int64_t ign)
 {
     return nv_t8_bad(t.lo, c, ign) | nv_t8_bad(t.hi, c, ign) << 8;
 }
-static inline unsigned nv32_tvalid(nv32_t t, int64_t ign)
+static inline unsigned v_tvalid(vidx_t t, int64_t ign)
 {
     return nv_t8_valid(t.lo, ign) | nv_t8_valid(t.hi, ign) << 8;
 }
-static inline nv32_t nv32_toff(nv32_t t, nv32_t kofs, size_t cs)
+static inline vidx_t v_toff(vidx_t t, vidx_t kofs, size_t cs)
 {
-    return (nv32_t){nv_t8_off(t.lo, kofs.lo, cs), nv_t8_off(t.hi, kofs.hi, cs)};
+    return (vidx_t){nv_t8_off(t.lo, kofs.lo, cs), nv_t8_off(t.hi, kofs.hi, cs)};
 }
-static inline __m512 nv32_gather(const float *base, nv32_t off, unsigned m)
+static inline __m512 v_gather(const float *base, vidx_t off, unsigned m)
 {
     const __m256 lo = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)m, off.lo, base, 4);
     const __m256 hi = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(m >> 8), off.hi, base, 4);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
-static inline void nv32_scatter(float *base, nv32_t off, unsigned m, __m512 v)
+static inline void v_scatter(float *base, vidx_t off, unsigned m, __m512 v)
 {
     _mm512_mask_i64scatter_ps(base, (__mmask8)m, off.lo, _mm512_castps512_ps256(v), 4);
     _mm512_mask_i64scatter_ps(base, (__mmask8)(m >> 8), off.hi, _mm512_extractf32x8_ps(v, 1), 4);
 }
-static inline __m512 nv32_mzero(unsigned m, __m512 v) { return _mm512_maskz_mov_ps((__mmask16)m, v); }
+static inline __m512 v_mzero(unsigned m, __m512 v) { return _mm512_maskz_mov_ps((__mmask16)m, v); }
 
+#else
 /* ---- double x 8 ------------------------------------------------------------------------------------------- */
-#define NV64_W 8
-typedef __m512d nv64_v;
-typedef __m512d nv64_a;
-typedef __m512i nv64_t;
+#define VW 8
+typedef double elem_t;
+typedef __mmask8 vmask_t;
+typedef __m512d vec_t;
+typedef __m512d vacc_t;
+typedef __m512i vidx_t;
 
-static inline __m512d nv64_add(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
-static inline __m512d nv64_sub(__m512d a, __m512d b) { return _mm512_sub_pd(a, b); }
-static inline __m512d nv64_mul(__m512d a, __m512d b) { return _mm512_mul_pd(a, b); }
-static inline __m512d nv64_div(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
-static inline __m512d nv64_neg(__m512d a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0)); }
-static inline __m512d nv64_exp(__m512d a) { return Sleef_expd8_u10avx512f(a); }
-static inline __m512d nv64_log(__m512d a) { return Sleef_logd8_u10avx512f(a); }
-static inline __m512d nv64_set1(double a) { return _mm512_set1_pd(a); }
-static inline __mmask8 nv64_le(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ); }
-static inline __mmask8 nv64_gt(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
-static inline __m512d nv64_select(__mmask8 m, __m512d a, __m512d b) { return _mm512_mask_blend_pd(m, b, a); }
-static inline __m512d nv64_load(const double *p) { return _mm512_loadu_pd(p); }
-static inline __m512d nv64_load_n(const double *p, size_t m) { return _mm512_maskz_loadu_pd(nv_first8(m), p); }
-static inline void nv64_store(double *p, __m512d v) { _mm512_storeu_pd(p, v); }
-static inline void nv64_store_n(double *p, __m512d v, size_t m) { _mm512_mask_storeu_pd(p, nv_first8(m), v); }
-static inline __m512d nv64_zero_n(__m512d v, size_t m) { return _mm512_maskz_mov_pd(nv_first8(m), v); }
-static inline __m512d nv64_acc_zero(void) { return _mm512_setzero_pd(); }
-static inline __m512d nv64_acc_load(const double *p) { return _mm512_loadu_pd(p); }
-static inline void nv64_acc_store(double *p, __m512d a) { _mm512_storeu_pd(p, a); }
-static inline __m512d nv64_acc_add(__m512d a, __m512d v) { return _mm512_add_pd(a, v); }
-static inline __m512i nv64_tload_i64(const int64_t *p) { return _mm512_loadu_si512(p); }
-static inline __m512i nv64_tload_i32(const int32_t *p)
+static inline __m512d v_add(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+static inline __m512d v_sub(__m512d a, __m512d b) { return _mm512_sub_pd(a, b); }
+static inline __m512d v_mul(__m512d a, __m512d b) { return _mm512_mul_pd(a, b); }
+static inline __m512d v_div(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
+static inline __m512d v_neg(__m512d a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0)); }
+static inline __m512d v_exp(__m512d a) { return Sleef_expd8_u10avx512f(a); }
+static inline __m512d v_log(__m512d a) { return Sleef_logd8_u10avx512f(a); }
+static inline __m512d v_set1(double a) { return _mm512_set1_pd(a); }
+static inline __mmask8 v_le(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ); }
+static inline __m512d v_select(__mmask8 m, __m512d a, __m512d b) { return _mm512_mask_blend_pd(m, b, a); }
+static inline __m512d v_load(const double *p) { return _mm512_loadu_pd(p); }
+static inline __m512d v_load_n(const double *p, size_t m) { return _mm512_maskz_loadu_pd(nv_first8(m), p); }
+static inline void v_store(double *p, __m512d v) { _mm512_storeu_pd(p, v); }
+static inline void v_store_n(double *p, __m512d v, size_t m) { _mm512_mask_storeu_pd(p, nv_first8(m), v); }
+static inline __m512d v_acc_zero(void) { return _mm512_setzero_pd(); }
+static inline __m512d v_acc_load(const double *p) { return _mm512_loadu_pd(p); }
+static inline void v_acc_store(double *p, __m512d a) { _mm512_storeu_pd(p, a); }
+static inline __m512d v_acc_add(__m512d a, __m512d v) { return _mm512_add_pd(a, v); }
+static inline __m512i v_tload_i64(const int64_t *p) { return _mm512_loadu_si512(p); }
+static inline __m512i v_tload_i32(const int32_t *p)
 {
     return _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
-static inline __m512i nv64_tload_u8(const uint8_t *p)
+static inline __m512i v_tload_u8(const uint8_t *p)
 {
     int64_t w;
     memcpy(&w, p, 8);
     return _mm512_cvtepu8_epi64(_mm_cvtsi64_si128(w));
 }
-static inline __m512i nv64_kofs(size_t ks) { return nv_t8_kofs(ks, 0); }
-static inline unsigned nv64_tbad(__m512i t, size_t c, int64_t ign) { return nv_t8_bad(t, c, ign); }
-static inline unsigned nv64_tvalid(__m512i t, int64_t ign) { return nv_t8_valid(t, ign); }
-static inline __m512i nv64_toff(__m512i t, __m512i kofs, size_t cs) { return nv_t8_off(t, kofs, cs); }
-static inline __m512d nv64_gather(const double *base, __m512i off, unsigned m)
+static inline __m512i v_kofs(size_t ks) { return nv_t8_kofs(ks, 0); }
+static inline unsigned v_tbad(__m512i t, size_t c, int64_t ign) { return nv_t8_bad(t, c, ign); }
+static inline unsigned v_tvalid(__m512i t, int64_t ign) { return nv_t8_valid(t, ign); }
+static inline __m512i v_toff(__m512i t, __m512i kofs, size_t cs) { return nv_t8_off(t, kofs, cs); }
+static inline __m512d v_gather(const double *base, __m512i off, unsigned m)
 {
     return _mm512_mask_i64gather_pd(_mm512_setzero_pd(), (__mmask8)m, off, base, 8);
 }
-static inline void nv64_scatter(double *base, __m512i off, unsigned m, __m512d v)
+static inline void v_scatter(double *base, __m512i off, unsigned m, __m512d v)
 {
     _mm512_mask_i64scatter_pd(base, (__mmask8)m, off, v, 8);
 }
-static inline __m512d nv64_mzero(unsigned m, __m512d v) { return _mm512_maskz_mov_pd((__mmask8)m, v); }
+static inline __m512d v_mzero(unsigned m, __m512d v) { return _mm512_maskz_mov_pd((__mmask8)m, v); }
+
+#endif
 
 /* ---- zero fill: 64-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
 #define NLLK_STREAM_BYTES ((size_t)32 << 20)
-static void nv_zero_fill(void *p, size_t bytes)
+static inline void v_zero_fill(void *p, size_t bytes)
 {
     unsigned char *b = p;
     const size_t head = (size_t)(-(uintptr_t)b & 63);

@@ -1,53 +1,44 @@
-/* The Poisson NLL per-element formulas, written once over a vector map and instantiated by every ISA.
+/* The Poisson NLL per-element formulas, written once over the vector map (kernels/common/vec_ops.h).
  *
  * The operations and their order are PyTorch's (ATen's poisson_nll_loss and its autograd graph), so that the
- * per-element values equal PyTorch's up to its exp/log; every ISA instantiates the same expression with the
- * same operations, so every ISA gives the same bits (kernels are built with -ffp-contract=off).
- *
- * Before including, define:
- *   NLLK_V          the vector type (a plain float or double for the scalar kernels)
- *   NLLK_OP(name)   the map's operations on NLLK_V:
- *                     add sub mul div neg exp log   (exp and log: SLEEF u10, the FMA variants)
- *                     set1(double)                  broadcast, rounded to the element type
- *                     le(a, b), gt(a, b)            comparison masks
- *                     select(m, a, b)               m ? a : b, per lane
- *   NLLK_FN(name)   the name this instantiation gives each formula (they are static inline).
- * This file has no include guard: it is meant to be included once per (ISA, dtype). */
+ * per-element values equal PyTorch's up to its exp/log; every build evaluates the same expression with the same
+ * operations, so every ISA gives the same bits (kernels are built with -ffp-contract=off). */
+#ifndef NLLK_KERNELS_COMMON_POISSON_FORMULA_H
+#define NLLK_KERNELS_COMMON_POISSON_FORMULA_H
 
 /* Stirling's term t*log(t) - t + 0.5*log(2*pi*t) where t > 1, else +0 (PyTorch's masked_fill(t <= 1, 0)). */
-static inline NLLK_V NLLK_FN(poisson_stirling)(NLLK_V t)
+static inline vec_t poisson_stirling(vec_t t)
 {
-    const NLLK_V term = NLLK_OP(add)(NLLK_OP(sub)(NLLK_OP(mul)(t, NLLK_OP(log)(t)), t),
-                                     NLLK_OP(mul)(NLLK_OP(set1)(0.5),
-                                                  NLLK_OP(log)(NLLK_OP(mul)(NLLK_OP(set1)(6.283185307179586), t))));
-    return NLLK_OP(select)(NLLK_OP(le)(t, NLLK_OP(set1)(1.0)), NLLK_OP(set1)(0.0), term);
+    const vec_t half_log_2pi_t = v_mul(v_set1(0.5), v_log(v_mul(v_set1(6.283185307179586), t)));
+    const vec_t term = v_add(v_sub(v_mul(t, v_log(t)), t), half_log_2pi_t);
+    return v_select(v_le(t, v_set1(1.0)), v_set1(0.0), term);
 }
 
 /* loss = exp(x) - t*x  (log_input)  or  x - t*log(x + eps);  full adds the masked Stirling term. */
-static inline NLLK_V NLLK_FN(poisson_loss)(NLLK_V x, NLLK_V t, NLLK_V eps, int log_input, int full)
+static inline vec_t poisson_loss(vec_t x, vec_t t, vec_t eps, int log_input, int full)
 {
-    NLLK_V loss = log_input ? NLLK_OP(sub)(NLLK_OP(exp)(x), NLLK_OP(mul)(t, x))
-                            : NLLK_OP(sub)(x, NLLK_OP(mul)(t, NLLK_OP(log)(NLLK_OP(add)(x, eps))));
+    vec_t loss = log_input ? v_sub(v_exp(x), v_mul(t, x)) : v_sub(x, v_mul(t, v_log(v_add(x, eps))));
     if (full)
-        loss = NLLK_OP(add)(loss, NLLK_FN(poisson_stirling)(t));
+        loss = v_add(loss, poisson_stirling(t));
     return loss;
 }
 
 /* d loss / d x times g:  g*exp(x) - g*t  (log_input)  or  g - g*t/(x + eps). */
-static inline NLLK_V NLLK_FN(poisson_grad_input)(NLLK_V x, NLLK_V t, NLLK_V eps, NLLK_V g, int log_input)
+static inline vec_t poisson_grad_input(vec_t x, vec_t t, vec_t eps, vec_t g, int log_input)
 {
-    return log_input ? NLLK_OP(sub)(NLLK_OP(mul)(g, NLLK_OP(exp)(x)), NLLK_OP(mul)(g, t))
-                     : NLLK_OP(sub)(g, NLLK_OP(div)(NLLK_OP(mul)(g, t), NLLK_OP(add)(x, eps)));
+    return log_input ? v_sub(v_mul(g, v_exp(x)), v_mul(g, t)) : v_sub(g, v_div(v_mul(g, t), v_add(x, eps)));
 }
 
 /* d loss / d t times g:  -g*x  (log_input)  or  -g*log(x + eps);  full adds g*(log(t) + 0.5/t) where t > 1.
  * The mask is the forward's (t <= 1 gives 0), so a NaN target gives NaN as in PyTorch. */
-static inline NLLK_V NLLK_FN(poisson_grad_target)(NLLK_V x, NLLK_V t, NLLK_V eps, NLLK_V g, int log_input, int full)
+static inline vec_t poisson_grad_target(vec_t x, vec_t t, vec_t eps, vec_t g, int log_input, int full)
 {
-    NLLK_V grad = NLLK_OP(neg)(NLLK_OP(mul)(g, log_input ? x : NLLK_OP(log)(NLLK_OP(add)(x, eps))));
+    vec_t grad = v_neg(v_mul(g, log_input ? x : v_log(v_add(x, eps))));
     if (full) {
-        const NLLK_V d = NLLK_OP(mul)(g, NLLK_OP(add)(NLLK_OP(log)(t), NLLK_OP(div)(NLLK_OP(set1)(0.5), t)));
-        grad = NLLK_OP(add)(grad, NLLK_OP(select)(NLLK_OP(le)(t, NLLK_OP(set1)(1.0)), NLLK_OP(set1)(0.0), d));
+        const vec_t d = v_mul(g, v_add(v_log(t), v_div(v_set1(0.5), t)));
+        grad = v_add(grad, v_select(v_le(t, v_set1(1.0)), v_set1(0.0), d));
     }
     return grad;
 }
+
+#endif

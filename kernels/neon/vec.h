@@ -1,14 +1,17 @@
 /* The AArch64 Advanced SIMD vector map: float x 4, double x 2; SLEEF's u10advsimd exp/log (FMA variants).
- * See kernels/common/poisson_loop.h and nll_loop.h for the operations a map provides. NEON has no gather or
- * masked load: gathers and scatters are lane loads/stores of the valid lanes only, and tails go through a small
- * buffer (nothing outside the tail is read or written). */
+ * The operations: kernels/common/vec_ops.h. NEON has no gather or masked load: gathers and scatters are lane
+ * loads/stores of the valid lanes only, and tails go through a small buffer (nothing outside the tail is read or
+ * written). */
 #ifndef NLLK_KERNELS_NEON_VEC_H
 #define NLLK_KERNELS_NEON_VEC_H
 
 #include <arm_neon.h>
 #include <sleef.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "../common/vec_ops.h"
 
 static inline unsigned nv_bits64x2(uint64x2_t m) /* bit i = lane i's mask */
 {
@@ -33,32 +36,34 @@ static inline int64x2_t nv_t2_kofs(size_t ks, size_t first)
     return vreinterpretq_s64_u64(vcombine_u64(vcreate_u64((uint64_t)(first * ks)), vcreate_u64((uint64_t)((first + 1) * ks))));
 }
 
+#if defined(NLLK_DTYPE_F32)
 /* ---- float x 4 -------------------------------------------------------------------------------------------- */
-#define NV32_W 4
-typedef float32x4_t nv32_v;
-typedef struct { float64x2_t lo, hi; } nv32_a;
-typedef struct { int64x2_t lo, hi; } nv32_t;
+#define VW 4
+typedef float elem_t;
+typedef uint32x4_t vmask_t;
+typedef float32x4_t vec_t;
+typedef struct { float64x2_t lo, hi; } vacc_t;
+typedef struct { int64x2_t lo, hi; } vidx_t;
 
-static inline float32x4_t nv32_add(float32x4_t a, float32x4_t b) { return vaddq_f32(a, b); }
-static inline float32x4_t nv32_sub(float32x4_t a, float32x4_t b) { return vsubq_f32(a, b); }
-static inline float32x4_t nv32_mul(float32x4_t a, float32x4_t b) { return vmulq_f32(a, b); }
-static inline float32x4_t nv32_div(float32x4_t a, float32x4_t b) { return vdivq_f32(a, b); }
-static inline float32x4_t nv32_neg(float32x4_t a) { return vnegq_f32(a); }
-static inline float32x4_t nv32_exp(float32x4_t a) { return Sleef_expf4_u10advsimd(a); }
-static inline float32x4_t nv32_log(float32x4_t a) { return Sleef_logf4_u10advsimd(a); }
-static inline float32x4_t nv32_set1(double a) { return vdupq_n_f32((float)a); }
-static inline uint32x4_t nv32_le(float32x4_t a, float32x4_t b) { return vcleq_f32(a, b); }
-static inline uint32x4_t nv32_gt(float32x4_t a, float32x4_t b) { return vcgtq_f32(a, b); }
-static inline float32x4_t nv32_select(uint32x4_t m, float32x4_t a, float32x4_t b) { return vbslq_f32(m, a, b); }
-static inline float32x4_t nv32_load(const float *p) { return vld1q_f32(p); }
-static inline float32x4_t nv32_load_n(const float *p, size_t m)
+static inline float32x4_t v_add(float32x4_t a, float32x4_t b) { return vaddq_f32(a, b); }
+static inline float32x4_t v_sub(float32x4_t a, float32x4_t b) { return vsubq_f32(a, b); }
+static inline float32x4_t v_mul(float32x4_t a, float32x4_t b) { return vmulq_f32(a, b); }
+static inline float32x4_t v_div(float32x4_t a, float32x4_t b) { return vdivq_f32(a, b); }
+static inline float32x4_t v_neg(float32x4_t a) { return vnegq_f32(a); }
+static inline float32x4_t v_exp(float32x4_t a) { return Sleef_expf4_u10advsimd(a); }
+static inline float32x4_t v_log(float32x4_t a) { return Sleef_logf4_u10advsimd(a); }
+static inline float32x4_t v_set1(double a) { return vdupq_n_f32((float)a); }
+static inline uint32x4_t v_le(float32x4_t a, float32x4_t b) { return vcleq_f32(a, b); }
+static inline float32x4_t v_select(uint32x4_t m, float32x4_t a, float32x4_t b) { return vbslq_f32(m, a, b); }
+static inline float32x4_t v_load(const float *p) { return vld1q_f32(p); }
+static inline float32x4_t v_load_n(const float *p, size_t m)
 {
     float b[4] = {0, 0, 0, 0};
     memcpy(b, p, m * sizeof(float));
     return vld1q_f32(b);
 }
-static inline void nv32_store(float *p, float32x4_t v) { vst1q_f32(p, v); }
-static inline void nv32_store_n(float *p, float32x4_t v, size_t m)
+static inline void v_store(float *p, float32x4_t v) { vst1q_f32(p, v); }
+static inline void v_store_n(float *p, float32x4_t v, size_t m)
 {
     float b[4];
     vst1q_f32(b, v);
@@ -74,42 +79,41 @@ static inline uint32x4_t nv_bits32(unsigned m)
     const uint32_t b[4] = {1, 2, 4, 8};
     return vtstq_u32(vdupq_n_u32(m), vld1q_u32(b));
 }
-static inline float32x4_t nv32_zero_n(float32x4_t v, size_t m) { return vbslq_f32(nv_lanes_lt32(m), v, vdupq_n_f32(0)); }
-static inline nv32_a nv32_acc_zero(void) { return (nv32_a){vdupq_n_f64(0), vdupq_n_f64(0)}; }
-static inline nv32_a nv32_acc_load(const double *p) { return (nv32_a){vld1q_f64(p), vld1q_f64(p + 2)}; }
-static inline void nv32_acc_store(double *p, nv32_a a)
+static inline vacc_t v_acc_zero(void) { return (vacc_t){vdupq_n_f64(0), vdupq_n_f64(0)}; }
+static inline vacc_t v_acc_load(const double *p) { return (vacc_t){vld1q_f64(p), vld1q_f64(p + 2)}; }
+static inline void v_acc_store(double *p, vacc_t a)
 {
     vst1q_f64(p, a.lo);
     vst1q_f64(p + 2, a.hi);
 }
-static inline nv32_a nv32_acc_add(nv32_a a, float32x4_t v)
+static inline vacc_t v_acc_add(vacc_t a, float32x4_t v)
 {
     a.lo = vaddq_f64(a.lo, vcvt_f64_f32(vget_low_f32(v)));
     a.hi = vaddq_f64(a.hi, vcvt_high_f64_f32(v));
     return a;
 }
-static inline nv32_t nv32_tload_i64(const int64_t *p) { return (nv32_t){vld1q_s64(p), vld1q_s64(p + 2)}; }
-static inline nv32_t nv32_tload_i32(const int32_t *p)
+static inline vidx_t v_tload_i64(const int64_t *p) { return (vidx_t){vld1q_s64(p), vld1q_s64(p + 2)}; }
+static inline vidx_t v_tload_i32(const int32_t *p)
 {
     const int32x4_t v = vld1q_s32(p);
-    return (nv32_t){vmovl_s32(vget_low_s32(v)), vmovl_high_s32(v)};
+    return (vidx_t){vmovl_s32(vget_low_s32(v)), vmovl_high_s32(v)};
 }
-static inline nv32_t nv32_tload_u8(const uint8_t *p)
+static inline vidx_t v_tload_u8(const uint8_t *p)
 {
     uint32_t w;
     memcpy(&w, p, 4);
     const uint16x8_t h = vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(w)));
     const uint32x4_t s = vmovl_u16(vget_low_u16(h));
-    return (nv32_t){vreinterpretq_s64_u64(vmovl_u32(vget_low_u32(s))), vreinterpretq_s64_u64(vmovl_high_u32(s))};
+    return (vidx_t){vreinterpretq_s64_u64(vmovl_u32(vget_low_u32(s))), vreinterpretq_s64_u64(vmovl_high_u32(s))};
 }
-static inline nv32_t nv32_kofs(size_t ks) { return (nv32_t){nv_t2_kofs(ks, 0), nv_t2_kofs(ks, 2)}; }
-static inline unsigned nv32_tbad(nv32_t t, size_t c, int64_t ign) { return nv_t2_bad(t.lo, c, ign) | nv_t2_bad(t.hi, c, ign) << 2; }
-static inline unsigned nv32_tvalid(nv32_t t, int64_t ign) { return nv_t2_valid(t.lo, ign) | nv_t2_valid(t.hi, ign) << 2; }
-static inline nv32_t nv32_toff(nv32_t t, nv32_t kofs, size_t cs)
+static inline vidx_t v_kofs(size_t ks) { return (vidx_t){nv_t2_kofs(ks, 0), nv_t2_kofs(ks, 2)}; }
+static inline unsigned v_tbad(vidx_t t, size_t c, int64_t ign) { return nv_t2_bad(t.lo, c, ign) | nv_t2_bad(t.hi, c, ign) << 2; }
+static inline unsigned v_tvalid(vidx_t t, int64_t ign) { return nv_t2_valid(t.lo, ign) | nv_t2_valid(t.hi, ign) << 2; }
+static inline vidx_t v_toff(vidx_t t, vidx_t kofs, size_t cs)
 {
-    return (nv32_t){nv_t2_off(t.lo, kofs.lo, cs), nv_t2_off(t.hi, kofs.hi, cs)};
+    return (vidx_t){nv_t2_off(t.lo, kofs.lo, cs), nv_t2_off(t.hi, kofs.hi, cs)};
 }
-static inline float32x4_t nv32_gather(const float *base, nv32_t off, unsigned m)
+static inline float32x4_t v_gather(const float *base, vidx_t off, unsigned m)
 {
     float32x4_t v = vdupq_n_f32(0);
     if (m & 1)
@@ -122,7 +126,7 @@ static inline float32x4_t nv32_gather(const float *base, nv32_t off, unsigned m)
         v = vld1q_lane_f32(base + vgetq_lane_s64(off.hi, 1), v, 3);
     return v;
 }
-static inline void nv32_scatter(float *base, nv32_t off, unsigned m, float32x4_t v)
+static inline void v_scatter(float *base, vidx_t off, unsigned m, float32x4_t v)
 {
     if (m & 1)
         vst1q_lane_f32(base + vgetq_lane_s64(off.lo, 0), v, 0);
@@ -133,34 +137,36 @@ static inline void nv32_scatter(float *base, nv32_t off, unsigned m, float32x4_t
     if (m & 8)
         vst1q_lane_f32(base + vgetq_lane_s64(off.hi, 1), v, 3);
 }
-static inline float32x4_t nv32_mzero(unsigned m, float32x4_t v) { return vbslq_f32(nv_bits32(m), v, vdupq_n_f32(0)); }
+static inline float32x4_t v_mzero(unsigned m, float32x4_t v) { return vbslq_f32(nv_bits32(m), v, vdupq_n_f32(0)); }
 
+#else
 /* ---- double x 2 ------------------------------------------------------------------------------------------- */
-#define NV64_W 2
-typedef float64x2_t nv64_v;
-typedef float64x2_t nv64_a;
-typedef int64x2_t nv64_t;
+#define VW 2
+typedef double elem_t;
+typedef uint64x2_t vmask_t;
+typedef float64x2_t vec_t;
+typedef float64x2_t vacc_t;
+typedef int64x2_t vidx_t;
 
-static inline float64x2_t nv64_add(float64x2_t a, float64x2_t b) { return vaddq_f64(a, b); }
-static inline float64x2_t nv64_sub(float64x2_t a, float64x2_t b) { return vsubq_f64(a, b); }
-static inline float64x2_t nv64_mul(float64x2_t a, float64x2_t b) { return vmulq_f64(a, b); }
-static inline float64x2_t nv64_div(float64x2_t a, float64x2_t b) { return vdivq_f64(a, b); }
-static inline float64x2_t nv64_neg(float64x2_t a) { return vnegq_f64(a); }
-static inline float64x2_t nv64_exp(float64x2_t a) { return Sleef_expd2_u10advsimd(a); }
-static inline float64x2_t nv64_log(float64x2_t a) { return Sleef_logd2_u10advsimd(a); }
-static inline float64x2_t nv64_set1(double a) { return vdupq_n_f64(a); }
-static inline uint64x2_t nv64_le(float64x2_t a, float64x2_t b) { return vcleq_f64(a, b); }
-static inline uint64x2_t nv64_gt(float64x2_t a, float64x2_t b) { return vcgtq_f64(a, b); }
-static inline float64x2_t nv64_select(uint64x2_t m, float64x2_t a, float64x2_t b) { return vbslq_f64(m, a, b); }
-static inline float64x2_t nv64_load(const double *p) { return vld1q_f64(p); }
-static inline float64x2_t nv64_load_n(const double *p, size_t m)
+static inline float64x2_t v_add(float64x2_t a, float64x2_t b) { return vaddq_f64(a, b); }
+static inline float64x2_t v_sub(float64x2_t a, float64x2_t b) { return vsubq_f64(a, b); }
+static inline float64x2_t v_mul(float64x2_t a, float64x2_t b) { return vmulq_f64(a, b); }
+static inline float64x2_t v_div(float64x2_t a, float64x2_t b) { return vdivq_f64(a, b); }
+static inline float64x2_t v_neg(float64x2_t a) { return vnegq_f64(a); }
+static inline float64x2_t v_exp(float64x2_t a) { return Sleef_expd2_u10advsimd(a); }
+static inline float64x2_t v_log(float64x2_t a) { return Sleef_logd2_u10advsimd(a); }
+static inline float64x2_t v_set1(double a) { return vdupq_n_f64(a); }
+static inline uint64x2_t v_le(float64x2_t a, float64x2_t b) { return vcleq_f64(a, b); }
+static inline float64x2_t v_select(uint64x2_t m, float64x2_t a, float64x2_t b) { return vbslq_f64(m, a, b); }
+static inline float64x2_t v_load(const double *p) { return vld1q_f64(p); }
+static inline float64x2_t v_load_n(const double *p, size_t m)
 {
     double b[2] = {0, 0};
     memcpy(b, p, m * sizeof(double));
     return vld1q_f64(b);
 }
-static inline void nv64_store(double *p, float64x2_t v) { vst1q_f64(p, v); }
-static inline void nv64_store_n(double *p, float64x2_t v, size_t m)
+static inline void v_store(double *p, float64x2_t v) { vst1q_f64(p, v); }
+static inline void v_store_n(double *p, float64x2_t v, size_t m)
 {
     double b[2];
     vst1q_f64(b, v);
@@ -171,22 +177,21 @@ static inline uint64x2_t nv_bits64(unsigned m)
     const uint64_t b[2] = {1, 2};
     return vtstq_u64(vdupq_n_u64(m), vld1q_u64(b));
 }
-static inline float64x2_t nv64_zero_n(float64x2_t v, size_t m) { return vbslq_f64(nv_bits64((1u << m) - 1u), v, vdupq_n_f64(0)); }
-static inline float64x2_t nv64_acc_zero(void) { return vdupq_n_f64(0); }
-static inline float64x2_t nv64_acc_load(const double *p) { return vld1q_f64(p); }
-static inline void nv64_acc_store(double *p, float64x2_t a) { vst1q_f64(p, a); }
-static inline float64x2_t nv64_acc_add(float64x2_t a, float64x2_t v) { return vaddq_f64(a, v); }
-static inline int64x2_t nv64_tload_i64(const int64_t *p) { return vld1q_s64(p); }
-static inline int64x2_t nv64_tload_i32(const int32_t *p) { return vmovl_s32(vld1_s32(p)); }
-static inline int64x2_t nv64_tload_u8(const uint8_t *p)
+static inline float64x2_t v_acc_zero(void) { return vdupq_n_f64(0); }
+static inline float64x2_t v_acc_load(const double *p) { return vld1q_f64(p); }
+static inline void v_acc_store(double *p, float64x2_t a) { vst1q_f64(p, a); }
+static inline float64x2_t v_acc_add(float64x2_t a, float64x2_t v) { return vaddq_f64(a, v); }
+static inline int64x2_t v_tload_i64(const int64_t *p) { return vld1q_s64(p); }
+static inline int64x2_t v_tload_i32(const int32_t *p) { return vmovl_s32(vld1_s32(p)); }
+static inline int64x2_t v_tload_u8(const uint8_t *p)
 {
     return vreinterpretq_s64_u64(vcombine_u64(vcreate_u64(p[0]), vcreate_u64(p[1])));
 }
-static inline int64x2_t nv64_kofs(size_t ks) { return nv_t2_kofs(ks, 0); }
-static inline unsigned nv64_tbad(int64x2_t t, size_t c, int64_t ign) { return nv_t2_bad(t, c, ign); }
-static inline unsigned nv64_tvalid(int64x2_t t, int64_t ign) { return nv_t2_valid(t, ign); }
-static inline int64x2_t nv64_toff(int64x2_t t, int64x2_t kofs, size_t cs) { return nv_t2_off(t, kofs, cs); }
-static inline float64x2_t nv64_gather(const double *base, int64x2_t off, unsigned m)
+static inline int64x2_t v_kofs(size_t ks) { return nv_t2_kofs(ks, 0); }
+static inline unsigned v_tbad(int64x2_t t, size_t c, int64_t ign) { return nv_t2_bad(t, c, ign); }
+static inline unsigned v_tvalid(int64x2_t t, int64_t ign) { return nv_t2_valid(t, ign); }
+static inline int64x2_t v_toff(int64x2_t t, int64x2_t kofs, size_t cs) { return nv_t2_off(t, kofs, cs); }
+static inline float64x2_t v_gather(const double *base, int64x2_t off, unsigned m)
 {
     float64x2_t v = vdupq_n_f64(0);
     if (m & 1)
@@ -195,17 +200,19 @@ static inline float64x2_t nv64_gather(const double *base, int64x2_t off, unsigne
         v = vld1q_lane_f64(base + vgetq_lane_s64(off, 1), v, 1);
     return v;
 }
-static inline void nv64_scatter(double *base, int64x2_t off, unsigned m, float64x2_t v)
+static inline void v_scatter(double *base, int64x2_t off, unsigned m, float64x2_t v)
 {
     if (m & 1)
         vst1q_lane_f64(base + vgetq_lane_s64(off, 0), v, 0);
     if (m & 2)
         vst1q_lane_f64(base + vgetq_lane_s64(off, 1), v, 1);
 }
-static inline float64x2_t nv64_mzero(unsigned m, float64x2_t v) { return vbslq_f64(nv_bits64(m), v, vdupq_n_f64(0)); }
+static inline float64x2_t v_mzero(unsigned m, float64x2_t v) { return vbslq_f64(nv_bits64(m), v, vdupq_n_f64(0)); }
+
+#endif
 
 /* memset on AArch64 zero-fills with DC ZVA (whole cache lines) for large sizes. */
-static void nv_zero_fill(void *p, size_t bytes)
+static inline void v_zero_fill(void *p, size_t bytes)
 {
     if (bytes)
         memset(p, 0, bytes);

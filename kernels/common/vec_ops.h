@@ -1,0 +1,51 @@
+/* The vector map: the operations every kernels/<dir>/vec.h provides, the one list.
+ *
+ * kernels/common/kernels.c is compiled once per (build, dtype) of the registry (kernels/isas.h) with -I
+ * kernels/<dir>, -DNLLK_BUILD=<build>, -DNLLK_DTYPE=f32|f64 and -DNLLK_DTYPE_F32 or -DNLLK_DTYPE_F64. It includes
+ * "vec.h", which defines, for the dtype being compiled, the names below (static inline, no intrinsics outside
+ * vec.h). A map may use any helper of its own (prefix nv_). tests/test_vec.c checks every operation of every
+ * map against the scalar map, bit for bit.
+ *
+ * Types and constants
+ *   elem_t                     the element type (float, double)
+ *   VW                         lanes per vector (1 for scalar); 16 % VW == 0
+ *   vec_t                      VW elements
+ *   vacc_t                     VW doubles: the canonical sum lanes of VW elements (nllk.h section 2)
+ *   vidx_t                     VW NLL targets as int64 lanes
+ *   vmask_t                    a comparison result (v_le), consumed by v_select
+ *
+ * Arithmetic: IEEE operations, rounded once each (the build has -ffp-contract=off)
+ *   v_add(a, b) v_sub(a, b) v_mul(a, b) v_div(a, b) v_neg(a)
+ *   v_exp(a), v_log(a)         SLEEF u10, the FMA variants (the same bits on every ISA, nllk.h section 2)
+ *   v_set1(double d)           every lane (elem_t)d
+ *   v_le(a, b)                 per lane a <= b (ordered: false for NaN)
+ *   v_select(m, a, b)          per lane m ? a : b
+ *   v_mzero(bits, v)           lanes whose bit of `bits` is clear set to +0
+ *
+ * Memory: unaligned; the _n forms touch the first m < VW lanes only (nothing outside [p, p + m) is accessed; the
+ * other lanes read as +0)
+ *   v_load(p), v_store(p, v), v_load_n(p, m), v_store_n(p, v, m)
+ *
+ * Sum lanes
+ *   v_acc_zero(), v_acc_load(d), v_acc_store(d, a), v_acc_add(a, v)     a[i] + (double)v[i]
+ *
+ * NLL targets (compared in 64 bits; offsets wrap, and are meaningful for valid lanes only)
+ *   v_tload_i64(p), v_tload_i32(p), v_tload_u8(p)   VW targets widened to int64 (sign- or zero-extended)
+ *   v_kofs(ks)                 lane i holds i*ks
+ *   v_tbad(t, c, ign)          bit i set when target i is neither ign nor in [0, c)
+ *   v_tvalid(t, ign)           bit i set when target i is not ign
+ *   v_toff(t, kofs, cs)        lane i: kofs[i] + t[i]*cs
+ *   v_gather(base, off, bits)  lane i: base[off[i]] where bit i is set, else +0; nothing else is read
+ *   v_scatter(base, off, bits, v)   base[off[i]] = v[i] where bit i is set; nothing else is written
+ *
+ * Other
+ *   v_zero_fill(p, bytes)      zero `bytes` bytes: wide stores, streaming (non-temporal) ones for spans much
+ *                              larger than the caches */
+#ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
+#define NLLK_KERNELS_COMMON_VEC_OPS_H
+
+#if defined(NLLK_DTYPE_F32) == defined(NLLK_DTYPE_F64)
+#    error "compile with exactly one of -DNLLK_DTYPE_F32, -DNLLK_DTYPE_F64"
+#endif
+
+#endif

@@ -1,0 +1,272 @@
+/* test_vec: every vector map (kernels/<dir>/vec.h), operation by operation, against the scalar map's semantics.
+ *
+ * Run once per ISA of the registry (NLLK_ISA=<name>, like every C test); it probes the build that serves that ISA
+ * (tests/vec_probe.c, compiled with the build's flags over its vec.h) on random and edge inputs (+-0, +-inf, NaN,
+ * denormals, values either side of 1, masked tails of every length) and checks each output bit for bit against
+ * what plain C gives (the scalar map is plain C): IEEE add/sub/mul/div/neg in the dtype, comparisons, selects,
+ * masked loads and stores, double accumulation, target widening and classification, gathers and scatters,
+ * zero fills. exp and log (SLEEF) are checked bit for bit against the scalar map's probe (the build serving
+ * "scalar"), NaNs as a class, and against libm within SLEEF's 1 ulp. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "kernels.h"
+#include "testutil.h"
+#include "vec_probe.h"
+
+/* every build's probes, from the registry */
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch(                                                                                                  \
+        size_t vec_f32_probe__##build(const vec_probe *); size_t vec_f64_probe__##build(const vec_probe *);            \
+        void vec_f32_zero_fill__##build(void *, size_t); void vec_f64_zero_fill__##build(void *, size_t);)
+#include "kernels/isas.h"
+#undef NLLK_ISA
+
+typedef struct probe_set {
+    const char *name, *build;
+    unsigned need;         /* NLLK_CPU_* bits */
+    vec_probe_fn probe[2]; /* f32, f64 */
+    vec_zero_fill_fn zero_fill[2];
+} probe_set;
+
+static const probe_set probes[] = {
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch({#name,                                                                                           \
+                      #build,                                                                                          \
+                      need,                                                                                            \
+                      {vec_f32_probe__##build, vec_f64_probe__##build},                                                \
+                      {vec_f32_zero_fill__##build, vec_f64_zero_fill__##build}}, )
+#include "kernels/isas.h"
+#undef NLLK_ISA
+};
+
+static const probe_set *probes_of(const char *build)
+{
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
+        if (strcmp(probes[i].build, build) == 0)
+            return &probes[i];
+    return NULL;
+}
+
+static const char *const op_names[P_NUM_OUT] = {"add", "sub",    "mul",   "div",  "neg",    "exp",     "log",   "set1",
+                                                "le",  "select", "mzero", "load", "load_n", "store_n", "gather"};
+
+enum { N = 512 };
+
+/* An edge value or a random one of varied magnitude (denormals included). */
+static double edge_or_random(nllk_dtype dt, size_t i)
+{
+    const double tiny = dt == NLLK_F32 ? 1e-40 : 1e-310; /* a denormal of the dtype */
+    static const double fixed[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, -NAN, 1.0, -1.0, 0.5, 2.0, 1e-8, 100.0};
+    const size_t nf = sizeof fixed / sizeof fixed[0];
+    if (i < nf)
+        return fixed[i];
+    if (i < nf + 4)
+        return (i % 2 ? -1 : 1) * tiny * (double)(i - nf + 1);
+    switch (tu_below(5)) {
+    case 0: return tu_uniform(-2.0, 2.0);
+    case 1: return ldexp(tu_uniform(0.5, 1.0), (int)tu_below(60) - 30);
+    case 2: return -ldexp(tu_uniform(0.5, 1.0), (int)tu_below(60) - 30);
+    case 3: return tu_uniform(0.9, 1.1);
+    default: return fixed[tu_below(nf)];
+    }
+}
+
+/* one IEEE operation in the dtype (tests are built with -ffp-contract=off) */
+static double op_in(nllk_dtype dt, int op, double a, double b)
+{
+    if (dt == NLLK_F32) {
+        const float x = (float)a, y = (float)b;
+        volatile float r = op == P_ADD ? x + y : op == P_SUB ? x - y : op == P_MUL ? x * y : x / y;
+        return r;
+    }
+    volatile double r = op == P_ADD ? a + b : op == P_SUB ? a - b : op == P_MUL ? a * b : a / b;
+    return r;
+}
+
+/* exp/log against libm: within 1 ulp (SLEEF u10), or both NaN, or the same infinity/zero */
+static int near_libm(nllk_dtype dt, int op, double a, double got)
+{
+    const double want =
+        dt == NLLK_F32 ? (double)(op == P_EXP ? expf((float)a) : logf((float)a)) : (op == P_EXP ? exp(a) : log(a));
+    if (isnan(want) || isnan(got))
+        return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got))
+        return want == got || (dt == NLLK_F32 ? tu_ulp_f32((float)got, (float)want) : tu_ulp_f64(got, want)) <= 1;
+    return (dt == NLLK_F32 ? tu_ulp_f32((float)got, (float)want) : tu_ulp_f64(got, want)) <= 1;
+}
+
+/* cur's map on one dtype and layout (ks_2d: the 2-D row stride, or 0 for N-D planes); ref NULL: exp/log against
+ * libm only */
+static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype dt, size_t ks_2d)
+{
+    const int slot = dt == NLLK_F32 ? 0 : 1;
+    const size_t es = tu_esz(dt), c = 7;
+    /* two layouts: 2-D rows (ks = c-ish, cs = 1) and N-D planes (ks = 1, cs = N); positions never collide */
+    const size_t ks = ks_2d ? ks_2d : 1, cs = ks_2d ? 1 : N;
+    const size_t xn = (N - 1) * ks + c * cs + 1;
+    void *a = calloc(N, es), *b = calloc(N, es), *x = calloc(xn, es);
+    void *out = calloc((size_t)P_NUM_OUT * N, es), *ref_out = calloc((size_t)P_NUM_OUT * N, es);
+    void *scat = calloc(xn, es), *ref_scat = calloc(xn, es);
+    double d[N], acc[N], ref_acc[N];
+    unsigned char keep[N], bad[3 * N], valid[3 * N], ref_bad[3 * N], ref_valid[3 * N];
+    int64_t t64[N];
+    int32_t t32[N];
+    uint8_t t8[N];
+    const int64_t ign = ks_2d ? 2 : -100;
+    for (size_t i = 0; i < N; i++) {
+        tu_set(dt, a, i, edge_or_random(dt, i));
+        tu_set(dt, b, i, edge_or_random(dt, (i * 7 + 3) % N));
+        d[i] = edge_or_random(NLLK_F64, (i * 5 + 1) % N);
+        keep[i] = (unsigned char)tu_below(2);
+        const int64_t r = (int64_t)tu_below(12) - 2; /* -2 .. 9 around [0, 7) */
+        t64[i] = i % 13 == 0 ? ign : i % 29 == 0 ? INT64_MIN + (int64_t)i : r;
+        t32[i] = i % 11 == 0 ? (int32_t)ign : (int32_t)r;
+        t8[i] = (uint8_t)(i % 9 == 0 ? 255 : r < 0 ? 0 : r);
+    }
+    for (size_t i = 0; i < xn; i++)
+        tu_set(dt, x, i, tu_uniform(-4.0, 4.0));
+    const double sentinel = 12345.0;
+    vec_probe p = {N, a, b, d, keep, t64, t32, t8, c, ks, cs, ign, x, out, acc, bad, valid, scat};
+    vec_probe q = p;
+    q.out = ref_out;
+    q.acc = ref_acc;
+    q.bad = ref_bad;
+    q.valid = ref_valid;
+    q.scatter = ref_scat;
+    for (size_t i = 0; i < N; i++) {
+        tu_set(dt, out, (size_t)P_STORE_N * N + i, sentinel);
+        tu_set(dt, ref_out, (size_t)P_STORE_N * N + i, sentinel);
+    }
+    const size_t vw = cur->probe[slot](&p);
+    if (ref)
+        ref->probe[slot](&q);
+    CHECK(vw >= 1 && 16 % vw == 0, "%s %s: VW = %zu", cur->build, tu_dtname(dt), vw);
+
+    for (size_t i = 0; i < N; i++) {
+        const double ai = tu_get(dt, a, i), bi = tu_get(dt, b, i);
+        const size_t lane = i % vw, m = (i / vw) % vw;
+        const int le = ai <= bi;
+        const int ok64 = t64[i] != ign && t64[i] >= 0 && t64[i] < (int64_t)c;
+        double want[P_NUM_OUT];
+        want[P_ADD] = op_in(dt, P_ADD, ai, bi);
+        want[P_SUB] = op_in(dt, P_SUB, ai, bi);
+        want[P_MUL] = op_in(dt, P_MUL, ai, bi);
+        want[P_DIV] = op_in(dt, P_DIV, ai, bi);
+        want[P_NEG] = -ai;
+        want[P_EXP] = ref ? tu_get(dt, ref_out, (size_t)P_EXP * N + i) : NAN;
+        want[P_LOG] = ref ? tu_get(dt, ref_out, (size_t)P_LOG * N + i) : NAN;
+        want[P_SET1] = tu_round(dt, d[i]);
+        want[P_LE] = le ? 1.0 : 0.0;
+        want[P_SELECT] = le ? ai : bi;
+        want[P_MZERO] = keep[i] ? ai : 0.0;
+        want[P_LOAD] = ai;
+        want[P_LOAD_N] = lane < m ? ai : 0.0;
+        want[P_STORE_N] = lane < m ? ai : sentinel;
+        want[P_GATHER] = ok64 ? tu_get(dt, x, i * ks + (size_t)t64[i] * cs) : 0.0;
+        for (int op = 0; op < P_NUM_OUT; op++) {
+            if (!ref && (op == P_EXP || op == P_LOG))
+                continue; /* no reference map: exp/log checked against libm only */
+            const double got = tu_get(dt, out, (size_t)op * N + i);
+            CHECK(tu_same(dt, got, want[op]), "%s %s %s [%zu]: a=%a b=%a: got %a, want %a", cur->build, tu_dtname(dt),
+                  op_names[op], i, ai, bi, got, want[op]);
+        }
+        CHECK(near_libm(dt, P_EXP, ai, tu_get(dt, out, (size_t)P_EXP * N + i)), "%s %s exp(%a) vs libm", cur->build,
+              tu_dtname(dt), ai);
+        CHECK(near_libm(dt, P_LOG, ai, tu_get(dt, out, (size_t)P_LOG * N + i)), "%s %s log(%a) vs libm", cur->build,
+              tu_dtname(dt), ai);
+        const double acc_want = d[i] + ai;
+        CHECK(tu_same(NLLK_F64, acc[i], acc_want), "%s %s acc_add [%zu]: got %a, want %a", cur->build, tu_dtname(dt), i,
+              acc[i], acc_want);
+        const int64_t tv[3] = {t64[i], t32[i], t8[i]};
+        for (int tt = 0; tt < 3; tt++) {
+            const int is_ign = tv[tt] == ign, in_range = tv[tt] >= 0 && tv[tt] < (int64_t)c;
+            CHECK(bad[tt * N + i] == (!is_ign && !in_range), "%s %s tbad(%s %lld) [%zu]", cur->build, tu_dtname(dt),
+                  tt == 0   ? "i64"
+                  : tt == 1 ? "i32"
+                            : "u8",
+                  (long long)tv[tt], i);
+            CHECK(valid[tt * N + i] == !is_ign, "%s %s tvalid(%s %lld) [%zu]", cur->build, tu_dtname(dt),
+                  tt == 0   ? "i64"
+                  : tt == 1 ? "i32"
+                            : "u8",
+                  (long long)tv[tt], i);
+        }
+    }
+    /* the scatter wrote a[i] at each valid, in-range target's position and nothing else */
+    void *want_scat = calloc(xn, es);
+    for (size_t i = 0; i < N; i++)
+        if (t64[i] != ign && t64[i] >= 0 && t64[i] < (int64_t)c)
+            tu_set(dt, want_scat, i * ks + (size_t)t64[i] * cs, tu_get(dt, a, i));
+    size_t scat_bad = 0;
+    for (size_t i = 0; i < xn; i++)
+        scat_bad += !tu_same(dt, tu_get(dt, scat, i), tu_get(dt, want_scat, i));
+    CHECK(scat_bad == 0, "%s %s scatter (ks=%zu, cs=%zu): %zu positions differ", cur->build, tu_dtname(dt), ks, cs,
+          scat_bad);
+    free(want_scat);
+    free(a), free(b), free(x), free(out), free(ref_out), free(scat), free(ref_scat);
+}
+
+/* v_zero_fill zeroes exactly [p, p + bytes): small, unaligned, and large enough to stream. */
+static void check_zero_fill(const probe_set *cur)
+{
+    static const size_t offs[] = {0, 1, 7, 33, 64};
+    static const size_t lens[] = {0, 1, 31, 255, 256, 257, 4096 + 5, ((size_t)33 << 20) + 3};
+    const size_t cap = ((size_t)33 << 20) + 256;
+    unsigned char *buf = malloc(cap);
+    if (!buf)
+        return;
+    for (int slot = 0; slot < 2; slot++)
+        for (size_t oi = 0; oi < sizeof offs / sizeof offs[0]; oi++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                const size_t off = offs[oi], len = lens[li];
+                memset(buf, 0xAB, off + len + 64);
+                cur->zero_fill[slot](buf + off, len);
+                size_t wrong = 0;
+                for (size_t i = 0; i < off + len + 64; i++)
+                    wrong += buf[i] != (i >= off && i < off + len ? 0 : 0xAB);
+                CHECK(wrong == 0, "%s zero_fill(+%zu, %zu): %zu bytes wrong", cur->build, off, len, wrong);
+            }
+    free(buf);
+}
+
+int main(void)
+{
+    tu_require_isa();
+    tu_seed(7);
+    const char *build = nllk_active()->build;
+    if (nllk_set_isa("scalar") != NLLK_OK) {
+        fprintf(stderr, "cannot select scalar\n");
+        return 1;
+    }
+    const char *ref_build = nllk_active()->build;
+    nllk_set_isa(NULL);
+    const probe_set *cur = probes_of(build), *ref = probes_of(ref_build);
+    CHECK(cur && ref, "probes for %s and %s", build, ref_build);
+    if (!cur || !ref)
+        return tu_summary();
+    printf("test_vec: %s (build %s) against the scalar map (build %s)\n", nllk_active_isa(), build, ref_build);
+    for (int rep = 0; rep < 8; rep++)
+        for (int dt = 0; dt < 2; dt++) {
+            check_dtype(cur, ref, dt ? NLLK_F64 : NLLK_F32, 7);
+            check_dtype(cur, ref, dt ? NLLK_F64 : NLLK_F32, 0);
+        }
+    check_zero_fill(cur);
+    /* the lower builds of the same name this CPU runs (x86's baseline scalar, SLEEF purec, for CPUs without FMA):
+     * every operation but exp/log bit for bit, exp/log within 1 ulp of libm */
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        const probe_set *low = &probes[i];
+        if (low == cur || strcmp(low->name, cur->name) != 0 || (nllk_cpu_features() & low->need) != low->need)
+            continue;
+        printf("test_vec: also build %s\n", low->build);
+        for (int dt = 0; dt < 2; dt++) {
+            check_dtype(low, NULL, dt ? NLLK_F64 : NLLK_F32, 7);
+            check_dtype(low, NULL, dt ? NLLK_F64 : NLLK_F32, 0);
+        }
+        check_zero_fill(low);
+    }
+    return tu_summary();
+}

@@ -1,0 +1,51 @@
+/* test_vec's probe of one vector map: tests/vec_probe.c is compiled once per (build, dtype) of the ISA registry,
+ * with the build's flags over its kernels/<dir>/vec.h, exactly as the kernels are, and applies every operation
+ * of kernels/common/vec_ops.h to the arrays below, VW lanes at a time. tests/test_vec.c computes what each output
+ * must be (plain C, the scalar map's semantics) and compares bit for bit. */
+#ifndef NLLK_TESTS_VEC_PROBE_H
+#define NLLK_TESTS_VEC_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Per-element outputs, each an array of n elements of the dtype in `out` (op * n + i). */
+enum {
+    P_ADD,
+    P_SUB,
+    P_MUL,
+    P_DIV,
+    P_NEG,
+    P_EXP,
+    P_LOG,
+    P_SET1,    /* v_set1(d[i])                                                                   */
+    P_LE,      /* v_select(v_le(a, b), 1, 0)                                                     */
+    P_SELECT,  /* v_select(v_le(a, b), a, b)                                                     */
+    P_MZERO,   /* v_mzero(keep bits, a)                                                          */
+    P_LOAD,    /* v_store(v_load(a))                                                             */
+    P_LOAD_N,  /* v_store(v_load_n(a, m)), m = (i / VW) % VW: lanes >= m must read +0            */
+    P_STORE_N, /* v_store_n(v_load(a), m) over out pre-filled by the caller: lanes >= m untouched */
+    P_GATHER,  /* v_gather(x + o*ks, v_toff(t, v_kofs(ks), cs), valid & ~bad) of the i64 targets  */
+    P_NUM_OUT
+};
+
+typedef struct vec_probe {
+    size_t n;                  /* elements, a multiple of 16                                    */
+    const void *a, *b;         /* n elements each                                               */
+    const double *d;           /* n doubles                                                     */
+    const unsigned char *keep; /* n flags: bit i of a vector's mzero mask = keep[o + i]          */
+    const int64_t *t64;        /* n targets of each type                                        */
+    const int32_t *t32;
+    const uint8_t *t8;
+    size_t c, ks, cs; /* the targets' class count and the gather/scatter strides       */
+    int64_t ign;
+    const void *x;              /* gather base: (n - 1) * ks + c * cs + 1 elements                */
+    void *out;                  /* P_NUM_OUT * n elements                                        */
+    double *acc;                /* n doubles: v_acc_add(v_acc_load(d), a)                        */
+    unsigned char *bad, *valid; /* 3 * n flags (i64, i32, u8 targets): v_tbad, v_tvalid per lane */
+    void *scatter;              /* as x: v_scatter of a at the valid, in-range i64 targets       */
+} vec_probe;
+
+typedef size_t (*vec_probe_fn)(const vec_probe *p);      /* runs the probe; returns VW */
+typedef void (*vec_zero_fill_fn)(void *p, size_t bytes); /* v_zero_fill                  */
+
+#endif
