@@ -18,6 +18,8 @@ typedef struct nllk_acc_impl {
     double eps;               /* Poisson */
     uint64_t c, d;            /* NLL   */
     int64_t ignore_index;     /* NLL   */
+    uint64_t head_hash;       /* of the raw head's values: a sum of per-value terms, so appending adds terms */
+    uint64_t checksum;        /* of every field above and of the sum's range, lanes and node values */
     nllk_sum sum;
     nllk_sum_head head;
 } nllk_acc_impl;
@@ -28,7 +30,16 @@ _Static_assert(sizeof(nllk_acc_impl) <= sizeof(nllk_acc), "NLLK_ACC_SIZE too sma
  * caller to fill in); NULL with the error set for a NULL acc or an invalid dtype. */
 nllk_acc_impl *nllk_acc_start(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, uint64_t begin, nllk_status *st);
 
-/* The accumulator behind acc if it was initialized as `kind` with `dtype`, else NULL with the error set. */
+/* Ends init once the options are filled in: checks them (NLLK_ERR_INVALID_ARGUMENT, and the block is left
+ * uninitialized) and computes the checksum. */
+nllk_status nllk_acc_seal(nllk_acc_impl *a);
+
+/* The accumulator behind acc if it is a valid one (every field checked, nllk.h "Streaming") initialized as
+ * `kind` with `dtype`, else NULL with the error set. The raw head's values are not checked here (an update
+ * never reads them; a corruption there is reported by the next merge, range or result). */
 nllk_acc_impl *nllk_acc_get(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype, nllk_status *st);
+
+/* Folds the next n elements into a (nllk_sum_feed_parallel; run must not fail) and updates its checksum. */
+void nllk_acc_feed(nllk_acc_impl *a, size_t n, nllk_sum_run_fn run, void *ctx);
 
 #endif

@@ -105,7 +105,7 @@ nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type 
     a->c = c;
     a->d = d;
     a->ignore_index = ignore_index;
-    return nllk_ok();
+    return nllk_acc_seal(a);
 }
 
 #define T float

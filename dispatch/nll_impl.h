@@ -203,7 +203,7 @@ nllk_status NLLK_DT(nllk_nll_acc_update_out)(nllk_acc *acc, const T *input, cons
     const size_t bad = nll_check_targets(&ctx.s, n);
     if (bad != n)
         return nll_target_error(&ctx.s, a->sum.end, bad);
-    nllk_sum_feed_parallel(&a->sum, &a->head, n, NLLK_DT(nll_sum_run), &ctx);
+    nllk_acc_feed(a, n, NLLK_DT(nll_sum_run), &ctx);
     return nllk_ok();
 }
 

@@ -34,7 +34,7 @@ nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input
     a->log_input = log_input != 0;
     a->full = full != 0;
     a->eps = eps;
-    return nllk_ok();
+    return nllk_acc_seal(a);
 }
 
 #define T float

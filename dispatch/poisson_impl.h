@@ -104,7 +104,7 @@ nllk_status NLLK_DT(nllk_poisson_acc_update_out)(nllk_acc *acc, const T *input, 
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
     NLLK_DT(poisson_ctx) ctx = {.x = input, .t = target, .p = {a->eps, a->log_input, a->full},
                                 .k = nllk_active_kernels(), .out = out};
-    nllk_sum_feed_parallel(&a->sum, &a->head, n, NLLK_DT(poisson_run), &ctx);
+    nllk_acc_feed(a, n, NLLK_DT(poisson_run), &ctx);
     return nllk_ok();
 }
 
