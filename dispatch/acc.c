@@ -105,9 +105,9 @@ static nllk_status check_fields(const nllk_acc_impl *a, const char *name)
     }
     const char *why = nllk_sum_check(&a->sum);
     if (why)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: inconsistent sum state: %s (range [%llu, %llu), %u open nodes)",
-                         name, why, (unsigned long long)a->sum.begin, (unsigned long long)a->sum.end,
-                         a->sum.nnodes);
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT,
+                         "%s: inconsistent sum state: %s (range [%llu, %llu), %u open nodes)", name, why,
+                         (unsigned long long)a->sum.begin, (unsigned long long)a->sum.end, a->sum.nnodes);
     return NLLK_OK;
 }
 

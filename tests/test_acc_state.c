@@ -13,7 +13,10 @@ enum { C = 5, D = 3, CHUNK = 999 };
 /* ---- the data: element i of every dataset is a fixed function of i, so shards of it are consistent --------- */
 static double x_at(uint64_t i) { return sin((double)i * 0.37) * 2.0; }
 static double t_at(uint64_t i) { return (double)(i % 7) * 0.5; }
-static double nll_x(uint64_t sample, uint64_t cls, uint64_t pos) { return -0.05 * (double)((sample * 31 + cls * 7 + pos) % 97); }
+static double nll_x(uint64_t sample, uint64_t cls, uint64_t pos)
+{
+    return -0.05 * (double)((sample * 31 + cls * 7 + pos) % 97);
+}
 static int64_t nll_t(uint64_t flat) { return flat % 11 == 0 ? -100 : (int64_t)((flat * 7) % C); }
 
 typedef struct spec {
@@ -125,7 +128,8 @@ static int in_use(const nllk_acc_impl *g, size_t k, int with_head)
         return in < offsetof(nllk_sum_node, level) + sizeof(uint32_t) || in >= offsetof(nllk_sum_node, v);
     }
     const uint64_t b = g->sum.begin, e = g->sum.end;
-    const uint64_t head_len = b % NLLK_BLOCK == 0 ? 0 : (NLLK_BLOCK - b % NLLK_BLOCK < e - b ? NLLK_BLOCK - b % NLLK_BLOCK : e - b);
+    const uint64_t to_boundary = (NLLK_BLOCK - b % NLLK_BLOCK) % NLLK_BLOCK;
+    const uint64_t head_len = to_boundary < e - b ? to_boundary : e - b; /* [begin, first boundary) */
     return with_head && k >= head && k < head + 2 * channel && (k - head) % channel < head_len * sizeof(double);
 }
 
@@ -408,10 +412,13 @@ int main(void)
     for (int i = 0; i < 4; i++)
         valid_states(specs[i]);
     /* states with open nodes and an open block, a raw head, a closed block, and empty ones */
-    struct { const spec *s; uint64_t begin, end; } cases[] = {
-        {&POISSON_F32, 0, 10000},           {&POISSON_F64, 5000, 17000},  {&NLL_F32, 0, 20001},
-        {&NLL_F64, 12289, 16289},           {&POISSON_F32, 0, 2 * NLLK_BLOCK}, {&NLL_F64, 3 * NLLK_BLOCK, 9 * NLLK_BLOCK + 5},
-        {&POISSON_F64, 0, 0},               {&NLL_F32, 4097, 4097},
+    struct {
+        const spec *s;
+        uint64_t begin, end;
+    } cases[] = {
+        {&POISSON_F32, 0, 10000}, {&POISSON_F64, 5000, 17000}, {&NLL_F32, 0, 20001}, {&NLL_F64, 12289, 16289},
+        {&POISSON_F32, 0, 2 * NLLK_BLOCK}, {&NLL_F64, 3 * NLLK_BLOCK, 9 * NLLK_BLOCK + 5}, {&POISSON_F64, 0, 0},
+        {&NLL_F32, 4097, 4097},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         subject *u = make_subject(cases[i].s, cases[i].begin, cases[i].end);
