@@ -12,12 +12,12 @@ static const char *kind_name(uint32_t kind) { return kind == NLLK_ACC_POISSON ? 
 static const char *dtype_name(uint32_t dtype) { return dtype == NLLK_F32 ? "f32" : "f64"; }
 
 /* ---- checksum ------------------------------------------------------------------------------------------------
- * Both hashes are sums of terms w * (2j + 1) * K over 64-bit words w at positions j (mod 2^64). Every multiplier
- * is odd, hence invertible, so changing any one word always changes the sum; and terms add, so appending values
- * to the raw head adds their terms to head_hash. A guard against corruption, not against forgery: validation of
- * every field, not the checksum, is what keeps any bytes from reading or writing out of bounds. */
-#define STATE_K 0x9e3779b97f4a7c15u
-#define HEAD_K 0xc2b2ae3d27d4eb4fu
+ * Fletcher's checksum over 64-bit words, taken a pair at a time into two streams (the two channels of the sums,
+ * or two fields): per stream a = the sum of its words, b = the sum of the running a's (mod 2^64). A change of any
+ * one word changes its stream's a, the words' order enters b, and a stream continues from a saved state, so the
+ * raw head's checksum grows with the head. Cheap (adds only) as it runs twice per update. A guard against
+ * corruption, not against forgery: validation of every field, not the checksum, is what keeps any bytes from
+ * reading or writing out of bounds. */
 
 static uint64_t bits_of(double v)
 {
@@ -26,48 +26,47 @@ static uint64_t bits_of(double v)
     return b;
 }
 
-/* A running sum of terms: add(&x, w) adds w * (2j + 1) * K for the word's position j. */
-typedef struct hash_sum {
-    uint64_t h, m;
-} hash_sum;
+/* Both streams at once (a pair of 64-bit lanes: one vector add on x86-64 and AArch64). */
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
 
-static hash_sum hash_from(uint64_t j, uint64_t k) { return (hash_sum){0, (2 * j + 1) * k}; }
-static void add(hash_sum *x, uint64_t w, uint64_t k)
+static void add_pair(nllk_fletcher *f, uint64_t x, uint64_t y)
 {
-    x->h += w * x->m;
-    x->m += 2 * k;
+    u64x2 a = {f->a[0], f->a[1]}, b = {f->b[0], f->b[1]};
+    a += (u64x2){x, y};
+    b += a;
+    f->a[0] = a[0], f->a[1] = a[1], f->b[0] = b[0], f->b[1] = b[1];
 }
 
-/* The terms of the raw head's values [from, to) (the head holds at most one block). */
-static uint64_t head_terms(const nllk_acc_impl *a, uint64_t from, uint64_t to)
+/* The four sums in one word that still changes with any one input word: a's factors are odd, b's even. */
+static uint64_t fold(const nllk_fletcher *f)
 {
-    hash_sum x = hash_from(2 * from, HEAD_K);
-    for (uint64_t i = from; i < to; i++) {
-        add(&x, bits_of(a->head.v[0][i]), HEAD_K);
-        add(&x, bits_of(a->head.v[1][i]), HEAD_K);
-    }
-    return x.h;
+    return f->a[0] + 0x9e3779b97f4a7c15u * f->a[1] + 0xc2b2ae3d27d4eb4eu * f->b[0] + 0x165667b19e3779f8u * f->b[1];
 }
 
-/* Over every header field, head_hash, the range and the values of the lanes and open nodes (the node count and
- * the nodes' places follow from the range, which validation checks first). */
+/* Continues f over the raw head's values [from, to) (the head holds at most one block). */
+static void add_head(nllk_fletcher *f, const nllk_acc_impl *a, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i < to; i++)
+        add_pair(f, bits_of(a->head.v[0][i]), bits_of(a->head.v[1][i]));
+}
+
+/* Over every header field, the head's checksum, the range and the values of the lanes and open nodes (the node
+ * count and the nodes' places follow from the range, which validation checks first). */
 static uint64_t state_checksum(const nllk_acc_impl *a)
 {
-    const uint64_t fields[] = {a->magic | (uint64_t)a->kind << 32,
-                               a->dtype | (uint64_t)a->target_type << 32,
-                               (uint32_t)a->log_input | (uint64_t)(uint32_t)a->full << 32,
-                               bits_of(a->eps), a->c, a->d, (uint64_t)a->ignore_index, a->head_hash,
-                               a->sum.begin, a->sum.end};
-    hash_sum x = hash_from(0, STATE_K);
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        add(&x, fields[i], STATE_K);
-    for (size_t i = 0; i < 2 * NLLK_LANES; i++)
-        add(&x, bits_of(a->sum.lanes[i]), STATE_K);
-    for (uint32_t k = 0; k < a->sum.nnodes; k++) {
-        add(&x, bits_of(a->sum.node[k].v[0]), STATE_K);
-        add(&x, bits_of(a->sum.node[k].v[1]), STATE_K);
-    }
-    return x.h;
+    nllk_fletcher f = {{0, 0}, {0, 0}};
+    add_pair(&f, a->magic | (uint64_t)a->kind << 32, a->dtype | (uint64_t)a->target_type << 32);
+    add_pair(&f, (uint32_t)a->log_input | (uint64_t)(uint32_t)a->full << 32, bits_of(a->eps));
+    add_pair(&f, a->c, a->d);
+    add_pair(&f, (uint64_t)a->ignore_index, a->sum.begin);
+    add_pair(&f, a->sum.end, 0);
+    add_pair(&f, a->head_check.a[0], a->head_check.a[1]);
+    add_pair(&f, a->head_check.b[0], a->head_check.b[1]);
+    for (size_t i = 0; i < 2 * NLLK_LANES; i += 2) /* neighbours: a vector load on some targets */
+        add_pair(&f, bits_of(a->sum.lanes[i]), bits_of(a->sum.lanes[i + 1]));
+    for (uint32_t k = 0; k < a->sum.nnodes; k++)
+        add_pair(&f, bits_of(a->sum.node[k].v[0]), bits_of(a->sum.node[k].v[1]));
+    return fold(&f);
 }
 
 /* ---- validation ---------------------------------------------------------------------------------------------- */
@@ -126,8 +125,10 @@ static nllk_acc_impl *valid_acc(const nllk_acc *acc, const char *name, int with_
     }
     if ((*st = check_fields(a, name)) != NLLK_OK)
         return NULL;
-    if (a->checksum != state_checksum(a) ||
-        (with_head && a->head_hash != head_terms(a, 0, nllk_sum_head_len(&a->sum)))) {
+    nllk_fletcher head = {{0, 0}, {0, 0}};
+    if (with_head)
+        add_head(&head, a, 0, nllk_sum_head_len(&a->sum));
+    if (a->checksum != state_checksum(a) || (with_head && memcmp(&head, &a->head_check, sizeof head) != 0)) {
         *st = nllk_fail(NLLK_ERR_INVALID_ARGUMENT,
                         "%s: checksum mismatch: its bytes were changed outside nllk (corrupted in transit or storage?)",
                         name);
@@ -166,7 +167,7 @@ nllk_status nllk_acc_seal(nllk_acc_impl *a)
         a->magic = 0;
         return st;
     }
-    a->head_hash = 0; /* an empty head */
+    a->head_check = (nllk_fletcher){{0, 0}, {0, 0}}; /* an empty head */
     a->checksum = state_checksum(a);
     return nllk_ok();
 }
@@ -182,10 +183,10 @@ nllk_acc_impl *nllk_acc_get(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype,
     return a;
 }
 
-/* After a's sum grew: the terms of the head values it gained (those past `had`), then the checksum. */
+/* After a's sum grew: the head values it gained (those past `had`) into the head's checksum, then the checksum. */
 static void reseal(nllk_acc_impl *a, uint64_t had)
 {
-    a->head_hash += head_terms(a, had, nllk_sum_head_len(&a->sum));
+    add_head(&a->head_check, a, had, nllk_sum_head_len(&a->sum));
     a->checksum = state_checksum(a);
 }
 

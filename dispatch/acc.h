@@ -9,6 +9,11 @@
 
 typedef enum { NLLK_ACC_POISSON = 1, NLLK_ACC_NLL = 2 } nllk_acc_kind;
 
+/* Fletcher's checksum of words taken a pair at a time (acc.c). */
+typedef struct nllk_fletcher {
+    uint64_t a[2], b[2];
+} nllk_fletcher;
+
 typedef struct nllk_acc_impl {
     uint32_t magic;
     uint32_t kind;
@@ -18,7 +23,7 @@ typedef struct nllk_acc_impl {
     double eps;               /* Poisson */
     uint64_t c, d;            /* NLL   */
     int64_t ignore_index;     /* NLL   */
-    uint64_t head_hash;       /* of the raw head's values: a sum of per-value terms, so appending adds terms */
+    nllk_fletcher head_check; /* of the raw head's values, in order (appending continues it) */
     uint64_t checksum;        /* of every field above and of the sum's range, lanes and node values */
     nllk_sum sum;
     nllk_sum_head head;

@@ -236,7 +236,7 @@ static void field_corruptions(const subject *u)
     CORRUPT("end = 2^64 - 1", "open nodes", a->sum.end = UINT64_MAX);
     CORRUPT("end + 1", NULL, a->sum.end++);
     CORRUPT("begin + 1", NULL, a->sum.begin++);
-    CORRUPT("head hash", "checksum", a->head_hash++);
+    CORRUPT("head checksum", "checksum", a->head_check.b[1]++);
     CORRUPT("checksum", "checksum", a->checksum ^= (uint64_t)1 << 40);
     CORRUPT("lane", NULL, a->sum.lanes[3] += 1.0); /* the checksum, or the lanes of no open block */
     if (g->sum.begin > 0)
