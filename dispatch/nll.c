@@ -281,7 +281,7 @@ nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type 
     a->c = c;
     a->d = d;
     a->ignore_index = ignore_index;
-    return nllk_ok();
+    return nllk_acc_seal(a);
 }
 
 static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, const void *input, const void *target,
@@ -312,7 +312,7 @@ static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, cons
     const size_t bad = nll_check_targets(&ctx, n);
     if (bad != n)
         return nll_target_error(&ctx.s, a->sum.end, bad);
-    nllk_sum_feed_parallel(&a->sum, &a->head, n, nll_sum_run, &ctx);
+    nllk_acc_feed(a, n, nll_sum_run, &ctx);
     return nllk_ok();
 }
 

@@ -122,7 +122,7 @@ nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int log_input
     a->log_input = log_input != 0;
     a->full = full != 0;
     a->eps = eps;
-    return nllk_ok();
+    return nllk_acc_seal(a);
 }
 
 static nllk_status poisson_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, const void *input, const void *target,
@@ -138,7 +138,7 @@ static nllk_status poisson_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, 
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
     poisson_ctx ctx = poisson_ctx_for(dt, input, target, a->log_input, a->full, a->eps);
     ctx.out = out;
-    nllk_sum_feed_parallel(&a->sum, &a->head, n, poisson_run, &ctx);
+    nllk_acc_feed(a, n, poisson_run, &ctx);
     return nllk_ok();
 }
 

@@ -1,5 +1,6 @@
 #include "sum.h"
 
+#include <math.h>
 #include <string.h>
 
 static uint64_t block_of(uint64_t i) { return i / NLLK_BLOCK; }
@@ -174,4 +175,41 @@ void nllk_sum_total(const nllk_sum *s, const nllk_sum_head *head, double total[2
     }
     total[0] = acc[0];
     total[1] = acc[1];
+}
+
+uint64_t nllk_sum_head_len(const nllk_sum *s) { return head_end(s) - s->begin; }
+
+/* The first open node of the complete blocks [lo, hi): the largest aligned power-of-two run starting at lo. */
+static unsigned first_level(uint64_t lo, uint64_t hi)
+{
+    const unsigned align = lo ? (unsigned)__builtin_ctzll(lo) : 63;
+    const unsigned fit = 63 - (unsigned)__builtin_clzll(hi - lo); /* floor(log2(hi - lo)), hi > lo */
+    return align < fit ? align : fit;
+}
+
+const char *nllk_sum_check(const nllk_sum *s)
+{
+    if (s->end < s->begin)
+        return "end < begin";
+    if (s->nnodes > NLLK_SUM_MAX_NODES)
+        return "more open nodes than the state holds";
+    /* The complete blocks folded into nodes are those from the first boundary at or after begin to end's block;
+     * feeding them left to right leaves exactly their split into maximal aligned power-of-two runs. */
+    const uint64_t hi = block_of(s->end);
+    uint32_t k = 0;
+    for (uint64_t lo = block_of(s->begin) + !on_boundary(s->begin); lo < hi; k++) {
+        const unsigned level = first_level(lo, hi);
+        if (k == s->nnodes)
+            return "fewer open nodes than the range has";
+        if (s->node[k].level != level || s->node[k].index != lo >> level)
+            return "an open node is not the range's";
+        lo += (uint64_t)1 << level;
+    }
+    if (k != s->nnodes)
+        return "more open nodes than the range has";
+    if (in_head(s) || on_boundary(s->end))  /* no open block: its lanes are cleared */
+        for (int i = 0; i < 2 * NLLK_LANES; i++)
+            if (s->lanes[i] != 0.0 || signbit(s->lanes[i]))
+                return "lanes hold values but no block is open";
+    return NULL;
 }

@@ -63,4 +63,12 @@ void nllk_sum_merge(nllk_sum *left, nllk_sum_head *left_head, const nllk_sum *ri
 /* The totals of both channels. For a sum that begins at 0 these are the canonical tree's values. */
 void nllk_sum_total(const nllk_sum *s, const nllk_sum_head *head, double total[2]);
 
+/* How many raw values `head` holds: those of elements [begin, begin + len). */
+uint64_t nllk_sum_head_len(const nllk_sum *s);
+
+/* NULL if s is a state that init, feed and merge can reach for its range [begin, end): begin <= end, its open
+ * nodes exactly the range's, the lanes clear when no block is open; else what is wrong. Values are not checked.
+ * Reads only s->node[0 .. min(nnodes, NLLK_SUM_MAX_NODES)), so any bytes may be checked. */
+const char *nllk_sum_check(const nllk_sum *s);
+
 #endif

@@ -334,8 +334,20 @@ NLLK_API int nllk_get_num_threads(void);
  * shards merged left to right (or in any bracketing that keeps the order) to the one-shot bits.
  *
  * nllk_acc is a plain fixed-size value (about 70 KiB, no pointers, no allocation): put it anywhere, copy it
- * with memcpy, send its bytes to another process of the same build. It remembers its loss, dtype, options
- * and the global element range [begin, end) it covers.
+ * with memcpy, send its bytes to another process of the same build (the layout is the build's: same nllk
+ * version, same architecture). It remembers its loss, dtype, options and the global element range [begin, end)
+ * it covers.
+ *
+ * Bytes from outside are validated, never trusted. Every call that reads an accumulator (update, merge — both
+ * sides —, range, result) checks every field: initialized (magic number), kind, dtype, the options of its loss
+ * (log_input and full 0 or 1; eps any value, as in the one-shot call; target_type; d >= 1 and a sample of c*d
+ * elements addressable; the other loss's options zero), begin <= end, the canonical sum's open nodes exactly
+ * those of [begin, end), and a checksum over all of them and the partial sums. An accumulator that is corrupted,
+ * truncated or padded with garbage, or not an accumulator at all, gives NLLK_ERR_INVALID_ARGUMENT with a message
+ * naming what is wrong, and nothing is changed; no bytes make a call crash or access memory out of bounds. The
+ * checksum detects any change of one 64-bit word and accidental corruption, not deliberate forgery (it is not a
+ * MAC). An update does not recheck the up to 4096 raw values kept by a shard that begins inside a block (it
+ * never reads them, and stays fast): a corruption there is reported by the next merge, range or result.
  *
  * Element numbering: Poisson element i is input[i]; NLL element i*d + j is (sample i, position j).
  * The per-element losses of a chunk are returned by the *_update_out_* variants (the values of the one-shot call
@@ -362,7 +374,7 @@ NLLK_API nllk_status nllk_poisson_acc_init(nllk_acc *acc, nllk_dtype dtype, int 
                                            uint64_t begin);
 
 /* Folds the next n elements (global indices end .. end+n-1). The dtype must be the accumulator's.
- * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not a Poisson accumulator of this dtype, or
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not a valid Poisson accumulator of this dtype, or
  * the count would pass 2^64). On failure the accumulator is unchanged. */
 NLLK_API nllk_status nllk_poisson_acc_update_f32(nllk_acc *acc, const float *input, const float *target, size_t n);
 NLLK_API nllk_status nllk_poisson_acc_update_f64(nllk_acc *acc, const double *input, const double *target,
@@ -375,7 +387,8 @@ NLLK_API nllk_status nllk_poisson_acc_update_out_f64(nllk_acc *acc, const double
 
 /* Starts an NLL accumulator for inputs of c classes and d positions per sample, at global flat element
  * `begin` (= i*d + j). The weight, if any, is passed with every update (it is not copied).
- * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (dtype, target_type, d == 0). */
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (dtype, target_type, d == 0, c*d elements of the
+ * dtype overflow size_t bytes). */
 NLLK_API nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c,
                                        size_t d, int64_t ignore_index, uint64_t begin);
 
@@ -385,7 +398,7 @@ NLLK_API nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_tar
  *            element reads input[t*d + end % d]; later samples follow at c*d strides.
  *   target   the chunk's n targets (target[0] is element end's).
  *   weight   c class weights or NULL; pass the same weights to every update of a dataset.
- * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not an NLL accumulator of this dtype),
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (not a valid NLL accumulator of this dtype),
  * NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_TARGET_OUT_OF_RANGE (the message names the lowest offending GLOBAL flat
  * index, its sample and position; nllk_last_error_index() gives that index). On failure the accumulator is
  * unchanged (targets are checked first) and nothing is written to out. */
@@ -401,10 +414,12 @@ NLLK_API nllk_status nllk_nll_acc_update_out_f64(nllk_acc *acc, const double *in
                                                  size_t n, const double *weight, double *out);
 
 /* Appends `right` to `left`. Requires the same loss, dtype and options, and right's begin == left's end.
- * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (mismatch; left unchanged). */
+ * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (either not a valid accumulator, or a mismatch;
+ * left unchanged). */
 NLLK_API nllk_status nllk_acc_merge(nllk_acc *left, const nllk_acc *right);
 
-/* The accumulator's global range [begin, end). */
+/* The accumulator's global range [begin, end). Errors: NLLK_ERR_NULL_POINTER (acc), NLLK_ERR_INVALID_ARGUMENT
+ * (not a valid accumulator; *begin and *end unchanged). */
 NLLK_API nllk_status nllk_acc_range(const nllk_acc *acc, uint64_t *begin, uint64_t *end);
 
 /* The result over everything folded so far, equal to the one-shot call's bits when begin == 0:
@@ -414,7 +429,8 @@ NLLK_API nllk_status nllk_acc_range(const nllk_acc *acc, uint64_t *begin, uint64
  *                 NULL to skip.
  *   count         the number of elements folded (end - begin). NULL to skip.
  * For begin != 0 (a shard) the values are that shard's own, summed in a fixed order: merge shards instead
- * of adding their results. */
+ * of adding their results.
+ * Errors: NLLK_ERR_NULL_POINTER (acc, value), NLLK_ERR_INVALID_ARGUMENT (not a valid accumulator; reduction). */
 NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reduction, double *value,
                                      double *total_weight, uint64_t *count);
 

@@ -23,6 +23,17 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNLLK_SANITIZE=ON -DNLLK_PYTH
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest --output-on-failure -j"$jobs")
 
+echo "== accumulator-state fuzzer (clang-14 libFuzzer, ASan + UBSan): fuzz_acc for 60 s from tests/fuzz/corpus_acc"
+CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNLLK_FUZZ=ON -DNLLK_SANITIZE=ON \
+  -DNLLK_PYTHON_TESTS=OFF -DNLLK_BUILD_APPS=OFF -DNLLK_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_acc
+mkdir -p build-fuzz/corpus_acc # new inputs go here, not into the committed seeds
+if ! build-fuzz/tests/fuzz_acc build-fuzz/corpus_acc tests/fuzz/corpus_acc -max_total_time=60 -timeout=30 \
+     -artifact_prefix=build-fuzz/ -print_final_stats=1 >build-fuzz/fuzz_acc.log 2>&1; then
+  tail -n 80 build-fuzz/fuzz_acc.log; echo "fuzz_acc failed: the input is build-fuzz/crash-* (or timeout-*)"; exit 1
+fi
+grep -E '^(Done|stat::)' build-fuzz/fuzz_acc.log
+
 echo "== ThreadSanitizer (clang + libomp + Archer): test_threads"
 scripts/tsan.sh
 

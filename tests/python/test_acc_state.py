@@ -137,9 +137,6 @@ print("done", flush=True)
 """
 
 
-# Strict: this marker must go when libnllk validates the accumulator state (issue 16 item 12, C side): then the
-# test passes, and a strict xfail that passes is reported as a failure.
-@pytest.mark.xfail(strict=True, reason="libnllk does not validate accumulator state yet (issue 16 item 12)")
 def test_corrupted_state_bytes_raise_instead_of_crashing():
     r = subprocess.run([sys.executable, "-c", _CHILD, PYDIR], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.endswith("done\n"), \
