@@ -335,14 +335,15 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * from memory once; no online rescaling, whose extra exp would round differently.
  * A NaN logit, a +Inf logit or a row of -Inf logits gives NaN (as PyTorch); -Inf in some classes is exact
  * (exp gives 0). Accuracy (f32): s is exact to ~2^-40 relative for any c up to 2^24, so the per-position loss is
- * within about 2 ulp of the exact value of its f32 inputs plus the rounding of (x_t - m); f64: s carries about
+ * within a few ulp of the exact value plus the inherent roundings of the x_k - m in the dtype (as in PyTorch) and
+ * 2^-53 absolute (the double sum); f64: s carries about
  * c/16 * 2^-53 relative error in the worst case (sqrt of that typically).
  *
  * Class-index targets (t = target[i*d + j], types as NLL; w_k = weight[k] or 1; ls = label_smoothing):
  *   ignored (t == ignore_index):  loss = +0, weight = 0
  *   otherwise:  nll = -(log_softmax_t * w_t)
  *               ls == 0:  loss = nll
- *               ls > 0 :  smooth = logsum * W - D in double, rounded to the dtype, where W = sum_k w_k and
+ *               ls > 0 :  smooth = -(D - logsum * W) in double, rounded to the dtype, where W = sum_k w_k and
  *                         D = sum_k (double)(w_k * (x_k - m)) (each product in the dtype; both sums in the lane
  *                         order above); this equals -sum_k w_k * log_softmax_k (PyTorch's smoothing term);
  *                         loss = (1 - ls) * nll + (ls / c) * smooth  in the dtype, the factors rounded to it
@@ -353,7 +354,7 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  *          so one denominator serves both terms; an empty or all-ignored batch gives NaN, as in PyTorch.
  * Probability targets (target has the input's shape; q_k = target[(i*c + k)*d + j]; ls > 0 first replaces
  * q_k by q_k * (1 - ls) + ls / c in the dtype, as PyTorch):
- *   loss = logsum * B - A in double, rounded to the dtype, where B = sum_k (double)(q_k * w_k) and
+ *   loss = -(A - logsum * B) in double, rounded to the dtype, where B = sum_k (double)(q_k * w_k) and
  *          A = sum_k (double)((q_k * w_k) * (x_k - m)) (products in the dtype; sums in the lane order above);
  *          this is -sum_k w_k * q_k * log_softmax_k (a -Inf logit with q_k * w_k = 0 gives NaN, as PyTorch);
  *   sum  = the canonical sum of loss; mean = sum / (n*d) (NaN when n*d = 0), as PyTorch.
@@ -365,7 +366,9 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  *   class index: G_k = -(w_t * gn) * [k == t] - w_k * gs,  gn = (1 - ls) * g (g when ls == 0),
  *                gs = (ls / c) * g (no term when ls == 0);  all G_k = 0 at ignored positions
  *   probabilities: G_k = -(g * q_k) * w_k   (q after smoothing)
- *   grad_input_k = G_k - p_k * S,  S = sum_k G_k  (in double, exactly where it has one term, rounded to the dtype)
+ *   grad_input_k = G_k - p_k * S,  S = sum_k G_k in double, rounded to the dtype: class index -(w_t * gn) - gs * W
+ *                  (just -(w_t * gn) when ls == 0), probabilities -g * B
+ *   W = sum_k w_k (c without weights) in the class-lane order above.
  *   grad_target_k (probabilities) = -(g * w_k) * (x_k - lse) * (1 - ls)  ((1 - ls) omitted when ls == 0)
  *
  * Errors (every function): NLLK_ERR_NULL_POINTER, NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_INVALID_ARGUMENT (reduction,
