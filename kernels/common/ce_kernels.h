@@ -41,6 +41,9 @@ enum { CE_S = 0, CE_SMOOTH = 1 /* D = sum w (x - m) */, CE_PROB = 2 /* A = sum q
 
 /* ---- rows ----------------------------------------------------------------------------------------------------- */
 
+/* The exact max (order-free, so any vector walk gives the same value): four accumulators, the last partial vector as
+ * the row's last whole one (overlapping, max is idempotent), one vector reduced in scalar. */
+INLINE vec_t ce_vmax(vec_t a, vec_t b) { return v_select(v_le(a, b), b, a); }
 INLINE elem_t ce_row_max(const elem_t *x, size_t c)
 {
     vec_t mv[4];
@@ -48,45 +51,73 @@ INLINE elem_t ce_row_max(const elem_t *x, size_t c)
         mv[u] = v_set1(-INFINITY);
     size_t k = 0;
     for (; k + 4 * VW <= c; k += 4 * VW)
-        for (int u = 0; u < 4; u++) {
-            const vec_t xv = v_load(x + k + (size_t)u * VW);
-            mv[u] = v_select(v_le(mv[u], xv), xv, mv[u]);
-        }
-    elem_t buf[4 * VW], m = -INFINITY;
-    for (int u = 0; u < 4; u++)
-        v_store(buf + u * VW, mv[u]);
-    for (size_t i = 0; i < 4 * VW; i++)
+        for (int u = 0; u < 4; u++)
+            mv[u] = ce_vmax(mv[u], v_load(x + k + (size_t)u * VW));
+    for (; k + VW <= c; k += VW)
+        mv[0] = ce_vmax(mv[0], v_load(x + k));
+    elem_t m = -INFINITY;
+    if (k < c) {
+        if (c >= VW)
+            mv[1] = ce_vmax(mv[1], v_load(x + c - VW));
+        else
+            for (; k < c; k++)
+                m = ce_max(m, x[k]);
+    }
+    elem_t buf[VW];
+    v_store(buf, ce_vmax(ce_vmax(mv[0], mv[1]), ce_vmax(mv[2], mv[3])));
+    for (size_t i = 0; i < VW; i++)
         m = ce_max(m, buf[i]);
-    for (; k < c; k++)
-        m = ce_max(m, x[k]);
     return m + (elem_t)0; /* -0 reads as +0 */
 }
 
-/* res[0] = s, res[1] = D (CE_SMOOTH) or A (CE_PROB), res[2] = B (CE_PROB). */
+/* res[0] = s, res[1] = D (CE_SMOOTH) or A (CE_PROB), res[2] = B (CE_PROB).
+ * The exps of a chunk of CE_CHUNK classes go to a stack buffer first, then into the lanes (as the Poisson kernels
+ * do): exp is a call that clobbers every vector register, so adding across it would spill the lanes each time.
+ * Chunks start at multiples of 16 and pad with +0.0 (bit-neutral), so every class still lands in lane k % 16 in
+ * increasing k. */
+#define CE_CHUNK 512
 INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, elem_t m, ce_factors f,
                         const int mode, double *res)
 {
+    elem_t buf[CE_CHUNK];
     vacc_t s[G], a[G], b[G];
     for (int j = 0; j < G; j++)
         s[j] = a[j] = b[j] = v_acc_zero();
     const vec_t mv = v_set1((double)m);
-    for (size_t k = 0; k < c; k += 16)
-        for (int j = 0; j < G; j++) {
-            const size_t o = k + (size_t)j * VW;
-            if (o >= c)
-                break;
-            const size_t mm = c - o;
-            const vec_t dv = v_sub(ce_ld(x + o, mm), mv);
-            s[j] = v_acc_add(s[j], ce_keep(v_exp(dv), mm));
-            if (mode == CE_SMOOTH)
-                a[j] = v_acc_add(a[j], ce_keep(w ? v_mul(ce_ld(w + o, mm), dv) : dv, mm));
-            if (mode == CE_PROB) {
-                const vec_t qs = ce_qs(ce_ld(q + o, mm), f);
-                const vec_t qw = w ? v_mul(qs, ce_ld(w + o, mm)) : qs;
-                b[j] = v_acc_add(b[j], ce_keep(qw, mm));
-                a[j] = v_acc_add(a[j], ce_keep(v_mul(qw, dv), mm));
-            }
+    for (size_t k0 = 0; k0 < c; k0 += CE_CHUNK) {
+        const size_t len = c - k0 < CE_CHUNK ? c - k0 : CE_CHUNK, padded = (len + 15) / 16 * 16;
+        const elem_t *xs = x + k0;
+        size_t o = 0;
+        for (; o + VW <= len; o += VW)
+            v_store(buf + o, v_exp(v_sub(v_load(xs + o), mv)));
+        if (o < len) {
+            v_store(buf + o, ce_keep(v_exp(v_sub(v_load_n(xs + o, len - o), mv)), len - o));
+            o += VW;
         }
+        for (; o < padded; o += VW)
+            v_store(buf + o, v_set1(0.0));
+        for (size_t g = 0; g < padded; g += 16)
+            for (int j = 0; j < G; j++)
+                s[j] = v_acc_add(s[j], v_load(buf + g + (size_t)j * VW));
+        if (mode == CE_S)
+            continue;
+        for (size_t g = 0; g < len; g += 16)
+            for (int j = 0; j < G; j++) {
+                const size_t oo = g + (size_t)j * VW;
+                if (oo >= len)
+                    break;
+                const size_t mm = len - oo;
+                const vec_t dv = v_sub(ce_ld(xs + oo, mm), mv);
+                if (mode == CE_SMOOTH)
+                    a[j] = v_acc_add(a[j], ce_keep(w ? v_mul(ce_ld(w + k0 + oo, mm), dv) : dv, mm));
+                if (mode == CE_PROB) {
+                    const vec_t qs = ce_qs(ce_ld(q + k0 + oo, mm), f);
+                    const vec_t qw = w ? v_mul(qs, ce_ld(w + k0 + oo, mm)) : qs;
+                    b[j] = v_acc_add(b[j], ce_keep(qw, mm));
+                    a[j] = v_acc_add(a[j], ce_keep(v_mul(qw, dv), mm));
+                }
+            }
+    }
     double l[16];
     for (int j = 0; j < G; j++)
         v_acc_store(l + j * VW, s[j]);
@@ -148,7 +179,10 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg,
         if (!ign || lse) {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
-            ce_row_stats(row, NULL, w, c, f, f.smooth && !ign ? CE_SMOOTH : CE_S, &m, &logsum, res);
+            if (f.smooth && !ign)
+                ce_row_stats(row, NULL, w, c, f, CE_SMOOTH, &m, &logsum, res);
+            else
+                ce_row_stats(row, NULL, w, c, f, CE_S, &m, &logsum, res);
             if (lse)
                 lse[k] = m + logsum;
             if (!ign) {
@@ -285,7 +319,7 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
     vec_t mv = v_set1(-INFINITY);
     for (size_t k = 0; k < c; k++) {
         const vec_t xv = ce_ld(x + k * cs, mm);
-        mv = v_select(v_le(mv, xv), xv, mv);
+        mv = ce_vmax(mv, xv);
     }
     mv = v_add(mv, v_set1(0.0)); /* -0 reads as +0 */
     vacc_t s[16], a[16], b[16];
