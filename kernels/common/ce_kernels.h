@@ -77,7 +77,7 @@ INLINE elem_t ce_row_max(const elem_t *x, size_t c)
  * increasing k. */
 #define CE_CHUNK 512
 INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, elem_t m, ce_factors f,
-                        const int mode, double *res)
+                        const int mode, const elem_t *next, double *res)
 {
     elem_t buf[CE_CHUNK];
     vacc_t s[G], a[G], b[G];
@@ -88,8 +88,11 @@ INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_
         const size_t len = c - k0 < CE_CHUNK ? c - k0 : CE_CHUNK, padded = (len + 15) / 16 * 16;
         const elem_t *xs = x + k0;
         size_t o = 0;
-        for (; o + VW <= len; o += VW)
+        for (; o + VW <= len; o += VW) {
+            if (next) /* the next row, while this one computes: its max pass then finds it in cache */
+                __builtin_prefetch(next + k0 + o);
             v_store(buf + o, v_exp(v_sub(v_load(xs + o), mv)));
+        }
         if (o < len) {
             v_store(buf + o, ce_keep(v_exp(v_sub(v_load_n(xs + o, len - o), mv)), len - o));
             o += VW;
@@ -157,10 +160,10 @@ INLINE double ce_row_bsum(const elem_t *q, const elem_t *w, size_t c, ce_factors
 
 /* One row's max, sums and logsum. */
 INLINE void ce_row_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, ce_factors f, const int mode,
-                         elem_t *m, elem_t *logsum, double *res)
+                         const elem_t *next, elem_t *m, elem_t *logsum, double *res)
 {
     *m = ce_row_max(x, c);
-    ce_row_sums(x, q, w, c, *m, f, mode, res);
+    ce_row_sums(x, q, w, c, *m, f, mode, next, res);
     ce_logsums(res, 1, logsum);
 }
 
@@ -174,15 +177,15 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg,
         if (ce_bad(t, r))
             return k;
         const int ign = t == r->ignore_index;
-        const elem_t *row = x + k * r->k_stride;
+        const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
         elem_t loss = 0, wt = 0;
         if (!ign || lse) {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
             if (f.smooth && !ign)
-                ce_row_stats(row, NULL, w, c, f, CE_SMOOTH, &m, &logsum, res);
+                ce_row_stats(row, NULL, w, c, f, CE_SMOOTH, next, &m, &logsum, res);
             else
-                ce_row_stats(row, NULL, w, c, f, CE_S, &m, &logsum, res);
+                ce_row_stats(row, NULL, w, c, f, CE_S, next, &m, &logsum, res);
             if (lse)
                 lse[k] = m + logsum;
             if (!ign) {
@@ -216,7 +219,7 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
         } else {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
-            ce_row_stats(row, NULL, w, c, f, CE_S, &m, &logsum, res);
+            ce_row_stats(row, NULL, w, c, f, CE_S, NULL, &m, &logsum, res);
             l = m + logsum;
         }
         const elem_t gk = g[k * g_stride];
@@ -229,8 +232,11 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
         }
         const int sm = f.smooth && !ign;
         const vec_t lv = v_set1((double)l), sv = v_set1((double)sum), gsv = v_set1((double)gs);
+        const elem_t *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
         for (size_t o = 0; o < c; o += VW) {
             const size_t mm = c - o;
+            if (next)
+                __builtin_prefetch(next + o);
             const vec_t p = v_exp(v_sub(ce_ld(row + o, mm), lv));
             vec_t gv = !ign && t >= (int64_t)o && t < (int64_t)(o + VW) ? v_mzero(1u << (t - (int64_t)o), v_set1(gt))
                                                                        : v_set1(0.0);
@@ -249,7 +255,7 @@ INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
     for (size_t k = 0; k < r->len; k++) {
         elem_t m, logsum;
         double res[3] = {0, 0, 0};
-        ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, &m, &logsum, res);
+        ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, NULL, &m, &logsum, res);
         const elem_t loss = ce_prob_loss(logsum, res[2], res[1]);
         if (lse)
             lse[k] = m + logsum;
@@ -288,7 +294,7 @@ INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
         } else {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
-            ce_row_stats(row, qrow, w, c, f, CE_PROB, &m, &logsum, res);
+            ce_row_stats(row, qrow, w, c, f, CE_PROB, NULL, &m, &logsum, res);
             l = m + logsum;
             bsum = res[2];
         }
