@@ -52,8 +52,7 @@ static double ce_weight_sum(const nllk_dtype_desc *dt, const void *weight, size_
     return l[0];
 }
 
-static ce_ctx ce_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight, size_t c, size_t d,
-                         double ls)
+static ce_ctx ce_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight, size_t c, size_t d, double ls)
 {
     return (ce_ctx){.dt = dt,
                     .k = nllk_active()->kernels[dt->slot],
@@ -142,8 +141,8 @@ static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
             c->k->ce_prob_bwd(&r, x, nllk_elem(dt, c->target, x_off), c->weight, opt_celem(dt, c->lse_in, f), g,
                               c->g_stride, nllk_elem_mut(dt, c->gx, x_off), opt_elem(dt, c->gq, x_off));
         else
-            c->k->ce_bwd[c->tt](&r, x, c->target + f * ce_target_sizes[c->tt], c->weight,
-                                opt_celem(dt, c->lse_in, f), g, c->g_stride, nllk_elem_mut(dt, c->gx, x_off));
+            c->k->ce_bwd[c->tt](&r, x, c->target + f * ce_target_sizes[c->tt], c->weight, opt_celem(dt, c->lse_in, f),
+                                g, c->g_stride, nllk_elem_mut(dt, c->gx, x_off));
         done += r.len;
     }
     return len;
@@ -339,8 +338,8 @@ nllk_status nllk_cross_entropy_fwd_f32(const float *input, const void *target, n
     return ce_fwd(&nllk_dtype_f32, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
                   reduction, out, total_weight, lse);
 }
-nllk_status nllk_cross_entropy_fwd_f64(const double *input, const void *target, nllk_target_type target_type,
-                                       size_t n, size_t c, size_t d, const double *weight, int64_t ignore_index,
+nllk_status nllk_cross_entropy_fwd_f64(const double *input, const void *target, nllk_target_type target_type, size_t n,
+                                       size_t c, size_t d, const double *weight, int64_t ignore_index,
                                        double label_smoothing, nllk_reduction reduction, double *out,
                                        double *total_weight, double *lse)
 {
@@ -357,10 +356,9 @@ nllk_status nllk_cross_entropy_bwd_f32(const float *grad_output, const float *in
                   label_smoothing, reduction, total_weight, lse, grad_input, NULL);
 }
 nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const double *input, const void *target,
-                                       nllk_target_type target_type, size_t n, size_t c, size_t d,
-                                       const double *weight, int64_t ignore_index, double label_smoothing,
-                                       nllk_reduction reduction, double total_weight, const double *lse,
-                                       double *grad_input)
+                                       nllk_target_type target_type, size_t n, size_t c, size_t d, const double *weight,
+                                       int64_t ignore_index, double label_smoothing, nllk_reduction reduction,
+                                       double total_weight, const double *lse, double *grad_input)
 {
     return ce_bwd(&nllk_dtype_f64, grad_output, input, target, 0, target_type, n, c, d, weight, ignore_index,
                   label_smoothing, reduction, total_weight, lse, grad_input, NULL);
@@ -381,21 +379,21 @@ nllk_status nllk_cross_entropy_prob_fwd_f64(const double *input, const double *t
                   out, NULL, lse);
 }
 
-nllk_status nllk_cross_entropy_prob_bwd_f32(const float *grad_output, const float *input, const float *target,
-                                            size_t n, size_t c, size_t d, const float *weight, double label_smoothing,
+nllk_status nllk_cross_entropy_prob_bwd_f32(const float *grad_output, const float *input, const float *target, size_t n,
+                                            size_t c, size_t d, const float *weight, double label_smoothing,
                                             nllk_reduction reduction, const float *lse, float *grad_input,
                                             float *grad_target)
 {
-    return ce_bwd(&nllk_dtype_f32, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0,
-                  label_smoothing, reduction, 0.0, lse, grad_input, grad_target);
+    return ce_bwd(&nllk_dtype_f32, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing,
+                  reduction, 0.0, lse, grad_input, grad_target);
 }
 nllk_status nllk_cross_entropy_prob_bwd_f64(const double *grad_output, const double *input, const double *target,
-                                            size_t n, size_t c, size_t d, const double *weight,
-                                            double label_smoothing, nllk_reduction reduction, const double *lse,
-                                            double *grad_input, double *grad_target)
+                                            size_t n, size_t c, size_t d, const double *weight, double label_smoothing,
+                                            nllk_reduction reduction, const double *lse, double *grad_input,
+                                            double *grad_target)
 {
-    return ce_bwd(&nllk_dtype_f64, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0,
-                  label_smoothing, reduction, 0.0, lse, grad_input, grad_target);
+    return ce_bwd(&nllk_dtype_f64, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing,
+                  reduction, 0.0, lse, grad_input, grad_target);
 }
 
 nllk_status nllk_cross_entropy_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c,
@@ -434,13 +432,13 @@ nllk_status nllk_cross_entropy_prob_acc_update_f32(nllk_acc *acc, const float *i
 {
     return ce_acc_update(&nllk_dtype_f32, 1, acc, input, target, n, weight, NULL);
 }
-nllk_status nllk_cross_entropy_prob_acc_update_f64(nllk_acc *acc, const double *input, const double *target,
-                                                   size_t n, const double *weight)
+nllk_status nllk_cross_entropy_prob_acc_update_f64(nllk_acc *acc, const double *input, const double *target, size_t n,
+                                                   const double *weight)
 {
     return ce_acc_update(&nllk_dtype_f64, 1, acc, input, target, n, weight, NULL);
 }
-nllk_status nllk_cross_entropy_prob_acc_update_out_f32(nllk_acc *acc, const float *input, const float *target,
-                                                       size_t n, const float *weight, float *out)
+nllk_status nllk_cross_entropy_prob_acc_update_out_f32(nllk_acc *acc, const float *input, const float *target, size_t n,
+                                                       const float *weight, float *out)
 {
     return ce_acc_update(&nllk_dtype_f32, 1, acc, input, target, n, weight, out);
 }
