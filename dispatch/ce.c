@@ -128,6 +128,31 @@ static size_t ce_sum_run(void *vctx, size_t off, size_t len, double *lanes)
 
 static size_t ce_none_span(void *vctx, size_t off, size_t len) { return ce_fwd_span(vctx, off, len, NULL); }
 
+static int64_t ce_target_value(const ce_ctx *c, size_t f);
+
+/* Room for one block's losses in any dtype. */
+typedef struct nllk_scalar_block {
+    nllk_scalar v[NLLK_BLOCK / (sizeof(nllk_scalar) / sizeof(double))];
+} nllk_scalar_block;
+
+/* The lanes of positions whose losses are already in c->out: what the kernels add (the loss, and the weight w_t,
+ * 0 when ignored, or 1 per position for probabilities), in the same order. */
+static size_t ce_buffer_run(void *vctx, size_t off, size_t len, double *lanes)
+{
+    const ce_ctx *c = vctx;
+    for (size_t k = 0; k < len; k++) {
+        const size_t f = off + k;
+        double w = 1.0;
+        if (!c->prob) {
+            const int64_t t = ce_target_value(c, f);
+            w = t == c->ignore_index ? 0.0 : c->weight ? c->dt->load(nllk_elem(c->dt, c->weight, (size_t)t)) : 1.0;
+        }
+        lanes[k % NLLK_LANES] += c->dt->load(nllk_elem(c->dt, c->out, f));
+        lanes[NLLK_LANES + k % NLLK_LANES] += w;
+    }
+    return len;
+}
+
 static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
 {
     const ce_ctx *c = vctx;
@@ -232,7 +257,18 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
     nllk_sum s;
     double total[2];
     nllk_sum_init(&s, 0);
-    const size_t done = nllk_sum_feed_parallel_grain(&s, NULL, nd, grain, ce_sum_run, &ctx);
+    size_t done;
+    if (nd <= NLLK_BLOCK && nllk_threads_for(nd, grain) > 1) {
+        /* one block of costly positions (e.g. a few thousand rows of a huge vocabulary): the threads share it,
+         * writing the losses to a stack buffer, which is then summed in the canonical order (the same bits) */
+        nllk_scalar_block buf;
+        ctx.out = buf.v;
+        done = nllk_parallel_spans(nd, grain, ce_none_span, &ctx);
+        if (done == nd)
+            done = nllk_sum_feed(&s, NULL, nd, ce_buffer_run, &ctx);
+    } else {
+        done = nllk_sum_feed_parallel_grain(&s, NULL, nd, grain, ce_sum_run, &ctx);
+    }
     if (done != nd)
         return ce_target_error(&ctx, 0, done);
     nllk_sum_total(&s, NULL, total);

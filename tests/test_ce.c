@@ -488,6 +488,58 @@ static void bits(void)
         }
 }
 
+/* One block of costly positions (nd <= 4096, large c): the one-shot call shares the block between threads; its
+ * MEAN/SUM must equal the single-thread call's and the accumulator's bits. */
+static void one_block_bits(void)
+{
+    static const size_t shapes[][3] = {{300, 3000, 1}, {2, 300, 1500}, {4096, 200, 1}, {17, 1000, 1}};
+    for (size_t si = 0; si < 4; si++)
+        for (int prob = 0; prob < 2; prob++)
+            for (int sm = 0; sm < 2; sm++) {
+                const size_t n = shapes[si][0], c = shapes[si][1], d = shapes[si][2], nd = n * d, ncd = nd * c;
+                const double ls = sm ? 0.2 : 0.0;
+                float *x = malloc(ncd * sizeof *x), *q = malloc(ncd * sizeof *q), *w = malloc(c * sizeof *w);
+                int64_t *t = malloc(nd * sizeof *t);
+                for (size_t e = 0; e < ncd; e++)
+                    x[e] = (float)tu_uniform(-6, 6), q[e] = (float)tu_unit();
+                for (size_t f = 0; f < nd; f++)
+                    t[f] = f % 9 == 4 ? -100 : (int64_t)tu_below(c);
+                for (size_t k = 0; k < c; k++)
+                    w[k] = (float)tu_uniform(0.5, 1.5);
+                float r[2][2][2]; /* threads, reduction, (value, total_weight) */
+                for (int th = 1; th <= 2; th++) {
+                    nllk_set_num_threads(th);
+                    for (int red = 1; red <= 2; red++) {
+                        float *o = r[th - 1][red - 1];
+                        if (prob)
+                            CHECK_OK(nllk_cross_entropy_prob_fwd_f32(x, q, n, c, d, sm ? w : NULL, ls,
+                                                                     (nllk_reduction)red, o, NULL));
+                        else
+                            CHECK_OK(nllk_cross_entropy_fwd_f32(x, t, NLLK_TARGET_I64, n, c, d, sm ? w : NULL, -100, ls,
+                                                                (nllk_reduction)red, o, o + 1, NULL));
+                    }
+                }
+                nllk_set_num_threads(0);
+                nllk_acc acc;
+                if (prob) {
+                    CHECK_OK(nllk_cross_entropy_prob_acc_init(&acc, NLLK_F32, c, d, ls, 0));
+                    CHECK_OK(nllk_cross_entropy_prob_acc_update_f32(&acc, x, q, nd, sm ? w : NULL));
+                } else {
+                    CHECK_OK(nllk_cross_entropy_acc_init(&acc, NLLK_F32, NLLK_TARGET_I64, c, d, -100, ls, 0));
+                    CHECK_OK(nllk_cross_entropy_acc_update_f32(&acc, x, t, nd, sm ? w : NULL));
+                }
+                double mean, sum, tw;
+                CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_MEAN, &mean, &tw, NULL));
+                CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_SUM, &sum, NULL, NULL));
+                for (int th = 0; th < 2; th++)
+                    CHECK(r[th][0][0] == (float)mean && r[th][1][0] == (float)sum && (prob || r[th][0][1] == (float)tw),
+                          "one block n=%zu c=%zu d=%zu prob=%d ls=%g, %d thread(s): mean %.9g sum %.9g, "
+                          "accumulator %.9g %.9g",
+                          n, c, d, prob, ls, th + 1, r[th][0][0], r[th][1][0], mean, sum);
+                free(x), free(q), free(w), free(t);
+            }
+}
+
 int main(void)
 {
     tu_require_isa();
@@ -495,5 +547,6 @@ int main(void)
     reference_sweep();
     extremes();
     bits();
+    one_block_bits();
     return tu_summary();
 }
