@@ -86,6 +86,7 @@ typedef struct nll_ctx {
     const void *g; /* backward: grad_output, g_stride 0 or 1                              */
     size_t g_stride;
     void *gx; /* backward: grad_input                                               */
+    int stream; /* backward, N-D: streaming stores (grad_input beyond the caches)     */
 } nll_ctx;
 
 static nll_ctx nll_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight)
@@ -166,6 +167,22 @@ static void nll_bwd_scatter(const nll_ctx *c, size_t off, size_t len)
     }
 }
 
+/* N-D backward over elements [off, off + len) in one pass: each run writes its c planes whole (kernels.h). */
+static size_t nll_bwd_fill_span(void *vctx, size_t off, size_t len)
+{
+    const nll_ctx *c = vctx;
+    const nllk_dtype_desc *dt = c->dt;
+    for (size_t done = 0; done < len;) {
+        size_t x_off;
+        const nllk_nll_run r = nll_run_at(c, off + done, len - done, &x_off);
+        c->k->nll_bwd_fill[c->s.target_type](&r, c->s.target + (off + done) * c->s.target_size, c->weight,
+                                             nllk_elem(dt, c->g, (off + done) * c->g_stride), c->g_stride,
+                                             nllk_elem_mut(dt, c->gx, x_off), c->stream);
+        done += r.len;
+    }
+    return len;
+}
+
 static void zero_fill(const nll_ctx *c, size_t first, size_t count)
 {
     if (count)
@@ -177,17 +194,13 @@ static void zero_fill(const nll_ctx *c, size_t first, size_t count)
  * the scatter finds its rows still in L1: filling a whole span first (up to the grain, 1.3 MB for (N, 10) f32, more
  * than L2) made the scatters miss, 1.5-2x slower on (1048576, 10) and (1048576, 32) f32 (BENCHMARKS.md). Wide rows
  * keep one fill per span, which streams when it is large; small spans measured faster in one fill too. For d > 1
- * the zero fill is a separate pass (nll_zero_span). */
+ * each position's c planes are written in one pass (nll_bwd_fill_span), zeros and values together. */
 #define BWD_PIECE ((size_t)16 << 10)
 #define BWD_PIECES_FROM ((size_t)512 << 10)
 static size_t nll_bwd_span(void *vctx, size_t off, size_t len)
 {
     const nll_ctx *c = vctx;
     const size_t row = c->s.c * c->dt->size;
-    if (c->s.d != 1) {
-        nll_bwd_scatter(c, off, len);
-        return len;
-    }
     const int pieces = row && row <= NLLK_NARROW_ROW_BYTES && len * row > BWD_PIECES_FROM;
     const size_t per = pieces ? BWD_PIECE / row : len;
     for (size_t p = 0; p < len; p += per) {
@@ -195,12 +208,6 @@ static size_t nll_bwd_span(void *vctx, size_t off, size_t len)
         zero_fill(c, (off + p) * c->s.c, m * c->s.c);
         nll_bwd_scatter(c, off + p, m);
     }
-    return len;
-}
-
-static size_t nll_zero_span(void *vctx, size_t off, size_t len)
-{
-    zero_fill(vctx, off, len);
     return len;
 }
 
@@ -259,8 +266,11 @@ static nllk_status nll_bwd(const nllk_dtype_desc *dt, const void *grad_output, c
     /* mean's factor is grad_output / total_weight in the dtype, negated by the kernel (ATen's order) */
     nllk_scalar g;
     ctx.g = nllk_grad_scale(dt, reduction, grad_output, total_weight, nd, &g, &ctx.g_stride);
-    if (d != 1) /* samples' gradient slabs interleave classes and positions: clear them all first */
-        nllk_parallel_spans(n * c * d, 8 * NLLK_GRAIN, nll_zero_span, &ctx);
+    if (d != 1) { /* one pass: every line of grad_input written once, streaming beyond the caches */
+        ctx.stream = n * c * d * dt->size >= NLLK_NLL_STREAM_BYTES;
+        nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_fill_span, &ctx);
+        return nllk_ok();
+    }
     nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_span, &ctx);
     return nllk_ok();
 }

@@ -55,6 +55,11 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         const vidx_t off = v_toff(t[0], kofs, p->cs);
         v_store(res[P_GATHER], v_gather(x + o * p->ks, off, ok));
         v_scatter(scat + o * p->ks, off, ok, va);
+        _Alignas(64) elem_t sbuf[VW];
+        v_stream(sbuf, va);
+        v_stream_fence();
+        for (size_t i = 0; i < VW; i++)
+            res[P_STREAM][i] = sbuf[i];
     }
     return VW;
 }

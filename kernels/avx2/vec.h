@@ -156,6 +156,7 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, __m256 v)
     }
 }
 static inline __m256 v_mzero(unsigned m, __m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_bits32(m))); }
+static inline void v_stream(float *p, __m256 v) { _mm256_stream_ps(p, v); }
 
 #else
 /* ---- double x 4 ------------------------------------------------------------------------------------------- */
@@ -215,8 +216,11 @@ static inline void v_scatter(double *base, __m256i off, unsigned m, __m256d v)
     }
 }
 static inline __m256d v_mzero(unsigned m, __m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(nv_bits64(m))); }
+static inline void v_stream(double *p, __m256d v) { _mm256_stream_pd(p, v); }
 
 #endif
+
+static inline void v_stream_fence(void) { _mm_sfence(); }
 
 /* ---- zero fill: 32-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
 #define NLLK_STREAM_BYTES ((size_t)32 << 20)

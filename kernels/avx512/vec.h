@@ -112,6 +112,7 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, __m512 v)
     _mm512_mask_i64scatter_ps(base, (__mmask8)(m >> 8), off.hi, _mm512_extractf32x8_ps(v, 1), 4);
 }
 static inline __m512 v_mzero(unsigned m, __m512 v) { return _mm512_maskz_mov_ps((__mmask16)m, v); }
+static inline void v_stream(float *p, __m512 v) { _mm512_stream_ps(p, v); }
 
 #else
 /* ---- double x 8 ------------------------------------------------------------------------------------------- */
@@ -164,8 +165,11 @@ static inline void v_scatter(double *base, __m512i off, unsigned m, __m512d v)
     _mm512_mask_i64scatter_pd(base, (__mmask8)m, off, v, 8);
 }
 static inline __m512d v_mzero(unsigned m, __m512d v) { return _mm512_maskz_mov_pd((__mmask8)m, v); }
+static inline void v_stream(double *p, __m512d v) { _mm512_stream_pd(p, v); }
 
 #endif
+
+static inline void v_stream_fence(void) { _mm_sfence(); }
 
 /* ---- zero fill: 64-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
 #define NLLK_STREAM_BYTES ((size_t)32 << 20)

@@ -12,6 +12,7 @@
 #include "../../include/nllk.h"
 #include "vec.h"
 
+#include "nll_target.h"
 #include "poisson_formula.h"
 
 #define NLLK_NAME_(dtype, op, build) nllk_##dtype##_##op##__##build
@@ -182,13 +183,45 @@ INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const 
     return len - o >= VW ? tload(tg, o, tt) : tload_tail(tg, o, len - o, ign, tt);
 }
 
+/* Coherent targets (segmentation masks: long runs of one class along a row). In an N-D run (k_stride 1) a vector
+ * whose VW targets are all equal reads VW consecutive elements of one class plane: one contiguous load instead of a
+ * gather (the same elements, so the same bits), and only that plane's cache lines are touched. The test is
+ * v_tvalid(targets, lane 0's target) == 0: no lane differs from lane 0. */
+
+/* N-D runs prefetch the input lines that the targets PF_PLANE positions ahead name (one prefetch for a vector of
+ * equal targets, one per change of target along the lanes otherwise): the planes are read at scattered moments
+ * (runs, gathers), which the hardware prefetcher does not follow. A prefetch is never dereferenced; only targets
+ * in [0, c) are used. */
+#define PF_PLANE 1024
+
+INLINE void prefetch_planes(const elem_t *x, const void *tg, size_t p, size_t cs, size_t c, const nllk_target_type tt)
+{
+    int64_t prev = -1;
+    for (int j = 0; j < G; j++) {
+        const size_t o = p + (size_t)j * VW;
+        const int64_t t0 = target_at(tg, o, tt);
+        if (VW > 1 && !v_tvalid(tload(tg, o, tt), t0)) { /* one plane for the whole vector */
+            if (nllk_nll_in_range(t0, c))
+                __builtin_prefetch(x + o + (size_t)t0 * cs);
+            prev = t0;
+            continue;
+        }
+        for (size_t i = 0; i < VW; i++) {
+            const int64_t t = target_at(tg, o + i, tt);
+            if (t != prev && nllk_nll_in_range(t, c))
+                __builtin_prefetch(x + o + i + (size_t)t * cs);
+            prev = t;
+        }
+    }
+}
+
 INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *tg, const elem_t *weight, elem_t *out,
                            double *lanes, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
     const vidx_t kofs = v_kofs(ks);
-    const vec_t one = v_set1(1.0);
+    const vec_t one = v_set1(1.0), zero = v_set1(0.0);
     vacc_t acc[G], accw[G];
     for (int j = 0; j < G; j++) {
         acc[j] = lanes ? v_acc_load(lanes + j * VW) : v_acc_zero();
@@ -196,6 +229,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
     }
     const size_t row_bytes = ks * sizeof(elem_t);
     const int pf_dense = VW > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
+    const int planes = ks == 1;                                                   /* N-D runs (and c == 1) */
     for (size_t k = 0; k < len; k += 16) {
         if (pf_dense) {
             /* may lie past the end of x: a prefetch is never dereferenced */
@@ -203,6 +237,8 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
             for (size_t b = 0; b < 16 * row_bytes; b += 64)
                 __builtin_prefetch((const void *)(p + b));
         }
+        if (planes && k + PF_PLANE + 16 <= len)
+            prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
         for (int j = 0; j < G; j++) {
             const size_t o = k + (size_t)j * VW;
             if (o >= len)
@@ -212,10 +248,22 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
             const unsigned bad = v_tbad(tv, c, ign);
             if (bad)
                 return o + (size_t)__builtin_ctz(bad);
-            const unsigned valid = v_tvalid(tv, ign);
-            const vec_t xv = v_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
-            const vec_t wv = weight ? v_gather(weight, tv, valid) : v_mzero(valid, one);
-            const vec_t loss = v_mzero(valid, v_mul(v_neg(xv), wv));
+            vec_t loss, wv;
+            const int64_t t0 = target_at(tg, o, tt);
+            if (planes && m >= VW && !v_tvalid(tv, t0)) { /* VW equal targets: one plane, contiguous */
+                if (nllk_nll_is_ignored(t0, ign)) {
+                    loss = zero;
+                    wv = zero;
+                } else {
+                    wv = weight ? v_set1((double)weight[t0]) : one;
+                    loss = v_mul(v_neg(v_load(x + o + (size_t)t0 * cs)), wv);
+                }
+            } else {
+                const unsigned valid = v_tvalid(tv, ign);
+                const vec_t xv = v_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
+                wv = weight ? v_gather(weight, tv, valid) : v_mzero(valid, one);
+                loss = v_mzero(valid, v_mul(v_neg(xv), wv));
+            }
             if (out) {
                 if (m >= VW)
                     v_store(out + o, loss);
@@ -256,6 +304,72 @@ INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *we
     }
 }
 
+/* N-D backward in one pass (an N-D run: k_stride 1, c_stride d): every element of the run's c planes is written
+ * once, the value at each position's target plane and +0 in the others, 16 positions of one plane after another
+ * (whole cache lines of f32; streaming stores when `stream` and the planes' lines line up). Positions up to the first
+ * 64-byte boundary of gx and the last partial group use ordinary (masked) stores. The values are the scatter's:
+ * w[t] * -g (or -g), +0 elsewhere. */
+INLINE void nll_fill_group(size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g,
+                           size_t g_stride, vec_t gb, elem_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
+                           const nllk_target_type tt)
+{
+    vidx_t tv[G];
+    vec_t val[G];
+    unsigned valid[G];
+    for (int j = 0; j < G; j++) {
+        const size_t o = (size_t)j * VW;
+        if (o >= n)
+            break;
+        const size_t m = n - o;
+        tv[j] = tload_at(tg, k + o, k + n, ign, tt);
+        valid[j] = v_tvalid(tv[j], ign);
+        const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? v_load(g + k + o) : v_load_n(g + k + o, m));
+        val[j] = weight ? v_mul(v_gather(weight, tv[j], valid[j]), gneg) : gneg;
+    }
+    const unsigned lanes_all = VW >= 32 ? ~0u : (unsigned)((1ull << VW) - 1u);
+    for (size_t cc = 0; cc < c; cc++) {
+        elem_t *pl = gx + cc * cs + k;
+        for (int j = 0; j < G; j++) {
+            const size_t o = (size_t)j * VW;
+            if (o >= n)
+                break;
+            const vec_t v = v_mzero(~v_tvalid(tv[j], (int64_t)cc) & valid[j] & lanes_all, val[j]);
+            if (nt)
+                v_stream(pl + o, v);
+            else if (n - o >= VW)
+                v_store(pl + o, v);
+            else
+                v_store_n(pl + o, v, n - o);
+        }
+    }
+}
+
+INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g,
+                              size_t g_stride, elem_t *gx, int stream, const nllk_target_type tt)
+{
+    const size_t len = r->len, cs = r->c_stride, c = r->c;
+    const int64_t ign = r->ignore_index;
+    if (len == 0 || c == 0)
+        return;
+    const vec_t gb = v_set1((double)g[0]);
+    const uintptr_t a = (uintptr_t)gx;
+    stream = stream && a % sizeof(elem_t) == 0 && cs * sizeof(elem_t) % 64 == 0;
+    size_t k = stream ? (size_t)(-a & 63) / sizeof(elem_t) : 0;
+    if (k > len)
+        k = len;
+    if (k)
+        nll_fill_group(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+    for (; k + 16 <= len; k += 16)
+        if (stream)
+            nll_fill_group(k, 16, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, tt);
+        else
+            nll_fill_group(k, 16, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+    if (k < len)
+        nll_fill_group(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+    if (stream)
+        v_stream_fence();
+}
+
 INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, const nllk_target_type tt)
 {
     for (size_t o = 0; o < len; o += VW) {
@@ -293,6 +407,21 @@ void KERNEL(nll_bwd_u8)(const nllk_nll_run *r, const void *tg, const void *w, co
 {
     nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_U8);
 }
+void KERNEL(nll_bwd_fill_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
+                              void *gx, int stream)
+{
+    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I64);
+}
+void KERNEL(nll_bwd_fill_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
+                              void *gx, int stream)
+{
+    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I32);
+}
+void KERNEL(nll_bwd_fill_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
+                             void *gx, int stream)
+{
+    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_U8);
+}
 size_t KERNEL(nll_check_i64)(size_t len, const void *tg, size_t c, int64_t ign)
 {
     return nll_check_body(len, tg, c, ign, NLLK_TARGET_I64);
@@ -317,4 +446,5 @@ const nllk_kernels KERNEL(kernels) = {
     .nll_bwd = {KERNEL(nll_bwd_i64), KERNEL(nll_bwd_i32), KERNEL(nll_bwd_u8)},
     .nll_check = {KERNEL(nll_check_i64), KERNEL(nll_check_i32), KERNEL(nll_check_u8)},
     .zero_fill = KERNEL(zero_fill),
+    .nll_bwd_fill = {KERNEL(nll_bwd_fill_i64), KERNEL(nll_bwd_fill_i32), KERNEL(nll_bwd_fill_u8)},
 };

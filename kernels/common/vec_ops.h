@@ -40,7 +40,10 @@
  *
  * Other
  *   v_zero_fill(p, bytes)      zero `bytes` bytes: wide stores, streaming (non-temporal) ones for spans much
- *                              larger than the caches */
+ *                              larger than the caches
+ *   v_stream(p, v)             store VW elements with a streaming (non-temporal) store where the ISA has one (p
+ *                              aligned to VW elements' bytes, 64 at most); an ordinary store otherwise
+ *   v_stream_fence()           orders earlier streaming stores before later stores (after a series of v_stream) */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 

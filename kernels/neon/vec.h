@@ -138,6 +138,10 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, float32x4_t v)
         vst1q_lane_f32(base + vgetq_lane_s64(off.hi, 1), v, 3);
 }
 static inline float32x4_t v_mzero(unsigned m, float32x4_t v) { return vbslq_f32(nv_bits32(m), v, vdupq_n_f32(0)); }
+static inline void v_stream(float *p, float32x4_t v) /* STNP: a non-temporal store of the two halves */
+{
+    __asm__ volatile("stnp %d1, %d2, [%0]" : : "r"(p), "w"(vget_low_f32(v)), "w"(vget_high_f32(v)) : "memory");
+}
 
 #else
 /* ---- double x 2 ------------------------------------------------------------------------------------------- */
@@ -208,8 +212,14 @@ static inline void v_scatter(double *base, int64x2_t off, unsigned m, float64x2_
         vst1q_lane_f64(base + vgetq_lane_s64(off, 1), v, 1);
 }
 static inline float64x2_t v_mzero(unsigned m, float64x2_t v) { return vbslq_f64(nv_bits64(m), v, vdupq_n_f64(0)); }
+static inline void v_stream(double *p, float64x2_t v) /* STNP: a non-temporal store of the two lanes */
+{
+    __asm__ volatile("stnp %d1, %d2, [%0]" : : "r"(p), "w"(vget_low_f64(v)), "w"(vget_high_f64(v)) : "memory");
+}
 
 #endif
+
+static inline void v_stream_fence(void) { __asm__ volatile("dmb ishst" : : : "memory"); }
 
 /* memset on AArch64 zero-fills with DC ZVA (whole cache lines) for large sizes. */
 static inline void v_zero_fill(void *p, size_t bytes)

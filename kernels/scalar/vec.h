@@ -20,6 +20,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#  include <emmintrin.h>
+#endif
+
 #include "../common/nll_target.h"
 #include "../common/vec_ops.h"
 
@@ -90,6 +94,30 @@ static inline void v_scatter(elem_t *base, vidx_t off, unsigned bits, vec_t v)
 {
     if (bits & 1)
         base[off] = v;
+}
+
+/* x86-64 has MOVNTI (SSE2, every x86-64 CPU): 4- and 8-byte streaming stores; elsewhere an ordinary store. */
+static inline void v_stream(elem_t *p, vec_t v)
+{
+#if defined(__x86_64__)
+#  if defined(NLLK_DTYPE_F32)
+    int b;
+    memcpy(&b, &v, sizeof b);
+    _mm_stream_si32((int *)(void *)p, b);
+#  else
+    long long b;
+    memcpy(&b, &v, sizeof b);
+    _mm_stream_si64((long long *)(void *)p, b);
+#  endif
+#else
+    *p = v;
+#endif
+}
+static inline void v_stream_fence(void)
+{
+#if defined(__x86_64__)
+    _mm_sfence();
+#endif
 }
 
 static inline void v_zero_fill(void *p, size_t bytes)
