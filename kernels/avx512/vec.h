@@ -113,6 +113,13 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, __m512 v)
 }
 static inline __m512 v_mzero(unsigned m, __m512 v) { return _mm512_maskz_mov_ps((__mmask16)m, v); }
 static inline void v_stream(float *p, __m512 v) { _mm512_stream_ps(p, v); }
+static inline __m512 v_tsel(vidx_t t, int64_t cls, unsigned m, __m512 v)
+{
+    const __m512i c = _mm512_set1_epi64(cls);
+    const __mmask8 lo = _mm512_mask_cmpeq_epi64_mask((__mmask8)m, t.lo, c);
+    const __mmask8 hi = _mm512_mask_cmpeq_epi64_mask((__mmask8)(m >> 8), t.hi, c);
+    return _mm512_maskz_mov_ps(_mm512_kunpackb(hi, lo), v);
+}
 
 #else
 /* ---- double x 8 ------------------------------------------------------------------------------------------- */
@@ -166,6 +173,10 @@ static inline void v_scatter(double *base, __m512i off, unsigned m, __m512d v)
 }
 static inline __m512d v_mzero(unsigned m, __m512d v) { return _mm512_maskz_mov_pd((__mmask8)m, v); }
 static inline void v_stream(double *p, __m512d v) { _mm512_stream_pd(p, v); }
+static inline __m512d v_tsel(__m512i t, int64_t cls, unsigned m, __m512d v)
+{
+    return _mm512_maskz_mov_pd(_mm512_mask_cmpeq_epi64_mask((__mmask8)m, t, _mm512_set1_epi64(cls)), v);
+}
 
 #endif
 

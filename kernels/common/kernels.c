@@ -188,30 +188,19 @@ INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const 
  * gather (the same elements, so the same bits), and only that plane's cache lines are touched. The test is
  * v_tvalid(targets, lane 0's target) == 0: no lane differs from lane 0. */
 
-/* N-D runs prefetch the input lines that the targets PF_PLANE positions ahead name (one prefetch for a vector of
- * equal targets, one per change of target along the lanes otherwise): the planes are read at scattered moments
- * (runs, gathers), which the hardware prefetcher does not follow. A prefetch is never dereferenced; only targets
- * in [0, c) are used. */
+/* N-D runs prefetch the input line that a vector of equal targets PF_PLANE positions ahead names: within runs the
+ * planes are read in short stretches at scattered moments, which the hardware prefetcher does not follow. Vectors of
+ * mixed targets are not prefetched: a prefetch per lane cost more than it saved with random targets (the gathers
+ * keep enough misses in flight). A prefetch is never dereferenced; only targets in [0, c) are used. */
 #define PF_PLANE 1024
 
 INLINE void prefetch_planes(const elem_t *x, const void *tg, size_t p, size_t cs, size_t c, const nllk_target_type tt)
 {
-    int64_t prev = -1;
     for (int j = 0; j < G; j++) {
         const size_t o = p + (size_t)j * VW;
         const int64_t t0 = target_at(tg, o, tt);
-        if (VW > 1 && !v_tvalid(tload(tg, o, tt), t0)) { /* one plane for the whole vector */
-            if (nllk_nll_in_range(t0, c))
-                __builtin_prefetch(x + o + (size_t)t0 * cs);
-            prev = t0;
-            continue;
-        }
-        for (size_t i = 0; i < VW; i++) {
-            const int64_t t = target_at(tg, o + i, tt);
-            if (t != prev && nllk_nll_in_range(t, c))
-                __builtin_prefetch(x + o + i + (size_t)t * cs);
-            prev = t;
-        }
+        if ((VW == 1 || !v_tvalid(tload(tg, o, tt), t0)) && nllk_nll_in_range(t0, c))
+            __builtin_prefetch(x + o + (size_t)t0 * cs);
     }
 }
 
@@ -305,42 +294,85 @@ INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *we
 }
 
 /* N-D backward in one pass (an N-D run: k_stride 1, c_stride d): every element of the run's c planes is written
- * once, the value at each position's target plane and +0 in the others, 16 positions of one plane after another
- * (whole cache lines of f32; streaming stores when `stream` and the planes' lines line up). Positions up to the first
- * 64-byte boundary of gx and the last partial group use ordinary (masked) stores. The values are the scatter's:
- * w[t] * -g (or -g), +0 elsewhere. */
-INLINE void nll_fill_group(size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g,
-                           size_t g_stride, vec_t gb, elem_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
-                           const nllk_target_type tt)
-{
+ * once, the value at each position's target plane and +0 in the others. Positions go in chunks of FILL_CHUNK: the
+ * chunk's targets and values first, then each plane's stretch of the chunk in turn (1 KiB of f32, whole cache lines
+ * in one DRAM page, streaming stores when `stream` and the planes' lines line up; 64-byte pieces of 21 planes
+ * interleaved measured 2x slower). Positions up to the first 64-byte boundary of gx and the last partial group use
+ * ordinary (masked) stores. The values are the scatter's: w[t] * -g (or -g), +0 elsewhere. */
+#define FILL_CHUNK 256
+#define FILL_GROUPS (FILL_CHUNK / 16)
+
+typedef struct fill_group {
     vidx_t tv[G];
     vec_t val[G];
     unsigned valid[G];
+    int64_t t0;  /* the class of every position when uniform */
+    int uniform; /* 16 positions, all targets t0 */
+} fill_group;
+
+INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const elem_t *weight,
+                             const elem_t *g, size_t g_stride, vec_t gb, int64_t ign, const nllk_target_type tt)
+{
+    fg->t0 = target_at(tg, k, tt);
+    fg->uniform = n == 16;
+    for (int j = 0; j < G; j++) {
+        const size_t o = (size_t)j * VW;
+        if (o >= n) { /* past the end: never stored (nll_fill_store stops at n) */
+            fg->tv[j] = fg->tv[0];
+            fg->valid[j] = 0;
+            continue;
+        }
+        fg->tv[j] = tload_at(tg, k + o, k + n, ign, tt);
+        fg->valid[j] = v_tvalid(fg->tv[j], ign);
+        fg->uniform = fg->uniform && !v_tvalid(fg->tv[j], fg->t0);
+    }
+    /* one weight for a uniform group (the gather's value in every lane) */
+    const int one_w = fg->uniform && !nllk_nll_is_ignored(fg->t0, ign);
+    const vec_t w0 = weight && one_w ? v_set1((double)weight[fg->t0]) : gb;
+    for (int j = 0; j < G; j++) {
+        const size_t o = (size_t)j * VW;
+        if (o >= n) {
+            fg->val[j] = gb;
+            continue;
+        }
+        const size_t m = n - o;
+        const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? v_load(g + k + o) : v_load_n(g + k + o, m));
+        fg->val[j] = !weight ? gneg : one_w ? v_mul(w0, gneg) : v_mul(v_gather(weight, fg->tv[j], fg->valid[j]), gneg);
+    }
+}
+
+/* plane cls's elements of the group's n positions at pl */
+INLINE void nll_fill_store(const fill_group *fg, elem_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, const int nt)
+{
+    const int hit = fg->uniform && (int64_t)cls == fg->t0 && !nllk_nll_is_ignored(fg->t0, ign);
     for (int j = 0; j < G; j++) {
         const size_t o = (size_t)j * VW;
         if (o >= n)
             break;
-        const size_t m = n - o;
-        tv[j] = tload_at(tg, k + o, k + n, ign, tt);
-        valid[j] = v_tvalid(tv[j], ign);
-        const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? v_load(g + k + o) : v_load_n(g + k + o, m));
-        val[j] = weight ? v_mul(v_gather(weight, tv[j], valid[j]), gneg) : gneg;
+        const vec_t v = fg->uniform ? (hit ? fg->val[j] : zero) : v_tsel(fg->tv[j], (int64_t)cls, fg->valid[j], fg->val[j]);
+        if (nt)
+            v_stream(pl + o, v);
+        else if (n - o >= VW)
+            v_store(pl + o, v);
+        else
+            v_store_n(pl + o, v, n - o);
     }
-    const unsigned lanes_all = VW >= 32 ? ~0u : (unsigned)((1ull << VW) - 1u);
+}
+
+/* positions [k, k + n) with n <= FILL_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0) */
+INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g, size_t g_stride,
+                           vec_t gb, elem_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
+                           const nllk_target_type tt)
+{
+    fill_group fg[FILL_GROUPS];
+    const size_t groups = (n + 15) / 16;
+    for (size_t q = 0; q < groups; q++)
+        nll_fill_prepare(&fg[q], k + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, tg, weight, g, g_stride, gb, ign, tt);
+    const vec_t zero = v_set1(0.0);
     for (size_t cc = 0; cc < c; cc++) {
         elem_t *pl = gx + cc * cs + k;
-        for (int j = 0; j < G; j++) {
-            const size_t o = (size_t)j * VW;
-            if (o >= n)
-                break;
-            const vec_t v = v_mzero(~v_tvalid(tv[j], (int64_t)cc) & valid[j] & lanes_all, val[j]);
-            if (nt)
-                v_stream(pl + o, v);
-            else if (n - o >= VW)
-                v_store(pl + o, v);
-            else
-                v_store_n(pl + o, v, n - o);
-        }
+        for (size_t q = 0; q < groups; q++)
+            nll_fill_store(&fg[q], pl + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, cc, ign, zero, nt);
     }
 }
 
@@ -357,15 +389,18 @@ INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const elem_
     size_t k = stream ? (size_t)(-a & 63) / sizeof(elem_t) : 0;
     if (k > len)
         k = len;
-    if (k)
-        nll_fill_group(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
-    for (; k + 16 <= len; k += 16)
+    if (k) /* up to the 64-byte grid: fewer than 16 positions */
+        nll_fill_chunk(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+    for (; k + 16 <= len;) {
+        const size_t body = len - k < FILL_CHUNK ? (len - k) / 16 * 16 : FILL_CHUNK;
         if (stream)
-            nll_fill_group(k, 16, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, tt);
+            nll_fill_chunk(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, tt);
         else
-            nll_fill_group(k, 16, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+            nll_fill_chunk(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+        k += body;
+    }
     if (k < len)
-        nll_fill_group(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+        nll_fill_chunk(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
     if (stream)
         v_stream_fence();
 }

@@ -37,6 +37,7 @@
  *   v_toff(t, kofs, cs)        lane i: kofs[i] + t[i]*cs
  *   v_gather(base, off, bits)  lane i: base[off[i]] where bit i is set, else +0; nothing else is read
  *   v_scatter(base, off, bits, v)   base[off[i]] = v[i] where bit i is set; nothing else is written
+ *   v_tsel(t, cls, bits, v)    lane i: v[i] where bit i is set and t[i] == cls (64-bit compare), else +0
  *
  * Other
  *   v_zero_fill(p, bytes)      zero `bytes` bytes: wide stores, streaming (non-temporal) ones for spans much

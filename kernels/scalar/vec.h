@@ -96,6 +96,8 @@ static inline void v_scatter(elem_t *base, vidx_t off, unsigned bits, vec_t v)
         base[off] = v;
 }
 
+static inline vec_t v_tsel(vidx_t t, int64_t cls, unsigned bits, vec_t v) { return (bits & 1) && t == cls ? v : (elem_t)0; }
+
 /* x86-64 has MOVNTI (SSE2, every x86-64 CPU): 4- and 8-byte streaming stores; elsewhere an ordinary store. */
 static inline void v_stream(elem_t *p, vec_t v)
 {
