@@ -53,7 +53,7 @@ static const probe_set *probes_of(const char *build)
 
 static const char *const op_names[P_NUM_OUT] = {"add", "sub",    "mul",   "div",  "neg",    "exp",     "log",   "set1",
                                                 "le",  "select", "mzero", "load", "load_n", "store_n", "gather",
-                                                "stream", "tsel"};
+                                                "stream", "tsel", "tnsel"};
 
 enum { N = 512 };
 
@@ -170,6 +170,7 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_GATHER] = ok64 ? tu_get(dt, x, i * ks + (size_t)t64[i] * cs) : 0.0;
         want[P_STREAM] = ai;
         want[P_TSEL] = keep[i] && t64[i] == 3 ? ai : 0.0;
+        want[P_TNSEL] = keep[i] && (int32_t)(uint32_t)(uint64_t)t64[i] == 3 ? ai : 0.0;
         for (int op = 0; op < P_NUM_OUT; op++) {
             if (!ref && (op == P_EXP || op == P_LOG))
                 continue; /* no reference map: exp/log checked against libm only */

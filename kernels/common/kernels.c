@@ -304,6 +304,7 @@ INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *we
 
 typedef struct fill_group {
     vidx_t tv[G];
+    vtn_t tn[G]; /* the valid targets narrowed (-1 elsewhere), when c <= INT32_MAX */
     vec_t val[G];
     unsigned valid[G];
     int64_t t0;  /* the class of every position when uniform */
@@ -319,11 +320,13 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
         const size_t o = (size_t)j * VW;
         if (o >= n) { /* past the end: never stored (nll_fill_store stops at n) */
             fg->tv[j] = fg->tv[0];
+            fg->tn[j] = fg->tn[0];
             fg->valid[j] = 0;
             continue;
         }
         fg->tv[j] = tload_at(tg, k + o, k + n, ign, tt);
         fg->valid[j] = v_tvalid(fg->tv[j], ign);
+        fg->tn[j] = v_tnarrow(fg->tv[j], fg->valid[j]);
         fg->uniform = fg->uniform && !v_tvalid(fg->tv[j], fg->t0);
     }
     /* one weight for a uniform group (the gather's value in every lane) */
@@ -342,14 +345,17 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
 }
 
 /* plane cls's elements of the group's n positions at pl */
-INLINE void nll_fill_store(const fill_group *fg, elem_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, const int nt)
+INLINE void nll_fill_store(const fill_group *fg, elem_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, int narrow,
+                           const int nt)
 {
     const int hit = fg->uniform && (int64_t)cls == fg->t0 && !nllk_nll_is_ignored(fg->t0, ign);
     for (int j = 0; j < G; j++) {
         const size_t o = (size_t)j * VW;
         if (o >= n)
             break;
-        const vec_t v = fg->uniform ? (hit ? fg->val[j] : zero) : v_tsel(fg->tv[j], (int64_t)cls, fg->valid[j], fg->val[j]);
+        const vec_t v = fg->uniform ? (hit ? fg->val[j] : zero)
+                        : narrow    ? v_tnsel(fg->tn[j], (int32_t)cls, fg->val[j])
+                                    : v_tsel(fg->tv[j], (int64_t)cls, fg->valid[j], fg->val[j]);
         if (nt)
             v_stream(pl + o, v);
         else if (n - o >= VW)
@@ -369,10 +375,11 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const elem_t *wei
     for (size_t q = 0; q < groups; q++)
         nll_fill_prepare(&fg[q], k + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, tg, weight, g, g_stride, gb, ign, tt);
     const vec_t zero = v_set1(0.0);
+    const int narrow = c <= INT32_MAX; /* then every valid target fits the int32 lanes of v_tnarrow */
     for (size_t cc = 0; cc < c; cc++) {
         elem_t *pl = gx + cc * cs + k;
         for (size_t q = 0; q < groups; q++)
-            nll_fill_store(&fg[q], pl + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, cc, ign, zero, nt);
+            nll_fill_store(&fg[q], pl + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, cc, ign, zero, narrow, nt);
     }
 }
 
