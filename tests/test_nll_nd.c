@@ -98,6 +98,28 @@ static void check_bwd(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, si
     free(w), free(go), free(tg);
 }
 
+/* a run of one out-of-range class inside coherent targets: the error names its first position (forward, with the
+ * contiguous path, and backward) */
+static void check_bad_run(nllk_dtype dt, nllk_target_type tt, size_t first, size_t run)
+{
+    const size_t n = 2, c = 5, d = 1000, es = tu_esz(dt);
+    void *x = calloc(n * c * d, es), *gx = calloc(n * c * d, es), *tg = calloc(n * d, tu_tsize(tt));
+    double out[2] = {0, 0}, one = 1.0;
+    for (size_t f = 0; f < n * d; f++)
+        tu_tset(tt, tg, f, (int64_t)(f / 100 % c));
+    for (size_t f = first; f < first + run && f < n * d; f++)
+        tu_tset(tt, tg, f, 7);
+    nllk_status st = tu_nll_fwd(dt, x, tg, tt, n, c, d, NULL, -100, NLLK_REDUCTION_SUM, out, NULL);
+    CHECK(st == NLLK_ERR_TARGET_OUT_OF_RANGE && nllk_last_error_index() == first,
+          "fwd %s %s bad run at %zu: status %d, index %llu", tu_dtname(dt), tu_ttname(tt), first, (int)st,
+          (unsigned long long)nllk_last_error_index());
+    st = tu_nll_bwd(dt, &one, tg, tt, n, c, d, NULL, -100, NLLK_REDUCTION_SUM, 1.0, gx);
+    CHECK(st == NLLK_ERR_TARGET_OUT_OF_RANGE && nllk_last_error_index() == first,
+          "bwd %s %s bad run at %zu: status %d, index %llu", tu_dtname(dt), tu_ttname(tt), first, (int)st,
+          (unsigned long long)nllk_last_error_index());
+    free(x), free(gx), free(tg);
+}
+
 int main(void)
 {
     tu_require_isa();
@@ -119,6 +141,11 @@ int main(void)
                         check_bwd(dt, tt, 4, 3, 37, igns[ii], kind, weighted, NLLK_REDUCTION_SUM, 0);
                     }
         }
+        for (int ti = 0; ti < 3; ti++)
+            for (size_t first = 0; first < 70; first += 13) {
+                check_bad_run(dt, tts[ti], 1003 + first, 40);
+                check_bad_run(dt, tts[ti], first, 1);
+            }
         /* beyond the streaming threshold: aligned planes (d a multiple of 16 positions), unaligned planes, and a
          * grad_input off the 64-byte grid */
         const size_t big_d = dt == NLLK_F64 ? ((size_t)1 << 19) : ((size_t)1 << 20);

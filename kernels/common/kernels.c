@@ -234,12 +234,11 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
                 break;
             const size_t m = len - o;
             const vidx_t tv = tload_at(tg, o, len, ign, tt);
-            const unsigned bad = v_tbad(tv, c, ign);
-            if (bad)
-                return o + (size_t)__builtin_ctz(bad);
             vec_t loss, wv;
-            const int64_t t0 = target_at(tg, o, tt);
+            const int64_t t0 = planes && m >= VW ? target_at(tg, o, tt) : 0;
             if (planes && m >= VW && !v_tvalid(tv, t0)) { /* VW equal targets: one plane, contiguous */
+                if (!nllk_nll_is_ignored(t0, ign) && !nllk_nll_in_range(t0, c))
+                    return o; /* every lane is t0: lane 0 is the first bad one */
                 if (nllk_nll_is_ignored(t0, ign)) {
                     loss = zero;
                     wv = zero;
@@ -248,6 +247,9 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
                     loss = v_mul(v_neg(v_load(x + o + (size_t)t0 * cs)), wv);
                 }
             } else {
+                const unsigned bad = v_tbad(tv, c, ign);
+                if (bad)
+                    return o + (size_t)__builtin_ctz(bad);
                 const unsigned valid = v_tvalid(tv, ign);
                 const vec_t xv = v_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
                 wv = weight ? v_gather(weight, tv, valid) : v_mzero(valid, one);
