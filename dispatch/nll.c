@@ -85,7 +85,7 @@ typedef struct nll_ctx {
     void *out;     /* forward: per-element losses (NONE, or the accumulators' out)        */
     const void *g; /* backward: grad_output, g_stride 0 or 1                              */
     size_t g_stride;
-    void *gx; /* backward: grad_input                                               */
+    void *gx;   /* backward: grad_input                                               */
     int stream; /* backward, N-D: streaming stores (grad_input beyond the caches)     */
 } nll_ctx;
 

@@ -51,9 +51,9 @@ static const probe_set *probes_of(const char *build)
     return NULL;
 }
 
-static const char *const op_names[P_NUM_OUT] = {"add", "sub",    "mul",   "div",  "neg",    "exp",     "log",   "set1",
-                                                "le",  "select", "mzero", "load", "load_n", "store_n", "gather",
-                                                "stream", "tsel", "tnsel"};
+static const char *const op_names[P_NUM_OUT] = {"add",    "sub",     "mul",    "div",    "neg",   "exp",
+                                                "log",    "set1",    "le",     "select", "mzero", "load",
+                                                "load_n", "store_n", "gather", "stream", "tsel",  "tnsel"};
 
 enum { N = 512 };
 

@@ -313,8 +313,8 @@ typedef struct fill_group {
     int uniform; /* 16 positions, all targets t0 */
 } fill_group;
 
-INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const elem_t *weight,
-                             const elem_t *g, size_t g_stride, vec_t gb, int64_t ign, const nllk_target_type tt)
+INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g,
+                             size_t g_stride, vec_t gb, int64_t ign, const nllk_target_type tt)
 {
     fg->t0 = target_at(tg, k, tt);
     fg->uniform = n == 16;
@@ -451,18 +451,18 @@ void KERNEL(nll_bwd_u8)(const nllk_nll_run *r, const void *tg, const void *w, co
 {
     nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_U8);
 }
-void KERNEL(nll_bwd_fill_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
-                              void *gx, int stream)
+void KERNEL(nll_bwd_fill_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                              int stream)
 {
     nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I64);
 }
-void KERNEL(nll_bwd_fill_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
-                              void *gx, int stream)
+void KERNEL(nll_bwd_fill_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                              int stream)
 {
     nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I32);
 }
-void KERNEL(nll_bwd_fill_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
-                             void *gx, int stream)
+void KERNEL(nll_bwd_fill_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                             int stream)
 {
     nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_U8);
 }

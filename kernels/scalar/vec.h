@@ -96,7 +96,10 @@ static inline void v_scatter(elem_t *base, vidx_t off, unsigned bits, vec_t v)
         base[off] = v;
 }
 
-static inline vec_t v_tsel(vidx_t t, int64_t cls, unsigned bits, vec_t v) { return (bits & 1) && t == cls ? v : (elem_t)0; }
+static inline vec_t v_tsel(vidx_t t, int64_t cls, unsigned bits, vec_t v)
+{
+    return (bits & 1) && t == cls ? v : (elem_t)0;
+}
 
 typedef int32_t vtn_t;
 static inline vtn_t v_tnarrow(vidx_t t, unsigned bits) { return bits & 1 ? (int32_t)(uint32_t)(uint64_t)t : -1; }
