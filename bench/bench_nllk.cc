@@ -453,9 +453,10 @@ double stream_limit(const std::vector<Span> &reads, const std::vector<Span> &wri
 }
 
 // A bare NLL gather: sum of x[(i*c + t)*d + j] over positions whose target is not ignore_index (no checks, no
-// weights, no canonical tree): the bytes the forward kernel must touch, read as fast as a plain loop can.
+// weights, no canonical tree): the bytes the forward kernel must touch, read as fast as a plain loop can. For 2-D
+// (d == 1) with dist > 0, the best-effort variant: a targeted software prefetch of the row `dist` rows ahead.
 template <class T, class TT>
-double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_t ig, int threads)
+double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_t ig, int threads, size_t dist = 0)
 {
     const size_t nd = n * d;
     std::vector<double> totals(threads > 0 ? threads : 1);
@@ -465,6 +466,10 @@ double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_
         size_t q = b;
         if (d == 1) {
             for (; q + 1 < e; q += 2) {
+                if (dist && q + dist + 1 < e) {
+                    __builtin_prefetch(x + (q + dist) * c + (size_t)t[q + dist]);
+                    __builtin_prefetch(x + (q + dist + 1) * c + (size_t)t[q + dist + 1]);
+                }
                 const int64_t t0 = (int64_t)t[q], t1 = (int64_t)t[q + 1];
                 s0 += t0 == ig ? (T)0 : x[q * c + (size_t)t0];
                 s1 += t1 == ig ? (T)0 : x[(q + 1) * c + (size_t)t1];
@@ -483,38 +488,6 @@ double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_
                     i++;
                 }
             }
-        }
-        totals[k] = (double)s0 + (double)s1;
-    });
-    double total = 0;
-    for (double v : totals)
-        total += v;
-    g_dsink = total;
-    return 0;
-}
-
-// The 2-D gather with a targeted software prefetch `dist` rows ahead (the row's target element): the best-effort
-// loop the 2-D kernel is compared with.
-template <class T, class TT>
-double gather_pass_pf(const T *x, const TT *t, size_t n, size_t c, int64_t ig, int threads, size_t dist)
-{
-    std::vector<double> totals(threads > 0 ? threads : 1);
-    par(threads, [&](int k, int nt) {
-        const size_t b = n * k / nt, e = n * (k + 1) / nt;
-        T s0 = 0, s1 = 0;
-        size_t q = b;
-        for (; q + 1 < e; q += 2) {
-            if (q + dist + 1 < e) {
-                __builtin_prefetch(x + (q + dist) * c + (size_t)t[q + dist]);
-                __builtin_prefetch(x + (q + dist + 1) * c + (size_t)t[q + dist + 1]);
-            }
-            const int64_t t0 = (int64_t)t[q], t1 = (int64_t)t[q + 1];
-            s0 += t0 == ig ? (T)0 : x[q * c + (size_t)t0];
-            s1 += t1 == ig ? (T)0 : x[(q + 1) * c + (size_t)t1];
-        }
-        for (; q < e; q++) {
-            const int64_t t0 = (int64_t)t[q];
-            s0 += t0 == ig ? (T)0 : x[q * c + (size_t)t0];
         }
         totals[k] = (double)s0 + (double)s1;
     });
@@ -691,13 +664,13 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
                             best = std::min(best, median_time([&] {
                                 switch (cs.tt) {
                                 case NLLK_TARGET_I64:
-                                    gather_pass_pf(q.x, (const int64_t *)q.t, cs.n, cs.c, cs.ignore_index, th, dist);
+                                    gather_pass(q.x, (const int64_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
                                     break;
                                 case NLLK_TARGET_I32:
-                                    gather_pass_pf(q.x, (const int32_t *)q.t, cs.n, cs.c, cs.ignore_index, th, dist);
+                                    gather_pass(q.x, (const int32_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
                                     break;
                                 default:
-                                    gather_pass_pf(q.x, (const uint8_t *)q.t, cs.n, cs.c, cs.ignore_index, th, dist);
+                                    gather_pass(q.x, (const uint8_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
                                     break;
                                 }
                             }));

@@ -153,33 +153,28 @@ static size_t nll_check_targets(nll_ctx *c, size_t nd)
     return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, c);
 }
 
-/* Backward scatter over elements [off, off + len) (targets already validated). */
-static void nll_bwd_scatter(const nll_ctx *c, size_t off, size_t len)
+/* Backward over elements [off, off + len) (targets already validated): the scatter into zero-filled rows, or (fill)
+ * the N-D one-pass kernel, whose runs write their c planes whole (kernels.h). */
+static void nll_bwd_runs(const nll_ctx *c, size_t off, size_t len, int fill)
 {
     const nllk_dtype_desc *dt = c->dt;
     for (size_t done = 0; done < len;) {
         size_t x_off;
         const nllk_nll_run r = nll_run_at(c, off + done, len - done, &x_off);
-        c->k->nll_bwd[c->s.target_type](&r, c->s.target + (off + done) * c->s.target_size, c->weight,
-                                        nllk_elem(dt, c->g, (off + done) * c->g_stride), c->g_stride,
-                                        nllk_elem_mut(dt, c->gx, x_off));
+        const void *tg = c->s.target + (off + done) * c->s.target_size;
+        const void *g = nllk_elem(dt, c->g, (off + done) * c->g_stride);
+        void *gx = nllk_elem_mut(dt, c->gx, x_off);
+        if (fill)
+            c->k->nll_bwd_fill[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx, c->stream);
+        else
+            c->k->nll_bwd[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx);
         done += r.len;
     }
 }
 
-/* N-D backward over elements [off, off + len) in one pass: each run writes its c planes whole (kernels.h). */
 static size_t nll_bwd_fill_span(void *vctx, size_t off, size_t len)
 {
-    const nll_ctx *c = vctx;
-    const nllk_dtype_desc *dt = c->dt;
-    for (size_t done = 0; done < len;) {
-        size_t x_off;
-        const nllk_nll_run r = nll_run_at(c, off + done, len - done, &x_off);
-        c->k->nll_bwd_fill[c->s.target_type](&r, c->s.target + (off + done) * c->s.target_size, c->weight,
-                                             nllk_elem(dt, c->g, (off + done) * c->g_stride), c->g_stride,
-                                             nllk_elem_mut(dt, c->gx, x_off), c->stream);
-        done += r.len;
-    }
+    nll_bwd_runs(vctx, off, len, 1);
     return len;
 }
 
@@ -206,7 +201,7 @@ static size_t nll_bwd_span(void *vctx, size_t off, size_t len)
     for (size_t p = 0; p < len; p += per) {
         const size_t m = len - p < per ? len - p : per;
         zero_fill(c, (off + p) * c->s.c, m * c->s.c);
-        nll_bwd_scatter(c, off + p, m);
+        nll_bwd_runs(c, off + p, m, 0);
     }
     return len;
 }
