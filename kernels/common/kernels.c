@@ -188,18 +188,20 @@ INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const 
  * gather (the same elements, so the same bits), and only that plane's cache lines are touched. The test is
  * v_tvalid(targets, lane 0's target) == 0: no lane differs from lane 0. */
 
-/* N-D runs prefetch the input line that a vector of equal targets PF_PLANE positions ahead names: within runs the
- * planes are read in short stretches at scattered moments, which the hardware prefetcher does not follow. Vectors of
- * mixed targets are not prefetched: a prefetch per lane cost more than it saved with random targets (the gathers
- * keep enough misses in flight). A prefetch is never dereferenced; only targets in [0, c) are used. */
+/* N-D runs prefetch, for each 64-byte stretch of positions PF_PLANE positions ahead, the input line that its first
+ * target names: within runs of one class the planes are read in short stretches at scattered moments, which the
+ * hardware prefetcher does not follow. (With mixed targets this covers one lane's plane; a prefetch per lane cost
+ * more than it saved with random targets, whose gathers keep enough misses in flight.) A prefetch is never
+ * dereferenced; only targets in [0, c) are used. */
 #define PF_PLANE 1024
+#define PF_STEP (64 / (VW * sizeof(elem_t)) > 0 ? 64 / (VW * sizeof(elem_t)) : 1) /* vectors per 64 bytes */
 
 INLINE void prefetch_planes(const elem_t *x, const void *tg, size_t p, size_t cs, size_t c, const nllk_target_type tt)
 {
-    for (int j = 0; j < G; j++) {
-        const size_t o = p + (size_t)j * VW;
+    for (size_t j = 0; j < (size_t)G; j += PF_STEP) {
+        const size_t o = p + j * VW;
         const int64_t t0 = target_at(tg, o, tt);
-        if ((VW == 1 || !v_tvalid(tload(tg, o, tt), t0)) && nllk_nll_in_range(t0, c))
+        if (nllk_nll_in_range(t0, c))
             __builtin_prefetch(x + o + (size_t)t0 * cs);
     }
 }
