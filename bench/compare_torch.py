@@ -306,7 +306,7 @@ def bench_limits(args, isa, W):
     for b in data["benchmarks"]:
         if b.get("error_occurred"):
             continue
-        name = re.sub(r"/real_time$", "", b["name"])
+        name = re.sub(r"/(real|manual)_time$", "", b["name"])
         lim[name] = dict(limit_s=max(b["mem_limit_s"], b["sleef_limit_s"]), mem_limit_s=b["mem_limit_s"],
                          sleef_limit_s=b["sleef_limit_s"], c_s=b["us_per_call"] * 1e-6, limit_frac=b["limit_frac"])
         if "touched_limit_s" in b:  # NLL N-D forward: the touched-bytes read is the limit
