@@ -9,8 +9,9 @@ each drawn with a 2-pixel ring of `ignore` around it first (the void boundary of
 when ignore is None). Rows are therefore long runs of one class, as in real masks: what the N-D NLL kernels exploit.
 
 The generator uses integer arithmetic only (splitmix64, integer ellipse tests), so bench/labelmap.h (C++, used by
-bench_nllk) produces the same maps bit for bit: `labelmap_check` below compares them through bench_nllk's
---nllk_dump_labels. Used by bench/compare_torch.py (import labelmaps) and bench/bench_nllk.cc (labelmap.h).
+bench_nllk) produces the same maps bit for bit. Check: `bench_nllk --nllk_dump_labels=FILE` writes the (4, 512, 512)
+map of 21 classes with 255 rings, and `np.fromfile(FILE, np.uint8)` equals `labelmaps(4, 512, 512, 21)` (checked
+2026-12-03). Used by bench/compare_torch.py (import labelmaps) and bench/bench_nllk.cc (labelmap.h).
 """
 import argparse
 import sys
