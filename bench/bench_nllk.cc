@@ -22,6 +22,18 @@
 //   --nllk_dtypes=f32,f64             restrict the dtypes
 //   --nllk_poisson_n=N,N,...          Poisson sizes in elements instead of the size set
 //   --nllk_nll_shapes=NxCxD,...       NLL shapes (batch x classes x positions) instead of the size set
+//   --nllk_nll_targets=random,coherent  N-D NLL target kinds (default both; 2-D shapes: random only). coherent:
+//                                     label maps of blobs and rectangles (bench/labelmap.h, = bench/labelmaps.py),
+//                                     H x W = D with W = 512 when 512 divides D, else the square root, else 1 x D
+//   --nllk_nll_cache=warm,cold        N-D NLL forward cache state (default warm). cold: a 96 MiB buffer is written
+//                                     before every call (untimed), as when a model just produced the input
+//   --nllk_dump_labels=FILE           write the coherent uint8 label map of (4, 512, 512), C = 21, ignore 255 and
+//                                     exit (bench/labelmaps.py's check)
+// NLL N-D forward rows also report touched_bytes (the targets + every 64-byte input line a non-ignored target
+// names), touched_limit_s (a vectorized read of that many contiguous bytes, in the same cache state) and
+// touched_frac = touched_limit_s / kernel time. 2-D forward rows report gather_pf_s: the best of the bare gather
+// loop with a targeted software prefetch 8, 32 or 128 rows ahead (the buffers are 2 MiB-aligned and madvised
+// MADV_HUGEPAGE) -- mem_limit_s takes the best of it and the plain loop.
 #include <benchmark/benchmark.h>
 
 #include <omp.h>
@@ -40,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "labelmap.h"
 #include "limits.h"
 #include "nllk.h"
 
@@ -57,6 +70,8 @@ std::string g_ops = "poisson,nll";
 std::string g_dtypes = "f32,f64";
 std::vector<size_t> g_poisson_n;               // explicit Poisson sizes (--nllk_poisson_n)
 std::vector<std::vector<size_t>> g_nll_shapes;  // explicit NLL shapes n x c x d (--nllk_nll_shapes)
+std::string g_nll_targets = "random,coherent";  // N-D target kinds (--nllk_nll_targets)
+std::string g_nll_cache = "warm";               // N-D forward cache states (--nllk_nll_cache)
 
 std::vector<std::string> split(const std::string &s, char sep)
 {
@@ -128,7 +143,7 @@ double sleef_loop(nllkb::LimitIsa isa, bool f64, nllkb::SleefFn fn, const void *
 }
 
 // ---- buffers: allocated once, grown only, pre-touched, refilled only when their content kind changes ------
-enum Role { R_X, R_T, R_OUT, R_GT, R_W, R_COUNT };
+enum Role { R_X, R_T, R_OUT, R_GT, R_W, R_EVICT, R_TOUCH, R_COUNT };
 struct Buf {
     void *p = nullptr;
     size_t cap = 0;
@@ -193,6 +208,8 @@ struct Case {
     int64_t ignore_index = -100;
     std::string shape;
     nllk_reduction red = NLLK_REDUCTION_MEAN;
+    bool coherent = false;  // N-D: label maps of blobs and rectangles (bench/labelmap.h) instead of random targets
+    bool cold = false;      // N-D forward: caches evicted before every call
 
     size_t esize() const { return f64 ? 8 : 4; }
     size_t tsize() const { return tt == NLLK_TARGET_I64 ? 8 : tt == NLLK_TARGET_I32 ? 4 : 1; }
@@ -245,9 +262,11 @@ struct Case {
                           dt, log_input, full, op == P_BWD ? (grad_target ? "/grad_target:1" : "/grad_target:0") : "",
                           rn, n);
         else
-            std::snprintf(b, sizeof b, "nll_%s/%s/%s/target:%s/%s/%s/shape:%zux%zux%zu", op == N_FWD ? "fwd" : "bwd",
-                          dt, shape.c_str(), tt == NLLK_TARGET_I64 ? "i64" : tt == NLLK_TARGET_I32 ? "i32" : "u8",
-                          weighted ? "weighted_ignored" : "plain", rn, n, c, d);
+            std::snprintf(b, sizeof b, "nll_%s/%s/%s/target:%s/%s%s%s/%s/shape:%zux%zux%zu",
+                          op == N_FWD ? "fwd" : "bwd", dt, shape.c_str(),
+                          tt == NLLK_TARGET_I64 ? "i64" : tt == NLLK_TARGET_I32 ? "i32" : "u8",
+                          weighted ? "weighted_ignored" : "plain", coherent ? "/coherent" : "", cold ? "/cold" : "", rn,
+                          n, c, d);
         return b;
     }
 };
@@ -273,6 +292,19 @@ PoissonData<T> poisson_data(const Case &cs)
     return p;
 }
 
+// A label map's H x W for d positions: W = 512 when it divides d, else the square root when d is a square, else 1 x d.
+void map_dims(size_t d, size_t *h, size_t *w)
+{
+    size_t r = (size_t)std::llround(std::sqrt((double)d));
+    if (d % 512 == 0)
+        *w = 512;
+    else if (r * r == d)
+        *w = r;
+    else
+        *w = d;
+    *h = d / *w;
+}
+
 template <class T>
 struct NllData {
     T *x, *w, *out;
@@ -296,6 +328,30 @@ NllData<T> nll_data(const Case &cs)
             return ig;  // about 10% of positions ignored
         return (int64_t)((u - (ign ? 0.1 : 0.0)) / (ign ? 0.9 : 1.0) * (double)c) % (int64_t)c;
     };
+    if (cs.coherent) {  // label maps: H x W = d
+        size_t h, w;
+        map_dims(cs.d, &h, &w);
+        const std::string ctag = "coherent_" + std::to_string(c) + "_" + std::to_string(ig) + (ign ? "i" : "") +
+                                 std::to_string((int)cs.tt) + "#" + std::to_string(nd);
+        void *p = buffer(R_T, nd * cs.tsize() + 64);
+        if (g_buf[R_T].tag != ctag) {
+            switch (cs.tt) {
+            case NLLK_TARGET_I64:
+                nllkb::labelmaps((int64_t *)p, (int64_t)cs.n, (int64_t)h, (int64_t)w, (int64_t)c, ign, ig, 0);
+                break;
+            case NLLK_TARGET_I32:
+                nllkb::labelmaps((int32_t *)p, (int64_t)cs.n, (int64_t)h, (int64_t)w, (int64_t)c, ign, ig, 0);
+                break;
+            default:
+                nllkb::labelmaps((uint8_t *)p, (int64_t)cs.n, (int64_t)h, (int64_t)w, (int64_t)c, ign, ig, 0);
+                break;
+            }
+            g_buf[R_T].tag = ctag;
+        }
+        q.t = p;
+        q.out = static_cast<T *>(buffer(R_OUT, (cs.op == N_BWD ? cs.n * c * cs.d : nd) * sizeof(T) + 64));
+        return q;
+    }
     switch (cs.tt) {
     case NLLK_TARGET_I64: q.t = filled<int64_t>(R_T, nd, tag + "i64", gen); break;
     case NLLK_TARGET_I32:
@@ -397,9 +453,10 @@ double stream_limit(const std::vector<Span> &reads, const std::vector<Span> &wri
 }
 
 // A bare NLL gather: sum of x[(i*c + t)*d + j] over positions whose target is not ignore_index (no checks, no
-// weights, no canonical tree): the bytes the forward kernel must touch, read as fast as a plain loop can.
+// weights, no canonical tree): the bytes the forward kernel must touch, read as fast as a plain loop can. For 2-D
+// (d == 1) with dist > 0, the best-effort variant: a targeted software prefetch of the row `dist` rows ahead.
 template <class T, class TT>
-double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_t ig, int threads)
+double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_t ig, int threads, size_t dist = 0)
 {
     const size_t nd = n * d;
     std::vector<double> totals(threads > 0 ? threads : 1);
@@ -409,6 +466,10 @@ double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_
         size_t q = b;
         if (d == 1) {
             for (; q + 1 < e; q += 2) {
+                if (dist && q + dist + 1 < e) {
+                    __builtin_prefetch(x + (q + dist) * c + (size_t)t[q + dist]);
+                    __builtin_prefetch(x + (q + dist + 1) * c + (size_t)t[q + dist + 1]);
+                }
                 const int64_t t0 = (int64_t)t[q], t1 = (int64_t)t[q + 1];
                 s0 += t0 == ig ? (T)0 : x[q * c + (size_t)t0];
                 s1 += t1 == ig ? (T)0 : x[(q + 1) * c + (size_t)t1];
@@ -435,6 +496,37 @@ double gather_pass(const T *x, const TT *t, size_t n, size_t c, size_t d, int64_
         total += v;
     g_dsink = total;
     return 0;
+}
+
+// Bytes an N-D forward must touch: the targets and every 64-byte line of x that a non-ignored target names.
+template <class TT>
+size_t touched_bytes(const void *x, const TT *t, size_t n, size_t c, size_t d, size_t es, int64_t ig)
+{
+    const uintptr_t base = (uintptr_t)x / 64;
+    const size_t lines = ((uintptr_t)x + n * c * d * es + 63) / 64 - base;
+    std::vector<uint64_t> seen((lines + 63) / 64);
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            const int64_t tv = (int64_t)t[i * d + j];
+            if (tv == ig || tv < 0 || (size_t)tv >= c)
+                continue;
+            const size_t l = ((uintptr_t)x + ((i * c + (size_t)tv) * d + j) * es) / 64 - base;
+            if (!(seen[l / 64] >> (l % 64) & 1)) {
+                seen[l / 64] |= (uint64_t)1 << (l % 64);
+                count++;
+            }
+        }
+    return n * d * sizeof(TT) + count * 64;
+}
+
+// Evicts the caches: writes a 96 MiB buffer (3x this machine's L3).
+void evict_caches()
+{
+    const size_t bytes = (size_t)96 << 20;
+    void *p = buffer(R_EVICT, bytes);
+    std::memset(p, (int)(g_sink & 0x7f), bytes);
+    g_sink = g_sink + static_cast<unsigned char *>(p)[bytes / 2];
 }
 
 std::map<std::string, double> g_limit_cache;
@@ -518,6 +610,7 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
     std::string mem_key = cs.name() + "/threads:" + std::to_string(threads);
     T scalar_out = 0, total_weight = 0;
     static T one = 1;
+    double touched = 0, touched_limit = 0;
 
     if (cs.op == P_FWD || cs.op == P_BWD) {
         PoissonData<T> p = poisson_data<T>(cs);
@@ -564,10 +657,63 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
                             break;
                         }
                     }));
+                if (cs.d == 1) {  // the best-effort gather: targeted prefetch at several distances
+                    double best = 1e30;
+                    for (size_t dist : {8, 32, 128})
+                        for (int th = 1; th <= threads; th++)
+                            best = std::min(best, median_time([&] {
+                                switch (cs.tt) {
+                                case NLLK_TARGET_I64:
+                                    gather_pass(q.x, (const int64_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
+                                    break;
+                                case NLLK_TARGET_I32:
+                                    gather_pass(q.x, (const int32_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
+                                    break;
+                                default:
+                                    gather_pass(q.x, (const uint8_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
+                                    break;
+                                }
+                            }));
+                    g_limit_cache[mem_key + "/gather_pf"] = best;
+                    t = std::min(t, best);
+                }
                 if (cs.red == NLLK_REDUCTION_NONE)  // + the write of the per-position losses
                     t += stream_limit({}, {{q.out, nd * sizeof(T)}}, threads);
                 return t;
             });
+            if (cs.d > 1) {  // the touched-bytes read limit, in the kernel's cache state
+                const size_t tb = cached(mem_key + "/touched_bytes", [&] {
+                    switch (cs.tt) {
+                    case NLLK_TARGET_I64:
+                        return (double)touched_bytes(q.x, (const int64_t *)q.t, cs.n, cs.c, cs.d, sizeof(T), cs.ignore_index);
+                    case NLLK_TARGET_I32:
+                        return (double)touched_bytes(q.x, (const int32_t *)q.t, cs.n, cs.c, cs.d, sizeof(T), cs.ignore_index);
+                    default:
+                        return (double)touched_bytes(q.x, (const uint8_t *)q.t, cs.n, cs.c, cs.d, sizeof(T), cs.ignore_index);
+                    }
+                });
+                touched = (double)tb;
+                touched_limit = cached(mem_key + "/touched", [&] {
+                    void *buf = filled<uint8_t>(R_TOUCH, tb, "touch", [](uint64_t v) { return (uint8_t)v; });
+                    double best = 1e30;
+                    for (int th = 1; th <= threads; th++) {
+                        if (!cs.cold) {
+                            best = std::min(best, median_time([&] { stream_pass({{buf, tb}}, {}, th, false); }));
+                            continue;
+                        }
+                        std::vector<double> ts;
+                        for (int r = 0; r < 15; r++) {
+                            evict_caches();
+                            const double t0 = now_s();
+                            stream_pass({{buf, tb}}, {}, th, false);
+                            ts.push_back(now_s() - t0);
+                        }
+                        std::sort(ts.begin(), ts.end());
+                        best = std::min(best, ts[ts.size() / 2]);
+                    }
+                    return best;
+                });
+            }
         } else {
             nllk_status st = Api<T>::nf(q.x, q.t, cs.tt, cs.n, cs.c, cs.d, w, cs.ignore_index, NLLK_REDUCTION_MEAN,
                                         &scalar_out, &total_weight);
@@ -589,12 +735,27 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
         state.SkipWithError(nllk_last_error());
         return;
     }
-    const double t0 = now_s();
-    for (auto _ : state) {
-        call();
-        benchmark::ClobberMemory();
+    double per_call;
+    if (cs.cold) {  // each call timed alone, after the caches are evicted (manual time)
+        double sum = 0;
+        for (auto _ : state) {
+            evict_caches();
+            const double t1 = now_s();
+            call();
+            benchmark::ClobberMemory();
+            const double dt = now_s() - t1;
+            state.SetIterationTime(dt);
+            sum += dt;
+        }
+        per_call = sum / (double)state.iterations();
+    } else {
+        const double t0 = now_s();
+        for (auto _ : state) {
+            call();
+            benchmark::ClobberMemory();
+        }
+        per_call = (now_s() - t0) / (double)state.iterations();
     }
-    const double per_call = (now_s() - t0) / (double)state.iterations();
 
     const nllkb::LimitIsa li = limit_isa(isa);
     const size_t elems = cs.positions();
@@ -614,6 +775,14 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
     state.counters["mem_limit_s"] = mem_limit;
     state.counters["sleef_limit_s"] = sleef_limit;
     state.counters["limit_frac"] = limit / per_call;
+    if (touched_limit > 0) {
+        state.counters["touched_bytes"] = touched;
+        state.counters["touched_limit_s"] = touched_limit;
+        state.counters["touched_frac"] = touched_limit / per_call;
+    }
+    auto pf = g_limit_cache.find(mem_key + "/gather_pf");
+    if (pf != g_limit_cache.end())
+        state.counters["gather_pf_s"] = pf->second;
     state.counters["threads"] = threads;
     state.SetLabel(isa);
 }
@@ -677,7 +846,11 @@ void add(const Case &cs)
                              : benchmark::RegisterBenchmark(name.c_str(), [cs, isa, th](benchmark::State &s) {
                                    run_case<float>(s, cs, isa, th);
                                });
-            b->UseRealTime()->Unit(benchmark::kMicrosecond);
+            if (cs.cold)
+                b->UseManualTime();
+            else
+                b->UseRealTime();
+            b->Unit(benchmark::kMicrosecond);
         }
 }
 
@@ -774,7 +947,11 @@ void register_all()
                 cs.c = sh.c;
                 cs.d = sh.d;
                 const bool u8ok = sh.c <= 255, tiny = sh.n * sh.d <= 16;
+                for (int kind = 0; kind < 2; kind++)
                 for (int tt = 0; tt < 3; tt++) {
+                    cs.coherent = kind == 1;
+                    if (g_nll_targets.find(kind ? "coherent" : "random") == std::string::npos || (kind && sh.d == 1))
+                        continue;
                     cs.tt = (nllk_target_type)tt;
                     if (cs.tt == NLLK_TARGET_U8 && !u8ok)
                         continue;
@@ -785,7 +962,13 @@ void register_all()
                         cs.ignore_index = wi ? (u8ok ? 255 : -100) : -100;
                         cs.op = N_FWD;
                         cs.red = NLLK_REDUCTION_MEAN;
-                        add(cs);
+                        if (g_nll_cache.find("warm") != std::string::npos)
+                            add(cs);
+                        if (sh.d > 1 && g_nll_cache.find("cold") != std::string::npos) {
+                            cs.cold = true;
+                            add(cs);
+                            cs.cold = false;
+                        }
                         if (tiny)
                             continue;
                         if (sh.d > 1) {
@@ -825,6 +1008,19 @@ int main(int argc, char **argv)
         else if (a.rfind("--nllk_poisson_n=", 0) == 0) {
             for (const std::string &v : split(a.substr(17), ','))
                 g_poisson_n.push_back(std::strtoull(v.c_str(), nullptr, 10));
+        } else if (a.rfind("--nllk_nll_targets=", 0) == 0) {
+            g_nll_targets = a.substr(19);
+        } else if (a.rfind("--nllk_nll_cache=", 0) == 0) {
+            g_nll_cache = a.substr(17);
+        } else if (a.rfind("--nllk_dump_labels=", 0) == 0) {
+            std::vector<uint8_t> m((size_t)4 * 512 * 512);
+            nllkb::labelmaps(m.data(), 4, 512, 512, 21, true, 255, 0);
+            FILE *f = std::fopen(a.substr(19).c_str(), "wb");
+            if (!f || std::fwrite(m.data(), 1, m.size(), f) != m.size() || std::fclose(f) != 0) {
+                std::fprintf(stderr, "bench_nllk: cannot write %s\n", a.substr(19).c_str());
+                return 1;
+            }
+            return 0;
         } else if (a.rfind("--nllk_nll_shapes=", 0) == 0) {
             for (const std::string &v : split(a.substr(18), ',')) {
                 std::vector<size_t> sh;

@@ -6,7 +6,13 @@
 Workloads (f32): Poisson n = 2^20, 2^24, 2^26 with log_input on/off and full on/off, forward (mean) and
 forward+backward; a Poisson size sweep from 16 elements for the chart; NLL (65536, 1000), (1048576, 10),
 (16384, 32000) forward mean and forward+backward; NLL 4-D (4, 21, 512, 512) with class weights and
-ignore_index=255, mean and none, int64 and uint8 targets; tiny NLL (16, 10).
+ignore_index=255, mean and none, int64 and uint8 targets, random and coherent (label maps of blobs and rectangles
+from bench/labelmaps.py, the generator bench_nllk uses too), cache-warm and cold (a 96 MiB buffer written before
+each timed call, untimed), forward and backward alone (ATen's nll_loss2d_backward against nllk's
+nll_loss_backward); tiny NLL (16, 10). The NLL 4-D rows time PyTorch and nllk in interleaved pairs and report the
+median of the per-pair ratios; their limit is bench_nllk's touched-bytes read (forward: a read of the targets and
+every input line a target names, in the same cache state) or its write of grad_input (backward: the best of
+memset and streaming stores, plus the targets' read).
 
 Every workload is measured in two worker processes (same code, same arrays, both libraries):
   retaining   LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true — PyTorch's
@@ -19,7 +25,8 @@ bytes the kernel reads, a write of the bytes it writes, and bare SLEEF exp/log l
 limit time / nllk time (1.0 = at the limit); "ceiling" = PyTorch time / limit time, the largest speed-up
 any implementation could show over PyTorch on this machine.
 
-Every ratio in the table is a quotient of two columns shown next to it: "nllk vs PyTorch" = PyTorch / nllk of
+Every ratio in the table is a quotient of two columns shown next to it (except the NLL 4-D rows timed in pairs,
+whose "nllk vs PyTorch" is the median of the per-pair ratios): "nllk vs PyTorch" = PyTorch / nllk of
 the same allocator, "nllk of limit" = limit / nllk (retaining), "ceiling" = PyTorch (retaining) / limit. The
 targets are judged at full size only: --quick (small arrays, one repetition) and --only runs print no verdicts.
 
@@ -65,6 +72,16 @@ def workloads(quick):
     for red in ("mean", "none"):
         for tt in ("i64", "u8"):
             W.append(dict(loss="nll", kind="fwd", shape=sh4, weighted=1, target=tt, reduction=red))
+    # segmentation: random and coherent targets, warm and cold caches, the backward alone (interleaved pairs)
+    for targets_kind in ("random", "coherent"):
+        for tt in ("i64", "u8"):
+            for cache in ("warm", "cold"):
+                if targets_kind == "random" and cache == "warm":
+                    continue  # the row above
+                W.append(dict(loss="nll", kind="fwd", shape=sh4, weighted=1, target=tt, reduction="mean",
+                              targets=targets_kind, cache=cache, pairs=True))
+            W.append(dict(loss="nll", kind="bwd", shape=sh4, weighted=1, target=tt, reduction="mean",
+                          targets=targets_kind, cache="warm", pairs=True))
     for w in W:
         w["id"] = wid(w)
     if ONLY:
@@ -77,13 +94,15 @@ def wid(w):
         return f"poisson/{w['kind']}/log_input={w['log_input']}/full={w['full']}/n={w['n']}"
     sh = "x".join(map(str, w["shape"]))
     extra = "/weight+ignore255" if w["weighted"] else ""
+    if w.get("targets"):
+        extra += f"/{w['targets']}/{w['cache']}"
     return f"nll/{w['kind']}/{sh}{extra}/{w['reduction']}/target={w['target']}"
 
 
 def data_key(w):
     if w["loss"] == "poisson":
         return ("poisson", w["n"], w["log_input"])
-    return ("nll", w["shape"], w["weighted"])
+    return ("nll", w["shape"], w["weighted"], w.get("targets", "random"))
 
 
 # ---- worker: measures torch and nllk in this process -----------------------------------------------------------
@@ -102,6 +121,33 @@ def measure(fn, reps):
             fn()
         samples.append((time.perf_counter() - t0) / inner)
     return statistics.median(samples), samples
+
+
+def measure_pairs(f_a, f_b, reps, before=None):
+    """f_a and f_b timed alternately (a, b, a, b, ...), each call alone; before() runs untimed ahead of every call
+    (the cold-cache eviction). Returns (median a, median b, samples a, samples b, median of the per-pair a / b)."""
+    f_a(), f_b()  # warm-up
+    sa, sb = [], []
+    for _ in range(max(reps, 5) * 3):
+        for f, s in ((f_a, sa), (f_b, sb)):
+            if before:
+                before()
+            t0 = time.perf_counter()
+            f()
+            s.append(time.perf_counter() - t0)
+    ratios = [a / b for a, b in zip(sa, sb)]
+    return statistics.median(sa), statistics.median(sb), sa, sb, statistics.median(ratios)
+
+
+_EVICT = []
+
+
+def evict_caches():
+    """Writes a 96 MiB buffer (3x this machine's L3): the next call starts with cold caches."""
+    import numpy as np
+    if not _EVICT:
+        _EVICT.append(np.ones(96 << 20, dtype=np.uint8))
+    _EVICT[0] += 1
 
 
 def worker(args):
@@ -135,9 +181,16 @@ def worker(args):
                 c = sh[1]
                 x = torch.rand(sh, generator=g) * -10  # log-probabilities (any values do for timing)
                 tsh = (sh[0],) + tuple(sh[2:])
-                t = torch.randint(0, c, tsh, generator=g)
-                if w["weighted"]:
-                    t[torch.rand(tsh, generator=g) < 0.1] = 255  # ~10% ignored, as a segmentation void label
+                if w.get("targets") == "coherent":  # label maps: blobs and rectangles, 255 rings if weighted
+                    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+                    import labelmaps
+                    hw = tsh[1:] if len(tsh) == 3 else (1, tsh[1])
+                    t = torch.from_numpy(labelmaps.labelmaps(sh[0], hw[0], hw[1], c,
+                                                             255 if w["weighted"] else None)).reshape(tsh)
+                else:
+                    t = torch.randint(0, c, tsh, generator=g)
+                    if w["weighted"]:
+                        t[torch.rand(tsh, generator=g) < 0.1] = 255  # ~10% ignored, as a segmentation void label
                 cache[key] = dict(x=x, t64=t, t8=t.to(torch.uint8) if c <= 255 else None,
                                   weight=torch.rand(c, generator=g) + 0.5)
         d = cache[key]
@@ -173,6 +226,16 @@ def worker(args):
                 f_torch = lambda: F.nll_loss(x, t_torch, **kw)  # noqa: E731
                 f_nllk = lambda: nt.nll_loss(x, t_nllk, **kw)  # noqa: E731
                 f_fe = lambda: fe.nll_loss(x, t_nllk, **kw)  # noqa: E731
+            elif w["kind"] == "bwd":  # the backward alone: ATen's kernel against nllk's (each allocates grad_input)
+                red_enum = {"none": 0, "mean": 1, "sum": 2}[w["reduction"]]
+                wt, ii = kw.get("weight"), kw.get("ignore_index", -100)
+                _, tw_t = (torch.ops.aten.nll_loss2d_forward if x.dim() == 4 else torch.ops.aten.nll_loss_forward)(
+                    x, t_torch, wt, red_enum, ii)
+                bwd_t = torch.ops.aten.nll_loss2d_backward if x.dim() == 4 else torch.ops.aten.nll_loss_backward
+                f_torch = lambda: bwd_t(one, x, t_torch, wt, red_enum, ii, tw_t)  # noqa: E731
+                _, tw_n = fe.nll_loss_forward(x, t_nllk, **kw)
+                f_nllk = lambda: fe.nll_loss_backward(one, x, t_nllk, total_weight=tw_n, **kw)  # noqa: E731
+                f_fe = None
             else:
                 xg = x.detach().requires_grad_(True)
                 f_torch = lambda: torch.autograd.grad(F.nll_loss(xg, t_torch, **kw), xg)  # noqa: E731
@@ -189,16 +252,22 @@ def worker(args):
         for th in threads:
             torch.set_num_threads(th)
             nt.set_num_threads(th)
-            tt, ts = measure(f_torch, args.reps)
-            tn, ns = measure(f_nllk, args.reps)
+            pair_ratio = None
+            if w.get("pairs"):  # NLL segmentation rows: interleaved pairs, optionally cold
+                before = evict_caches if w.get("cache") == "cold" else None
+                tt, tn, ts, ns, pair_ratio = measure_pairs(f_torch, f_nllk, args.reps, before)
+            else:
+                tt, ts = measure(f_torch, args.reps)
+                tn, ns = measure(f_nllk, args.reps)
             tf = None
-            if fe is not None:
+            if fe is not None and f_fe is not None and not w.get("pairs"):
                 try:
                     tf, _ = measure(f_fe, args.reps)
                 except Exception as e:  # the front end is optional here
                     print(f"  front end failed on {w['id']}: {e}", file=sys.stderr)
             results.append(dict(id=w["id"], workload=w, threads=th, torch_s=tt, nllk_s=tn, torch_samples=ts,
-                                nllk_samples=ns, nllk_frontend_s=tf, max_rel_diff=diff, torch_note=torch_note))
+                                nllk_samples=ns, nllk_frontend_s=tf, max_rel_diff=diff, torch_note=torch_note,
+                                pair_ratio=pair_ratio))
             print(f"  [{args.worker}] {w['id']} threads={th}: torch {tt * 1e3:.3f} ms, nllk {tn * 1e3:.3f} ms",
                   file=sys.stderr, flush=True)
     info = nt.library_info()
@@ -221,11 +290,12 @@ def bench_limits(args, isa, W):
             d *= s
         nll_shapes.append(f"{sh[0]}x{sh[1]}x{d}")
     flt = (r"^(poisson_fwd/f32/log_input:./full:./mean|poisson_bwd/f32/log_input:./full:0/grad_target:0/mean"
-           r"|nll_(fwd|bwd)/f32/custom/target:(i64|u8)/(plain|weighted_ignored)/(mean|none))/")
+           r"|nll_(fwd|bwd)/f32/custom/target:(i64|u8)/(plain|weighted_ignored)(/coherent)?(/cold)?/(mean|none))/")
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     cmd = [args.bench_bin, "--nllk_dtypes=f32", "--nllk_poisson_n=" + ",".join(map(str, pn)),
            "--nllk_nll_shapes=" + ",".join(nll_shapes), "--nllk_threads=" + args.threads, "--nllk_isas=" + isa,
+           "--nllk_nll_targets=random,coherent", "--nllk_nll_cache=warm,cold",
            "--benchmark_filter=" + flt, "--benchmark_min_time=" + ("0.01" if args.quick else "0.1"),
            "--benchmark_out=" + out, "--benchmark_out_format=json"]
     print("compare_torch: limits: " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -236,9 +306,12 @@ def bench_limits(args, isa, W):
     for b in data["benchmarks"]:
         if b.get("error_occurred"):
             continue
-        name = re.sub(r"/real_time$", "", b["name"])
+        name = re.sub(r"/(real|manual)_time$", "", b["name"])
         lim[name] = dict(limit_s=max(b["mem_limit_s"], b["sleef_limit_s"]), mem_limit_s=b["mem_limit_s"],
                          sleef_limit_s=b["sleef_limit_s"], c_s=b["us_per_call"] * 1e-6, limit_frac=b["limit_frac"])
+        if "touched_limit_s" in b:  # NLL N-D forward: the touched-bytes read is the limit
+            lim[name].update(limit_s=b["touched_limit_s"], touched_bytes=b["touched_bytes"],
+                             gather_limit_s=b["mem_limit_s"], limit_frac=b["touched_frac"])
     return lim
 
 
@@ -255,7 +328,12 @@ def limit_names(w, isa, th):
         d *= s
     shp = f"shape:{sh[0]}x{sh[1]}x{d}"
     wi = "weighted_ignored" if w["weighted"] else "plain"
-    names = [f"nll_fwd/f32/custom/target:{w['target']}/{wi}/{w['reduction']}/{shp}" + sfx]
+    if w.get("targets") == "coherent":
+        wi += "/coherent"
+    if w["kind"] == "bwd":
+        return [f"nll_bwd/f32/custom/target:{w['target']}/{wi}/mean/{shp}" + sfx]
+    cold = "/cold" if w.get("cache") == "cold" else ""
+    names = [f"nll_fwd/f32/custom/target:{w['target']}/{wi}{cold}/{w['reduction']}/{shp}" + sfx]
     if w["kind"] == "fwdbwd":
         names.append(f"nll_bwd/f32/custom/target:{w['target']}/{wi}/mean/{shp}" + sfx)
     return names
@@ -288,7 +366,7 @@ def build_rows(modes, lim, isa):
             torch_retaining_s=r["torch_s"] if ret else None, nllk_s=r["nllk_s"],
             torch_plain_s=p["torch_s"] if p else None, nllk_plain_s=p["nllk_s"] if p else None,
             nllk_frontend_s=r.get("nllk_frontend_s"),
-            ratio=(r["torch_s"] / r["nllk_s"]) if ret else None,
+            ratio=(r.get("pair_ratio") or r["torch_s"] / r["nllk_s"]) if ret else None,
             ratio_plain=(p["torch_s"] / p["nllk_s"]) if p else None,
             limit_s=limit, frac_of_limit=(limit / r["nllk_s"]) if limit and ret else None, c_kernel_s=c_s,
             max_rel_diff=r["max_rel_diff"], torch_note=r["torch_note"],
@@ -342,8 +420,22 @@ def targets(rows, lim, isa, th):
     for tt, x in (("i64", 4), ("u8", 6)):
         check(f"NLL 4-D weighted/ignored mean, {tt} targets: >= {x}x",
               find(lambda w: w["loss"] == "nll" and len(w["shape"]) == 4 and w["reduction"] == "mean"
-                   and w["target"] == tt),
+                   and w["target"] == tt and not w.get("targets")),
               lambda r, x=x: (r["ratio"] or 0) >= x, lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x")
+    # issue 18 (segmentation NLL at the machine's limit)
+    seg = lambda w: w["loss"] == "nll" and len(w["shape"]) == 4 and w.get("targets")  # noqa: E731
+    both = lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x, {100 * (r['frac_of_limit'] or 0):.0f}% of limit"  # noqa: E731
+    for tt, x in (("u8", 5), ("i64", 4)):
+        check(f"NLL 4-D fwd, coherent targets, {tt}: >= {x}x PyTorch and >= 75% of the touched-bytes limit",
+              find(lambda w: seg(w) and w["kind"] == "fwd" and w["targets"] == "coherent" and w["target"] == tt),
+              lambda r, x=x: (r["ratio"] or 0) >= x and (r["frac_of_limit"] or 0) >= 0.75, both)
+    check("NLL 4-D fwd, random targets: >= 3x PyTorch",
+          find(lambda w: w["loss"] == "nll" and len(w["shape"]) == 4 and w["kind"] == "fwd"
+               and w.get("targets", "random") == "random" and w["reduction"] == "mean"),
+          lambda r: (r["ratio"] or 0) >= 3, lambda r: f"{r['id']}: {r['ratio'] or 0:.2f}x")
+    check("NLL 4-D bwd: >= 80% of the streaming write limit and >= 4x PyTorch",
+          find(lambda w: seg(w) and w["kind"] == "bwd"),
+          lambda r: (r["ratio"] or 0) >= 4 and (r["frac_of_limit"] or 0) >= 0.8, both)
     bname = f"nll_bwd/f32/custom/target:i64/plain/mean/shape:65536x1000x1/isa:{isa}/threads:{th}"
     rs = [dict(id=bname, frac=lim[bname]["limit_frac"])] if bname in lim else []
     res.append(dict(target="NLL bwd (65536, 1000): >= 80% of the write limit",

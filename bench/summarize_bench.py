@@ -28,7 +28,7 @@ def main():
     for b in data["benchmarks"]:
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
             continue
-        name = re.sub(r"(/real_time|/iterations:\d+)?(_median)?$", "", b["name"])
+        name = re.sub(r"(/real_time|/manual_time|/iterations:\d+)?(_median)?$", "", b["name"])
         m = re.match(r"(.*)/isa:([a-z0-9]+)/threads:(\d+)$", name)
         if name.startswith("limit/"):
             limits.append((name, b))

@@ -46,6 +46,10 @@ typedef struct nllk_nll_run {
  * L1-sized pieces (dispatch/nll.c). */
 enum { NLLK_NARROW_ROW_BYTES = 256 };
 
+/* The NLL N-D backward streams its stores when grad_input has at least this many bytes (beyond the last-level
+ * cache of the machines measured: a later read would miss anyway, and streaming stores skip the line reads). */
+#define NLLK_NLL_STREAM_BYTES ((size_t)32 << 20)
+
 /* NLL forward over a run: out[k] = -x * w (or +0 when ignored) if out != NULL; lanes[k % 16] += loss_k and
  * lanes[16 + k % 16] += weight_k (0 when ignored) if lanes != NULL. weight may be NULL (all ones).
  * Returns len, or the k of the first target that is neither in [0, c) nor ignore_index (then elements from
@@ -58,6 +62,13 @@ typedef size_t (*nllk_nll_fwd_fn)(const nllk_nll_run *r, const void *x, const vo
  * Writes nothing else (the driver zero-fills grad_input first). */
 typedef void (*nllk_nll_bwd_fn)(const nllk_nll_run *r, const void *target, const void *weight, const void *g,
                                 size_t g_stride, void *gx);
+
+/* NLL backward of an N-D run (k_stride 1, c_stride d; targets already validated) in one pass: every element
+ * gx[k + cls * c_stride], k < len, cls < c, is written once: w * -g_k (unweighted: -g_k) where cls == target[k] is
+ * not ignored, +0 elsewhere (the zero fill and the scatter together). stream != 0: streaming (non-temporal) stores
+ * where the planes' cache lines allow (the driver asks for them when grad_input is much larger than the caches). */
+typedef void (*nllk_nll_bwd_fill_fn)(const nllk_nll_run *r, const void *target, const void *weight, const void *g,
+                                     size_t g_stride, void *gx, int stream);
 
 /* Index of the first target in t[0 .. len) that is neither in [0, c) nor ignore_index, or len. */
 typedef size_t (*nllk_nll_check_fn)(size_t len, const void *target, size_t c, int64_t ignore_index);
@@ -108,6 +119,7 @@ typedef struct nllk_kernels {
     nllk_ce_bwd_fn ce_bwd[NLLK_NUM_TARGET_TYPES];
     nllk_ce_prob_fwd_fn ce_prob_fwd;
     nllk_ce_prob_bwd_fn ce_prob_bwd;
+    nllk_nll_bwd_fill_fn nll_bwd_fill[NLLK_NUM_TARGET_TYPES];
 } nllk_kernels;
 
 /* Kernel slots: a dtype descriptor's `slot` (dispatch/dtype.h) indexes nllk_isa.kernels. */

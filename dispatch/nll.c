@@ -85,7 +85,8 @@ typedef struct nll_ctx {
     void *out;     /* forward: per-element losses (NONE, or the accumulators' out)        */
     const void *g; /* backward: grad_output, g_stride 0 or 1                              */
     size_t g_stride;
-    void *gx; /* backward: grad_input                                               */
+    void *gx;   /* backward: grad_input                                               */
+    int stream; /* backward, N-D: streaming stores (grad_input beyond the caches)     */
 } nll_ctx;
 
 static nll_ctx nll_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight)
@@ -152,18 +153,29 @@ static size_t nll_check_targets(nll_ctx *c, size_t nd)
     return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, c);
 }
 
-/* Backward scatter over elements [off, off + len) (targets already validated). */
-static void nll_bwd_scatter(const nll_ctx *c, size_t off, size_t len)
+/* Backward over elements [off, off + len) (targets already validated): the scatter into zero-filled rows, or (fill)
+ * the N-D one-pass kernel, whose runs write their c planes whole (kernels.h). */
+static void nll_bwd_runs(const nll_ctx *c, size_t off, size_t len, int fill)
 {
     const nllk_dtype_desc *dt = c->dt;
     for (size_t done = 0; done < len;) {
         size_t x_off;
         const nllk_nll_run r = nll_run_at(c, off + done, len - done, &x_off);
-        c->k->nll_bwd[c->s.target_type](&r, c->s.target + (off + done) * c->s.target_size, c->weight,
-                                        nllk_elem(dt, c->g, (off + done) * c->g_stride), c->g_stride,
-                                        nllk_elem_mut(dt, c->gx, x_off));
+        const void *tg = c->s.target + (off + done) * c->s.target_size;
+        const void *g = nllk_elem(dt, c->g, (off + done) * c->g_stride);
+        void *gx = nllk_elem_mut(dt, c->gx, x_off);
+        if (fill)
+            c->k->nll_bwd_fill[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx, c->stream);
+        else
+            c->k->nll_bwd[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx);
         done += r.len;
     }
+}
+
+static size_t nll_bwd_fill_span(void *vctx, size_t off, size_t len)
+{
+    nll_bwd_runs(vctx, off, len, 1);
+    return len;
 }
 
 static void zero_fill(const nll_ctx *c, size_t first, size_t count)
@@ -177,30 +189,20 @@ static void zero_fill(const nll_ctx *c, size_t first, size_t count)
  * the scatter finds its rows still in L1: filling a whole span first (up to the grain, 1.3 MB for (N, 10) f32, more
  * than L2) made the scatters miss, 1.5-2x slower on (1048576, 10) and (1048576, 32) f32 (BENCHMARKS.md). Wide rows
  * keep one fill per span, which streams when it is large; small spans measured faster in one fill too. For d > 1
- * the zero fill is a separate pass (nll_zero_span). */
+ * each position's c planes are written in one pass (nll_bwd_fill_span), zeros and values together. */
 #define BWD_PIECE ((size_t)16 << 10)
 #define BWD_PIECES_FROM ((size_t)512 << 10)
 static size_t nll_bwd_span(void *vctx, size_t off, size_t len)
 {
     const nll_ctx *c = vctx;
     const size_t row = c->s.c * c->dt->size;
-    if (c->s.d != 1) {
-        nll_bwd_scatter(c, off, len);
-        return len;
-    }
     const int pieces = row && row <= NLLK_NARROW_ROW_BYTES && len * row > BWD_PIECES_FROM;
     const size_t per = pieces ? BWD_PIECE / row : len;
     for (size_t p = 0; p < len; p += per) {
         const size_t m = len - p < per ? len - p : per;
         zero_fill(c, (off + p) * c->s.c, m * c->s.c);
-        nll_bwd_scatter(c, off + p, m);
+        nll_bwd_runs(c, off + p, m, 0);
     }
-    return len;
-}
-
-static size_t nll_zero_span(void *vctx, size_t off, size_t len)
-{
-    zero_fill(vctx, off, len);
     return len;
 }
 
@@ -259,8 +261,11 @@ static nllk_status nll_bwd(const nllk_dtype_desc *dt, const void *grad_output, c
     /* mean's factor is grad_output / total_weight in the dtype, negated by the kernel (ATen's order) */
     nllk_scalar g;
     ctx.g = nllk_grad_scale(dt, reduction, grad_output, total_weight, nd, &g, &ctx.g_stride);
-    if (d != 1) /* samples' gradient slabs interleave classes and positions: clear them all first */
-        nllk_parallel_spans(n * c * d, 8 * NLLK_GRAIN, nll_zero_span, &ctx);
+    if (d != 1) { /* one pass: every line of grad_input written once, streaming beyond the caches */
+        ctx.stream = n * c * d * dt->size >= NLLK_NLL_STREAM_BYTES;
+        nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_fill_span, &ctx);
+        return nllk_ok();
+    }
     nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_span, &ctx);
     return nllk_ok();
 }

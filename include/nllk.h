@@ -302,6 +302,10 @@ NLLK_API nllk_status nllk_nll_fwd_f64(const double *input, const void *target, n
  *
  * Errors: as the forward; NLLK_ERR_TARGET_OUT_OF_RANGE is checked before any write to grad_input's target
  * entries (nothing is written out of bounds).
+ *
+ * Memory: for N-D input (d > 1) every element of grad_input is written exactly once (the zeros and the values in
+ * one pass); when grad_input has 32 MiB or more the writes are streaming (non-temporal) stores, so it is not left
+ * in the caches.
  */
 NLLK_API nllk_status nllk_nll_bwd_f32(const float *grad_output, const void *target, nllk_target_type target_type,
                                       size_t n, size_t c, size_t d, const float *weight, int64_t ignore_index,

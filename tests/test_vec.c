@@ -4,8 +4,8 @@
  * (tests/vec_probe.c, compiled with the build's flags over its vec.h) on random and edge inputs (+-0, +-inf, NaN,
  * denormals, values either side of 1, masked tails of every length) and checks each output bit for bit against
  * what plain C gives (the scalar map is plain C): IEEE add/sub/mul/div/neg in the dtype, comparisons, selects,
- * masked loads and stores, double accumulation, target widening and classification, gathers and scatters,
- * zero fills. exp and log (SLEEF) are checked bit for bit against the scalar map's probe (the build serving
+ * masked loads and stores, streaming stores, double accumulation, target widening and classification, gathers and
+ * scatters, zero fills. exp and log (SLEEF) are checked bit for bit against the scalar map's probe (the build serving
  * "scalar"), NaNs as a class, and against libm within SLEEF's 1 ulp. */
 #include <math.h>
 #include <stdio.h>
@@ -51,8 +51,9 @@ static const probe_set *probes_of(const char *build)
     return NULL;
 }
 
-static const char *const op_names[P_NUM_OUT] = {"add", "sub",    "mul",   "div",  "neg",    "exp",     "log",   "set1",
-                                                "le",  "select", "mzero", "load", "load_n", "store_n", "gather"};
+static const char *const op_names[P_NUM_OUT] = {"add",    "sub",     "mul",    "div",    "neg",   "exp",
+                                                "log",    "set1",    "le",     "select", "mzero", "load",
+                                                "load_n", "store_n", "gather", "stream", "tsel",  "tnsel"};
 
 enum { N = 512 };
 
@@ -167,6 +168,9 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_LOAD_N] = lane < m ? ai : 0.0;
         want[P_STORE_N] = lane < m ? ai : sentinel;
         want[P_GATHER] = ok64 ? tu_get(dt, x, i * ks + (size_t)t64[i] * cs) : 0.0;
+        want[P_STREAM] = ai;
+        want[P_TSEL] = keep[i] && t64[i] == 3 ? ai : 0.0;
+        want[P_TNSEL] = keep[i] && (int32_t)(uint32_t)(uint64_t)t64[i] == 3 ? ai : 0.0;
         for (int op = 0; op < P_NUM_OUT; op++) {
             if (!ref && (op == P_EXP || op == P_LOG))
                 continue; /* no reference map: exp/log checked against libm only */

@@ -55,6 +55,13 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         const vidx_t off = v_toff(t[0], kofs, p->cs);
         v_store(res[P_GATHER], v_gather(x + o * p->ks, off, ok));
         v_scatter(scat + o * p->ks, off, ok, va);
+        _Alignas(64) elem_t sbuf[VW];
+        v_store(res[P_TSEL], v_tsel(t[0], 3, keep, va));
+        v_store(res[P_TNSEL], v_tnsel(v_tnarrow(t[0], keep), 3, va));
+        v_stream(sbuf, va);
+        v_stream_fence();
+        for (size_t i = 0; i < VW; i++)
+            res[P_STREAM][i] = sbuf[i];
     }
     return VW;
 }

@@ -25,6 +25,9 @@ enum {
     P_LOAD_N,  /* v_store(v_load_n(a, m)), m = (i / VW) % VW: lanes >= m must read +0            */
     P_STORE_N, /* v_store_n(v_load(a), m) over out pre-filled by the caller: lanes >= m untouched */
     P_GATHER,  /* v_gather(x + o*ks, v_toff(t, v_kofs(ks), cs), valid & ~bad) of the i64 targets  */
+    P_STREAM,  /* v_stream(aligned buffer, a), v_stream_fence(), copied out                        */
+    P_TSEL,    /* v_tsel(i64 targets, 3, keep bits, a)                                            */
+    P_TNSEL,   /* v_tnsel(v_tnarrow(i64 targets, keep bits), 3, a)                                */
     P_NUM_OUT
 };
 

@@ -156,6 +156,27 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, __m256 v)
     }
 }
 static inline __m256 v_mzero(unsigned m, __m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(nv_bits32(m))); }
+static inline void v_stream(float *p, __m256 v) { _mm256_stream_ps(p, v); }
+typedef __m256i vtn_t;
+static inline __m256i v_tnarrow(vidx_t t, unsigned m)
+{
+    /* low halves: lo's at even 32-bit lanes, hi's (shifted up) at odd ones, then gathered in order */
+    const __m256i ab = _mm256_blend_epi32(t.lo, _mm256_slli_epi64(t.hi, 32), 0xAA);
+    const __m256i n = _mm256_permutevar8x32_epi32(ab, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    return _mm256_blendv_epi8(_mm256_set1_epi32(-1), n, nv_bits32(m));
+}
+static inline __m256 v_tnsel(__m256i n, int32_t cls, __m256 v)
+{
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(n, _mm256_set1_epi32(cls))));
+}
+static inline __m256 v_tsel(vidx_t t, int64_t cls, unsigned m, __m256 v)
+{
+    const __m256i c = _mm256_set1_epi64x(cls);
+    /* 64-bit lane masks [a0 a0 a1 a1 ..], [b0 b0 ..] -> 32-bit lanes [a0 a1 a2 a3 b0 b1 b2 b3] */
+    const __m256i ab = _mm256_blend_epi32(_mm256_cmpeq_epi64(t.lo, c), _mm256_cmpeq_epi64(t.hi, c), 0xAA);
+    const __m256i eq = _mm256_permutevar8x32_epi32(ab, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_and_si256(eq, nv_bits32(m))));
+}
 
 #else
 /* ---- double x 4 ------------------------------------------------------------------------------------------- */
@@ -215,8 +236,28 @@ static inline void v_scatter(double *base, __m256i off, unsigned m, __m256d v)
     }
 }
 static inline __m256d v_mzero(unsigned m, __m256d v) { return _mm256_and_pd(v, _mm256_castsi256_pd(nv_bits64(m))); }
+static inline void v_stream(double *p, __m256d v) { _mm256_stream_pd(p, v); }
+typedef __m128i vtn_t;
+static inline __m128i v_tnarrow(__m256i t, unsigned m)
+{
+    const __m128i n =
+        _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7)));
+    return _mm_blendv_epi8(_mm_set1_epi32(-1), n, nv_bits32x4(m));
+}
+static inline __m256d v_tnsel(__m128i n, int32_t cls, __m256d v)
+{
+    const __m256i eq = _mm256_cvtepi32_epi64(_mm_cmpeq_epi32(n, _mm_set1_epi32(cls)));
+    return _mm256_and_pd(v, _mm256_castsi256_pd(eq));
+}
+static inline __m256d v_tsel(__m256i t, int64_t cls, unsigned m, __m256d v)
+{
+    const __m256i eq = _mm256_cmpeq_epi64(t, _mm256_set1_epi64x(cls));
+    return _mm256_and_pd(v, _mm256_castsi256_pd(_mm256_and_si256(eq, nv_bits64(m))));
+}
 
 #endif
+
+static inline void v_stream_fence(void) { _mm_sfence(); }
 
 /* ---- zero fill: 32-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
 #define NLLK_STREAM_BYTES ((size_t)32 << 20)

@@ -112,6 +112,25 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, __m512 v)
     _mm512_mask_i64scatter_ps(base, (__mmask8)(m >> 8), off.hi, _mm512_extractf32x8_ps(v, 1), 4);
 }
 static inline __m512 v_mzero(unsigned m, __m512 v) { return _mm512_maskz_mov_ps((__mmask16)m, v); }
+static inline void v_stream(float *p, __m512 v) { _mm512_stream_ps(p, v); }
+typedef __m512i vtn_t;
+static inline __m512i v_tnarrow(vidx_t t, unsigned m)
+{
+    const __m512i n =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(t.lo)), _mm512_cvtepi64_epi32(t.hi), 1);
+    return _mm512_mask_mov_epi32(_mm512_set1_epi32(-1), (__mmask16)m, n);
+}
+static inline __m512 v_tnsel(__m512i n, int32_t cls, __m512 v)
+{
+    return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(n, _mm512_set1_epi32(cls)), v);
+}
+static inline __m512 v_tsel(vidx_t t, int64_t cls, unsigned m, __m512 v)
+{
+    const __m512i c = _mm512_set1_epi64(cls);
+    const __mmask8 lo = _mm512_mask_cmpeq_epi64_mask((__mmask8)m, t.lo, c);
+    const __mmask8 hi = _mm512_mask_cmpeq_epi64_mask((__mmask8)(m >> 8), t.hi, c);
+    return _mm512_maskz_mov_ps(_mm512_kunpackb(hi, lo), v);
+}
 
 #else
 /* ---- double x 8 ------------------------------------------------------------------------------------------- */
@@ -164,8 +183,24 @@ static inline void v_scatter(double *base, __m512i off, unsigned m, __m512d v)
     _mm512_mask_i64scatter_pd(base, (__mmask8)m, off, v, 8);
 }
 static inline __m512d v_mzero(unsigned m, __m512d v) { return _mm512_maskz_mov_pd((__mmask8)m, v); }
+static inline void v_stream(double *p, __m512d v) { _mm512_stream_pd(p, v); }
+typedef __m256i vtn_t;
+static inline __m256i v_tnarrow(__m512i t, unsigned m)
+{
+    return _mm256_mask_mov_epi32(_mm256_set1_epi32(-1), (__mmask8)m, _mm512_cvtepi64_epi32(t));
+}
+static inline __m512d v_tnsel(__m256i n, int32_t cls, __m512d v)
+{
+    return _mm512_maskz_mov_pd(_mm256_cmpeq_epi32_mask(n, _mm256_set1_epi32(cls)), v);
+}
+static inline __m512d v_tsel(__m512i t, int64_t cls, unsigned m, __m512d v)
+{
+    return _mm512_maskz_mov_pd(_mm512_mask_cmpeq_epi64_mask((__mmask8)m, t, _mm512_set1_epi64(cls)), v);
+}
 
 #endif
+
+static inline void v_stream_fence(void) { _mm_sfence(); }
 
 /* ---- zero fill: 64-byte stores; streaming stores past NLLK_STREAM_BYTES ------------------------------------ */
 #define NLLK_STREAM_BYTES ((size_t)32 << 20)

@@ -12,6 +12,7 @@
 #include "../../include/nllk.h"
 #include "vec.h"
 
+#include "nll_target.h"
 #include "poisson_formula.h"
 
 #define NLLK_NAME_(dtype, op, build) nllk_##dtype##_##op##__##build
@@ -182,13 +183,36 @@ INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const 
     return len - o >= VW ? tload(tg, o, tt) : tload_tail(tg, o, len - o, ign, tt);
 }
 
+/* Coherent targets (segmentation masks: long runs of one class along a row). In an N-D run (k_stride 1) a vector
+ * whose VW targets are all equal reads VW consecutive elements of one class plane: one contiguous load instead of a
+ * gather (the same elements, so the same bits), and only that plane's cache lines are touched. The test is
+ * v_tvalid(targets, lane 0's target) == 0: no lane differs from lane 0. */
+
+/* N-D runs prefetch, for each 64-byte stretch of positions PF_PLANE positions ahead, the input line that its first
+ * target names: within runs of one class the planes are read in short stretches at scattered moments, which the
+ * hardware prefetcher does not follow. (With mixed targets this covers one lane's plane; a prefetch per lane cost
+ * more than it saved with random targets, whose gathers keep enough misses in flight.) A prefetch is never
+ * dereferenced; only targets in [0, c) are used. */
+#define PF_PLANE 1024
+#define PF_STEP (64 / (VW * sizeof(elem_t)) > 0 ? 64 / (VW * sizeof(elem_t)) : 1) /* vectors per 64 bytes */
+
+INLINE void prefetch_planes(const elem_t *x, const void *tg, size_t p, size_t cs, size_t c, const nllk_target_type tt)
+{
+    for (size_t j = 0; j < (size_t)G; j += PF_STEP) {
+        const size_t o = p + j * VW;
+        const int64_t t0 = target_at(tg, o, tt);
+        if (nllk_nll_in_range(t0, c))
+            __builtin_prefetch(x + o + (size_t)t0 * cs);
+    }
+}
+
 INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *tg, const elem_t *weight, elem_t *out,
                            double *lanes, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
     const vidx_t kofs = v_kofs(ks);
-    const vec_t one = v_set1(1.0);
+    const vec_t one = v_set1(1.0), zero = v_set1(0.0);
     vacc_t acc[G], accw[G];
     for (int j = 0; j < G; j++) {
         acc[j] = lanes ? v_acc_load(lanes + j * VW) : v_acc_zero();
@@ -196,6 +220,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
     }
     const size_t row_bytes = ks * sizeof(elem_t);
     const int pf_dense = VW > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
+    const int planes = ks == 1;                                                   /* N-D runs (and c == 1) */
     for (size_t k = 0; k < len; k += 16) {
         if (pf_dense) {
             /* may lie past the end of x: a prefetch is never dereferenced */
@@ -203,19 +228,35 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
             for (size_t b = 0; b < 16 * row_bytes; b += 64)
                 __builtin_prefetch((const void *)(p + b));
         }
+        if (planes && k + PF_PLANE + 16 <= len)
+            prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
         for (int j = 0; j < G; j++) {
             const size_t o = k + (size_t)j * VW;
             if (o >= len)
                 break;
             const size_t m = len - o;
             const vidx_t tv = tload_at(tg, o, len, ign, tt);
-            const unsigned bad = v_tbad(tv, c, ign);
-            if (bad)
-                return o + (size_t)__builtin_ctz(bad);
-            const unsigned valid = v_tvalid(tv, ign);
-            const vec_t xv = v_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
-            const vec_t wv = weight ? v_gather(weight, tv, valid) : v_mzero(valid, one);
-            const vec_t loss = v_mzero(valid, v_mul(v_neg(xv), wv));
+            vec_t loss, wv;
+            const int64_t t0 = planes && m >= VW ? target_at(tg, o, tt) : 0;
+            if (planes && m >= VW && !v_tvalid(tv, t0)) { /* VW equal targets: one plane, contiguous */
+                if (!nllk_nll_is_ignored(t0, ign) && !nllk_nll_in_range(t0, c))
+                    return o; /* every lane is t0: lane 0 is the first bad one */
+                if (nllk_nll_is_ignored(t0, ign)) {
+                    loss = zero;
+                    wv = zero;
+                } else {
+                    wv = weight ? v_set1((double)weight[t0]) : one;
+                    loss = v_mul(v_neg(v_load(x + o + (size_t)t0 * cs)), wv);
+                }
+            } else {
+                const unsigned bad = v_tbad(tv, c, ign);
+                if (bad)
+                    return o + (size_t)__builtin_ctz(bad);
+                const unsigned valid = v_tvalid(tv, ign);
+                const vec_t xv = v_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
+                wv = weight ? v_gather(weight, tv, valid) : v_mzero(valid, one);
+                loss = v_mzero(valid, v_mul(v_neg(xv), wv));
+            }
             if (out) {
                 if (m >= VW)
                     v_store(out + o, loss);
@@ -256,6 +297,125 @@ INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *we
     }
 }
 
+/* N-D backward in one pass (an N-D run: k_stride 1, c_stride d): every element of the run's c planes is written
+ * once, the value at each position's target plane and +0 in the others. Positions go in chunks of FILL_CHUNK: the
+ * chunk's targets and values first, then each plane's stretch of the chunk in turn (1 KiB of f32, whole cache lines
+ * in one DRAM page, streaming stores when `stream` and the planes' lines line up; 64-byte pieces of 21 planes
+ * interleaved measured 2x slower). Positions up to the first 64-byte boundary of gx and the last partial group use
+ * ordinary (masked) stores. The values are the scatter's: w[t] * -g (or -g), +0 elsewhere. */
+#define FILL_CHUNK 256
+#define FILL_GROUPS (FILL_CHUNK / 16)
+
+typedef struct fill_group {
+    vidx_t tv[G];
+    vtn_t tn[G]; /* the valid targets narrowed (-1 elsewhere), when c <= INT32_MAX */
+    vec_t val[G];
+    unsigned valid[G];
+    int64_t t0;  /* the class of every position when uniform */
+    int uniform; /* 16 positions, all targets t0 */
+} fill_group;
+
+INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g,
+                             size_t g_stride, vec_t gb, int64_t ign, const nllk_target_type tt)
+{
+    fg->t0 = target_at(tg, k, tt);
+    fg->uniform = n == 16;
+    for (int j = 0; j < G; j++) {
+        const size_t o = (size_t)j * VW;
+        if (o >= n) { /* past the end: never stored (nll_fill_store stops at n) */
+            fg->tv[j] = fg->tv[0];
+            fg->tn[j] = fg->tn[0];
+            fg->valid[j] = 0;
+            continue;
+        }
+        fg->tv[j] = tload_at(tg, k + o, k + n, ign, tt);
+        fg->valid[j] = v_tvalid(fg->tv[j], ign);
+        fg->tn[j] = v_tnarrow(fg->tv[j], fg->valid[j]);
+        fg->uniform = fg->uniform && !v_tvalid(fg->tv[j], fg->t0);
+    }
+    /* one weight for a uniform group (the gather's value in every lane) */
+    const int one_w = fg->uniform && !nllk_nll_is_ignored(fg->t0, ign);
+    const vec_t w0 = weight && one_w ? v_set1((double)weight[fg->t0]) : gb;
+    for (int j = 0; j < G; j++) {
+        const size_t o = (size_t)j * VW;
+        if (o >= n) {
+            fg->val[j] = gb;
+            continue;
+        }
+        const size_t m = n - o;
+        const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? v_load(g + k + o) : v_load_n(g + k + o, m));
+        fg->val[j] = !weight ? gneg : one_w ? v_mul(w0, gneg) : v_mul(v_gather(weight, fg->tv[j], fg->valid[j]), gneg);
+    }
+}
+
+/* plane cls's elements of the group's n positions at pl */
+INLINE void nll_fill_store(const fill_group *fg, elem_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, int narrow,
+                           const int nt)
+{
+    const int hit = fg->uniform && (int64_t)cls == fg->t0 && !nllk_nll_is_ignored(fg->t0, ign);
+    for (int j = 0; j < G; j++) {
+        const size_t o = (size_t)j * VW;
+        if (o >= n)
+            break;
+        const vec_t v = fg->uniform ? (hit ? fg->val[j] : zero)
+                        : narrow    ? v_tnsel(fg->tn[j], (int32_t)cls, fg->val[j])
+                                    : v_tsel(fg->tv[j], (int64_t)cls, fg->valid[j], fg->val[j]);
+        if (nt)
+            v_stream(pl + o, v);
+        else if (n - o >= VW)
+            v_store(pl + o, v);
+        else
+            v_store_n(pl + o, v, n - o);
+    }
+}
+
+/* positions [k, k + n) with n <= FILL_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0) */
+INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g, size_t g_stride,
+                           vec_t gb, elem_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
+                           const nllk_target_type tt)
+{
+    fill_group fg[FILL_GROUPS];
+    const size_t groups = (n + 15) / 16;
+    for (size_t q = 0; q < groups; q++)
+        nll_fill_prepare(&fg[q], k + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, tg, weight, g, g_stride, gb, ign, tt);
+    const vec_t zero = v_set1(0.0);
+    const int narrow = c <= INT32_MAX; /* then every valid target fits the int32 lanes of v_tnarrow */
+    for (size_t cc = 0; cc < c; cc++) {
+        elem_t *pl = gx + cc * cs + k;
+        for (size_t q = 0; q < groups; q++)
+            nll_fill_store(&fg[q], pl + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, cc, ign, zero, narrow, nt);
+    }
+}
+
+INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g,
+                              size_t g_stride, elem_t *gx, int stream, const nllk_target_type tt)
+{
+    const size_t len = r->len, cs = r->c_stride, c = r->c;
+    const int64_t ign = r->ignore_index;
+    if (len == 0 || c == 0)
+        return;
+    const vec_t gb = v_set1((double)g[0]);
+    const uintptr_t a = (uintptr_t)gx;
+    stream = stream && a % sizeof(elem_t) == 0 && cs * sizeof(elem_t) % 64 == 0;
+    size_t k = stream ? (size_t)(-a & 63) / sizeof(elem_t) : 0;
+    if (k > len)
+        k = len;
+    if (k) /* up to the 64-byte grid: fewer than 16 positions */
+        nll_fill_chunk(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+    for (; k + 16 <= len;) {
+        const size_t body = len - k < FILL_CHUNK ? (len - k) / 16 * 16 : FILL_CHUNK;
+        if (stream)
+            nll_fill_chunk(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, tt);
+        else
+            nll_fill_chunk(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+        k += body;
+    }
+    if (k < len)
+        nll_fill_chunk(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+    if (stream)
+        v_stream_fence();
+}
+
 INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, const nllk_target_type tt)
 {
     for (size_t o = 0; o < len; o += VW) {
@@ -293,6 +453,21 @@ void KERNEL(nll_bwd_u8)(const nllk_nll_run *r, const void *tg, const void *w, co
 {
     nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_U8);
 }
+void KERNEL(nll_bwd_fill_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                              int stream)
+{
+    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I64);
+}
+void KERNEL(nll_bwd_fill_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                              int stream)
+{
+    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I32);
+}
+void KERNEL(nll_bwd_fill_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                             int stream)
+{
+    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_U8);
+}
 size_t KERNEL(nll_check_i64)(size_t len, const void *tg, size_t c, int64_t ign)
 {
     return nll_check_body(len, tg, c, ign, NLLK_TARGET_I64);
@@ -324,4 +499,5 @@ const nllk_kernels KERNEL(kernels) = {
     .ce_bwd = {KERNEL(ce_bwd_i64), KERNEL(ce_bwd_i32), KERNEL(ce_bwd_u8)},
     .ce_prob_fwd = KERNEL(ce_prob_fwd),
     .ce_prob_bwd = KERNEL(ce_prob_bwd),
+    .nll_bwd_fill = {KERNEL(nll_bwd_fill_i64), KERNEL(nll_bwd_fill_i32), KERNEL(nll_bwd_fill_u8)},
 };

@@ -12,6 +12,7 @@
  *   vec_t                      VW elements
  *   vacc_t                     VW doubles: the canonical sum lanes of VW elements (nllk.h section 2)
  *   vidx_t                     VW NLL targets as int64 lanes
+ *   vtn_t                      VW NLL targets narrowed to int32 lanes (v_tnarrow)
  *   vmask_t                    a comparison result (v_le), consumed by v_select
  *
  * Arithmetic: IEEE operations, rounded once each (the build has -ffp-contract=off)
@@ -37,10 +38,16 @@
  *   v_toff(t, kofs, cs)        lane i: kofs[i] + t[i]*cs
  *   v_gather(base, off, bits)  lane i: base[off[i]] where bit i is set, else +0; nothing else is read
  *   v_scatter(base, off, bits, v)   base[off[i]] = v[i] where bit i is set; nothing else is written
+ *   v_tsel(t, cls, bits, v)    lane i: v[i] where bit i is set and t[i] == cls (64-bit compare), else +0
+ *   v_tnarrow(t, bits)         lane i: the low 32 bits of t[i] as int32 where bit i is set, else -1
+ *   v_tnsel(n, cls, v)         lane i: v[i] where n[i] == cls (an int32 >= 0), else +0
  *
  * Other
  *   v_zero_fill(p, bytes)      zero `bytes` bytes: wide stores, streaming (non-temporal) ones for spans much
- *                              larger than the caches */
+ *                              larger than the caches
+ *   v_stream(p, v)             store VW elements with a streaming (non-temporal) store where the ISA has one (p
+ *                              aligned to VW elements' bytes, 64 at most); an ordinary store otherwise
+ *   v_stream_fence()           orders earlier streaming stores before later stores (after a series of v_stream) */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 

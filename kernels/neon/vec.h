@@ -138,6 +138,25 @@ static inline void v_scatter(float *base, vidx_t off, unsigned m, float32x4_t v)
         vst1q_lane_f32(base + vgetq_lane_s64(off.hi, 1), v, 3);
 }
 static inline float32x4_t v_mzero(unsigned m, float32x4_t v) { return vbslq_f32(nv_bits32(m), v, vdupq_n_f32(0)); }
+static inline float32x4_t v_tsel(vidx_t t, int64_t cls, unsigned m, float32x4_t v)
+{
+    const int64x2_t c = vdupq_n_s64(cls);
+    const uint32x4_t eq = vcombine_u32(vmovn_u64(vceqq_s64(t.lo, c)), vmovn_u64(vceqq_s64(t.hi, c)));
+    return vbslq_f32(vandq_u32(eq, nv_bits32(m)), v, vdupq_n_f32(0));
+}
+typedef int32x4_t vtn_t;
+static inline int32x4_t v_tnarrow(vidx_t t, unsigned m)
+{
+    return vbslq_s32(nv_bits32(m), vcombine_s32(vmovn_s64(t.lo), vmovn_s64(t.hi)), vdupq_n_s32(-1));
+}
+static inline float32x4_t v_tnsel(int32x4_t n, int32_t cls, float32x4_t v)
+{
+    return vbslq_f32(vceqq_s32(n, vdupq_n_s32(cls)), v, vdupq_n_f32(0));
+}
+static inline void v_stream(float *p, float32x4_t v) /* STNP: a non-temporal store of the two halves */
+{
+    __asm__ volatile("stnp %d1, %d2, [%0]" : : "r"(p), "w"(vget_low_f32(v)), "w"(vget_high_f32(v)) : "memory");
+}
 
 #else
 /* ---- double x 2 ------------------------------------------------------------------------------------------- */
@@ -208,8 +227,28 @@ static inline void v_scatter(double *base, int64x2_t off, unsigned m, float64x2_
         vst1q_lane_f64(base + vgetq_lane_s64(off, 1), v, 1);
 }
 static inline float64x2_t v_mzero(unsigned m, float64x2_t v) { return vbslq_f64(nv_bits64(m), v, vdupq_n_f64(0)); }
+static inline float64x2_t v_tsel(int64x2_t t, int64_t cls, unsigned m, float64x2_t v)
+{
+    return vbslq_f64(vandq_u64(vceqq_s64(t, vdupq_n_s64(cls)), nv_bits64(m)), v, vdupq_n_f64(0));
+}
+typedef int32x2_t vtn_t;
+static inline int32x2_t v_tnarrow(int64x2_t t, unsigned m)
+{
+    return vbsl_s32(vmovn_u64(nv_bits64(m)), vmovn_s64(t), vdup_n_s32(-1));
+}
+static inline float64x2_t v_tnsel(int32x2_t n, int32_t cls, float64x2_t v)
+{
+    const uint64x2_t eq = vreinterpretq_u64_s64(vmovl_s32(vreinterpret_s32_u32(vceq_s32(n, vdup_n_s32(cls)))));
+    return vbslq_f64(eq, v, vdupq_n_f64(0));
+}
+static inline void v_stream(double *p, float64x2_t v) /* STNP: a non-temporal store of the two lanes */
+{
+    __asm__ volatile("stnp %d1, %d2, [%0]" : : "r"(p), "w"(vget_low_f64(v)), "w"(vget_high_f64(v)) : "memory");
+}
 
 #endif
+
+static inline void v_stream_fence(void) { __asm__ volatile("dmb ishst" : : : "memory"); }
 
 /* memset on AArch64 zero-fills with DC ZVA (whole cache lines) for large sizes. */
 static inline void v_zero_fill(void *p, size_t bytes)

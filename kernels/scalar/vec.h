@@ -20,6 +20,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#  include <emmintrin.h>
+#endif
+
 #include "../common/nll_target.h"
 #include "../common/vec_ops.h"
 
@@ -90,6 +94,39 @@ static inline void v_scatter(elem_t *base, vidx_t off, unsigned bits, vec_t v)
 {
     if (bits & 1)
         base[off] = v;
+}
+
+static inline vec_t v_tsel(vidx_t t, int64_t cls, unsigned bits, vec_t v)
+{
+    return (bits & 1) && t == cls ? v : (elem_t)0;
+}
+
+typedef int32_t vtn_t;
+static inline vtn_t v_tnarrow(vidx_t t, unsigned bits) { return bits & 1 ? (int32_t)(uint32_t)(uint64_t)t : -1; }
+static inline vec_t v_tnsel(vtn_t n, int32_t cls, vec_t v) { return n == cls ? v : (elem_t)0; }
+
+/* x86-64 has MOVNTI (SSE2, every x86-64 CPU): 4- and 8-byte streaming stores; elsewhere an ordinary store. */
+static inline void v_stream(elem_t *p, vec_t v)
+{
+#if defined(__x86_64__)
+#  if defined(NLLK_DTYPE_F32)
+    int b;
+    memcpy(&b, &v, sizeof b);
+    _mm_stream_si32((int *)(void *)p, b);
+#  else
+    long long b;
+    memcpy(&b, &v, sizeof b);
+    _mm_stream_si64((long long *)(void *)p, b);
+#  endif
+#else
+    *p = v;
+#endif
+}
+static inline void v_stream_fence(void)
+{
+#if defined(__x86_64__)
+    _mm_sfence();
+#endif
 }
 
 static inline void v_zero_fill(void *p, size_t bytes)
