@@ -43,8 +43,25 @@ static void print_version(void)
 
 static void usage(void);
 
-static void set_input(options *o, const char *a) { o->input = a; }
-static void set_target(options *o, const char *a) { o->target = a; }
+static name_list *g_last_list; /* the list that file names after --input / --target go to (shell globs) */
+
+static void list_add(name_list *l, const char *a)
+{
+    if (!*a)
+        usage_error("an empty file name");
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
+        if (!l->v)
+            usage_error("out of memory");
+    }
+    l->v[l->n++] = a;
+    g_last_list = l;
+}
+static void set_input(options *o, const char *a) { list_add(&o->inputs, a); }
+static void set_target(options *o, const char *a) { list_add(&o->targets, a); }
+static void set_per_class(options *o, const char *a) { (void)a; o->per_class = 1; }
+static void set_no_warn(options *o, const char *a) { (void)a; o->no_warn = 1; }
 static void set_weight(options *o, const char *a) { o->weight = a; }
 static void set_out(options *o, const char *a)
 {
@@ -126,6 +143,9 @@ static void set_io(options *o, const char *a)
 static const opt_spec opts[] = {
     {"input", 0, "X.npy", P | N, set_input, NULL},
     {"target", 0, "Y.npy", P | N, set_target, NULL},
+    {"per-class", 0, NULL, N, set_per_class,
+     "also the loss sum, total weight and count of each class (README: each class's\n"
+     "sum is the library's sum over that class's elements in order); not under MPI"},
     {"no-log-input", 0, NULL, P, set_no_log,
      "input holds rates (loss x - t*log(x+eps)); default: log-rates (exp(x) - t*x)"},
     {"full", 0, NULL, P, set_full, "add the Stirling term where t > 1"},
@@ -154,6 +174,9 @@ static const opt_spec opts[] = {
     {"progress", 0, NULL, P | N, set_progress,
      "always show a progress bar on stderr (default: only when stderr is a terminal and\n"
      "the run takes more than about a second)"},
+    {"no-warn", 0, NULL, P | N, set_no_warn,
+     "no warnings on stderr (inputs that look wrong: not log-probabilities, a target of\n"
+     "255 or -1 out of range, negative or fractional Poisson counts)"},
     {"quiet", 'q', NULL, ALL, set_quiet, "no progress bar; print only the loss value (or nothing for --reduction none)"},
     {"help", 'h', NULL, ALL, set_help, "this text"},
     {"version", 0, NULL, ALL, set_version, "the program's and the library's version"},
@@ -199,7 +222,13 @@ static void usage(void)
           "Scores .npy files (format 1.0/2.0/3.0, little-endian, C order) of any size in bounded memory with nllk's\n"
           "streaming accumulators; the mean/sum has exactly the bits of the library's one-shot call.\n"
           "\n"
-          "poisson   PyTorch's poisson_nll_loss. input and target: float32 or float64 (the same), the same shape.\n",
+          "--input and --target take one or more parts, concatenated along the first dimension (the result is\n"
+          "the one-shot call's on the concatenation): repeat the option or list names after it (--input a.npy\n"
+          "b.npy), use a glob ('preds_*.npy', sorted), a list file (@LIST: one name per line, relative to LIST's\n"
+          "directory), or a member of an np.savez archive (ARCHIVE.npz:NAME; stored, not compressed).\n"
+          "\n"
+          "poisson   PyTorch's poisson_nll_loss. input and target: float32 or float64 (the same), the same shape;\n"
+          "          integer targets (int8..int64, uint8..uint64) are converted exactly to the input's dtype.\n",
           stdout);
     usage_section(P);
     fputs("nll       PyTorch's nll_loss. input (C), (N, C) or (N, C, d1..dK) log-probabilities, float32/float64;\n"
@@ -258,8 +287,8 @@ void parse_options(int argc, char **argv, options *o)
     o->cmd = parse_command(argv[1]);
 
     struct option longopts[NOPTS + 1];
-    char shorts[2 * NOPTS + 2] = ":";
-    size_t ns = 1;
+    char shorts[2 * NOPTS + 3] = "-:"; /* '-': file names after --input/--target come in order (code 1) */
+    size_t ns = 2;
     for (int k = 0; k < NOPTS; k++) {
         longopts[k] = (struct option){opts[k].name, opts[k].arg ? required_argument : no_argument, 0, 256 + k};
         if (opts[k].short_name) {
@@ -276,8 +305,17 @@ void parse_options(int argc, char **argv, options *o)
     char **av = argv + 1;
     const opt_spec *wrong = NULL; /* the last option given that the command does not take */
     int c, idx;
+    g_last_list = NULL;
     while ((c = getopt_long(ac, av, shorts, longopts, &idx)) != -1) {
         const opt_spec *s = NULL;
+        if (c == 1) { /* a name after --input X or --target Y: one more part */
+            if (!g_last_list)
+                usage_error("unexpected argument '%s'", optarg);
+            list_add(g_last_list, optarg);
+            continue;
+        }
+        if (c != 256 + 0 && c != 256 + 1) /* any option but --input/--target ends a list */
+            g_last_list = NULL;
         if (c >= 256)
             s = &opts[c - 256];
         for (int k = 0; k < NOPTS && !s && c != '?' && c != ':'; k++)
@@ -303,10 +341,14 @@ void parse_options(int argc, char **argv, options *o)
                     o->cmd == CMD_NLL ? "nll" : "poisson");
     if (o->cmd == CMD_DEMO)
         return;
-    if (!o->input)
+    if (!o->inputs.n)
         usage_error("--input is required");
-    if (!o->target)
+    if (!o->targets.n)
         usage_error("--target is required");
+    o->input = o->inputs.v[0];
+    o->target = o->targets.v[0];
+    if (o->per_class && shard_size() > 1)
+        usage_error("--per-class is not available under MPI (run it in one process)");
     if (o->reduction == NLLK_REDUCTION_NONE && !o->out)
         usage_error("--reduction none writes per-element losses: give --out FILE.npy");
     if (o->quiet)

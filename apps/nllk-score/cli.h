@@ -10,10 +10,19 @@
 
 typedef enum command { CMD_POISSON, CMD_NLL, CMD_DEMO } command;
 
+/* --input / --target: the names given (paths, ARCHIVE.npz:NAME, globs, @LIST; expanded by source.h) */
+typedef struct name_list {
+    const char **v;
+    int n, cap;
+} name_list;
+
 typedef struct options {
     command cmd;
-    const char *input, *target, *weight, *out, *isa;
+    name_list inputs, targets;
+    const char *input, *target; /* the first of each (NULL: none given) */
+    const char *weight, *out, *isa;
     int log_input, full, json, quiet, progress;
+    int per_class, no_warn;
     double eps;
     int64_t ignore_index;
     nllk_reduction reduction;

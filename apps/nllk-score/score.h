@@ -13,18 +13,24 @@
 #include "cli.h"
 #include "npyfile.h"
 #include "outfile.h"
+#include "perclass.h"
 #include "report.h"
+#include "source.h"
 
 typedef struct job {
     const options *o;
-    npy_file in, tg;       /* input and target, opened                                   */
+    source in, tg;         /* input and target: their parts, concatenated (source.h)      */
     npy_dtype dtype;       /* the input's, which is the output's                          */
-    size_t es, ts;         /* input and target item sizes                                 */
+    size_t es, ts;         /* input and target item sizes (the target's in its files)     */
     uint64_t units, c, d;  /* see above                                                   */
     uint64_t chunk;        /* target elements per chunk                                   */
     int sub;               /* chunks are runs inside one sample (chunk < d)               */
     nllk_target_type tt;   /* NLL: the target's type                                      */
     void *weight;          /* NLL: c class weights in the input's dtype, or NULL          */
+    int convert;           /* Poisson integer targets: converted to the input's dtype ...  */
+    void *tconv;           /* ... a chunk at a time, here                                 */
+    perclass *pc;          /* --per-class, or NULL                                        */
+    int warned;            /* warnings given (bits, per loss)                             */
 } job;
 
 /* The accumulator update of one chunk: n target elements, their inputs x, and (out not NULL) their losses. */
@@ -37,6 +43,9 @@ typedef struct loss {
     void (*setup)(job *j);
     nllk_status (*init)(nllk_acc *acc, const job *j, uint64_t begin);
     update_fn update_f32, update_f64;
+    /* optional: looks at chunk [f, f + m) before its update (warnings) and returns the targets to pass (t, or
+     * Poisson's integer targets converted); errors end the program */
+    const void *(*prepare)(job *j, const void *x, const void *t, uint64_t f, uint64_t m);
 } loss;
 
 extern const loss loss_poisson, loss_nll;
@@ -47,5 +56,9 @@ void score(const loss *L, const options *o, out_file *out, result *r);
 
 /* Opens one of o's files for chunked reading (errors end the program). */
 void open_npy(npy_file *f, const char *path, const options *o, const char *role);
+
+/* Element flat of source s, for messages: returns its part's name and writes "flat index I, coordinates (..)"
+ * (in the part; and the concatenation's flat index when there are several parts) to buf. */
+const char *where_str(char *buf, size_t cap, const source *s, uint64_t flat);
 
 #endif
