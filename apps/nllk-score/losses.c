@@ -114,7 +114,7 @@ static const void *poisson_prepare(job *j, const void *x, const void *t, uint64_
 {
     (void)x;
     if (!j->convert) {
-        if (!(j->warned & (WARN_NEGATIVE | WARN_FRACTION))) {
+        if ((j->warned & (WARN_NEGATIVE | WARN_FRACTION)) != (WARN_NEGATIVE | WARN_FRACTION)) {
             if (j->dtype == NPY_F32)
                 SCAN_COUNTS(float, 0x1p23f);
             else
