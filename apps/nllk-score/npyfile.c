@@ -215,6 +215,31 @@ static int npz_find(int fd, uint64_t size, const char *arch, const char *name, u
     return rc;
 }
 
+/* The file mapped read-only at a 2 MiB-aligned address (when the kernel gives the address space), so that file
+ * offsets and addresses agree modulo 2 MiB and the page cache's large folios can be mapped by PMD entries:
+ * the kernel aligns a mapping only when asked for a large one, and the parts of a dataset are often small. */
+static unsigned char *map_aligned(int fd, size_t len)
+{
+    const size_t pmd = (size_t)2 << 20;
+    if (len < pmd)
+        return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *r = mmap(NULL, len + pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *a = (unsigned char *)(((uintptr_t)r + pmd - 1) & ~(uintptr_t)(pmd - 1));
+    unsigned char *m = mmap(a, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (m == MAP_FAILED) {
+        munmap(r, len + pmd);
+        return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    }
+    const size_t ps = (size_t)sysconf(_SC_PAGESIZE), end = (len + ps - 1) & ~(ps - 1);
+    if (a > r) /* the reservation's ends */
+        munmap(r, (size_t)(a - r));
+    if (a + end < r + len + pmd)
+        munmap(a + end, (size_t)(r + len + pmd - (a + end)));
+    return m;
+}
+
 int npyf_open(npy_file *f, const char *spec, io_mode mode, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
@@ -293,7 +318,7 @@ int npyf_open(npy_file *f, const char *spec, io_mode mode, char *err, size_t err
         return fail(NPYF_FORMAT, err, errlen, "%s: too large for this address space", spec);
     if (f->h.nbytes > 0) {
         f->map_len = (size_t)(f->h.data_offset + f->h.nbytes);
-        f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
+        f->map = map_aligned(f->fd, f->map_len);
         if (f->map == MAP_FAILED) {
             f->map = NULL;
             return fail(NPYF_IO, err, errlen, "cannot map '%s': %s", path, strerror(errno));

@@ -208,9 +208,15 @@ npy_file *src_part(source *s, uint64_t elem, uint64_t *local)
     const int k = part_of(s, elem);
     const part *p = &s->parts[k];
     if (k != s->cur) {
+        /* the read buffer outlives the parts (a new one per part would be faulted in and zeroed again) */
+        unsigned char *buf = s->f.buf;
+        size_t cap = s->f.buf_cap;
+        s->f.buf = NULL;
         npyf_close(&s->f);
         s->cur = -1;
         open_part(&s->f, p->spec, s->mode, s->role);
+        s->f.buf = buf;
+        s->f.buf_cap = cap;
         const npy_header *a = &s->f.h, *b = &p->h;
         if (a->dtype != b->dtype || a->ndim != b->ndim || a->data_offset != b->data_offset ||
             memcmp(a->shape, b->shape, sizeof(uint64_t) * (size_t)a->ndim) != 0)
