@@ -8,7 +8,7 @@
 
 #include "npyfile.h"
 
-typedef enum command { CMD_POISSON, CMD_NLL, CMD_DEMO } command;
+typedef enum command { CMD_POISSON, CMD_NLL, CMD_DEMO, CMD_CE } command;
 
 /* --input / --target: the names given (paths, ARCHIVE.npz:NAME, globs, @LIST; expanded by source.h) */
 typedef struct name_list {
@@ -23,6 +23,9 @@ typedef struct options {
     const char *weight, *out, *isa;
     int log_input, full, json, quiet, progress;
     int per_class, no_warn;
+    double label_smoothing; /* ce */
+    int probs;              /* ce --probs: the target holds class probabilities (the input's shape) */
+    int ignore_set;         /* --ignore-index given */
     double eps;
     int64_t ignore_index;
     nllk_reduction reduction;

@@ -235,7 +235,8 @@ static void *load_weight(const options *o, npy_dtype want, size_t c)
     return w;
 }
 
-static void nll_geometry(job *j)
+/* probs: the target has the input's shape (ce --probs); else the input's without its class dimension. */
+static void nll_geometry(job *j, int probs)
 {
     const npy_header *in = &j->in.h, *tg = &j->tg.h;
     uint64_t n = 0, c = 0, d = 1;
@@ -253,10 +254,21 @@ static void nll_geometry(job *j)
         n = in->shape[0];
         c = in->shape[1];
         ok = tg->ndim == in->ndim - 1 && tg->shape[0] == n;
-        for (int k = 2; k < in->ndim && ok; k++) {
-            ok = tg->shape[k - 1] == in->shape[k];
+        for (int k = 2; k < in->ndim; k++) {
+            ok = ok && tg->shape[k - 1] == in->shape[k];
             d *= in->shape[k];
         }
+    }
+    if (probs) {
+        ok = tg->ndim == in->ndim && !memcmp(tg->shape, in->shape, sizeof(uint64_t) * (size_t)in->ndim);
+        if (!ok)
+            shapes_differ(j, "the input's (probabilities of each class)");
+        /* the output: one loss per position, the input's shape without its class dimension */
+        j->ondim = in->ndim - 1;
+        if (in->ndim > 1)
+            j->oshape[0] = in->shape[0];
+        for (int k = 2; k < in->ndim; k++)
+            j->oshape[k - 1] = in->shape[k];
     }
     if (!ok)
         shapes_differ(j, in->ndim == 1 ? "()" : "(N, d1, ...) (the input's without its class dimension)");
@@ -270,13 +282,13 @@ static void nll_plan(job *j)
 {
     const options *o = j->o;
     const uint64_t n = j->in.h.ndim == 1 ? 1 : j->in.h.shape[0], c = j->c, d = j->d;
-    const uint64_t row_bytes = c * d * j->es + d * j->ts;
+    const uint64_t row_bytes = c * d * j->es + d * j->tc * j->ts;
     uint64_t rows = o->chunk_rows, pos = d;
     if (!rows) {
         rows = row_bytes ? o->chunk_bytes / row_bytes : n;
         if (rows == 0) {
             rows = 1;
-            pos = o->chunk_bytes / (c * j->es + j->ts);
+            pos = o->chunk_bytes / (c * j->es + j->tc * j->ts);
             if (pos > NLLK_BLOCK)
                 pos -= pos % NLLK_BLOCK;
             if (pos == 0)
@@ -307,7 +319,7 @@ static void nll_setup(job *j)
      * private copy (pread), never the shared mapping a writer could change in between (validate what you read,
      * once) */
     j->tg.mode = IO_PREAD;
-    nll_geometry(j);
+    nll_geometry(j, 0);
     if (j->o->weight)
         j->weight = load_weight(j->o, j->dtype, (size_t)j->c);
     nll_plan(j);
@@ -364,3 +376,58 @@ static const void *nll_prepare(job *j, const void *x, const void *t, uint64_t f,
 }
 
 const loss loss_nll = {"nll", nll_setup, nll_init, nll_f32, nll_f64, nll_prepare};
+
+/* ---- ce: logits as nll's input; class-index targets as nll's, or (--probs) probabilities of the input's shape -- */
+
+static void ce_probs_setup(job *j)
+{
+    if (!is_float(j->tg.h.dtype) || j->tg.h.dtype != j->in.h.dtype)
+        die(EX_FORMAT, "target %s is %s but input %s is %s: --probs targets are probabilities of the input's dtype",
+            j->tg.parts[0].spec, npy_dtype_name(j->tg.h.dtype), j->in.parts[0].spec, npy_dtype_name(j->in.h.dtype));
+    if (j->in.h.ndim == 0)
+        die(EX_SHAPE, "input %s is 0-d: ce needs (C), (N, C) or (N, C, d1, ...)", j->in.parts[0].spec);
+    if (j->in.h.ndim == 1 && (j->in.n > 1 || j->tg.n > 1))
+        die(EX_SHAPE, "input %s is 1-D (C): several parts are concatenated along N, so each must be (N, C, ...)",
+            j->in.parts[0].spec);
+    nll_geometry(j, 1);
+    j->tc = j->c;
+    if (j->o->weight)
+        j->weight = load_weight(j->o, j->dtype, (size_t)j->c);
+    nll_plan(j);
+}
+
+static nllk_status ce_init(nllk_acc *acc, const job *j, uint64_t begin)
+{
+    return nllk_cross_entropy_acc_init(acc, j->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64, j->tt, (size_t)j->c,
+                                       (size_t)(j->d ? j->d : 1), j->o->ignore_index, j->o->label_smoothing, begin);
+}
+
+static nllk_status ce_f32(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_cross_entropy_acc_update_out_f32(acc, x, t, n, w, out);
+}
+
+static nllk_status ce_f64(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_cross_entropy_acc_update_out_f64(acc, x, t, n, w, out);
+}
+
+const loss loss_ce = {"ce", nll_setup, ce_init, ce_f32, ce_f64, NULL};
+
+static nllk_status ce_probs_init(nllk_acc *acc, const job *j, uint64_t begin)
+{
+    return nllk_cross_entropy_prob_acc_init(acc, j->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64, (size_t)j->c,
+                                            (size_t)(j->d ? j->d : 1), j->o->label_smoothing, begin);
+}
+
+static nllk_status ce_probs_f32(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_cross_entropy_prob_acc_update_out_f32(acc, x, t, n, w, out);
+}
+
+static nllk_status ce_probs_f64(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_cross_entropy_prob_acc_update_out_f64(acc, x, t, n, w, out);
+}
+
+const loss loss_ce_probs = {"ce", ce_probs_setup, ce_probs_init, ce_probs_f32, ce_probs_f64, NULL};

@@ -87,7 +87,7 @@ static void check_unchanged(const npy_file *f, const char *role)
 /* The end of the parts (input's and target's) that hold target element f: no chunk crosses it. */
 static uint64_t parts_end(const job *j, uint64_t f)
 {
-    uint64_t e = src_part_end(&j->tg, f);
+    uint64_t e = src_part_end(&j->tg, f * j->tc) / j->tc;
     if (j->c) {
         const uint64_t ei = src_part_end(&j->in, f * j->c) / j->c;
         if (ei < e)
@@ -111,29 +111,32 @@ static uint64_t chunk_at(const job *j, uint64_t f, uint64_t f1)
 
 /* The inputs of chunk [f, f + m): c*m values through the reader, or (sub) the sample's start in the mapping
  * (the kernel reads c strided runs of it; `runs`: bring them in first). */
-static const void *input_get(job *j, uint64_t f, uint64_t m, int runs)
+/* The values of chunk [f, f + m) in source s that has k values per target element (the input: c; the target: tc):
+ * k*m values through the reader, or (sub chunks, k > 1) the sample's start in the part's mapping (the kernel
+ * reads k strided runs of it; `runs`: bring them in first). */
+static const void *plane_get(job *j, source *s, uint64_t k, uint64_t f, uint64_t m, int runs)
 {
-    if (!j->sub)
-        return src_get(&j->in, f * j->c, m * j->c);
+    if (!j->sub || k == 1)
+        return src_get(s, f * k, m * k);
     const uint64_t i = f / j->d, pos = f % j->d;
     uint64_t local;
-    npy_file *pf = src_part(&j->in, i * j->c * j->d, &local);
-    for (uint64_t k = 0; runs && k < j->c; k++)
-        npyf_populate(pf, local + k * j->d + pos, m);
-    return (const unsigned char *)npyf_data(pf) + local * j->es;
+    npy_file *pf = src_part(s, i * k * j->d, &local);
+    for (uint64_t q = 0; runs && q < k; q++)
+        npyf_populate(pf, local + q * j->d + pos, m);
+    return (const unsigned char *)npyf_data(pf) + local * s->h.itemsize;
 }
 
-static void input_put(job *j, uint64_t f, uint64_t m, int runs)
+static void plane_put(job *j, source *s, uint64_t k, uint64_t f, uint64_t m, int runs)
 {
-    if (!j->sub) {
-        src_put(&j->in, f * j->c, m * j->c);
+    if (!j->sub || k == 1) {
+        src_put(s, f * k, m * k);
         return;
     }
     const uint64_t i = f / j->d, pos = f % j->d;
     uint64_t local;
-    npy_file *pf = src_part(&j->in, i * j->c * j->d, &local);
-    for (uint64_t k = 0; runs && k < j->c; k++)
-        npyf_drop(pf, local + k * j->d + pos, m);
+    npy_file *pf = src_part(s, i * k * j->d, &local);
+    for (uint64_t q = 0; runs && q < k; q++)
+        npyf_drop(pf, local + q * j->d + pos, m);
 }
 
 /* The one chunk loop: target elements [f0, f1) into g_acc, their losses to out (NULL: none). */
@@ -142,7 +145,7 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
 {
     const options *o = j->o;
     const update_fn update = j->dtype == NPY_F32 ? L->update_f32 : L->update_f64;
-    const uint64_t unit_bytes = j->c * j->es + j->ts; /* file bytes per target element */
+    const uint64_t unit_bytes = j->c * j->es + j->tc * j->ts; /* file bytes per target element */
     const int pipe = !j->sub && j->in.mode == IO_PREFETCH;
     const int big_runs = j->sub && j->chunk * j->es >= 65536; /* else c tiny runs: leave them to page faults */
     const int populate = big_runs && j->in.mode != IO_MMAP;
@@ -154,7 +157,7 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
     for (uint64_t f = f0, m; f < f1; f += m) {
         m = chunk_at(j, f, f1);
         if (pipe) {
-            if (src_switching(&j->in, f * j->c) || src_switching(&j->tg, f)) {
+            if (src_switching(&j->in, f * j->c) || src_switching(&j->tg, f * j->tc)) {
                 /* the helper must not touch a part being closed: stop it, open the new parts, start it again */
                 if (f > f0) {
                     prefetch_stop(&pf, o->keep_pages ? NULL : last, PREFETCH_FILES);
@@ -162,20 +165,21 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
                 }
                 uint64_t l;
                 src_part(&j->in, f * j->c, &l);
-                src_part(&j->tg, f, &l);
+                src_part(&j->tg, f * j->tc, &l);
                 first = 1;
             }
-            const uint64_t fi = f - j->tg.parts[j->tg.cur].first, xi = f * j->c - j->in.parts[j->in.cur].first;
+            const uint64_t fi = f * j->tc - j->tg.parts[j->tg.cur].first, xi = f * j->c - j->in.parts[j->in.cur].first;
             const uint64_t f2 = f + m, m2 = f2 < f1 && f2 < parts_end(j, f) ? chunk_at(j, f2, f1) : 0;
-            const span cur[PREFETCH_FILES] = {{&j->in.f, xi, m * j->c}, {&j->tg.f, fi, m}};
-            const span nxt[PREFETCH_FILES] = {{&j->in.f, xi + m * j->c, m2 * j->c}, {&j->tg.f, fi + m, m2}};
+            const span cur[PREFETCH_FILES] = {{&j->in.f, xi, m * j->c}, {&j->tg.f, fi, m * j->tc}};
+            const span nxt[PREFETCH_FILES] = {{&j->in.f, xi + m * j->c, m2 * j->c},
+                                              {&j->tg.f, fi + m * j->tc, m2 * j->tc}};
             prefetch_step(&pf, cur, m2 ? nxt : NULL, !first && !o->keep_pages ? last : NULL, PREFETCH_FILES,
                           first);
             memcpy(last, cur, sizeof last);
             first = 0;
         }
-        const void *x = input_get(j, f, m, populate);
-        const void *t = src_get(&j->tg, f, m);
+        const void *x = plane_get(j, &j->in, j->c, f, m, populate);
+        const void *t = plane_get(j, &j->tg, j->tc, f, m, populate);
         const void *tl = L->prepare ? L->prepare(j, x, t, f, m) : t;
         const nllk_status st = update(&g_acc, x, tl, (size_t)m, j->weight, losses ? obuf : NULL);
         check_unchanged(&j->in.f, "input");
@@ -188,8 +192,8 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
             out_write(out, obuf, (size_t)m * j->es);
         if (j->pc)
             pc_add(j->pc, obuf, t, j->tt, (size_t)m);
-        input_put(j, f, m, big_runs && !o->keep_pages);
-        src_put(&j->tg, f, m);
+        plane_put(j, &j->in, j->c, f, m, big_runs && !o->keep_pages);
+        plane_put(j, &j->tg, j->tc, f, m, big_runs && !o->keep_pages);
         r->chunks++;
         progress_update(pr, (f + m - f0) * unit_bytes);
     }
@@ -274,14 +278,25 @@ void score(const loss *L, const options *o, out_file *out, result *r)
     j.dtype = j.in.h.dtype;
     j.es = j.in.h.itemsize;
     j.ts = j.tg.h.itemsize;
+    j.tc = 1;
+    j.ondim = -1;
     L->setup(&j);
+    if (j.ondim < 0) {
+        j.ondim = j.tg.h.ndim;
+        memcpy(j.oshape, j.tg.h.shape, sizeof j.oshape);
+    }
+    if (j.sub && j.tc > 1 && j.tg.misaligned)
+        die(EX_FORMAT, "target %s: an .npz member whose data is not aligned cannot be read in place, and one of its "
+                       "samples is larger than a chunk: extract it with numpy.save, or give a larger --chunk-bytes",
+            j.tg.parts[0].spec);
     if (j.sub && j.in.misaligned)
         die(EX_FORMAT, "input %s: an .npz member whose data is not aligned cannot be read in place, and one of its "
                        "samples (%llu values) is larger than a chunk: extract it with numpy.save, or give a larger "
                        "--chunk-bytes", j.in.parts[0].spec, (unsigned long long)(j.c * j.d));
     if (!j.sub)
         src_reserve(&j.in, (size_t)(j.chunk * j.c * j.es));
-    src_reserve(&j.tg, (size_t)(j.chunk * j.ts));
+    if (!j.sub || j.tc == 1)
+        src_reserve(&j.tg, (size_t)(j.chunk * j.tc * j.ts));
     if (j.convert) {
         j.tconv = aligned_alloc(64, ((size_t)j.chunk * j.es + 64) & ~(size_t)63);
         if (!j.tconv)
@@ -303,9 +318,9 @@ void score(const loss *L, const options *o, out_file *out, result *r)
         j.pc = pc_new(j.c, j.dtype, o->ignore_index, j.weight);
     uint64_t u0, u1; /* this rank's units (all without MPI) */
     shard_range(j.units, &u0, &u1);
-    const uint64_t f0 = u0 * j.d, f1 = u1 * j.d, unit_bytes = j.c * j.es + j.ts;
+    const uint64_t f0 = u0 * j.d, f1 = u1 * j.d, unit_bytes = j.c * j.es + j.tc * j.ts;
     if (o->out)
-        out_open(out, o->out, j.dtype, j.tg.h.ndim, j.tg.h.shape, f0, j.es);
+        out_open(out, o->out, j.dtype, j.ondim, j.oshape, f0, j.es);
     phase_check();
     if (L->init(&g_acc, &j, f0) != NLLK_OK)
         die(EX_INTERNAL, "%s: accumulator init: %s", L->name, nllk_last_error());

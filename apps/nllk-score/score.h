@@ -1,10 +1,11 @@
 /* score.h — one chunk loop for every loss: a loss is a descriptor (how to check its files and plan its chunks,
  * how to start and update its accumulator); score() streams the files through it chunk by chunk.
  *
- * The geometry every loss is described in: the target has `units * d` elements (the output's elements), in
- * `units` units that shards split (Poisson: elements, d = 1; NLL: samples of d positions), and each target
- * element has c input values (Poisson: c = 1; NLL: one per class, c*d per sample, class-major). A chunk is a run
- * of target elements: whole units, or (`sub`) a run of positions inside one sample. */
+ * The geometry every loss is described in: there are `units * d` target elements (the output's elements), in
+ * `units` units that shards split (Poisson: elements, d = 1; NLL, CE: samples of d positions), and each target
+ * element has c input values (Poisson: c = 1; NLL, CE: one per class, c*d per sample, class-major) and tc target
+ * values (1; CE --probs: c, laid out as the input). A chunk is a run of target elements: whole units, or (`sub`) a
+ * run of positions inside one sample. */
 #ifndef NLLK_SCORE_SCORE_H
 #define NLLK_SCORE_SCORE_H
 
@@ -23,6 +24,10 @@ typedef struct job {
     npy_dtype dtype;       /* the input's, which is the output's                          */
     size_t es, ts;         /* input and target item sizes (the target's in its files)     */
     uint64_t units, c, d;  /* see above                                                   */
+    uint64_t tc;           /* target values per target element: 1, or c (ce --probs: the
+                              target has the input's layout and is read like it)          */
+    int ondim;             /* the output's shape (--out): the target's, unless setup sets */
+    uint64_t oshape[NPY_MAX_DIMS]; /* it (ondim >= 0)                                     */
     uint64_t chunk;        /* target elements per chunk                                   */
     int sub;               /* chunks are runs inside one sample (chunk < d)               */
     nllk_target_type tt;   /* NLL: the target's type                                      */
@@ -48,7 +53,7 @@ typedef struct loss {
     const void *(*prepare)(job *j, const void *x, const void *t, uint64_t f, uint64_t m);
 } loss;
 
-extern const loss loss_poisson, loss_nll;
+extern const loss loss_poisson, loss_nll, loss_ce, loss_ce_probs;
 
 /* Scores o's files with loss L into r (under MPI: this rank's shard, merged on rank 0); with --out, the losses
  * into out, synced and closed but not yet renamed (out_commit). */

@@ -311,3 +311,16 @@ def test_poisson_parts_integer_counts(data):
 def test_per_class_refused_under_mpi(data):
     p = run(["nll", "--input", data["nx.npy"], "--target", data["nt.npy"], "--per-class"], 2)
     assert p.returncode == 2 and "--per-class is not available under MPI" in p.stderr, p.stderr
+
+
+def test_ce_parts(data):
+    """ce on the NLL data read as logits (class indices, smoothing, weight) and with --probs, in parts: every K
+    gives one process's bits and --out bytes."""
+    xs = _parts(data, "nx.npy", [3, 4], "cxp")
+    ts = _parts(data, "nt.npy", [2, 5], "ctp")
+    compare(data, ["ce", "--input", *xs, "--target", *ts, "--weight", data["w.npy"], "--label-smoothing", "0.1",
+                   "--chunk-rows", "2"], "ce-parts", out=True)
+    q = np.exp(np.load(data["nx.npy"]))  # (7, 5, 3001) probabilities over the class axis
+    np.save(data["dir"] / "cq.npy", q)
+    compare(data, ["ce", "--probs", "--input", data["nx.npy"], "--target", data["dir"] / "cq.npy",
+                   "--chunk-bytes", "30000"], "ce-probs", out=True)
