@@ -208,7 +208,7 @@ static void usage_section(unsigned cmds)
         const int n = snprintf(head, sizeof head, "--%s%s%s", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
         if (s->short_name)
             snprintf(head + n, sizeof head - (size_t)n, ", -%c", s->short_name);
-        printf("  %-19s", head);
+        printf("  %-18s ", head);
         if (s->set == set_isa) {
             fputs("force one of this build's instruction sets:", stdout);
             for (int i = 0; nllk_isa_name(i); i++)

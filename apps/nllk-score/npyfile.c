@@ -286,6 +286,9 @@ int npyf_open(npy_file *f, const char *spec, io_mode mode, char *err, size_t err
     char perr[200];
     uint64_t need = 0;
     npy_status ps = npy_header_size(pre, (size_t)got, &need, perr, sizeof perr);
+    if (ps == NPY_E_NOT_NPY && !member && got >= 4 && !memcmp(pre, "PK\3\4", 4))
+        return fail(NPYF_FORMAT, err, errlen, "%s: a zip archive (.npz?), not an .npy: name one of its arrays, "
+                    "'%s:NAME'", spec, spec);
     if (ps != NPY_OK)
         return fail(NPYF_FORMAT, err, errlen, "%s: %s", spec, perr);
     if (need > end - base)

@@ -208,6 +208,8 @@ def test_npz_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip at all" * 10)
     r = run("nll", "--input", f"{tmp_path}/bad.npz:logp", "--target", f"{tmp_path}/a.npz:labels")
     assert r.rc == EX_FORMAT and "not a zip" in r.err, r.err
+    r = run("nll", "--input", f"{tmp_path}/a.npz", "--target", f"{tmp_path}/a.npz:labels")
+    assert r.rc == EX_FORMAT and "a.npz:NAME" in r.err, r.err
     r = run("nll", "--input", f"{tmp_path}/none.npz:logp", "--target", f"{tmp_path}/a.npz:labels")
     assert r.rc == EX_IO, r.err
     # a member that is not an .npy
