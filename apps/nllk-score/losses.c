@@ -12,15 +12,25 @@
 
 static int is_float(npy_dtype t) { return t == NPY_F32 || t == NPY_F64; }
 
+/* A source's name for messages: its file, or "FIRST ... LAST (K parts)". */
+static const char *src_label(const source *s, char *buf, size_t cap)
+{
+    if (s->n == 1)
+        return s->parts[0].spec;
+    snprintf(buf, cap, "%s ... %s (%d parts)", s->parts[0].spec, s->parts[s->n - 1].spec, s->n);
+    return buf;
+}
+
 static void shapes_differ(const job *j, const char *fmt_expect)
 {
-    char a[256], b[256];
+    char a[256], b[256], la[600], lb[600];
     shape_str(a, sizeof a, j->in.h.ndim, j->in.h.shape);
     shape_str(b, sizeof b, j->tg.h.ndim, j->tg.h.shape);
+    const char *in = src_label(&j->in, la, sizeof la), *tg = src_label(&j->tg, lb, sizeof lb);
     if (!fmt_expect)
-        die(EX_SHAPE, "shapes do not match: input %s has shape %s, target %s has %s", j->in.parts[0].spec, a, j->tg.parts[0].spec, b);
-    die(EX_SHAPE, "shapes do not match: input %s has shape %s, so target %s must have shape %s, not %s", j->in.parts[0].spec,
-        a, j->tg.parts[0].spec, fmt_expect, b);
+        die(EX_SHAPE, "shapes do not match: input %s has shape %s, target %s has %s", in, a, tg, b);
+    die(EX_SHAPE, "shapes do not match: input %s has shape %s, so target %s must have shape %s, not %s", in, a, tg,
+        fmt_expect, b);
 }
 
 /* ---- poisson: input and target of one shape and dtype; one target element per input element ------------- */

@@ -64,5 +64,11 @@ int main(int argc, char **argv)
     if (o.out)
         out_commit(&out);
     free(r.rank_seconds);
+    for (int k = 0; k < r.ninputs + r.ntargets; k++)
+        free((char *)r.inputs[k]);
+    free(r.inputs);
+    free(r.classes);
+    free(o.inputs.v);
+    free(o.targets.v);
     return EX_OK;
 }

@@ -17,7 +17,8 @@ typedef struct result {
     uint64_t count, chunks, chunk_elems, bytes;
     double seconds;
     const char *out;
-    const char **inputs, **targets; /* the parts, in the order scored */
+    const char **inputs, **targets; /* the parts, in the order scored (malloc'ed names; targets points into
+                                       the inputs array, which holds both) */
     int ninputs, ntargets;
     int per_class;                  /* --per-class: classes[0..nclasses), the classes that occur */
     class_result *classes;

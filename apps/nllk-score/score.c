@@ -358,4 +358,6 @@ void score(const loss *L, const options *o, out_file *out, result *r)
     free(j.weight);
     npyf_close(&j.in.f);
     npyf_close(&j.tg.f);
+    free(j.in.parts); /* (their names now belong to r) */
+    free(j.tg.parts);
 }
