@@ -69,6 +69,20 @@ def probs_like(shape, dtype):
     return (p / p.sum(axis=1 if len(shape) > 1 else 0, keepdims=True)).astype(dtype)
 
 
+def score(tmp_path, x, t, w, *extra):
+    """nllk-score ce on x, t (and weights w) saved in tmp_path, --out o.npy, --json: the JSON."""
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    args = ["ce", "--input", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "--out", tmp_path / "o.npy", "--json",
+            *extra]
+    if w is not None:
+        np.save(tmp_path / "w.npy", w)
+        args += ["--weight", tmp_path / "w.npy"]
+    r = run(*args)
+    assert r.rc == 0, r.err
+    return r.json()
+
+
 CASES = [  # shape, ls, weighted, ignore fraction
     ((300, 7), 0.0, False, 0.0), ((300, 7), 0.1, True, 0.1), ((300, 7), 1.0, False, 0.1),
     ((5, 4, 123), 0.2, False, 0.1), ((5, 4, 123), 0.0, True, 0.0), ((11,), 0.3, True, 0.0),
@@ -86,16 +100,7 @@ def test_ce_class_index(tmp_path, dtype, shape, ls, weighted, frac, reduction):
     if frac and t.ndim:
         t[RNG.random(tshape) < frac] = -100
     w = RNG.random(c).astype(dtype) if weighted else None
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "t.npy", t)
-    args = ["ce", "--input", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "--label-smoothing", ls,
-            "--reduction", reduction, "--out", tmp_path / "o.npy", "--json", "--chunk-rows", "2"]
-    if w is not None:
-        np.save(tmp_path / "w.npy", w)
-        args += ["--weight", tmp_path / "w.npy"]
-    r = run(*args)
-    assert r.rc == 0, r.err
-    j = r.json()
+    j = score(tmp_path, x, t, w, "--label-smoothing", ls, "--reduction", reduction, "--chunk-rows", "2")
     assert j["command"] == "ce"
     none, _ = one_shot(x, t, w, ls=ls, reduction="none")
     assert same_bits(np.load(tmp_path / "o.npy"), none.reshape(tshape))
@@ -118,16 +123,7 @@ def test_ce_probs(tmp_path, dtype, shape, ls, weighted, chunk):
     q = probs_like(shape, dtype)
     c = shape[0] if len(shape) == 1 else shape[1]
     w = RNG.random(c).astype(dtype) if weighted else None
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "q.npy", q)
-    args = ["ce", "--probs", "--input", tmp_path / "x.npy", "--target", tmp_path / "q.npy", "--label-smoothing", ls,
-            "--out", tmp_path / "o.npy", "--json", *chunk]
-    if w is not None:
-        np.save(tmp_path / "w.npy", w)
-        args += ["--weight", tmp_path / "w.npy"]
-    r = run(*args)
-    assert r.rc == 0, r.err
-    j = r.json()
+    j = score(tmp_path, x, q, w, "--probs", "--label-smoothing", ls, *chunk)
     v, _ = one_shot(x, q, w, ls=ls, probs=True)
     assert same_bits(np.array(j["loss"], dtype), np.asarray(v, dtype)), (j["loss"], v)
     oshape = () if len(shape) == 1 else (shape[0],) + shape[2:]
