@@ -157,7 +157,7 @@ static const opt_spec opts[] = {
     {"target", 0, "Y.npy", P | N | C, set_target, NULL},
     {"per-class", 0, NULL, N | C, set_per_class,
      "also the loss sum, total weight and count of each class (README: each class's\n"
-     "sum is the library's sum over that class's elements in order); not under MPI"},
+     "sum is the library's sum over that class's elements in order)"},
     {"no-log-input", 0, NULL, P, set_no_log,
      "input holds rates (loss x - t*log(x+eps)); default: log-rates (exp(x) - t*x)"},
     {"full", 0, NULL, P, set_full, "add the Stirling term where t > 1"},
@@ -381,8 +381,7 @@ void parse_options(int argc, char **argv, options *o)
         usage_error("--ignore-index is for class-index targets, not --probs");
     if (o->probs && o->per_class)
         usage_error("--per-class is for class-index targets, not --probs");
-    if (o->per_class && shard_size() > 1)
-        usage_error("--per-class is not available under MPI (run it in one process)");
+
     if (o->reduction == NLLK_REDUCTION_NONE && !o->out)
         usage_error("--reduction none writes per-element losses: give --out FILE.npy");
     if (o->quiet)

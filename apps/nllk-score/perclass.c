@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "shard.h"
 
 enum { STAGE = 1024 }; /* losses staged per class between accumulator updates */
 
@@ -16,6 +17,7 @@ typedef struct cls {
 } cls;
 
 struct perclass {
+    const uint64_t *begin; /* under MPI: each class's first element number in this rank's shard (else NULL) */
     uint64_t c;
     npy_dtype dtype;
     size_t es;
@@ -25,7 +27,7 @@ struct perclass {
     uint8_t zeros[STAGE]; /* the one-class accumulators' targets: class 0 */
 };
 
-perclass *pc_new(uint64_t c, npy_dtype dtype, int64_t ignore_index, const void *weight)
+perclass *pc_new(uint64_t c, npy_dtype dtype, int64_t ignore_index, const void *weight, const uint64_t *begin)
 {
     perclass *p = calloc(1, sizeof *p);
     if (!p || !(p->k = calloc(c ? (size_t)c : 1, sizeof *p->k)))
@@ -35,6 +37,7 @@ perclass *pc_new(uint64_t c, npy_dtype dtype, int64_t ignore_index, const void *
     p->es = npy_dtype_size(dtype);
     p->ignore = ignore_index;
     p->weight = weight;
+    p->begin = begin;
     return p;
 }
 
@@ -57,7 +60,7 @@ static cls *open_class(perclass *p, uint64_t t)
     k->stage = malloc(STAGE * p->es);
     if (!k->acc || !k->stage)
         die(EX_IO, "out of memory (--per-class, class %llu)", (unsigned long long)t);
-    if (nllk_nll_acc_init(k->acc, ldt(p), NLLK_TARGET_U8, 1, 1, -100, 0) != NLLK_OK)
+    if (nllk_nll_acc_init(k->acc, ldt(p), NLLK_TARGET_U8, 1, 1, -100, p->begin ? p->begin[t] : 0) != NLLK_OK)
         die(EX_INTERNAL, "--per-class: accumulator init: %s", nllk_last_error());
     return k;
 }
@@ -83,8 +86,40 @@ void pc_add(perclass *p, const void *losses, const void *target, nllk_target_typ
     }
 }
 
-class_result *pc_finish(perclass *p, uint64_t *n)
+/* Under MPI (total: the classes' counts over all ranks): every rank's accumulator of each class that occurs
+ * anywhere (an empty one where it does not occur in the rank's shard) to rank 0, merged there in rank order. */
+static void gather_classes(perclass *p, const uint64_t *total)
 {
+    const int k = shard_size(), root = shard_rank() == 0;
+    nllk_acc *all = root ? malloc((size_t)k * sizeof *all) : NULL;
+    if (root && !all)
+        die(EX_IO, "out of memory (--per-class, %d accumulators)", k);
+    for (uint64_t t = 0; t < p->c; t++) {
+        if (!total[t])
+            continue;
+        cls *c = p->k[t].acc ? &p->k[t] : open_class(p, t);
+        if (c->n)
+            flush(p, c, NULL);
+        shard_gather_acc(c->acc, all);
+        for (int r = 1; root && r < k; r++)
+            if (nllk_acc_merge(&all[0], &all[r]) != NLLK_OK)
+                die(EX_INTERNAL, "--per-class: nllk_acc_merge (class %llu, rank %d): %s", (unsigned long long)t, r,
+                    nllk_last_error());
+        if (root)
+            memcpy(c->acc, &all[0], sizeof *c->acc);
+        else { /* only rank 0 reports */
+            free(c->acc);
+            free(c->stage);
+            c->acc = NULL;
+        }
+    }
+    free(all);
+}
+
+class_result *pc_finish(perclass *p, uint64_t *n, const uint64_t *total)
+{
+    if (total)
+        gather_classes(p, total);
     uint64_t used = 0;
     for (uint64_t t = 0; t < p->c; t++)
         used += p->k[t].acc != NULL;

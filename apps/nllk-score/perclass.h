@@ -29,13 +29,16 @@ typedef struct class_result {
 
 typedef struct perclass perclass;
 
-/* c classes, losses of dtype (NPY_F32/NPY_F64), weight: c values of that dtype or NULL. */
-perclass *pc_new(uint64_t c, npy_dtype dtype, int64_t ignore_index, const void *weight);
+/* c classes, losses of dtype (NPY_F32/NPY_F64), weight: c values of that dtype or NULL. begin: NULL, or under
+ * MPI each class's element count in the ranks before this one (its accumulators start there). */
+perclass *pc_new(uint64_t c, npy_dtype dtype, int64_t ignore_index, const void *weight, const uint64_t *begin);
 
 /* The next m elements: their losses (the accumulator's out) and targets. */
 void pc_add(perclass *p, const void *losses, const void *target, nllk_target_type tt, size_t m);
 
-/* The classes that occurred, in class order (malloc'ed, *n of them); frees p. */
-class_result *pc_finish(perclass *p, uint64_t *n);
+/* The classes that occurred, in class order (malloc'ed, *n of them); frees p. Under MPI (total: each class's
+ * count over all ranks, NULL otherwise) collective: the ranks' accumulators are merged on rank 0 in rank order
+ * (the one-process bits), which alone gets the result (the others get *n = 0). */
+class_result *pc_finish(perclass *p, uint64_t *n, const uint64_t *total);
 
 #endif

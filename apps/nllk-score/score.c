@@ -252,6 +252,45 @@ static void acc_finish(result *r)
         die(EX_INTERNAL, "nllk_acc_result: %s", nllk_last_error());
 }
 
+/* --per-class under MPI: counts this rank's targets [f0, f1) per class and exchanges the counts: *begin = each
+ * class's count in the ranks before this one, *total = over all ranks (malloc'ed). Collective. */
+static void class_counts(job *j, uint64_t f0, uint64_t f1, uint64_t **begin, uint64_t **total)
+{
+    const uint64_t c = j->c;
+    const int k = shard_size(), me = shard_rank();
+    if (c > (uint64_t)INT32_MAX / 8 / (uint64_t)k)
+        die(EX_USAGE, "--per-class under MPI: %llu classes x %d ranks is too many", (unsigned long long)c, k);
+    uint64_t *mine = calloc(c ? (size_t)c : 1, sizeof *mine), *all = calloc((size_t)k * (c ? c : 1), sizeof *all);
+    *begin = calloc(c ? (size_t)c : 1, sizeof **begin);
+    *total = calloc(c ? (size_t)c : 1, sizeof **total);
+    if (!mine || !all || !*begin || !*total)
+        die(EX_IO, "out of memory (--per-class counts, %llu classes x %d ranks)", (unsigned long long)c, k);
+    for (uint64_t f = f0, m; f < f1; f += m) {
+        m = f1 - f < j->chunk ? f1 - f : j->chunk;
+        const uint64_t e = src_part_end(&j->tg, f);
+        if (e - f < m)
+            m = e - f;
+        const void *t = src_get(&j->tg, f, m);
+        for (uint64_t q = 0; q < m; q++) {
+            const int64_t v = target_value(t, j->tt, q);
+            if (v != j->o->ignore_index && v >= 0 && (uint64_t)v < c)
+                mine[v]++;
+        }
+        src_put(&j->tg, f, m);
+    }
+    phase_check(); /* every rank counted its targets */
+    shard_gather_bytes(mine, (size_t)c * sizeof *mine, all);
+    shard_bcast(all, (size_t)k * (size_t)c * sizeof *all);
+    for (int r = 0; r < k; r++)
+        for (uint64_t q = 0; q < c; q++) {
+            if (r < me)
+                (*begin)[q] += all[(size_t)r * c + q];
+            (*total)[q] += all[(size_t)r * c + q];
+        }
+    free(mine);
+    free(all);
+}
+
 /* Refuses an output that is one of the parts of a source (an .npz member: its archive). */
 static void out_not_parts(const char *out, const char *role, const source *s)
 {
@@ -314,11 +353,14 @@ void score(const loss *L, const options *o, out_file *out, result *r)
         if (!obuf)
             die(EX_IO, "out of memory (%llu-element output buffer)", (unsigned long long)j.chunk);
     }
-    if (o->per_class)
-        j.pc = pc_new(j.c, j.dtype, o->ignore_index, j.weight);
     uint64_t u0, u1; /* this rank's units (all without MPI) */
     shard_range(j.units, &u0, &u1);
     const uint64_t f0 = u0 * j.d, f1 = u1 * j.d, unit_bytes = j.c * j.es + j.tc * j.ts;
+    uint64_t *pc_begin = NULL, *pc_total = NULL;
+    if (o->per_class && shard_on())
+        class_counts(&j, f0, f1, &pc_begin, &pc_total);
+    if (o->per_class)
+        j.pc = pc_new(j.c, j.dtype, o->ignore_index, j.weight, pc_begin);
     if (o->out)
         out_open(out, o->out, j.dtype, j.ondim, j.oshape, f0, j.es);
     phase_check();
@@ -334,7 +376,9 @@ void score(const loss *L, const options *o, out_file *out, result *r)
     progress_end(&pr);
     acc_finish(r);
     if (j.pc)
-        r->classes = pc_finish(j.pc, &r->nclasses);
+        r->classes = pc_finish(j.pc, &r->nclasses, pc_total);
+    free(pc_begin);
+    free(pc_total);
     r->per_class = o->per_class;
     r->command = L->name;
     r->reduction = o->reduction;

@@ -308,9 +308,21 @@ def test_poisson_parts_integer_counts(data):
     assert repr(parts["loss"]) == repr(one["loss"])
 
 
-def test_per_class_refused_under_mpi(data):
-    p = run(["nll", "--input", data["nx.npy"], "--target", data["nt.npy"], "--per-class"], 2)
-    assert p.returncode == 2 and "--per-class is not available under MPI" in p.stderr, p.stderr
+@pytest.mark.parametrize("cmd", ["nll", "ce"])
+def test_per_class(data, cmd):
+    """--per-class: every K gives one process's per-class sums, total weights and counts (bits), also over parts
+    (some targets ignored; 7 samples of 3001 positions over K = 1..5 ranks: shards inside the classes' blocks)."""
+    xs = _parts(data, "nx.npy", [2, 5], "pcx")
+    for args in (["--input", data["nx.npy"], "--target", data["nt.npy"]], ["--input", *xs, "--target", data["nt.npy"]]):
+        a = [cmd, *args, "--weight", data["w.npy"], "--per-class", "--chunk-rows", "2", "--json"]
+        p = run(a)
+        assert p.returncode == 0, p.stderr
+        ref = json.loads(p.stdout)["per_class"]
+        assert ref["class"] == [0, 1, 2, 3, 4]
+        for k in KS:
+            p = run(a, k)
+            assert p.returncode == 0, (k, p.stderr)
+            assert repr(json.loads(p.stdout)["per_class"]) == repr(ref), k
 
 
 def test_ce_parts(data):
