@@ -16,6 +16,9 @@ static npy_status fail(npy_status st, char *err, size_t errlen, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        for (unsigned char *p = (unsigned char *)err; *p; p++) /* header bytes quoted: printable ASCII only */
+            if (*p < 0x20 || *p >= 0x7f)
+                *p = '?';
     }
     return st;
 }

@@ -180,9 +180,13 @@ static int npz_find(int fd, uint64_t size, const char *arch, const char *name, u
         }
         const int hit = (fl == nlen && !memcmp(fn, name, nlen)) ||
                         (fl == nlen + 4 && !memcmp(fn, name, nlen) && !memcmp(fn + nlen, ".npy", 4));
-        if (nn + fl + 3 < sizeof names) {
-            nn += (size_t)snprintf(names + nn, sizeof names - nn, "%s%.*s", nn ? ", " : "",
-                                   (int)(fl > 4 && !memcmp(fn + fl - 4, ".npy", 4) ? fl - 4 : fl), fn);
+        if (nn + fl + 3 < sizeof names) { /* printable ASCII as is, any other byte as '?' (one line of text) */
+            if (nn)
+                nn += (size_t)snprintf(names + nn, sizeof names - nn, ", ");
+            const unsigned shown = fl > 4 && !memcmp(fn + fl - 4, ".npy", 4) ? fl - 4u : fl;
+            for (unsigned q = 0; q < shown; q++)
+                names[nn++] = fn[q] >= 0x20 && fn[q] < 0x7f ? fn[q] : '?';
+            names[nn] = 0;
         }
         p += 46 + (uint64_t)fl + xl + cl;
         if (!hit)

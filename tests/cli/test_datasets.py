@@ -380,3 +380,26 @@ def test_warn_poisson_counts(tmp_path, dtype):
         assert any("0.5 at flat index 212" in ln and "not an integer" in ln for ln in w), w
     assert len(w) == (1 if dtype == np.int32 else 2)
     assert run(*args, "--no-warn").err == ""
+
+
+def test_npz_hostile(tmp_path):
+    """Corrupted archives (bytes flipped in the central directory, local headers and sizes; truncations): an
+    error with an exit code of the scheme or a result, never a crash or a hang."""
+    x = logp((20, 3))
+    np.savez(tmp_path / "a.npz", logp=x, labels=RNG.integers(0, 3, 20))
+    good = (tmp_path / "a.npz").read_bytes()
+    rng = np.random.default_rng(5)
+    for k in range(120):
+        b = bytearray(good)
+        if k % 4 == 0:
+            b = b[:rng.integers(0, len(b))]
+        else:
+            for _ in range(rng.integers(1, 6)):
+                # mostly in the zip structures: the tail (central directory, end record) and the headers
+                pos = int(rng.integers(len(b) - 200, len(b))) if k % 2 else int(rng.integers(0, len(b)))
+                b[pos] = int(rng.integers(0, 256))
+        (tmp_path / "h.npz").write_bytes(bytes(b))
+        r = run("nll", "--input", f"{tmp_path}/h.npz:logp", "--target", f"{tmp_path}/h.npz:labels", "--no-warn",
+                timeout=60)
+        assert r.rc in (0, 3, 4, 5, 6), (k, r.rc, r.err)
+        assert r.rc == 0 or r.err.startswith("nllk-score: error: "), (k, r.err)
