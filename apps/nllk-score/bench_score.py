@@ -11,6 +11,7 @@ for each read method (--io) and a few chunk sizes. Prints a markdown table and w
 
     /usr/bin/python3 apps/nllk-score/bench_score.py --build build --dir /tmp/nllk-score-bench [--threads 2]
     /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32   # one file vs 1 GiB in 64 files of 16 MiB
+    /usr/bin/python3 apps/nllk-score/bench_score.py --ce         # nllk-score ce vs the one-shot call
 """
 import argparse
 import json
@@ -183,6 +184,40 @@ def bench_parts(a, score, paths):
         json.dump(dict(gib=a.gib, threads=a.threads, reps=a.reps, parts=a.parts, rows=rows), f, indent=1)
 
 
+def bench_ce(a, score, paths):
+    """--ce: nllk-score ce (class indices) on the NLL workload's arrays read as logits, against the library's
+    one-shot nllk_cross_entropy_fwd_f32 (ctypes) on the arrays in memory, interleaved, medians."""
+    import ctypes
+    lib = ctypes.CDLL(os.path.join(a.build, "libnllk.so"))
+    lib.nllk_set_num_threads(a.threads)
+    x = np.load(paths["nll"][0])
+    t = np.load(paths["nll"][1])
+    n, c, d = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))
+    out, tw = ctypes.c_float(), ctypes.c_float()
+    S = ctypes.c_size_t
+
+    def call():
+        t0 = time.perf_counter()
+        st = lib.nllk_cross_entropy_fwd_f32(x.ctypes.data_as(ctypes.c_void_p), t.ctypes.data_as(ctypes.c_void_p), 0,
+                                            S(n), S(c), S(d), None, ctypes.c_int64(-100), ctypes.c_double(0.0), 1,
+                                            ctypes.byref(out), ctypes.byref(tw), None)
+        assert st == 0
+        return time.perf_counter() - t0
+    call()
+    cache(paths["nll"], "large")
+    lt, ct = [], []
+    for _ in range(a.reps):
+        lt += [call() for _ in range(3)]
+        sec, _, j = cli_call(score, "ce", paths["nll"], a.threads, [])
+        assert np.float32(j["loss"]) == out.value, (j["loss"], out.value)  # the one-shot bits
+        ct.append(sec)
+    m1, m2 = statistics.median(lt), statistics.median(ct)
+    nbytes = x.nbytes + t.nbytes
+    print(f"\nce on {x.shape} f32 logits + int64 targets, {a.threads} threads, medians of {a.reps}")
+    print(f"library one-shot (arrays in memory) {m1 * 1e3:.1f} ms ({nbytes / m1 / 1e9:.1f} GB/s); "
+          f"nllk-score ce {m2 * 1e3:.1f} ms ({nbytes / m2 / 1e9:.1f} GB/s): {100 * m1 / m2:.0f}% of the library")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -196,6 +231,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small data, few runs (smoke test)")
     ap.add_argument("--parts", type=int, default=0,
                     help="instead: one file per array against N parts per array (32: 1 GiB in 64 files of 16 MiB)")
+    ap.add_argument("--ce", action="store_true", help="instead: nllk-score ce against the library's one-shot call")
     a = ap.parse_args()
     if a.quick:
         a.gib, a.reps = 0.02, 2
@@ -204,6 +240,8 @@ def main():
     paths = ensure_data(a.dir, a.gib)
     if a.parts:
         return bench_parts(a, score, paths)
+    if a.ce:
+        return bench_ce(a, score, paths)
     configs = [("auto (default: mmap for poisson, pread for nll)", []),
                ("mmap (page faults), pages kept mapped", ["--io", "mmap", "--keep-pages"]),
                ("mmap", ["--io", "mmap"]), ("pread", ["--io", "pread"]),

@@ -134,6 +134,7 @@ static void set_chunk_rows(options *o, const char *a)
 
 static void set_chunk_bytes(options *o, const char *a)
 {
+    o->chunk_bytes_set = 1;
     if (!parse_u64(a, &o->chunk_bytes) || o->chunk_bytes == 0)
         usage_error("--chunk-bytes: '%s' is not a positive integer", a);
 }
@@ -169,18 +170,20 @@ static const opt_spec opts[] = {
      "the target holds class probabilities: float, the input's shape and dtype"},
     {"reduction", 0, "R", P | N | C, set_reduction, "mean (default), sum, or none (per-element losses; needs --out)"},
     {"out", 'o', "F.npy", P | N | C, set_out,
-     "write the per-element losses (input's dtype, target's shape); written to a\n"
+     "write the per-element losses (input's dtype; target's shape, for --probs the input's\n"
+     "without its class dimension); written to a\n"
      "temporary file .F.npy.nllk-tmp.HOST.PID.XXXXXX renamed after the report: a failure\n"
      "or a signal leaves no partial file (SIGKILL: see --clean). Keeps an existing F's\n"
      "mode; a FIFO or device (/dev/null) is written through; an input is refused"},
     {"threads", 0, "N", ALL, set_threads, "threads (default: NLLK_NUM_THREADS, else the number of cores)"},
     {"isa", 0, "NAME", ALL, set_isa, NULL /* made by usage(): the build's ISAs */},
     {"chunk-rows", 0, "R", P | N | C, set_chunk_rows,
-     "rows (samples; elements for 0-d/1-D Poisson) per chunk; default: ~8 MiB chunks"},
+     "rows (samples; elements for 0-d/1-D Poisson) per chunk; default: ~8 MiB chunks\n"
+     "(ce: ~64 MiB)"},
     {"chunk-bytes", 0, "B", P | N | C, set_chunk_bytes, "the default chunk's size in bytes (when --chunk-rows is not given)"},
     {"io", 0, "MODE", P | N | C, set_io,
-     "how chunks are read: auto (default: mmap for poisson, pread for nll and ce), mmap,\n"
-     "pread, populate, prefetch, window (see BENCHMARKS.md)"},
+     "how chunks are read: auto (default: mmap for poisson, pread for nll, populate for\n"
+     "ce), mmap, pread, populate, prefetch, window (see BENCHMARKS.md)"},
     {"keep-pages", 0, NULL, P | N | C, set_keep,
      "leave consumed chunks mapped (a little faster; the resident set grows to the\n"
      "file size instead of staying at a few chunks)"},
@@ -386,6 +389,8 @@ void parse_options(int argc, char **argv, options *o)
         usage_error("--reduction none writes per-element losses: give --out FILE.npy");
     if (o->quiet)
         o->progress = 0;
+    if (o->cmd == CMD_CE && !o->chunk_bytes_set)
+        o->chunk_bytes = DEFAULT_CHUNK_BYTES_CE;
 }
 
 void apply_threads_isa(const options *o)
@@ -408,10 +413,11 @@ void apply_threads_isa(const options *o)
 /* How chunks are read (BENCHMARKS.md, ## nllk-score): Poisson reads every byte of both files once, best through
  * the mapping (page faults on a page-cached file are cheap when its folios are large, and no copy is made); NLL
  * gathers one class plane value per position, best from a copy of the chunk that stays in the cache (pread into
- * one reused buffer: the sequential copy is faster than the gather's scattered reads from memory). */
+ * one reused buffer: the sequential copy is faster than the gather's scattered reads from memory); CE reads every
+ * logit (two passes over each position's classes), in large chunks (DEFAULT_CHUNK_BYTES_CE) populated in place. */
 io_mode io_for(const options *o)
 {
     if (o->io_set)
         return o->io;
-    return o->cmd == CMD_POISSON ? IO_MMAP : IO_PREAD;
+    return o->cmd == CMD_POISSON ? IO_MMAP : o->cmd == CMD_CE ? IO_POPULATE : IO_PREAD;
 }

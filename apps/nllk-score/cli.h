@@ -33,11 +33,15 @@ typedef struct options {
     uint64_t chunk_rows, chunk_bytes;
     io_mode io;
     int io_set; /* --io given; else the per-loss default (io_for) */
+    int chunk_bytes_set;
     int keep_pages;
 } options;
 
 /* Default chunk: input + target bytes per chunk (a few L2s; measured in BENCHMARKS.md, ## nllk-score). */
 #define DEFAULT_CHUNK_BYTES (8u << 20)
+/* ce's: the library's cross-entropy update has a per-call cost that 8 MiB chunks (one (21, 256, 256) sample) do
+ * not amortize: 64 MiB measured 2x faster (BENCHMARKS.md, ## nllk-score, ce). */
+#define DEFAULT_CHUNK_BYTES_CE (64u << 20)
 
 /* Parses argv into o (exits with EX_USAGE and one line on a bad command line; prints --help/--version). */
 void parse_options(int argc, char **argv, options *o);
