@@ -403,3 +403,15 @@ def test_npz_hostile(tmp_path):
                 timeout=60)
         assert r.rc in (0, 3, 4, 5, 6), (k, r.rc, r.err)
         assert r.rc == 0 or r.err.startswith("nllk-score: error: "), (k, r.err)
+
+
+@pytest.mark.parametrize("io", ["mmap", "pread", "populate", "prefetch", "window"])
+@pytest.mark.parametrize("chunk", [["--chunk-rows", "2"], ["--chunk-bytes", "7000"]])
+def test_parts_every_io(tmp_path, lib, io, chunk):
+    """Parts of unequal sizes in every read method, whole samples and runs inside a sample: the one-shot bits."""
+    x = logp((7, 3, 1500))
+    t = RNG.integers(0, 3, (7, 1500))
+    xs = save_parts(tmp_path, "x", split(x, [3, 1, 3]))
+    ts = save_parts(tmp_path, "t", split(t, [2, 5]))
+    j = result(run("nll", "--input", *xs, "--target", *ts, "--io", io, "--json", "--reduction", "sum", *chunk))
+    check_nll(lib, j, x, t, reduction="sum")
