@@ -10,6 +10,8 @@ once so they are in the page cache, then for each workload measures
 for each read method (--io) and a few chunk sizes. Prints a markdown table and writes JSON next to the data.
 
     /usr/bin/python3 apps/nllk-score/bench_score.py --build build --dir /tmp/nllk-score-bench [--threads 2]
+    /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32   # one file vs 1 GiB in 64 files of 16 MiB
+    /usr/bin/python3 apps/nllk-score/bench_score.py --ce         # nllk-score ce vs the one-shot call
 """
 import argparse
 import json
@@ -104,12 +106,116 @@ def library_call(nllk, kind, paths, threads):
 
 def cli_call(score, kind, paths, threads, extra):
     t0 = time.perf_counter()
-    p = subprocess.run([score, kind, "--input", paths[0], "--target", paths[1], "--json", "--quiet",
+    p = subprocess.run([score, kind, "--input", paths[0], "--target", paths[1], "--json", "--quiet", "--no-warn",
                         "--threads", str(threads), *extra], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)
     return j["seconds"], wall, j
+
+
+def split_parts(d, paths, parts):
+    """Each array of a workload cut along its first dimension into `parts` files (dir/parts/): for the 1 GiB
+    Poisson workload, 2 x 32 files of 16 MiB. Returns the two globs."""
+    out = []
+    for p in paths:
+        stem = os.path.splitext(os.path.basename(p))[0]
+        a = np.load(p, mmap_mode="r")
+        os.makedirs(os.path.join(d, "parts"), exist_ok=True)
+        bounds = [a.shape[0] * k // parts for k in range(parts + 1)]
+        for k in range(parts):
+            q = os.path.join(d, "parts", f"{stem}_{k:03d}.npy")
+            if not (os.path.exists(q) and np.load(q, mmap_mode="r").shape[0] == bounds[k + 1] - bounds[k]):
+                np.save(q, a[bounds[k]:bounds[k + 1]])
+        out.append(os.path.join(d, "parts", f"{stem}_*.npy"))
+    return out
+
+
+def rewrite(files):
+    """Each file copied to a new file renamed over it: its page cache as a writer (np.save, cp) leaves it."""
+    for f in files:
+        with open(f, "rb") as g:
+            data = g.read()
+        with open(f + ".tmp", "wb") as g:
+            g.write(data)
+        os.replace(f + ".tmp", f)
+    os.sync()
+
+
+def bench_parts(a, score, paths):
+    """--parts N: the same data as one file per array and as N parts per array, interleaved, medians, page cache
+    warm in two states (see BENCHMARKS.md): the parts' throughput as a share of the single files'.
+      read back:   every file dropped and read with read() (cache()'s "large"): the 1 GiB files end up in large
+                   folios, but readahead leaves 16 MiB files in folios of 1-4 pages (measured with
+                   /proc/kpageflags), which a mapping must map one PTE at a time;
+      as written:  the single files as above, the parts rewritten (copied and renamed): large folios, as np.save
+                   leaves files it has just written."""
+    import glob
+    print(f"\n{a.gib:g} GiB per workload, {a.threads} threads, medians of {a.reps}\n")
+    print("| page cache of the parts | workload | --io | files | one file per array (ms) | parts (ms) | "
+          "parts / one file |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    rows = []
+    for kind in ("poisson", "nll"):
+        globs = split_parts(a.dir, paths[kind], a.parts)
+        files = sorted(glob.glob(globs[0])) + sorted(glob.glob(globs[1]))
+        for state in ("read back", "as written"):
+            cache(list(paths[kind]) + files, "large")
+            if state == "as written":
+                rewrite(files)
+            ios = ["auto", "pread"] if kind == "poisson" else ["auto"]  # (nll's auto is pread)
+            res = {}
+            for _ in range(a.reps):
+                for io in ios:
+                    extra = [] if io == "auto" else ["--io", io]
+                    s1, _, j1 = cli_call(score, kind, paths[kind], a.threads, extra)
+                    s2, _, j2 = cli_call(score, kind, globs, a.threads, extra)
+                    assert j1["loss"] == j2["loss"] and len(j2["inputs"]) == a.parts, (j1["loss"], j2["loss"])
+                    res.setdefault(io, ([], []))
+                    res[io][0].append(s1)
+                    res[io][1].append(s2)
+            for io in ios:
+                m1, m2 = statistics.median(res[io][0]), statistics.median(res[io][1])
+                rows.append(dict(state=state, kind=kind, io=io, files=len(files), one=m1, parts=m2, ratio=m1 / m2,
+                                 one_all=res[io][0], parts_all=res[io][1]))
+                print(f"| {state} | {kind} | {io} | {len(files)} | {m1 * 1e3:.1f} | {m2 * 1e3:.1f} | "
+                      f"{100 * m1 / m2:.0f}% |", flush=True)
+    with open(os.path.join(a.dir, "bench_parts.json"), "w") as f:
+        json.dump(dict(gib=a.gib, threads=a.threads, reps=a.reps, parts=a.parts, rows=rows), f, indent=1)
+
+
+def bench_ce(a, score, paths):
+    """--ce: nllk-score ce (class indices) on the NLL workload's arrays read as logits, against the library's
+    one-shot nllk_cross_entropy_fwd_f32 (ctypes) on the arrays in memory, interleaved, medians."""
+    import ctypes
+    lib = ctypes.CDLL(os.path.join(a.build, "libnllk.so"))
+    lib.nllk_set_num_threads(a.threads)
+    x = np.load(paths["nll"][0])
+    t = np.load(paths["nll"][1])
+    n, c, d = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))
+    out, tw = ctypes.c_float(), ctypes.c_float()
+    S = ctypes.c_size_t
+
+    def call():
+        t0 = time.perf_counter()
+        st = lib.nllk_cross_entropy_fwd_f32(x.ctypes.data_as(ctypes.c_void_p), t.ctypes.data_as(ctypes.c_void_p), 0,
+                                            S(n), S(c), S(d), None, ctypes.c_int64(-100), ctypes.c_double(0.0), 1,
+                                            ctypes.byref(out), ctypes.byref(tw), None)
+        assert st == 0
+        return time.perf_counter() - t0
+    call()
+    cache(paths["nll"], "large")
+    lt, ct = [], []
+    for _ in range(a.reps):
+        lt += [call() for _ in range(3)]
+        sec, _, j = cli_call(score, "ce", paths["nll"], a.threads, [])
+        assert np.float32(j["loss"]) == out.value, (j["loss"], out.value)  # the one-shot bits
+        ct.append(sec)
+    m1, m2 = statistics.median(lt), statistics.median(ct)
+    nbytes = x.nbytes + t.nbytes
+    print(f"\nce on {x.shape} f32 logits + int64 targets, {a.threads} threads, medians of {a.reps}")
+    print(f"library one-shot (arrays in memory) {m1 * 1e3:.1f} ms ({nbytes / m1 / 1e9:.1f} GB/s); "
+          f"nllk-score ce {m2 * 1e3:.1f} ms ({nbytes / m2 / 1e9:.1f} GB/s): {100 * m1 / m2:.0f}% of the library")
 
 
 def main():
@@ -123,12 +229,19 @@ def main():
                     help="page-cache states to measure (see cache())")
     ap.add_argument("--all", action="store_true", help="also the other read methods and chunk sizes")
     ap.add_argument("--quick", action="store_true", help="small data, few runs (smoke test)")
+    ap.add_argument("--parts", type=int, default=0,
+                    help="instead: one file per array against N parts per array (32: 1 GiB in 64 files of 16 MiB)")
+    ap.add_argument("--ce", action="store_true", help="instead: nllk-score ce against the library's one-shot call")
     a = ap.parse_args()
     if a.quick:
         a.gib, a.reps = 0.02, 2
     score = os.path.join(a.build, "nllk-score")
     nllk = load_nllk(a.build)
     paths = ensure_data(a.dir, a.gib)
+    if a.parts:
+        return bench_parts(a, score, paths)
+    if a.ce:
+        return bench_ce(a, score, paths)
     configs = [("auto (default: mmap for poisson, pread for nll)", []),
                ("mmap (page faults), pages kept mapped", ["--io", "mmap", "--keep-pages"]),
                ("mmap", ["--io", "mmap"]), ("pread", ["--io", "pread"]),

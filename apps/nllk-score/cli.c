@@ -19,7 +19,7 @@
 #define NLLK_SCORE_VERSION "0.1.0"
 #endif
 
-enum { P = 1 << CMD_POISSON, N = 1 << CMD_NLL, D = 1 << CMD_DEMO, ALL = P | N | D };
+enum { P = 1 << CMD_POISSON, N = 1 << CMD_NLL, D = 1 << CMD_DEMO, C = 1 << CMD_CE, ALL = P | N | C | D };
 
 typedef void (*setter)(options *o, const char *arg);
 
@@ -43,8 +43,25 @@ static void print_version(void)
 
 static void usage(void);
 
-static void set_input(options *o, const char *a) { o->input = a; }
-static void set_target(options *o, const char *a) { o->target = a; }
+static name_list *g_last_list; /* the list that file names after --input / --target go to (shell globs) */
+
+static void list_add(name_list *l, const char *a)
+{
+    if (!*a)
+        usage_error("an empty file name");
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
+        if (!l->v)
+            usage_error("out of memory");
+    }
+    l->v[l->n++] = a;
+    g_last_list = l;
+}
+static void set_input(options *o, const char *a) { list_add(&o->inputs, a); }
+static void set_target(options *o, const char *a) { list_add(&o->targets, a); }
+static void set_per_class(options *o, const char *a) { (void)a; o->per_class = 1; }
+static void set_no_warn(options *o, const char *a) { (void)a; o->no_warn = 1; }
 static void set_weight(options *o, const char *a) { o->weight = a; }
 static void set_out(options *o, const char *a)
 {
@@ -62,8 +79,20 @@ static void set_progress(options *o, const char *a) { (void)a; o->progress = 1; 
 static void set_help(options *o, const char *a) { (void)o; (void)a; usage(); exit(EX_OK); }
 static void set_version(options *o, const char *a) { (void)o; (void)a; print_version(); exit(EX_OK); }
 
+static void set_probs(options *o, const char *a) { (void)a; o->probs = 1; }
+
+static void set_smoothing(options *o, const char *a)
+{
+    char *end;
+    errno = 0;
+    o->label_smoothing = strtod(a, &end);
+    if (end == a || *end || !(o->label_smoothing >= 0 && o->label_smoothing <= 1))
+        usage_error("--label-smoothing: '%s' is not a number in [0, 1]", a);
+}
+
 static void set_ignore(options *o, const char *a)
 {
+    o->ignore_set = 1;
     if (!parse_i64(a, &o->ignore_index))
         usage_error("--ignore-index: '%s' is not a 64-bit integer", a);
 }
@@ -105,6 +134,7 @@ static void set_chunk_rows(options *o, const char *a)
 
 static void set_chunk_bytes(options *o, const char *a)
 {
+    o->chunk_bytes_set = 1;
     if (!parse_u64(a, &o->chunk_bytes) || o->chunk_bytes == 0)
         usage_error("--chunk-bytes: '%s' is not a positive integer", a);
 }
@@ -124,36 +154,47 @@ static void set_io(options *o, const char *a)
 }
 
 static const opt_spec opts[] = {
-    {"input", 0, "X.npy", P | N, set_input, NULL},
-    {"target", 0, "Y.npy", P | N, set_target, NULL},
+    {"input", 0, "X.npy", P | N | C, set_input, NULL},
+    {"target", 0, "Y.npy", P | N | C, set_target, NULL},
+    {"per-class", 0, NULL, N | C, set_per_class,
+     "also the loss sum, total weight and count of each class (README: each class's\n"
+     "sum is the library's sum over that class's elements in order)"},
     {"no-log-input", 0, NULL, P, set_no_log,
      "input holds rates (loss x - t*log(x+eps)); default: log-rates (exp(x) - t*x)"},
     {"full", 0, NULL, P, set_full, "add the Stirling term where t > 1"},
     {"eps", 0, "E", P, set_eps, "default 1e-8 (used with --no-log-input)"},
-    {"weight", 0, "W.npy", N, set_weight, "C class weights (float32/float64)"},
-    {"ignore-index", 0, "I", N, set_ignore, "default -100"},
-    {"reduction", 0, "R", P | N, set_reduction, "mean (default), sum, or none (per-element losses; needs --out)"},
-    {"out", 'o', "F.npy", P | N, set_out,
-     "write the per-element losses (input's dtype, target's shape); written to a\n"
+    {"weight", 0, "W.npy", N | C, set_weight, "C class weights (float32/float64)"},
+    {"ignore-index", 0, "I", N | C, set_ignore, "default -100 (class-index targets)"},
+    {"label-smoothing", 0, "S", C, set_smoothing, "in [0, 1], default 0 (PyTorch's label_smoothing)"},
+    {"probs", 0, NULL, C, set_probs,
+     "the target holds class probabilities: float, the input's shape and dtype"},
+    {"reduction", 0, "R", P | N | C, set_reduction, "mean (default), sum, or none (per-element losses; needs --out)"},
+    {"out", 'o', "F.npy", P | N | C, set_out,
+     "write the per-element losses (input's dtype; target's shape, for --probs the input's\n"
+     "without its class dimension); written to a\n"
      "temporary file .F.npy.nllk-tmp.HOST.PID.XXXXXX renamed after the report: a failure\n"
      "or a signal leaves no partial file (SIGKILL: see --clean). Keeps an existing F's\n"
      "mode; a FIFO or device (/dev/null) is written through; an input is refused"},
     {"threads", 0, "N", ALL, set_threads, "threads (default: NLLK_NUM_THREADS, else the number of cores)"},
     {"isa", 0, "NAME", ALL, set_isa, NULL /* made by usage(): the build's ISAs */},
-    {"chunk-rows", 0, "R", P | N, set_chunk_rows,
-     "rows (samples; elements for 0-d/1-D Poisson) per chunk; default: ~8 MiB chunks"},
-    {"chunk-bytes", 0, "B", P | N, set_chunk_bytes, "the default chunk's size in bytes (when --chunk-rows is not given)"},
-    {"io", 0, "MODE", P | N, set_io,
-     "how chunks are read: auto (default: mmap for poisson, pread for nll), mmap,\n"
-     "pread, populate, prefetch, window (see BENCHMARKS.md)"},
-    {"keep-pages", 0, NULL, P | N, set_keep,
+    {"chunk-rows", 0, "R", P | N | C, set_chunk_rows,
+     "rows (samples; elements for 0-d/1-D Poisson) per chunk; default: ~8 MiB chunks\n"
+     "(ce: ~64 MiB)"},
+    {"chunk-bytes", 0, "B", P | N | C, set_chunk_bytes, "the default chunk's size in bytes (when --chunk-rows is not given)"},
+    {"io", 0, "MODE", P | N | C, set_io,
+     "how chunks are read: auto (default: mmap for poisson, pread for nll, populate for\n"
+     "ce), mmap, pread, populate, prefetch, window (see BENCHMARKS.md)"},
+    {"keep-pages", 0, NULL, P | N | C, set_keep,
      "leave consumed chunks mapped (a little faster; the resident set grows to the\n"
      "file size instead of staying at a few chunks)"},
     {"json", 0, NULL, ALL, set_json,
      "print a machine-readable summary (loss, count, total_weight, seconds, elements/s,\nisa, threads, ...)"},
-    {"progress", 0, NULL, P | N, set_progress,
+    {"progress", 0, NULL, P | N | C, set_progress,
      "always show a progress bar on stderr (default: only when stderr is a terminal and\n"
      "the run takes more than about a second)"},
+    {"no-warn", 0, NULL, P | N | C, set_no_warn,
+     "no warnings on stderr (inputs that look wrong: not log-probabilities, a target of\n"
+     "255 or -1 out of range, negative or fractional Poisson counts)"},
     {"quiet", 'q', NULL, ALL, set_quiet, "no progress bar; print only the loss value (or nothing for --reduction none)"},
     {"help", 'h', NULL, ALL, set_help, "this text"},
     {"version", 0, NULL, ALL, set_version, "the program's and the library's version"},
@@ -170,7 +211,7 @@ static void usage_section(unsigned cmds)
         const int n = snprintf(head, sizeof head, "--%s%s%s", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
         if (s->short_name)
             snprintf(head + n, sizeof head - (size_t)n, ", -%c", s->short_name);
-        printf("  %-19s", head);
+        printf("  %-18s ", head);
         if (s->set == set_isa) {
             fputs("force one of this build's instruction sets:", stdout);
             for (int i = 0; nllk_isa_name(i); i++)
@@ -193,21 +234,35 @@ static void usage(void)
           "                          [--reduction mean|sum|none] [--out LOSSES.npy] [common options]\n"
           "       nllk-score nll --input LOGP.npy --target T.npy [--weight W.npy] [--ignore-index I]\n"
           "                      [--reduction mean|sum|none] [--out LOSSES.npy] [common options]\n"
+          "       nllk-score ce --input LOGITS.npy --target T.npy [--weight W.npy] [--ignore-index I]\n"
+          "                     [--label-smoothing S] [--probs] [--reduction mean|sum|none] [--out LOSSES.npy] ...\n"
           "       nllk-score demo [--threads N] [--isa NAME] [--json] [--quiet]\n"
           "       nllk-score --clean DIR   remove DIR's temporary files left by killed runs (their process is gone)\n"
           "\n"
           "Scores .npy files (format 1.0/2.0/3.0, little-endian, C order) of any size in bounded memory with nllk's\n"
           "streaming accumulators; the mean/sum has exactly the bits of the library's one-shot call.\n"
           "\n"
-          "poisson   PyTorch's poisson_nll_loss. input and target: float32 or float64 (the same), the same shape.\n",
+          "--input and --target take one or more parts, concatenated along the first dimension (the result is\n"
+          "the one-shot call's on the concatenation): repeat the option or list names after it (--input a.npy\n"
+          "b.npy), use a glob ('preds_*.npy', sorted), a list file (@LIST: one name per line, relative to LIST's\n"
+          "directory), or a member of an np.savez archive (ARCHIVE.npz:NAME; stored, not compressed).\n"
+          "\n"
+          "poisson   PyTorch's poisson_nll_loss. input and target: float32 or float64 (the same), the same shape;\n"
+          "          integer targets (int8..int64, uint8..uint64) are converted exactly to the input's dtype.\n",
           stdout);
     usage_section(P);
     fputs("nll       PyTorch's nll_loss. input (C), (N, C) or (N, C, d1..dK) log-probabilities, float32/float64;\n"
           "          target (), (N) or (N, d1..dK): int64, int32 or uint8.\n",
           stdout);
     usage_section(N);
+    fputs("ce        PyTorch's cross_entropy. input (C), (N, C) or (N, C, d1..dK) logits, float32/float64; target\n"
+          "          class indices as for nll, or (--probs) class probabilities of the input's shape and dtype.\n",
+          stdout);
+    usage_section(C);
+    fputs("nll, ce:\n", stdout);
+    usage_section(N | C);
     fputs("common:\n", stdout);
-    usage_section(P | N);
+    usage_section(P | N | C);
     usage_section(ALL);
     fputs("\n"
           "exit codes: 0 ok, 1 internal error, 2 usage (unknown flag, bad value), 3 I/O (missing or unreadable\n"
@@ -234,9 +289,11 @@ static command parse_command(const char *cmd)
         return CMD_NLL;
     if (!strcmp(cmd, "demo"))
         return CMD_DEMO;
+    if (!strcmp(cmd, "ce"))
+        return CMD_CE;
     if (cmd[0] == '-')
-        usage_error("missing command before '%s': poisson, nll or demo", cmd);
-    usage_error("unknown command '%s': poisson, nll or demo", cmd);
+        usage_error("missing command before '%s': poisson, nll, ce or demo", cmd);
+    usage_error("unknown command '%s': poisson, nll, ce or demo", cmd);
 }
 
 void parse_options(int argc, char **argv, options *o)
@@ -249,7 +306,7 @@ void parse_options(int argc, char **argv, options *o)
     o->chunk_bytes = DEFAULT_CHUNK_BYTES;
     o->io = IO_POPULATE;
     if (argc < 2)
-        usage_error("missing command: poisson, nll or demo");
+        usage_error("missing command: poisson, nll, ce or demo");
     if (!strcmp(argv[1], "--clean")) {
         if (argc != 3)
             usage_error("--clean takes one directory");
@@ -258,8 +315,8 @@ void parse_options(int argc, char **argv, options *o)
     o->cmd = parse_command(argv[1]);
 
     struct option longopts[NOPTS + 1];
-    char shorts[2 * NOPTS + 2] = ":";
-    size_t ns = 1;
+    char shorts[2 * NOPTS + 3] = "-:"; /* '-': file names after --input/--target come in order (code 1) */
+    size_t ns = 2;
     for (int k = 0; k < NOPTS; k++) {
         longopts[k] = (struct option){opts[k].name, opts[k].arg ? required_argument : no_argument, 0, 256 + k};
         if (opts[k].short_name) {
@@ -276,8 +333,17 @@ void parse_options(int argc, char **argv, options *o)
     char **av = argv + 1;
     const opt_spec *wrong = NULL; /* the last option given that the command does not take */
     int c, idx;
+    g_last_list = NULL;
     while ((c = getopt_long(ac, av, shorts, longopts, &idx)) != -1) {
         const opt_spec *s = NULL;
+        if (c == 1) { /* a name after --input X or --target Y: one more part */
+            if (!g_last_list)
+                usage_error("unexpected argument '%s'", optarg);
+            list_add(g_last_list, optarg);
+            continue;
+        }
+        if (c != 256 + 0 && c != 256 + 1) /* any option but --input/--target ends a list */
+            g_last_list = NULL;
         if (c >= 256)
             s = &opts[c - 256];
         for (int k = 0; k < NOPTS && !s && c != '?' && c != ':'; k++)
@@ -298,19 +364,33 @@ void parse_options(int argc, char **argv, options *o)
         usage_error("unexpected argument '%s'", av[optind]);
     if (wrong && o->cmd == CMD_DEMO)
         usage_error("demo takes only --threads, --isa, --json, --quiet");
-    if (wrong)
-        usage_error("--%s is an option of %s, not %s", wrong->name, o->cmd == CMD_NLL ? "poisson" : "nll",
-                    o->cmd == CMD_NLL ? "nll" : "poisson");
+    static const char *cmd_names[] = {"poisson", "nll", "demo", "ce"}; /* indexed by command */
+    if (wrong) {
+        char who[64] = "";
+        for (int k = 0; k < 4; k++)
+            if (wrong->cmds & (1u << k))
+                snprintf(who + strlen(who), sizeof who - strlen(who), "%s%s", *who ? " and " : "", cmd_names[k]);
+        usage_error("--%s is an option of %s, not %s", wrong->name, who, cmd_names[o->cmd]);
+    }
     if (o->cmd == CMD_DEMO)
         return;
-    if (!o->input)
+    if (!o->inputs.n)
         usage_error("--input is required");
-    if (!o->target)
+    if (!o->targets.n)
         usage_error("--target is required");
+    o->input = o->inputs.v[0];
+    o->target = o->targets.v[0];
+    if (o->probs && o->ignore_set)
+        usage_error("--ignore-index is for class-index targets, not --probs");
+    if (o->probs && o->per_class)
+        usage_error("--per-class is for class-index targets, not --probs");
+
     if (o->reduction == NLLK_REDUCTION_NONE && !o->out)
         usage_error("--reduction none writes per-element losses: give --out FILE.npy");
     if (o->quiet)
         o->progress = 0;
+    if (o->cmd == CMD_CE && !o->chunk_bytes_set)
+        o->chunk_bytes = DEFAULT_CHUNK_BYTES_CE;
 }
 
 void apply_threads_isa(const options *o)
@@ -333,10 +413,11 @@ void apply_threads_isa(const options *o)
 /* How chunks are read (BENCHMARKS.md, ## nllk-score): Poisson reads every byte of both files once, best through
  * the mapping (page faults on a page-cached file are cheap when its folios are large, and no copy is made); NLL
  * gathers one class plane value per position, best from a copy of the chunk that stays in the cache (pread into
- * one reused buffer: the sequential copy is faster than the gather's scattered reads from memory). */
+ * one reused buffer: the sequential copy is faster than the gather's scattered reads from memory); CE reads every
+ * logit (two passes over each position's classes), in large chunks (DEFAULT_CHUNK_BYTES_CE) populated in place. */
 io_mode io_for(const options *o)
 {
     if (o->io_set)
         return o->io;
-    return o->cmd == CMD_NLL ? IO_PREAD : IO_MMAP;
+    return o->cmd == CMD_POISSON ? IO_MMAP : o->cmd == CMD_CE ? IO_POPULATE : IO_PREAD;
 }

@@ -183,3 +183,24 @@ void phase_check(void)
     if (code)
         fail(code, msg);
 }
+
+static int g_no_warn;
+
+void warnings_off(int off) { g_no_warn = off; }
+
+void warn(const char *fmt, ...)
+{
+    if (g_no_warn)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_bar_drawn)
+        write_str(2, "\n");
+    if (shard_on())
+        fprintf(stderr, "nllk-score: warning (rank %d): %s\n", shard_rank(), msg);
+    else
+        fprintf(stderr, "nllk-score: warning: %s\n", msg);
+}

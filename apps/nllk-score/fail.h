@@ -34,6 +34,11 @@ void fail_bar_drawn(int drawn);
 void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* A warning on stderr (an input that looks wrong; not an error): "nllk-score: warning: ..." (under MPI with
+ * the rank that saw it). --quiet keeps warnings, --no-warn (warnings_off(1)) silences them. */
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warnings_off(int off);
+
 /* The end of a phase under MPI (shard.h): exits with the agreed error if any rank failed. No-op otherwise. */
 void phase_check(void);
 

@@ -2,6 +2,8 @@
  *
  *   nllk-score poisson --input X.npy --target Y.npy [--no-log-input] [--full] [--eps E] [--reduction R] [--out F]
  *   nllk-score nll --input LOGP.npy --target T.npy [--weight W.npy] [--ignore-index I] [--reduction R] [--out F]
+ *   nllk-score ce --input LOGITS.npy --target T.npy [--weight W.npy] [--ignore-index I] [--label-smoothing S]
+ *                 [--probs] [--reduction R] [--out F]
  *   nllk-score demo
  *
  * Files are mapped and scored chunk by chunk (nllk_*_acc_update_out_*), so memory stays bounded whatever the file
@@ -10,7 +12,8 @@
  * The program's parts (zstd's programs/ is the model):
  *   cli.c       the options table: parsing, --help, --threads/--isa
  *   fail.c      exit codes, one-line errors agreed across MPI ranks, signals, the temporary file's removal
- *   score.c     the one chunk loop over a loss descriptor (losses.c: poisson, nll), MPI merge
+ *   score.c     the one chunk loop over a loss descriptor (losses.c: poisson, nll, ce), MPI merge
+ *   source.c    an input's parts (lists, globs, @lists, .npz members) read as one array;  perclass.c --per-class
  *   npyfile.c   chunked reading (--io), prefetch.c its helper thread
  *   outfile.c   the atomic --out file;  progress.c the bar;  report.c the result (text, --json)
  *   shard_mpi.c / shard_stub.c   MPI or not (nllk-score-mpi / nllk-score);  demo.c  the demo command */
@@ -49,7 +52,11 @@ int main(int argc, char **argv)
     result r;
     memset(&r, 0, sizeof r);
     out_file out;
-    score(o.cmd == CMD_POISSON ? &loss_poisson : &loss_nll, &o, &out, &r);
+    const loss *L = o.cmd == CMD_POISSON ? &loss_poisson
+                    : o.cmd == CMD_NLL   ? &loss_nll
+                    : o.probs            ? &loss_ce_probs
+                                         : &loss_ce;
+    score(L, &o, &out, &r);
     /* the report first, the rename last: an output replaced by a run that then fails to report would be a lie */
     if (shard_rank() == 0)
         print_result(&r, o.json, o.quiet);
@@ -57,5 +64,11 @@ int main(int argc, char **argv)
     if (o.out)
         out_commit(&out);
     free(r.rank_seconds);
+    for (int k = 0; k < r.ninputs + r.ntargets; k++)
+        free((char *)r.inputs[k]);
+    free(r.inputs);
+    free(r.classes);
+    free(o.inputs.v);
+    free(o.targets.v);
     return EX_OK;
 }

@@ -16,6 +16,9 @@ static npy_status fail(npy_status st, char *err, size_t errlen, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        for (unsigned char *p = (unsigned char *)err; *p; p++) /* header bytes quoted: printable ASCII only */
+            if (*p < 0x20 || *p >= 0x7f)
+                *p = '?';
     }
     return st;
 }
@@ -28,6 +31,11 @@ const char *npy_dtype_name(npy_dtype t)
     case NPY_I64: return "int64";
     case NPY_I32: return "int32";
     case NPY_U8: return "uint8";
+    case NPY_I8: return "int8";
+    case NPY_I16: return "int16";
+    case NPY_U16: return "uint16";
+    case NPY_U32: return "uint32";
+    case NPY_U64: return "uint64";
     }
     return "?";
 }
@@ -40,6 +48,11 @@ size_t npy_dtype_size(npy_dtype t)
     case NPY_I64: return 8;
     case NPY_I32: return 4;
     case NPY_U8: return 1;
+    case NPY_I8: return 1;
+    case NPY_I16: return 2;
+    case NPY_U16: return 2;
+    case NPY_U32: return 4;
+    case NPY_U64: return 8;
     }
     return 0;
 }
@@ -52,6 +65,11 @@ static const char *dtype_descr(npy_dtype t)
     case NPY_I64: return "<i8";
     case NPY_I32: return "<i4";
     case NPY_U8: return "|u1";
+    case NPY_I8: return "|i1";
+    case NPY_I16: return "<i2";
+    case NPY_U16: return "<u2";
+    case NPY_U32: return "<u4";
+    case NPY_U64: return "<u8";
     }
     return "";
 }
@@ -179,7 +197,8 @@ static npy_status parse_descr(const char *d, npy_header *h, char *err, size_t er
     static const struct {
         const char *name;
         npy_dtype dtype;
-    } known[] = {{"f4", NPY_F32}, {"f8", NPY_F64}, {"i8", NPY_I64}, {"i4", NPY_I32}, {"u1", NPY_U8}};
+    } known[] = {{"f4", NPY_F32}, {"f8", NPY_F64}, {"i8", NPY_I64}, {"i4", NPY_I32}, {"u1", NPY_U8},
+                 {"i1", NPY_I8},   {"i2", NPY_I16},  {"u2", NPY_U16}, {"u4", NPY_U32}, {"u8", NPY_U64}};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         if (strcmp(t, known[k].name) != 0)
             continue;
@@ -194,7 +213,7 @@ static npy_status parse_descr(const char *d, npy_header *h, char *err, size_t er
         h->itemsize = size;
         return NPY_OK;
     }
-    return fail(NPY_E_DTYPE, err, errlen, "unsupported dtype '%s' (float32, float64, int64, int32, uint8 are read)",
+    return fail(NPY_E_DTYPE, err, errlen, "unsupported dtype '%s' (float32, float64 and integers of 8 to 64 bits are read)",
                 d);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,12 +82,185 @@ int npyf_sigbus(void *addr)
 
 int npyf_changed(const npy_file *f) { return f->changed; }
 
-int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t errlen)
+/* ---- .npz members --------------------------------------------------------------------------------------- */
+
+static uint16_t le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t le32(const unsigned char *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
+static uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+/* "ARCHIVE.npz:NAME" -> the archive's path length (the part before the last ':' when it ends in .npz), else 0. */
+size_t npyf_member_split(const char *spec)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon - spec < 4 || !colon[1])
+        return 0;
+    return strncasecmp(colon - 4, ".npz", 4) == 0 ? (size_t)(colon - spec) : 0;
+}
+
+/* Finds member `name` (or `name`.npy, as np.savez names them) of the zip archive fd of `size` bytes: *off = the
+ * first byte of its data, *len = its stored size. Zip64 archives (np.savez writes them for members > 4 GiB) are
+ * read. Deflated members (np.savez_compressed) are refused (npyfile.h says why). */
+static int npz_find(int fd, uint64_t size, const char *arch, const char *name, uint64_t *off, uint64_t *len,
+                    char *err, size_t errlen)
+{
+    /* the end of central directory record: in the last 22 + 65535 bytes */
+    const size_t tail = size < 22 + 65535 ? (size_t)size : 22 + 65535;
+    unsigned char *t = malloc(tail ? tail : 1);
+    if (!t)
+        return fail(NPYF_IO, err, errlen, "%s: out of memory", arch);
+    if (pread_full(fd, t, tail, size - tail) != (ssize_t)tail) {
+        free(t);
+        return fail(NPYF_IO, err, errlen, "cannot read '%s': %s", arch, strerror(errno));
+    }
+    ssize_t e = -1;
+    for (ssize_t k = (ssize_t)tail - 22; k >= 0 && e < 0; k--)
+        if (le32(t + k) == 0x06054b50)
+            e = k;
+    if (e < 0) {
+        free(t);
+        return fail(NPYF_FORMAT, err, errlen, "%s: not a zip archive (.npz): no end of central directory", arch);
+    }
+    uint64_t entries = le16(t + e + 10), cd_size = le32(t + e + 12), cd_off = le32(t + e + 16);
+    if (e >= 20 && le32(t + e - 20) == 0x07064b50) { /* zip64 locator -> zip64 end of central directory */
+        unsigned char z[56];
+        const uint64_t zoff = le64(t + e - 20 + 8);
+        if (zoff > size || pread_full(fd, z, sizeof z, zoff) != (ssize_t)sizeof z || le32(z) != 0x06064b50) {
+            free(t);
+            return fail(NPYF_FORMAT, err, errlen, "%s: bad zip64 end of central directory", arch);
+        }
+        entries = le64(z + 32);
+        cd_size = le64(z + 40);
+        cd_off = le64(z + 48);
+    }
+    free(t);
+    if (cd_off > size || cd_size > size - cd_off || cd_size > ((uint64_t)1 << 30))
+        return fail(NPYF_FORMAT, err, errlen, "%s: bad zip central directory", arch);
+    unsigned char *cd = malloc(cd_size ? (size_t)cd_size : 1);
+    if (!cd)
+        return fail(NPYF_IO, err, errlen, "%s: out of memory", arch);
+    if (pread_full(fd, cd, (size_t)cd_size, cd_off) != (ssize_t)cd_size) {
+        free(cd);
+        return fail(NPYF_IO, err, errlen, "cannot read '%s': %s", arch, strerror(errno));
+    }
+    const size_t nlen = strlen(name);
+    char names[400];
+    size_t nn = 0;
+    names[0] = 0;
+    int rc = -1;
+    uint64_t p = 0;
+    for (uint64_t k = 0; k < entries && rc < 0; k++) {
+        if (cd_size - p < 46 || le32(cd + p) != 0x02014b50) {
+            rc = fail(NPYF_FORMAT, err, errlen, "%s: bad zip central directory entry %llu", arch,
+                      (unsigned long long)k);
+            break;
+        }
+        const unsigned char *h = cd + p;
+        const unsigned method = le16(h + 10), fl = le16(h + 28), xl = le16(h + 30), cl = le16(h + 32);
+        uint64_t csize = le32(h + 20), usize = le32(h + 24), loff = le32(h + 42);
+        if (cd_size - p - 46 < (uint64_t)fl + xl + cl) {
+            rc = fail(NPYF_FORMAT, err, errlen, "%s: bad zip central directory entry %llu", arch,
+                      (unsigned long long)k);
+            break;
+        }
+        const char *fn = (const char *)h + 46;
+        for (const unsigned char *x = h + 46 + fl; x + 4 <= h + 46 + fl + xl;) { /* zip64 extra: 64-bit sizes */
+            const unsigned id = le16(x), sz = le16(x + 2);
+            const unsigned char *v = x + 4, *vend = x + 4 + sz;
+            if (vend > h + 46 + fl + xl)
+                break;
+            if (id == 1) {
+                if (usize == 0xffffffffu && v + 8 <= vend)
+                    usize = le64(v), v += 8;
+                if (csize == 0xffffffffu && v + 8 <= vend)
+                    csize = le64(v), v += 8;
+                if (loff == 0xffffffffu && v + 8 <= vend)
+                    loff = le64(v);
+            }
+            x = vend;
+        }
+        const int hit = (fl == nlen && !memcmp(fn, name, nlen)) ||
+                        (fl == nlen + 4 && !memcmp(fn, name, nlen) && !memcmp(fn + nlen, ".npy", 4));
+        if (nn + fl + 3 < sizeof names) { /* printable ASCII as is, any other byte as '?' (one line of text) */
+            if (nn)
+                nn += (size_t)snprintf(names + nn, sizeof names - nn, ", ");
+            const unsigned shown = fl > 4 && !memcmp(fn + fl - 4, ".npy", 4) ? fl - 4u : fl;
+            for (unsigned q = 0; q < shown; q++)
+                names[nn++] = fn[q] >= 0x20 && fn[q] < 0x7f ? fn[q] : '?';
+            names[nn] = 0;
+        }
+        p += 46 + (uint64_t)fl + xl + cl;
+        if (!hit)
+            continue;
+        if (method == 8) {
+            rc = fail(NPYF_FORMAT, err, errlen,
+                      "%s:%s is deflated (np.savez_compressed): only stored members are read (np.savez); "
+                      "extract it (numpy.load(...)[...] then numpy.save) or save with np.savez", arch, name);
+            break;
+        }
+        if (method != 0 || csize != usize) {
+            rc = fail(NPYF_FORMAT, err, errlen, "%s:%s: unsupported zip compression method %u", arch, name, method);
+            break;
+        }
+        unsigned char lh[30];
+        if (loff > size || pread_full(fd, lh, sizeof lh, loff) != (ssize_t)sizeof lh || le32(lh) != 0x04034b50) {
+            rc = fail(NPYF_FORMAT, err, errlen, "%s:%s: bad zip local header", arch, name);
+            break;
+        }
+        *off = loff + 30 + le16(lh + 26) + le16(lh + 28);
+        *len = usize;
+        if (*off > size || *len > size - *off)
+            rc = fail(NPYF_FORMAT, err, errlen, "%s:%s: truncated zip member", arch, name);
+        else
+            rc = NPYF_OK;
+    }
+    free(cd);
+    if (rc < 0)
+        rc = fail(NPYF_FORMAT, err, errlen, "%s: no member '%s' (members: %s)", arch, name, names);
+    return rc;
+}
+
+/* The file mapped read-only at a 2 MiB-aligned address (when the kernel gives the address space), so that file
+ * offsets and addresses agree modulo 2 MiB and the page cache's large folios can be mapped by PMD entries:
+ * the kernel aligns a mapping only when asked for a large one, and the parts of a dataset are often small. */
+static unsigned char *map_aligned(int fd, size_t len)
+{
+    const size_t pmd = (size_t)2 << 20;
+    if (len < pmd)
+        return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *r = mmap(NULL, len + pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *a = (unsigned char *)(((uintptr_t)r + pmd - 1) & ~(uintptr_t)(pmd - 1));
+    unsigned char *m = mmap(a, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (m == MAP_FAILED) {
+        munmap(r, len + pmd);
+        return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    }
+    const size_t ps = (size_t)sysconf(_SC_PAGESIZE), end = (len + ps - 1) & ~(ps - 1);
+    if (a > r) /* the reservation's ends */
+        munmap(r, (size_t)(a - r));
+    if (a + end < r + len + pmd)
+        munmap(a + end, (size_t)(r + len + pmd - (a + end)));
+    return m;
+}
+
+int npyf_open(npy_file *f, const char *spec, io_mode mode, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
-    f->path = path;
+    f->path = spec;
     f->mode = mode;
     f->release = 1;
+    char pathbuf[4096];
+    const char *path = spec, *member = NULL;
+    const size_t alen = npyf_member_split(spec);
+    if (alen) {
+        if (alen >= sizeof pathbuf)
+            return fail(NPYF_IO, err, errlen, "cannot open '%s': name too long", spec);
+        memcpy(pathbuf, spec, alen);
+        pathbuf[alen] = 0;
+        path = pathbuf;
+        member = spec + alen + 1;
+    }
     /* O_NONBLOCK: a FIFO (or a device) is refused below instead of blocking open() until a writer comes */
     f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (f->fd < 0)
@@ -100,23 +274,34 @@ int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t err
         return fail(NPYF_IO, err, errlen, "cannot read '%s': not a regular file", path);
     fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) & ~O_NONBLOCK);
     f->file_size = (uint64_t)st.st_size;
+    uint64_t base = 0, end = f->file_size; /* the .npy's bytes in the file: all, or an .npz member's */
+    if (member) {
+        uint64_t len = 0;
+        const int k = npz_find(f->fd, f->file_size, path, member, &base, &len, err, errlen);
+        if (k != NPYF_OK)
+            return k;
+        end = base + len;
+    }
 
     unsigned char pre[12];
-    const ssize_t got = pread_full(f->fd, pre, sizeof pre, 0);
+    const ssize_t got = pread_full(f->fd, pre, (size_t)(end - base < sizeof pre ? end - base : sizeof pre), base);
     if (got < 0)
         return fail(NPYF_IO, err, errlen, "cannot read '%s': %s", path, strerror(errno));
     char perr[200];
     uint64_t need = 0;
     npy_status ps = npy_header_size(pre, (size_t)got, &need, perr, sizeof perr);
+    if (ps == NPY_E_NOT_NPY && !member && got >= 4 && !memcmp(pre, "PK\3\4", 4))
+        return fail(NPYF_FORMAT, err, errlen, "%s: a zip archive (.npz?), not an .npy: name one of its arrays, "
+                    "'%s:NAME'", spec, spec);
     if (ps != NPY_OK)
-        return fail(NPYF_FORMAT, err, errlen, "%s: %s", path, perr);
-    if (need > f->file_size)
-        return fail(NPYF_FORMAT, err, errlen, "%s: truncated .npy header (%llu of %llu bytes)", path,
-                    (unsigned long long)f->file_size, (unsigned long long)need);
+        return fail(NPYF_FORMAT, err, errlen, "%s: %s", spec, perr);
+    if (need > end - base)
+        return fail(NPYF_FORMAT, err, errlen, "%s: truncated .npy header (%llu of %llu bytes)", spec,
+                    (unsigned long long)(end - base), (unsigned long long)need);
     unsigned char *hbuf = malloc((size_t)need);
     if (!hbuf)
         return fail(NPYF_IO, err, errlen, "%s: out of memory reading the header", path);
-    const ssize_t hgot = pread_full(f->fd, hbuf, (size_t)need, 0);
+    const ssize_t hgot = pread_full(f->fd, hbuf, (size_t)need, base);
     if (hgot < 0) {
         free(hbuf);
         return fail(NPYF_IO, err, errlen, "cannot read '%s': %s", path, strerror(errno));
@@ -124,18 +309,23 @@ int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t err
     ps = npy_parse(hbuf, (size_t)hgot, &f->h, perr, sizeof perr);
     free(hbuf);
     if (ps != NPY_OK)
-        return fail(NPYF_FORMAT, err, errlen, "%s: %s", path, perr);
-    if (f->file_size - f->h.data_offset < f->h.nbytes)
-        return fail(NPYF_FORMAT, err, errlen, "%s: truncated data (%llu of %llu bytes)", path,
-                    (unsigned long long)(f->file_size - f->h.data_offset), (unsigned long long)f->h.nbytes);
-    if (f->h.data_offset % f->h.itemsize != 0)
-        return fail(NPYF_FORMAT, err, errlen, "%s: data offset %llu is not a multiple of the item size %zu", path,
-                    (unsigned long long)f->h.data_offset, f->h.itemsize);
+        return fail(NPYF_FORMAT, err, errlen, "%s: %s", spec, perr);
+    if (end - base - f->h.data_offset < f->h.nbytes)
+        return fail(NPYF_FORMAT, err, errlen, "%s: truncated data (%llu of %llu bytes)", spec,
+                    (unsigned long long)(end - base - f->h.data_offset), (unsigned long long)f->h.nbytes);
+    f->h.data_offset += base; /* from here on: the data's offset in the file */
+    if (f->h.data_offset % f->h.itemsize != 0) {
+        if (!member)
+            return fail(NPYF_FORMAT, err, errlen, "%s: data offset %llu is not a multiple of the item size %zu",
+                        spec, (unsigned long long)f->h.data_offset, f->h.itemsize);
+        f->misaligned = 1; /* a zip member starts anywhere: read it through an aligned copy */
+        f->mode = IO_PREAD;
+    }
     if ((uint64_t)(size_t)(f->h.data_offset + f->h.nbytes) != f->h.data_offset + f->h.nbytes)
-        return fail(NPYF_FORMAT, err, errlen, "%s: too large for this address space", path);
+        return fail(NPYF_FORMAT, err, errlen, "%s: too large for this address space", spec);
     if (f->h.nbytes > 0) {
         f->map_len = (size_t)(f->h.data_offset + f->h.nbytes);
-        f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
+        f->map = map_aligned(f->fd, f->map_len);
         if (f->map == MAP_FAILED) {
             f->map = NULL;
             return fail(NPYF_IO, err, errlen, "cannot map '%s': %s", path, strerror(errno));

@@ -42,6 +42,8 @@ typedef struct npy_file {
     void *win;             /* IO_WINDOW current mapping                                      */
     size_t win_len;
     uint64_t dropped;      /* npyf_drop_before: bytes [0, dropped) of the mapping are dropped */
+    int misaligned;        /* an .npz member whose data is not aligned to its item size: read
+                              through the IO_PREAD copy only (npyf_data's pointer is unaligned) */
     volatile int changed;  /* see npyf_changed                                                */
 } npy_file;
 
@@ -49,8 +51,19 @@ typedef struct npy_file {
 enum { NPYF_OK = 0, NPYF_IO = 3, NPYF_FORMAT = 4 };
 
 /* Opens and validates path: preamble and header (npy_parse), the data is all there, its offset is aligned to
- * the item size. Returns NPYF_OK, NPYF_IO (open/stat/read/map failed) or NPYF_FORMAT; err gets one line. */
+ * the item size. Returns NPYF_OK, NPYF_IO (open/stat/read/map failed) or NPYF_FORMAT; err gets one line.
+ *
+ * path may name a member of an .npz archive (np.savez): "ARCHIVE.npz:NAME" (NAME or NAME.npy in the archive).
+ * A stored member is read in place, like an .npy file: mapped, or through the pread copy when its data is not
+ * aligned to its item size (zip places members at any offset; then f->misaligned and the mode is IO_PREAD).
+ * A deflated member (np.savez_compressed) is refused with a message saying how to convert it: streaming it
+ * would make every MPI rank inflate the archive from its start up to its shard (no random access in a deflate
+ * stream), forbid the strided in-place reads of samples larger than a chunk, and bound the rate by one core's
+ * inflate speed (a few hundred MB/s, against GB/s from the page cache) — a one-time conversion costs less. */
 int npyf_open(npy_file *f, const char *path, io_mode mode, char *err, size_t errlen);
+
+/* The length of the archive's path in "ARCHIVE.npz:NAME" (0: not an .npz member). */
+size_t npyf_member_split(const char *spec);
 
 /* Sets the largest chunk (bytes) npyf_get will be asked for (IO_PREAD allocates its buffer). */
 int npyf_reserve(npy_file *f, size_t bytes, char *err, size_t errlen);

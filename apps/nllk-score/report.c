@@ -90,6 +90,35 @@ static void print_json(const result *r, double loss, double eps, double bps)
         json_string(stdout, r->out);
     else
         fputs("null", stdout);
+    const char **lists[2] = {r->inputs, r->targets};
+    const int lens[2] = {r->ninputs, r->ntargets};
+    for (int l = 0; l < 2; l++) {
+        printf(", \"%s\": [", l ? "targets" : "inputs");
+        for (int k = 0; k < lens[l]; k++) {
+            if (k)
+                fputs(", ", stdout);
+            json_string(stdout, lists[l][k]);
+        }
+        fputs("]", stdout);
+    }
+    if (r->per_class) { /* the classes that occur, as parallel arrays */
+        static const char *keys[] = {"class", "count", "total_weight", "sum"};
+        fputs(", \"per_class\": {", stdout);
+        for (int f = 0; f < 4; f++) {
+            printf("%s\"%s\": [", f ? ", " : "", keys[f]);
+            for (uint64_t k = 0; k < r->nclasses; k++) {
+                const class_result *c = &r->classes[k];
+                if (k)
+                    fputs(", ", stdout);
+                if (f < 2)
+                    printf("%llu", (unsigned long long)(f ? c->count : c->cls));
+                else
+                    json_number(stdout, f == 2 ? c->total_weight : c->sum);
+            }
+            fputs("]", stdout);
+        }
+        fputs("}", stdout);
+    }
     if (r->ranks) {
         printf(", \"ranks\": %d, \"rank_seconds\": [", r->ranks);
         for (int k = 0; k < r->ranks; k++)
@@ -117,6 +146,19 @@ void print_result(const result *r, int json, int quiet)
                (unsigned long long)r->count, prec, r->total_weight, npy_dtype_name(r->dtype));
         if (r->out)
             printf("  per-element losses written to %s\n", r->out);
+        if (r->ninputs > 1 || r->ntargets > 1)
+            printf("  %d input and %d target parts, concatenated along the first dimension\n", r->ninputs,
+                   r->ntargets);
+        if (r->per_class) {
+            printf("  %10s %14s %*s %*s %*s\n", "class", "count", prec + 7, "total_weight", prec + 7, "sum",
+                   prec + 7, "sum/weight");
+            for (uint64_t k = 0; k < r->nclasses; k++) {
+                const class_result *c = &r->classes[k];
+                printf("  %10llu %14llu %*.*g %*.*g %*.*g\n", (unsigned long long)c->cls,
+                       (unsigned long long)c->count, prec + 7, prec, c->total_weight, prec + 7, prec, c->sum,
+                       prec + 7, prec, c->sum / c->total_weight);
+            }
+        }
         printf("  %.3f s, %.1f M elements/s, %.2f GB/s read, isa %s, %d threads, %llu chunks\n", r->seconds,
                eps * 1e-6, bps * 1e-9, nllk_active_isa(), nllk_get_num_threads(), (unsigned long long)r->chunks);
     }

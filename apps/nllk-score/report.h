@@ -7,6 +7,7 @@
 #include <nllk.h>
 
 #include "npy.h"
+#include "perclass.h"
 
 typedef struct result {
     const char *command;
@@ -16,6 +17,12 @@ typedef struct result {
     uint64_t count, chunks, chunk_elems, bytes;
     double seconds;
     const char *out;
+    const char **inputs, **targets; /* the parts, in the order scored (malloc'ed names; targets points into
+                                       the inputs array, which holds both) */
+    int ninputs, ntargets;
+    int per_class;                  /* --per-class: classes[0..nclasses), the classes that occur */
+    class_result *classes;
+    uint64_t nclasses;
     int ranks;            /* under MPI: the number of ranks (0 otherwise)  */
     double *rank_seconds; /* and each rank's seconds to score its shard    */
 } result;

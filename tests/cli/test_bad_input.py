@@ -147,7 +147,9 @@ def cases():
     c.append(("full-on-nll", N("x.npy", "t.npy", "--full"), ok, USAGE, "option of poisson"))
     c.append(("weight-on-poisson", P() + ["--weight", "w.npy"], ok, USAGE, "option of nll"))
     c.append(("none-needs-out", P() + ["--reduction", "none"], ok, USAGE, "--out"))
-    c.append(("extra-argument", P() + ["extra"], ok, USAGE, "unexpected argument"))
+    c.append(("extra-argument", P() + ["--json", "extra"], ok, USAGE, "unexpected argument"))
+    c.append(("extra-before-input", ["poisson", "extra", "--input", "x.npy", "--target", "t.npy"], ok, USAGE,
+              "unexpected argument"))
     c.append(("bad-isa", P() + ["--isa", "sse9"], ok, USAGE, "unknown instruction set"))
     c.append(("bad-io", P() + ["--io", "carrier-pigeon"], ok, USAGE, "--io"))
     c.append(("demo-with-input", ["demo", "--input", "x.npy"], ok, USAGE, "demo takes only"))
@@ -169,7 +171,7 @@ def test_bad_input(tmp_path, case):
     full_args = list(args) + (["--out", str(out)] if with_out else [])
     p = subprocess.run([SCORE, *full_args], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert p.returncode == code, (p.returncode, p.stderr)
-    lines = p.stderr.splitlines()
+    lines = [ln for ln in p.stderr.splitlines() if not ln.startswith("nllk-score: warning: ")]
     assert len(lines) == 1, p.stderr
     assert lines[0].startswith("nllk-score: error: ")
     assert needle in lines[0], lines[0]

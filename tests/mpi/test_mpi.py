@@ -262,3 +262,77 @@ def test_empty_out_rejected_before_any_work(data):
     assert p.returncode == 2, p.stderr
     lines = score_lines(p.stderr)
     assert len(lines) == 1 and "--out" in lines[0], p.stderr
+
+
+# ---- several parts per input (issue 17): ranks split the concatenated rows -------------------------------------
+
+def _parts(data, name, sizes, tag):
+    a = np.load(data[name])
+    names, k = [], 0
+    for i, s in enumerate(sizes):
+        p = str(data["dir"] / f"{tag}_{i:02d}.npy")
+        np.save(p, a[k:k + s])
+        names.append(p)
+        k += s
+    assert k == a.shape[0]
+    return names
+
+
+def test_nll_parts(data):
+    """(7, 5, 3001) in input parts of 2, 0, 3, 2 samples and target parts of 4, 3: every K gives the bits (and the
+    --out bytes) of one process, which are those of the single files."""
+    xs = _parts(data, "nx.npy", [2, 0, 3, 2], "nxp")
+    ts = _parts(data, "nt.npy", [4, 3], "ntp")
+    args = ["nll", "--input", *xs, "--target", *ts, "--weight", data["w.npy"], "--chunk-rows", "2"]
+    compare(data, args, "nll-parts", out=True)
+    one = json.loads(run(["nll", "--input", data["nx.npy"], "--target", data["nt.npy"], "--weight", data["w.npy"],
+                          "--json"]).stdout)
+    parts = json.loads(run(args + ["--json"]).stdout)
+    for key in KEYS:
+        assert repr(parts[key]) == repr(one[key]), key
+    assert parts["inputs"] == xs and parts["targets"] == ts
+
+
+def test_poisson_parts_integer_counts(data):
+    x = np.load(data["px.npy"])
+    t = np.load(data["pt.npy"]).astype(np.int32)
+    xs, ts = [], []
+    for i, (a, b) in enumerate([(0, 400), (400, 401), (401, 1001)]):
+        xs.append(str(data["dir"] / f"pxp_{i}.npy"))
+        ts.append(str(data["dir"] / f"ptp_{i}.npy"))
+        np.save(xs[-1], x[a:b])
+        np.save(ts[-1], t[a:b])
+    compare(data, ["poisson", "--input", *xs, "--target", *ts, "--chunk-rows", "50"], "poisson-parts", out=True)
+    one = json.loads(run(["poisson", "--input", data["px.npy"], "--target", data["pt.npy"], "--json"]).stdout)
+    parts = json.loads(run(["poisson", "--input", *xs, "--target", *ts, "--json"]).stdout)
+    assert repr(parts["loss"]) == repr(one["loss"])
+
+
+@pytest.mark.parametrize("cmd", ["nll", "ce"])
+def test_per_class(data, cmd):
+    """--per-class: every K gives one process's per-class sums, total weights and counts (bits), also over parts
+    (some targets ignored; 7 samples of 3001 positions over K = 1..5 ranks: shards inside the classes' blocks)."""
+    xs = _parts(data, "nx.npy", [2, 5], "pcx")
+    for args in (["--input", data["nx.npy"], "--target", data["nt.npy"]], ["--input", *xs, "--target", data["nt.npy"]]):
+        a = [cmd, *args, "--weight", data["w.npy"], "--per-class", "--chunk-rows", "2", "--json"]
+        p = run(a)
+        assert p.returncode == 0, p.stderr
+        ref = json.loads(p.stdout)["per_class"]
+        assert ref["class"] == [0, 1, 2, 3, 4]
+        for k in KS:
+            p = run(a, k)
+            assert p.returncode == 0, (k, p.stderr)
+            assert repr(json.loads(p.stdout)["per_class"]) == repr(ref), k
+
+
+def test_ce_parts(data):
+    """ce on the NLL data read as logits (class indices, smoothing, weight) and with --probs, in parts: every K
+    gives one process's bits and --out bytes."""
+    xs = _parts(data, "nx.npy", [3, 4], "cxp")
+    ts = _parts(data, "nt.npy", [2, 5], "ctp")
+    compare(data, ["ce", "--input", *xs, "--target", *ts, "--weight", data["w.npy"], "--label-smoothing", "0.1",
+                   "--chunk-rows", "2"], "ce-parts", out=True)
+    q = np.exp(np.load(data["nx.npy"]))  # (7, 5, 3001) probabilities over the class axis
+    np.save(data["dir"] / "cq.npy", q)
+    compare(data, ["ce", "--probs", "--input", data["nx.npy"], "--target", data["dir"] / "cq.npy",
+                   "--chunk-bytes", "30000"], "ce-probs", out=True)
