@@ -193,11 +193,20 @@ Tensor nll_loss_backward_cpu(const Tensor &grad_output, const Tensor &self, cons
     return gx;
 }
 
+// A backward computed with differentiable ATen operations rather than nllk's kernel: when it must itself be
+// differentiable (create_graph=True runs backward in grad mode), or when grad_output has no memory of its own
+// (a batched tensor of vmap or gradcheck's batched-grad check).
+bool composite_backward(const Tensor &grad_output)
+{
+    return at::GradMode::is_enabled() || !grad_output.has_storage();
+}
+
 void check_weight_grad(const c10::optional<Tensor> &weight)
 {
     const Tensor *w = defined(weight);
     TORCH_CHECK(!(w && w->requires_grad() && at::GradMode::is_enabled()),
-                "the derivative for 'weight' is not implemented.");
+                "The function 'nll_loss_forward' is not differentiable with respect to argument 'weight'. "
+                "This input cannot have requires_grad True.");
 }
 
 struct NLLFunction : public torch::autograd::Function<NLLFunction> {
@@ -219,17 +228,17 @@ struct NLLFunction : public torch::autograd::Function<NLLFunction> {
         const int64_t reduction = ctx->saved_data["r"].toInt(), ignore_index = ctx->saved_data["i"].toInt();
         const c10::optional<Tensor> weight = s[2].defined() ? c10::optional<Tensor>(s[2]) : c10::nullopt;
         Tensor gx;
-        if (!at::GradMode::is_enabled()) {
+        if (!composite_backward(grads[0])) {
             gx = nll_loss_backward_cpu(grads[0], s[0], s[1], weight, reduction, ignore_index, s[3]);
         } else {
-            // create_graph: the gradient is linear in grad_output and does not depend on the input, so it is
-            // M * grad_output with M = the backward of ones (computed by nllk, a constant): differentiable in
-            // grad_output, and its derivative w.r.t. the input is 0, as it is in PyTorch.
+            // The gradient is linear in grad_output and does not depend on the input, so it is M * grad_output
+            // with M = the backward of ones (computed by nllk, a constant): differentiable in grad_output (its
+            // derivative w.r.t. the input is 0, as in PyTorch), and batched by vmap like any ATen product.
             Tensor m;
             {
                 at::NoGradGuard no_grad;
-                m = nll_loss_backward_cpu(at::ones_like(grads[0]), s[0], s[1], weight, reduction, ignore_index,
-                                          s[3]);
+                m = nll_loss_backward_cpu(at::ones(grads[0].sizes(), s[0].options()), s[0], s[1], weight,
+                                          reduction, ignore_index, s[3]);
             }
             Tensor go = grads[0];
             if (go.dim() >= 1 && s[0].dim() >= 2)
@@ -372,7 +381,7 @@ struct PoissonNLLFunction : public torch::autograd::Function<PoissonNLLFunction>
         const int64_t reduction = ctx->saved_data["r"].toInt();
         const bool need_gx = ctx->needs_input_grad(0), need_gt = ctx->needs_input_grad(1);
         Tensor gx, gt;
-        if (!at::GradMode::is_enabled())
+        if (!composite_backward(grads[0]))
             std::tie(gx, gt) =
                 poisson_nll_loss_backward_cpu(grads[0], s[0], s[1], log_input, full, eps, reduction, need_gt);
         else

@@ -29,7 +29,7 @@ and errors are the same exception classes as nllk.*'s (nllk.NllkError subclasses
 exception PyTorch raises). What nllk does not compute runs on PyTorch unchanged, errors included: tensors not on
 the CPU, dtypes other than float32/float64 (or input and target/weight of different dtypes), NLL targets other
 than int64/int32/uint8, tensor subclasses other than nn.Parameter, a class weight that requires grad (PyTorch's
-"the derivative for 'weight' is not implemented"), forward-mode AD (inside torch.autograd.forward_ad.dual_level)
+"not differentiable with respect to argument 'weight'"), forward-mode AD (inside torch.autograd.forward_ad.dual_level)
 and functorch transforms (vmap, grad, jvp).
 
 Differences from PyTorch, by design (see include/nllk.h): mean and sum are reduced in double along a fixed tree
@@ -163,6 +163,18 @@ def _ctypes_poisson_forward(input, target, options):
     return out
 
 
+def _needs_composite(grad_output) -> bool:
+    """A backward that must be differentiable (create_graph=True), or whose grad_output has no memory of its own
+    (vmap's and gradcheck's batched tensors), is computed by PyTorch's composite."""
+    if torch.is_grad_enabled():
+        return True
+    try:
+        grad_output.data_ptr()
+        return False
+    except RuntimeError:
+        return True
+
+
 def _composite_backward(ctx, grad_output, inputs, loss_fn):
     """A create_graph backward: PyTorch's composite loss on the saved inputs, differentiated with create_graph, so
     the gradient carries the inputs' history (double backward is PyTorch's)."""
@@ -183,7 +195,7 @@ class _PoissonNLLFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         input, target = ctx.saved_tensors
         log_input, full, eps, red = ctx.options
-        if torch.is_grad_enabled():  # create_graph=True
+        if _needs_composite(grad_output):
             gx, gt = _composite_backward(ctx, grad_output, (input, target), lambda a, b: _F.poisson_nll_loss(
                 a, b, log_input=log_input, full=full, eps=eps, reduction=("none", "mean", "sum")[red]))
             return gx, gt, None
@@ -229,7 +241,7 @@ class _NLLFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         input, target, weight = ctx.saved_tensors
         ignore_index, (n, c, d, _, red), total_weight, reduction = ctx.options
-        if torch.is_grad_enabled():  # create_graph=True
+        if _needs_composite(grad_output):
             gx, = _composite_backward(ctx, grad_output, (input,), lambda a: _F.nll_loss(
                 a, target, weight=weight, ignore_index=ignore_index, reduction=reduction))
             return gx, None, None, None, None, None
