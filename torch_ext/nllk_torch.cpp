@@ -278,7 +278,7 @@ PoissonArgs poisson_args(const Tensor &input, const Tensor &target, int64_t redu
     if (input.sizes() == target.sizes()) {
         a.x = input.contiguous(), a.t = target.contiguous();
     } else {
-        const auto shape = at::infer_size(input.sizes(), target.sizes());
+        const auto shape = at::infer_size(target.sizes(), input.sizes());  // (PyTorch's order: target * input)
         a.x = input.expand(shape).contiguous(), a.t = target.expand(shape).contiguous();
     }
     return a;
@@ -337,7 +337,7 @@ std::tuple<Tensor, Tensor> poisson_grads_composite(const Tensor &go_in, const Te
                                                    bool log_input, bool full, double eps, int64_t reduction,
                                                    bool need_gx, bool need_gt)
 {
-    const auto shape = at::infer_size(input.sizes(), target.sizes());
+    const auto shape = at::infer_size(target.sizes(), input.sizes());  // (PyTorch's order: target * input)
     const Tensor x = input.expand(shape), t = target.expand(shape);
     Tensor go = go_in.to(input.scalar_type());
     if (reduction == at::Reduction::Mean)
