@@ -100,11 +100,36 @@ def _load_ops():
     return None, ("libnllk_torch.so not found" if not tried else "; ".join(tried))
 
 
+def _load_fast_path():
+    """The _nllk_torch module next to libnllk_torch.so (pybind11: the same operators through the dispatcher,
+    without torch.ops' per-call schema matching), or None."""
+    import importlib.machinery
+    import importlib.util
+    lib = [p for p in _ops_candidates()] if _OPS is not None else []
+    for d in dict.fromkeys(os.path.dirname(p) for p in lib + [os.path.abspath(__file__)]):
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(d, "_nllk_torch" + suffix)
+            if os.path.exists(path):
+                try:
+                    spec = importlib.util.spec_from_file_location("nllk._nllk_torch", path)
+                    module = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(module)
+                    return module
+                except ImportError:
+                    pass
+    return None
+
+
 _OPS, BACKEND_ERROR = _load_ops()
 BACKEND = "ops" if _OPS is not None else "ctypes"
-# the operators' overloads, called directly (their packets cost a Python frame more per call)
-_OP_NLL = _OPS.nll_loss.default if _OPS is not None else None
-_OP_POISSON = _OPS.poisson_nll_loss.default if _OPS is not None else None
+_FAST = _load_fast_path() if _OPS is not None else None
+# the calls of the common path: the pybind11 functions, else the operators' raw overloads
+if _FAST is not None:
+    _OP_NLL, _OP_POISSON = _FAST.nll_loss, _FAST.poisson_nll_loss
+elif _OPS is not None:
+    _OP_NLL, _OP_POISSON = _OPS.nll_loss.default._op, _OPS.poisson_nll_loss.default._op
+else:
+    _OP_NLL = _OP_POISSON = None
 
 
 def _pytorch_only() -> bool:
