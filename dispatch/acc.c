@@ -8,7 +8,11 @@
 #include "kernels.h"
 #include "parallel.h"
 
-static const char *kind_name(uint32_t kind) { return kind == NLLK_ACC_POISSON ? "Poisson" : "NLL"; }
+static const char *kind_name(uint32_t kind)
+{
+    return kind == NLLK_ACC_POISSON ? "Poisson" : kind == NLLK_ACC_NLL ? "NLL" : kind == NLLK_ACC_CE ? "cross-entropy"
+                                                                                                 : "cross-entropy (probabilities)";
+}
 static const char *dtype_name(uint32_t dtype) { return dtype == NLLK_F32 ? "f32" : "f64"; }
 
 /* ---- checksum ------------------------------------------------------------------------------------------------
@@ -59,7 +63,7 @@ static uint64_t state_checksum(const nllk_acc_impl *a)
     add_pair(&f, (uint32_t)a->log_input | (uint64_t)(uint32_t)a->full << 32, bits_of(a->eps));
     add_pair(&f, a->c, a->d);
     add_pair(&f, (uint64_t)a->ignore_index, a->sum.begin);
-    add_pair(&f, a->sum.end, 0);
+    add_pair(&f, a->sum.end, bits_of(a->label_smoothing));
     add_pair(&f, a->head_check.a[0], a->head_check.a[1]);
     add_pair(&f, a->head_check.b[0], a->head_check.b[1]);
     for (size_t i = 0; i < 2 * NLLK_LANES; i += 2) /* neighbours: a vector load on some targets */
@@ -75,9 +79,16 @@ static uint64_t state_checksum(const nllk_acc_impl *a)
  * zero), the sum's structure. `name` is the argument's name for the message. */
 static nllk_status check_fields(const nllk_acc_impl *a, const char *name)
 {
-    if (a->kind != NLLK_ACC_POISSON && a->kind != NLLK_ACC_NLL)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: kind %u is not an accumulator's (Poisson = 1, NLL = 2)",
-                         name, a->kind);
+    if (a->kind < NLLK_ACC_POISSON || a->kind > NLLK_ACC_CE_PROB)
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT,
+                         "%s: kind %u is not an accumulator's (Poisson = 1, NLL = 2, cross-entropy = 3, 4)", name,
+                         a->kind);
+    const double ls = a->label_smoothing;
+    if (a->kind < NLLK_ACC_CE ? bits_of(ls) != 0 : !(ls >= 0.0 && ls <= 1.0))
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: label_smoothing %g is not valid for its kind", name, ls);
+    if (a->kind == NLLK_ACC_CE_PROB && (a->target_type != 0 || a->ignore_index != 0))
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: a probability-target accumulator with class-index options",
+                         name);
     if (a->dtype != NLLK_F32 && a->dtype != NLLK_F64)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: dtype %u is not valid (f32 = 0, f64 = 1)", name, a->dtype);
     if (a->kind == NLLK_ACC_POISSON) {
@@ -90,7 +101,8 @@ static nllk_status check_fields(const nllk_acc_impl *a, const char *name)
         const size_t elem = a->dtype == NLLK_F32 ? sizeof(float) : sizeof(double);
         size_t bytes;
         if (a->log_input != 0 || a->full != 0 || bits_of(a->eps) != 0)
-            return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: an NLL accumulator with Poisson options set", name);
+            return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: an %s accumulator with Poisson options set", name,
+                             kind_name(a->kind));
         if (a->target_type >= NLLK_NUM_TARGET_TYPES)
             return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: target_type %u is not valid (i64 = 0, i32 = 1, u8 = 2)",
                              name, a->target_type);
@@ -192,8 +204,13 @@ static void reseal(nllk_acc_impl *a, uint64_t had)
 
 void nllk_acc_feed(nllk_acc_impl *a, size_t n, nllk_sum_run_fn run, void *ctx)
 {
+    nllk_acc_feed_grain(a, n, NLLK_GRAIN, run, ctx);
+}
+
+void nllk_acc_feed_grain(nllk_acc_impl *a, size_t n, size_t grain, nllk_sum_run_fn run, void *ctx)
+{
     const uint64_t had = nllk_sum_head_len(&a->sum);
-    nllk_sum_feed_parallel(&a->sum, &a->head, n, run, ctx);
+    nllk_sum_feed_parallel_grain(&a->sum, &a->head, n, grain, run, ctx);
     reseal(a, had);
 }
 
@@ -210,7 +227,8 @@ nllk_status nllk_acc_merge(nllk_acc *left, const nllk_acc *right)
         return st;
     if (l->kind != r->kind || l->dtype != r->dtype || l->target_type != r->target_type ||
         l->log_input != r->log_input || l->full != r->full || memcmp(&l->eps, &r->eps, sizeof l->eps) != 0 ||
-        l->c != r->c || l->d != r->d || l->ignore_index != r->ignore_index)
+        l->c != r->c || l->d != r->d || l->ignore_index != r->ignore_index ||
+        memcmp(&l->label_smoothing, &r->label_smoothing, sizeof l->label_smoothing) != 0)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "cannot merge accumulators of different losses or options");
     if (r->sum.begin != l->sum.end)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT,
@@ -251,11 +269,12 @@ nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reduction, doubl
     nllk_sum_total(&a->sum, &a->head, total);
     const uint64_t n = a->sum.end - a->sum.begin;
     /* exactly the one-shot calls' arithmetic: Poisson divides by the count, NLL by the total weight */
-    const double denom = a->kind == NLLK_ACC_POISSON ? (double)n : total[1];
+    const int by_count = a->kind == NLLK_ACC_POISSON || a->kind == NLLK_ACC_CE_PROB;
+    const double denom = by_count ? (double)n : total[1];
     const double v = reduction == NLLK_REDUCTION_MEAN ? total[0] / denom : total[0];
     *value = a->dtype == NLLK_F32 ? (double)(float)v : v;
     if (total_weight) /* Poisson's is the exact count; NLL's is rounded like the one-shot total_weight */
-        *total_weight = a->kind == NLLK_ACC_POISSON ? (double)n
+        *total_weight = by_count                    ? (double)n
                         : a->dtype == NLLK_F32      ? (double)(float)total[1]
                                                     : total[1];
     if (count)

@@ -7,7 +7,7 @@
 
 #define NLLK_ACC_MAGIC 0x6e6c6c6bu /* "nllk": set by init, so that an uninitialized block is refused */
 
-typedef enum { NLLK_ACC_POISSON = 1, NLLK_ACC_NLL = 2 } nllk_acc_kind;
+typedef enum { NLLK_ACC_POISSON = 1, NLLK_ACC_NLL = 2, NLLK_ACC_CE = 3, NLLK_ACC_CE_PROB = 4 } nllk_acc_kind;
 
 /* Fletcher's checksum of words taken a pair at a time (acc.c). */
 typedef struct nllk_fletcher {
@@ -23,6 +23,7 @@ typedef struct nllk_acc_impl {
     double eps;               /* Poisson */
     uint64_t c, d;            /* NLL   */
     int64_t ignore_index;     /* NLL   */
+    double label_smoothing;   /* cross-entropy (NLL's fields c, d, and for class indices target_type, ignore_index) */
     nllk_fletcher head_check; /* of the raw head's values, in order (appending continues it) */
     uint64_t checksum;        /* of every field above and of the sum's range, lanes and node values */
     nllk_sum sum;
@@ -46,5 +47,7 @@ nllk_acc_impl *nllk_acc_get(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtype,
 
 /* Folds the next n elements into a (nllk_sum_feed_parallel; run must not fail) and updates its checksum. */
 void nllk_acc_feed(nllk_acc_impl *a, size_t n, nllk_sum_run_fn run, void *ctx);
+/* The same with `grain` elements worth a thread (nllk_sum_feed_parallel_grain). */
+void nllk_acc_feed_grain(nllk_acc_impl *a, size_t n, size_t grain, nllk_sum_run_fn run, void *ctx);
 
 #endif

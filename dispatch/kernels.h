@@ -62,6 +62,36 @@ typedef void (*nllk_nll_bwd_fn)(const nllk_nll_run *r, const void *target, const
 /* Index of the first target in t[0 .. len) that is neither in [0, c) nor ignore_index, or len. */
 typedef size_t (*nllk_nll_check_fn)(size_t len, const void *target, size_t c, int64_t ignore_index);
 
+/* Cross-entropy (nllk.h): one run of positions k = 0 .. len-1, class q of position k at x[k*k_stride + q*c_stride]:
+ * a 2-D (n, c) run spans rows (k_stride = c, c_stride = 1: vectorised along classes); an N-D run stays inside one
+ * sample (x = sample base + j0, k_stride = 1, c_stride = d: vectorised along positions). Probability targets have
+ * the input's layout (q at the same offsets). lse and out, when not NULL, hold one value per position k. */
+typedef struct nllk_ce_run {
+    size_t len;
+    size_t k_stride;
+    size_t c_stride;
+    size_t c;
+    int64_t ignore_index; /* class index only */
+    double ls;            /* label smoothing in [0, 1]                                                          */
+    double wsum;          /* W: the c weights summed in the class-lane order (c when unweighted); smoothing only */
+} nllk_ce_run;
+
+/* Class-index forward: out[k] = loss_k, lse[k] = lse_k (each if not NULL); lanes[k % 16] += loss_k and
+ * lanes[16 + k % 16] += weight_k (0 when ignored) if lanes != NULL. Returns len, or the k of the first target that
+ * is neither in [0, c) nor ignore_index (nothing is read out of bounds; elements from its vector on unprocessed). */
+typedef size_t (*nllk_ce_fwd_fn)(const nllk_ce_run *r, const void *x, const void *target, const void *weight,
+                                 void *out, void *lse, double *lanes);
+/* Class-index backward over a run of validated targets: writes every gx entry of the run's positions, with
+ * g_k = g[k * g_stride] (already divided for MEAN); lse NULL recomputes it. */
+typedef void (*nllk_ce_bwd_fn)(const nllk_ce_run *r, const void *x, const void *target, const void *weight,
+                               const void *lse, const void *g, size_t g_stride, void *gx);
+/* Probability forward: as the class-index one with lanes[16 + k % 16] += 1. */
+typedef void (*nllk_ce_prob_fwd_fn)(const nllk_ce_run *r, const void *x, const void *q, const void *weight, void *out,
+                                    void *lse, double *lanes);
+/* Probability backward: grad_input to gx and (if not NULL) grad_target to gq. */
+typedef void (*nllk_ce_prob_bwd_fn)(const nllk_ce_run *r, const void *x, const void *q, const void *weight,
+                                    const void *lse, const void *g, size_t g_stride, void *gx, void *gq);
+
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 
 /* The kernels of one (build, dtype): nllk_<dtype>_kernels__<build>, defined by kernels/common/kernels.c. */
@@ -74,6 +104,10 @@ typedef struct nllk_kernels {
     /* Sets `bytes` bytes at p to zero (NLL backward's grad_input): wide stores, streaming (non-temporal) stores
      * when the span is much larger than the caches. */
     void (*zero_fill)(void *p, size_t bytes);
+    nllk_ce_fwd_fn ce_fwd[NLLK_NUM_TARGET_TYPES];
+    nllk_ce_bwd_fn ce_bwd[NLLK_NUM_TARGET_TYPES];
+    nllk_ce_prob_fwd_fn ce_prob_fwd;
+    nllk_ce_prob_bwd_fn ce_prob_bwd;
 } nllk_kernels;
 
 /* Kernel slots: a dtype descriptor's `slot` (dispatch/dtype.h) indexes nllk_isa.kernels. */

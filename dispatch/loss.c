@@ -6,6 +6,8 @@
 
 const nllk_loss nllk_loss_poisson = {"poisson", NLLK_ACC_POISSON, 0};
 const nllk_loss nllk_loss_nll = {"nll", NLLK_ACC_NLL, 1};
+const nllk_loss nllk_loss_ce = {"cross_entropy", NLLK_ACC_CE, 1};
+const nllk_loss nllk_loss_ce_prob = {"cross_entropy_prob", NLLK_ACC_CE_PROB, 0};
 
 nllk_status nllk_check_reduction(nllk_reduction reduction)
 {

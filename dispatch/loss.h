@@ -19,6 +19,8 @@ typedef struct nllk_loss {
 
 extern const nllk_loss nllk_loss_poisson;
 extern const nllk_loss nllk_loss_nll;
+extern const nllk_loss nllk_loss_ce;      /* class-index targets: mean over total_weight */
+extern const nllk_loss nllk_loss_ce_prob; /* probability targets: mean over the n*d positions */
 
 /* NLLK_OK, or INVALID_ARGUMENT with the message for a reduction that is none of none, mean, sum. */
 nllk_status nllk_check_reduction(nllk_reduction reduction);

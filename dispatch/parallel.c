@@ -102,10 +102,16 @@ static size_t run_shifted(void *vctx, size_t off, size_t n, double *lanes)
 
 size_t nllk_sum_feed_parallel(nllk_sum *s, nllk_sum_head *head, size_t n, nllk_sum_run_fn run, void *ctx)
 {
+    return nllk_sum_feed_parallel_grain(s, head, n, NLLK_GRAIN, run, ctx);
+}
+
+size_t nllk_sum_feed_parallel_grain(nllk_sum *s, nllk_sum_head *head, size_t n, size_t grain, nllk_sum_run_fn run,
+                                    void *ctx)
+{
     /* the part up to the first block boundary goes in serially, so the threads' ranges are block-aligned */
     const size_t to_boundary = (size_t)((NLLK_BLOCK - s->end % NLLK_BLOCK) % NLLK_BLOCK);
     const size_t lead = n < to_boundary ? n : to_boundary;
-    const int nt = nllk_threads_for(n - lead, NLLK_GRAIN);
+    const int nt = nllk_threads_for(n - lead, grain);
     if (nt <= 1)
         return nllk_sum_feed(s, head, n, run, ctx);
     const size_t done = nllk_sum_feed(s, head, lead, run, ctx);

@@ -17,6 +17,9 @@ int nllk_threads_for(size_t n, size_t grain);
  * across threads: each folds its own range of blocks, and the partial sums merge into s in order.
  * Returns n or the lowest offset at which run failed. run must only read ctx. */
 size_t nllk_sum_feed_parallel(nllk_sum *s, nllk_sum_head *head, size_t n, nllk_sum_run_fn run, void *ctx);
+/* The same with `grain` elements worth a thread (costly elements, e.g. cross-entropy's positions of c classes). */
+size_t nllk_sum_feed_parallel_grain(nllk_sum *s, nllk_sum_head *head, size_t n, size_t grain, nllk_sum_run_fn run,
+                                    void *ctx);
 
 /* An element-wise job over [off, off + len): returns len, or the k of its first failing element. */
 typedef size_t (*nllk_span_fn)(void *ctx, size_t off, size_t len);

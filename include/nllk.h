@@ -1,5 +1,5 @@
 /*
- * nllk.h — negative log-likelihood and Poisson negative log-likelihood losses on the CPU.
+ * nllk.h — negative log-likelihood, Poisson negative log-likelihood and cross-entropy losses on the CPU.
  *
  * This header is the manual. Every public function is declared here, with what each argument means,
  * what it returns, which errors it reports, how accurate it is, and how it behaves under threads.
@@ -311,6 +311,143 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
                                       nllk_reduction reduction, double total_weight, double *grad_input);
 
 /* ------------------------------------------------------------------------------------------------------- */
+/* Cross-entropy from logits (log_softmax + NLL, fused)                                                    */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/*
+ * PyTorch's F.cross_entropy (1.13: cross_entropy_loss_label_smoothing, cross_entropy_loss_prob_target) over
+ * logits of shape (n, c, d) as for NLL (PyTorch's (C) is n = d = 1; (N, C) is d = 1; (N, C, d1..dK) is
+ * d = d1*...*dK). Position (i, j) has the c logits x_k = input[(i*c + k)*d + j].
+ *
+ * Per-position log-sum-exp, the order every ISA, thread count and chunking follows (so the same bits):
+ *   m      = the largest of the position's logits that are not NaN (-Inf if none), exactly, with -0 read as +0;
+ *   e_k    = exp(x_k - m) in the dtype (x_k - m rounded to the dtype; SLEEF u10 exp);
+ *   s      = the sum of e_k in double over 16 lanes by class index: lane q starts at +0.0 and adds e_k for
+ *            k = q, q+16, q+32, ... in increasing k; then s[q] += s[q+8] (q < 8), += s[q+4], += s[q+2], += s[q+1]
+ *            (the in-block order of section 2, applied to the classes). The same definition for both layouts
+ *            ((n, c) rows are vectorised along classes, (n, c, d) along positions);
+ *   logsum = log(s) to the dtype: f64: SLEEF log of s; f32: log(sf) + r in float, where sf = (float)s and
+ *            r = (float)((s - sf) / sf) (the residual of the rounding, so that log(s) keeps s's double accuracy);
+ *   log_softmax_k = (x_k - m) - logsum         (PyTorch's operation order)
+ *   lse    = m + logsum, rounded to the dtype (returned by the forward, taken by the backward).
+ * Every row (or (n, c, d) column) is read by two passes, a max pass then an exp pass: for c up to several
+ * million classes the second pass reads it from cache (L1/L2 for c <= 64k f32, L3 beyond), so the logits are read
+ * from memory once; no online rescaling, whose extra exp would round differently.
+ * A NaN logit, a +Inf logit or a row of -Inf logits gives NaN (as PyTorch); -Inf in some classes is exact
+ * (exp gives 0). Accuracy (f32): s is exact to ~2^-40 relative for any c up to 2^24, so the per-position loss is
+ * within a few ulp of the exact value plus the inherent roundings of the x_k - m in the dtype (as in PyTorch) and
+ * 2^-53 absolute (the double sum); f64: s carries about
+ * c/16 * 2^-53 relative error in the worst case (sqrt of that typically).
+ *
+ * Class-index targets (t = target[i*d + j], types as NLL; w_k = weight[k] or 1; ls = label_smoothing):
+ *   ignored (t == ignore_index):  loss = +0, weight = 0
+ *   otherwise:  nll = -(log_softmax_t * w_t)
+ *               ls == 0:  loss = nll
+ *               ls > 0 :  smooth = -(D - logsum * W) in double, rounded to the dtype, where W = sum_k w_k and
+ *                         D = sum_k (double)(w_k * (x_k - m)) (each product in the dtype; both sums in the lane
+ *                         order above); this equals -sum_k w_k * log_softmax_k (PyTorch's smoothing term);
+ *                         loss = (1 - ls) * nll + (ls / c) * smooth  in the dtype, the factors rounded to it
+ *                         (PyTorch's formula: (1 - ls) * nll_loss + (ls / n_classes) * smooth_loss)
+ *   sum  = the canonical sum (section 2) of loss over positions;
+ *   mean = sum / total_weight, total_weight = the canonical sum of w_t over non-ignored positions (their count
+ *          without weights). PyTorch 1.13 divides the smoothing term by the same total_weight, weighted or not,
+ *          so one denominator serves both terms; an empty or all-ignored batch gives NaN, as in PyTorch.
+ * Probability targets (target has the input's shape; q_k = target[(i*c + k)*d + j]; ls > 0 first replaces
+ * q_k by q_k * (1 - ls) + ls / c in the dtype, as PyTorch):
+ *   loss = -(A - logsum * B) in double, rounded to the dtype, where B = sum_k (double)(q_k * w_k) and
+ *          A = sum_k (double)((q_k * w_k) * (x_k - m)) (products in the dtype; sums in the lane order above);
+ *          this is -sum_k w_k * q_k * log_softmax_k (a -Inf logit with q_k * w_k = 0 gives NaN, as PyTorch);
+ *   sum  = the canonical sum of loss; mean = sum / (n*d) (NaN when n*d = 0), as PyTorch.
+ *
+ * Backward (both target kinds): with the per-position factor g (grad_output[i*d + j] for NONE, grad_output
+ * for SUM, grad_output / total_weight (class index) or grad_output / (n*d) (probabilities) for MEAN, computed in
+ * the dtype as PyTorch), PyTorch's log_softmax backward over the loss's gradient G_k w.r.t. log_softmax_k:
+ *   p_k = exp(x_k - lse)  (lse the forward's, or recomputed with the same bits when NULL is passed)
+ *   class index: G_k = -(w_t * gn) * [k == t] - w_k * gs,  gn = (1 - ls) * g (g when ls == 0),
+ *                gs = (ls / c) * g (no term when ls == 0);  all G_k = 0 at ignored positions
+ *   probabilities: G_k = -(g * q_k) * w_k   (q after smoothing)
+ *   grad_input_k = G_k - p_k * S,  S = sum_k G_k in double, rounded to the dtype: class index -(w_t * gn) - gs * W
+ *                  (just -(w_t * gn) when ls == 0), probabilities -g * B
+ *   W = sum_k w_k (c without weights) in the class-lane order above.
+ *   grad_target_k (probabilities) = -(g * w_k) * (x_k - lse) * (1 - ls)  ((1 - ls) omitted when ls == 0)
+ *
+ * Errors (every function): NLLK_ERR_NULL_POINTER, NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_INVALID_ARGUMENT (reduction,
+ * target_type; label_smoothing NaN or outside [0, 1], as PyTorch's "label_smoothing must be between 0.0 and
+ * 1.0"), NLLK_ERR_TARGET_OUT_OF_RANGE (class index: the lowest offending flat index, as NLL, checked for every
+ * reduction and before anything is written). c = 0 requires every target ignored (losses +0); c = 1 gives
+ * log_softmax = 0 and loss -0 (as PyTorch).
+ */
+
+/*
+ * nllk_cross_entropy_fwd_f32 / _f64 — class-index targets, forward.
+ *
+ *   input          n*c*d logits (n, c, d). May be NULL when n*c*d == 0.
+ *   target         n*d class indices of type target_type. May be NULL when n*d == 0.
+ *   n, c, d, weight, ignore_index, reduction, out, total_weight   as nllk_nll_fwd_* (total_weight: MEAN and SUM
+ *                  give the sum of w_t over non-ignored positions, NONE gives 0; NULL to skip).
+ *   label_smoothing  in [0, 1] (PyTorch's default 0).
+ *   lse            n*d per-position log-sum-exp values (m + logsum above), or NULL to skip: hand them to the
+ *                  backward so that it does not recompute them.
+ */
+NLLK_API nllk_status nllk_cross_entropy_fwd_f32(const float *input, const void *target, nllk_target_type target_type,
+                                                size_t n, size_t c, size_t d, const float *weight,
+                                                int64_t ignore_index, double label_smoothing,
+                                                nllk_reduction reduction, float *out, float *total_weight,
+                                                float *lse);
+NLLK_API nllk_status nllk_cross_entropy_fwd_f64(const double *input, const void *target,
+                                                nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                const double *weight, int64_t ignore_index, double label_smoothing,
+                                                nllk_reduction reduction, double *out, double *total_weight,
+                                                double *lse);
+
+/*
+ * nllk_cross_entropy_bwd_f32 / _f64 — class-index targets, backward: d(result) / d(input).
+ *
+ *   grad_output    NONE: n*d values; MEAN, SUM: 1 value.
+ *   input ... reduction   as in the forward call.
+ *   total_weight   the forward's total_weight (MEAN only).
+ *   lse            the forward's lse, or NULL to recompute it (the same bits either way).
+ *   grad_input     n*c*d values, required (every entry is written).
+ */
+NLLK_API nllk_status nllk_cross_entropy_bwd_f32(const float *grad_output, const float *input, const void *target,
+                                                nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                const float *weight, int64_t ignore_index, double label_smoothing,
+                                                nllk_reduction reduction, float total_weight, const float *lse,
+                                                float *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const double *input, const void *target,
+                                                nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                const double *weight, int64_t ignore_index, double label_smoothing,
+                                                nllk_reduction reduction, double total_weight, const double *lse,
+                                                double *grad_input);
+
+/*
+ * nllk_cross_entropy_prob_fwd_f32 / _f64 — probability targets (target: n*c*d values, the input's shape),
+ * forward. out: NONE n*d losses, MEAN/SUM 1 value; lse as above (NULL to skip). weight c values or NULL.
+ */
+NLLK_API nllk_status nllk_cross_entropy_prob_fwd_f32(const float *input, const float *target, size_t n, size_t c,
+                                                     size_t d, const float *weight, double label_smoothing,
+                                                     nllk_reduction reduction, float *out, float *lse);
+NLLK_API nllk_status nllk_cross_entropy_prob_fwd_f64(const double *input, const double *target, size_t n, size_t c,
+                                                     size_t d, const double *weight, double label_smoothing,
+                                                     nllk_reduction reduction, double *out, double *lse);
+
+/*
+ * nllk_cross_entropy_prob_bwd_f32 / _f64 — probability targets, backward. grad_output as the class-index
+ * backward; lse the forward's or NULL; grad_input n*c*d values (required); grad_target n*c*d values or NULL to
+ * skip.
+ */
+NLLK_API nllk_status nllk_cross_entropy_prob_bwd_f32(const float *grad_output, const float *input,
+                                                     const float *target, size_t n, size_t c, size_t d,
+                                                     const float *weight, double label_smoothing,
+                                                     nllk_reduction reduction, const float *lse, float *grad_input,
+                                                     float *grad_target);
+NLLK_API nllk_status nllk_cross_entropy_prob_bwd_f64(const double *grad_output, const double *input,
+                                                     const double *target, size_t n, size_t c, size_t d,
+                                                     const double *weight, double label_smoothing,
+                                                     nllk_reduction reduction, const double *lse,
+                                                     double *grad_input, double *grad_target);
+
+/* ------------------------------------------------------------------------------------------------------- */
 /* Threads                                                                                                 */
 /* ------------------------------------------------------------------------------------------------------- */
 
@@ -412,6 +549,42 @@ NLLK_API nllk_status nllk_nll_acc_update_out_f32(nllk_acc *acc, const float *inp
                                                  const float *weight, float *out);
 NLLK_API nllk_status nllk_nll_acc_update_out_f64(nllk_acc *acc, const double *input, const void *target,
                                                  size_t n, const double *weight, double *out);
+
+/* Starts a cross-entropy accumulator (class-index targets) for inputs of c classes and d positions per
+ * sample, at global flat position `begin`; options as nllk_cross_entropy_fwd_*. Chunks, numbering and `input`
+ * as nllk_nll_acc_update_* (a chunk may start and end inside a sample; the position's c logits are read at
+ * stride d from the sample holding it). nllk_acc_result gives the one-shot MEAN/SUM bits and total_weight.
+ * Errors: as nllk_nll_acc_init, and NLLK_ERR_INVALID_ARGUMENT for label_smoothing NaN or outside [0, 1]. */
+NLLK_API nllk_status nllk_cross_entropy_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type,
+                                                 size_t c, size_t d, int64_t ignore_index, double label_smoothing,
+                                                 uint64_t begin);
+/* Folds the next n positions; as nllk_nll_acc_update_* (weight: the same c weights, or NULL, every update). */
+NLLK_API nllk_status nllk_cross_entropy_acc_update_f32(nllk_acc *acc, const float *input, const void *target,
+                                                       size_t n, const float *weight);
+NLLK_API nllk_status nllk_cross_entropy_acc_update_f64(nllk_acc *acc, const double *input, const void *target,
+                                                       size_t n, const double *weight);
+/* As above, and writes the chunk's n per-position losses (the one-shot NONE values) to out (NULL: none). */
+NLLK_API nllk_status nllk_cross_entropy_acc_update_out_f32(nllk_acc *acc, const float *input, const void *target,
+                                                           size_t n, const float *weight, float *out);
+NLLK_API nllk_status nllk_cross_entropy_acc_update_out_f64(nllk_acc *acc, const double *input, const void *target,
+                                                           size_t n, const double *weight, double *out);
+
+/* Starts a cross-entropy accumulator with probability targets (c classes, d positions; begin as above).
+ * An update's target points like its input (at the start of the sample holding the chunk's first position,
+ * the same (samples, c, d) layout). nllk_acc_result's MEAN divides by the count of positions (total_weight is
+ * that count). Errors: as nllk_cross_entropy_acc_init. */
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_init(nllk_acc *acc, nllk_dtype dtype, size_t c, size_t d,
+                                                      double label_smoothing, uint64_t begin);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_f32(nllk_acc *acc, const float *input, const float *target,
+                                                            size_t n, const float *weight);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_f64(nllk_acc *acc, const double *input,
+                                                            const double *target, size_t n, const double *weight);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_out_f32(nllk_acc *acc, const float *input,
+                                                                const float *target, size_t n, const float *weight,
+                                                                float *out);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_out_f64(nllk_acc *acc, const double *input,
+                                                                const double *target, size_t n,
+                                                                const double *weight, double *out);
 
 /* Appends `right` to `left`. Requires the same loss, dtype and options, and right's begin == left's end.
  * Errors: NLLK_ERR_NULL_POINTER, NLLK_ERR_INVALID_ARGUMENT (either not a valid accumulator, or a mismatch;

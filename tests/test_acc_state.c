@@ -224,7 +224,7 @@ static void field_corruptions(const subject *u)
     } while (0)
     CORRUPT("magic", "not initialized", a->magic ^= 1);
     CORRUPT("kind 0", "kind 0", a->kind = 0);
-    CORRUPT("kind 3", "kind 3", a->kind = 3);
+    CORRUPT("kind 5", "kind 5", a->kind = 5); /* 3 and 4 are cross-entropy's */
     CORRUPT("kind swapped", NULL, a->kind = g->kind == NLLK_ACC_NLL ? NLLK_ACC_POISSON : NLLK_ACC_NLL);
     CORRUPT("dtype 2", "dtype 2", a->dtype = 2);
     CORRUPT("dtype swapped", NULL, a->dtype ^= 1);

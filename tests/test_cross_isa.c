@@ -237,6 +237,80 @@ static void run_nll(sink *s, size_t n, size_t c, size_t d, int64_t ign, int bad_
     }
 }
 
+/* Cross-entropy: logits mostly moderate (a special value of the corpus every 53rd: NaN, Inf, 800, ... rows), both
+ * target kinds, fwd (lse too) and bwd (with and without lse), label smoothing 0 and 0.3. */
+static void run_ce(sink *s, size_t n, size_t c, size_t d, int64_t ign)
+{
+    const size_t nd = n * d, ncd = n * c * d;
+    if (nd > BIG || ncd > BIG * 20)
+        return;
+    make_targets(nd, c, ign);
+    static float xin[BIG * 20], qin[BIG * 20], lse[BIG];
+    static double xin8[BIG * 20], qin8[BIG * 20], lse8[BIG];
+    for (size_t i = 0; i < ncd; i++) {
+        xin[i] = i % 53 == 0 ? xf[i % BIG] : (float)((int)((i * 2654435761u) % 2001u) - 1000) / 37.0f;
+        xin8[i] = i % 53 == 0 ? xd[i % BIG] : (double)((int)((i * 2654435761u) % 2001u) - 1000) / 37.0;
+        qin[i] = (float)((i * 40503u) % 1000u) / 999.0f;
+        qin8[i] = (double)((i * 40503u) % 1000u) / 999.0;
+    }
+    const float *wf_ = c <= 64 ? wf : NULL;
+    const double *wd_ = c <= 64 ? wd : NULL;
+    for (int prob = 0; prob < 2; prob++)
+        for (int ls10 = 0; ls10 <= 3; ls10 += 3)
+            for (int wt = 0; wt < 2; wt++)
+                for (int red = 0; red < 3; red++) {
+                    const double ls = ls10 / 10.0;
+                    const size_t no = red == NLLK_REDUCTION_NONE ? nd : 1;
+                    const int tt = (int)((n + c + d) % 3) == 2 && (ign < 0 || ign > 255) ? 0 : (int)((n + c + d) % 3);
+                    const void *tg = tt == 0 ? (const void *)t64 : tt == 1 ? (const void *)t32 : (const void *)t8;
+                    LABEL("ce prob=%d n=%zu c=%zu d=%zu ign=%lld tt=%d ls=%g weight=%d reduction=%d", prob, n, c, d,
+                          (long long)ign, tt, ls, wt, red);
+                    float tw = -7;
+                    double tw8 = -7;
+                    const float *w = wt ? wf_ : NULL;
+                    const double *w8 = wt ? wd_ : NULL;
+                    nllk_status st = prob ? nllk_cross_entropy_prob_fwd_f32(xin, qin, n, c, d, w, ls, (nllk_reduction)red,
+                                                                           of, lse)
+                                          : nllk_cross_entropy_fwd_f32(xin, tg, (nllk_target_type)tt, n, c, d, w, ign, ls,
+                                                                       (nllk_reduction)red, of, &tw, lse);
+                    if (sink_status(s, st)) {
+                        sink_f32(s, of, no);
+                        sink_f32(s, lse, nd);
+                    }
+                    sink_f32(s, &tw, 1);
+                    st = prob ? nllk_cross_entropy_prob_fwd_f64(xin8, qin8, n, c, d, w8, ls, (nllk_reduction)red, od, lse8)
+                              : nllk_cross_entropy_fwd_f64(xin8, tg, (nllk_target_type)tt, n, c, d, w8, ign, ls,
+                                                           (nllk_reduction)red, od, &tw8, lse8);
+                    if (sink_status(s, st)) {
+                        sink_f64(s, od, no);
+                        sink_f64(s, lse8, nd);
+                    }
+                    sink_f64(s, &tw8, 1);
+                    for (int given = 0; given < 2; given++) {
+                        st = prob ? nllk_cross_entropy_prob_bwd_f32(red ? gf + 5 : gf, xin, qin, n, c, d, w, ls,
+                                                                   (nllk_reduction)red, given ? lse : NULL, of, of2)
+                                  : nllk_cross_entropy_bwd_f32(red ? gf + 5 : gf, xin, tg, (nllk_target_type)tt, n, c, d,
+                                                               w, ign, ls, (nllk_reduction)red, 2.5f, given ? lse : NULL,
+                                                               of);
+                        if (sink_status(s, st)) {
+                            sink_f32(s, of, ncd);
+                            if (prob)
+                                sink_f32(s, of2, ncd);
+                        }
+                        st = prob ? nllk_cross_entropy_prob_bwd_f64(red ? gd + 5 : gd, xin8, qin8, n, c, d, w8, ls,
+                                                                   (nllk_reduction)red, given ? lse8 : NULL, od, od2)
+                                  : nllk_cross_entropy_bwd_f64(red ? gd + 5 : gd, xin8, tg, (nllk_target_type)tt, n, c,
+                                                               d, w8, ign, ls, (nllk_reduction)red, 2.5,
+                                                               given ? lse8 : NULL, od);
+                        if (sink_status(s, st)) {
+                            sink_f64(s, od, ncd);
+                            if (prob)
+                                sink_f64(s, od2, ncd);
+                        }
+                    }
+                }
+}
+
 /* The kernels of a table, called directly: both outputs at once, lanes starting from non-zero values. */
 static void run_table(sink *s, const nllk_isa *isa)
 {
@@ -312,6 +386,19 @@ static void run_corpus(sink *s)
     run_nll(s, 5000, 3, 1, -100, 4321);      /* an out-of-range target */
     run_nll(s, 3, 4, 1500, 255, 2 * 1500 + 7);
     run_nll(s, 4, 0, 3, -100, -1);           /* c = 0: every target ignored */
+    /* cross-entropy: rows (along classes) across the vector and 16-lane edges, planes (along positions), a wide row */
+    static const size_t ce_c[] = {1, 3, 8, 16, 17, 33, 64, 100};
+    for (size_t n = 0; n <= 5; n++)
+        for (size_t ci = 0; ci < 8; ci++)
+            run_ce(s, n, ce_c[ci], 1, n % 2 ? -100 : 1);
+    static const size_t ce_d[] = {2, 15, 17, 40};
+    for (size_t di = 0; di < 4; di++)
+        for (size_t n = 1; n <= 2; n++) {
+            run_ce(s, n, 3, ce_d[di], -100);
+            run_ce(s, n, 21, ce_d[di], 0);
+        }
+    run_ce(s, 2, 5000, 1, -100);
+    run_ce(s, 3000, 5, 1, 2);
 }
 
 int main(int argc, char **argv)

@@ -309,6 +309,9 @@ size_t KERNEL(nll_check_u8)(size_t len, const void *tg, size_t c, int64_t ign)
 /* ---- zero fill ------------------------------------------------------------------------------------------------ */
 void KERNEL(zero_fill)(void *p, size_t bytes) { v_zero_fill(p, bytes); }
 
+/* ---- cross-entropy (kept apart from the NLL kernels) ---------------------------------------------------------- */
+#include "ce_kernels.h"
+
 /* ---- the table ------------------------------------------------------------------------------------------------ */
 const nllk_kernels KERNEL(kernels) = {
     .poisson_fwd = KERNEL(poisson_fwd),
@@ -317,4 +320,8 @@ const nllk_kernels KERNEL(kernels) = {
     .nll_bwd = {KERNEL(nll_bwd_i64), KERNEL(nll_bwd_i32), KERNEL(nll_bwd_u8)},
     .nll_check = {KERNEL(nll_check_i64), KERNEL(nll_check_i32), KERNEL(nll_check_u8)},
     .zero_fill = KERNEL(zero_fill),
+    .ce_fwd = {KERNEL(ce_fwd_i64), KERNEL(ce_fwd_i32), KERNEL(ce_fwd_u8)},
+    .ce_bwd = {KERNEL(ce_bwd_i64), KERNEL(ce_bwd_i32), KERNEL(ce_bwd_u8)},
+    .ce_prob_fwd = KERNEL(ce_prob_fwd),
+    .ce_prob_bwd = KERNEL(ce_prob_bwd),
 };
