@@ -401,6 +401,211 @@ Tensor poisson_nll_loss_autograd(const Tensor &input, const Tensor &target, bool
     return PoissonNLLFunction::apply(input, target, log_input, full, eps, reduction);
 }
 
+// ---- cross-entropy -----------------------------------------------------------------------------------------------
+// Class-index targets (integer target: the NLL geometry) or probabilities (a floating target of the input's shape).
+struct CeGeometry {
+    NllGeometry g;
+    bool prob;
+};
+
+CeGeometry ce_geometry(const Tensor &self, const Tensor &target, const c10::optional<Tensor> &weight,
+                       int64_t reduction, int64_t ignore_index, double label_smoothing)
+{
+    TORCH_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
+                "label_smoothing must be between 0.0 and 1.0. Got: ", label_smoothing);
+    CeGeometry r;
+    r.prob = at::isFloatingType(target.scalar_type());
+    if (!r.prob) {
+        r.g = nll_geometry(self, target, weight, reduction);
+        return r;
+    }
+    check_reduction(reduction);
+    check_float(self, "cross_entropy", "input");
+    check_float(target, "cross_entropy", "target");
+    TORCH_CHECK(target.scalar_type() == self.scalar_type(), "cross_entropy: nllk takes probability targets of the "
+                "input's dtype, got ", self.scalar_type(), " and ", target.scalar_type());
+    TORCH_CHECK(ignore_index < 0, "ignore_index is not supported for floating point target");
+    const int64_t dims = self.dim();
+    TORCH_CHECK_VALUE(dims >= 1, "Expected 1 or more dimensions (got ", dims, ")");
+    TORCH_CHECK(target.sizes() == self.sizes(), "cross_entropy: probability targets must have the input's shape ",
+                shape_str(self.sizes()), ", got ", shape_str(target.sizes()));
+    NllGeometry &g = r.g;
+    g.reduction = static_cast<nllk_reduction>(reduction);
+    g.target_type = NLLK_TARGET_I64;  // (unused)
+    if (dims == 1) {
+        g.n = 1, g.c = self.size(0), g.d = 1;
+    } else {
+        g.n = self.size(0), g.c = self.size(1), g.d = 1;
+        g.out_shape.push_back(self.size(0));
+        for (int64_t i = 2; i < dims; i++)
+            g.out_shape.push_back(self.size(i)), g.d *= self.size(i);
+    }
+    if (const Tensor *w = defined(weight)) {
+        check_float(*w, "cross_entropy", "weight");
+        TORCH_CHECK(w->scalar_type() == self.scalar_type(), "expected scalar type ", self.scalar_type(),
+                    " but found ", w->scalar_type());
+        TORCH_CHECK(w->dim() == 1 && w->size(0) == static_cast<int64_t>(g.c),
+                    "weight tensor should be defined either for all ", g.c,
+                    " classes or no classes but got weight tensor of shape: ", shape_str(w->sizes()));
+    }
+    return r;
+}
+
+// (loss, total_weight, lse): total_weight and lse are what the backward reads.
+std::tuple<Tensor, Tensor, Tensor> cross_entropy_forward_cpu(const Tensor &self, const Tensor &target,
+                                                             const c10::optional<Tensor> &weight, int64_t reduction,
+                                                             int64_t ignore_index, double label_smoothing)
+{
+    const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
+    const NllGeometry &g = r.g;
+    const Tensor x = self.contiguous(), t = target.contiguous();
+    const Tensor *wp = defined(weight);
+    const Tensor w = wp ? wp->contiguous() : Tensor();
+    Tensor out = at::empty(g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(g.out_shape) : at::IntArrayRef{},
+                           x.options());
+    Tensor tw = at::zeros({}, x.options());
+    Tensor lse = at::empty({static_cast<int64_t>(g.n * g.d)}, x.options());
+    if (x.scalar_type() == at::kFloat) {
+        const float *wd = wp ? w.data_ptr<float>() : nullptr;
+        if (r.prob)
+            check(nllk_cross_entropy_prob_fwd_f32(x.data_ptr<float>(), t.data_ptr<float>(), g.n, g.c, g.d, wd,
+                                                  label_smoothing, g.reduction, out.data_ptr<float>(),
+                                                  lse.data_ptr<float>()));
+        else
+            check(nllk_cross_entropy_fwd_f32(x.data_ptr<float>(), t.data_ptr(), g.target_type, g.n, g.c, g.d, wd,
+                                             ignore_index, label_smoothing, g.reduction, out.data_ptr<float>(),
+                                             tw.data_ptr<float>(), lse.data_ptr<float>()));
+    } else {
+        const double *wd = wp ? w.data_ptr<double>() : nullptr;
+        if (r.prob)
+            check(nllk_cross_entropy_prob_fwd_f64(x.data_ptr<double>(), t.data_ptr<double>(), g.n, g.c, g.d, wd,
+                                                  label_smoothing, g.reduction, out.data_ptr<double>(),
+                                                  lse.data_ptr<double>()));
+        else
+            check(nllk_cross_entropy_fwd_f64(x.data_ptr<double>(), t.data_ptr(), g.target_type, g.n, g.c, g.d, wd,
+                                             ignore_index, label_smoothing, g.reduction, out.data_ptr<double>(),
+                                             tw.data_ptr<double>(), lse.data_ptr<double>()));
+    }
+    return {out, tw, lse};
+}
+
+Tensor cross_entropy_cpu(const Tensor &self, const Tensor &target, const c10::optional<Tensor> &weight,
+                         int64_t reduction, int64_t ignore_index, double label_smoothing)
+{
+    return std::get<0>(cross_entropy_forward_cpu(self, target, weight, reduction, ignore_index, label_smoothing));
+}
+
+// (grad_input, grad_target (probability targets, when asked)).
+std::tuple<Tensor, Tensor> cross_entropy_backward_cpu(const Tensor &grad_output, const Tensor &self,
+                                                      const Tensor &target, const c10::optional<Tensor> &weight,
+                                                      int64_t reduction, int64_t ignore_index, double label_smoothing,
+                                                      const Tensor &total_weight, const Tensor &lse,
+                                                      bool grad_target)
+{
+    const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
+    const NllGeometry &g = r.g;
+    const int64_t want = g.reduction == NLLK_REDUCTION_NONE ? static_cast<int64_t>(g.n * g.d) : 1;
+    TORCH_CHECK(grad_output.numel() == want, "cross_entropy_backward: grad_output has ", grad_output.numel(),
+                " elements, expected ", want);
+    const Tensor go = grad_output.to(self.scalar_type()).contiguous();
+    const Tensor x = self.contiguous(), t = target.contiguous();
+    const Tensor *wp = defined(weight);
+    const Tensor w = wp ? wp->contiguous() : Tensor();
+    const Tensor l = lse.defined() && lse.numel() == static_cast<int64_t>(g.n * g.d) ? lse.contiguous() : Tensor();
+    Tensor gx = at::empty(self.sizes(), x.options());
+    Tensor gt = r.prob && grad_target ? at::empty(self.sizes(), x.options()) : Tensor();
+    const double twv = total_weight.defined() ? total_weight.item<double>() : 0.0;
+    if (x.scalar_type() == at::kFloat) {
+        const float *wd = wp ? w.data_ptr<float>() : nullptr, *ld = l.defined() ? l.data_ptr<float>() : nullptr;
+        if (r.prob)
+            check(nllk_cross_entropy_prob_bwd_f32(go.data_ptr<float>(), x.data_ptr<float>(), t.data_ptr<float>(),
+                                                  g.n, g.c, g.d, wd, label_smoothing, g.reduction, ld,
+                                                  gx.data_ptr<float>(), gt.defined() ? gt.data_ptr<float>() : nullptr));
+        else
+            check(nllk_cross_entropy_bwd_f32(go.data_ptr<float>(), x.data_ptr<float>(), t.data_ptr(), g.target_type,
+                                             g.n, g.c, g.d, wd, ignore_index, label_smoothing, g.reduction,
+                                             static_cast<float>(twv), ld, gx.data_ptr<float>()));
+    } else {
+        const double *wd = wp ? w.data_ptr<double>() : nullptr, *ld = l.defined() ? l.data_ptr<double>() : nullptr;
+        if (r.prob)
+            check(nllk_cross_entropy_prob_bwd_f64(go.data_ptr<double>(), x.data_ptr<double>(), t.data_ptr<double>(),
+                                                  g.n, g.c, g.d, wd, label_smoothing, g.reduction, ld,
+                                                  gx.data_ptr<double>(),
+                                                  gt.defined() ? gt.data_ptr<double>() : nullptr));
+        else
+            check(nllk_cross_entropy_bwd_f64(go.data_ptr<double>(), x.data_ptr<double>(), t.data_ptr(),
+                                             g.target_type, g.n, g.c, g.d, wd, ignore_index, label_smoothing,
+                                             g.reduction, twv, ld, gx.data_ptr<double>()));
+    }
+    return {gx, gt};
+}
+
+struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunction> {
+    static Tensor forward(AutogradContext *ctx, const Tensor &self, const Tensor &target,
+                          const c10::optional<Tensor> &weight, int64_t reduction, int64_t ignore_index,
+                          double label_smoothing)
+    {
+        Tensor out, tw, lse;
+        std::tie(out, tw, lse) =
+            cross_entropy_forward_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
+        const Tensor *w = defined(weight);
+        ctx->save_for_backward({self, target, w ? *w : Tensor(), tw, lse});
+        ctx->saved_data["r"] = reduction;
+        ctx->saved_data["i"] = ignore_index;
+        ctx->saved_data["s"] = label_smoothing;
+        return out;
+    }
+
+    static variable_list backward(AutogradContext *ctx, variable_list grads)
+    {
+        const auto s = ctx->get_saved_variables();
+        const int64_t reduction = ctx->saved_data["r"].toInt(), ignore_index = ctx->saved_data["i"].toInt();
+        const double ls = ctx->saved_data["s"].toDouble();
+        const c10::optional<Tensor> weight = s[2].defined() ? c10::optional<Tensor>(s[2]) : c10::nullopt;
+        const bool need_gx = ctx->needs_input_grad(0), need_gt = ctx->needs_input_grad(1);
+        Tensor gx, gt;
+        if (!composite_backward(grads[0])) {
+            std::tie(gx, gt) = cross_entropy_backward_cpu(grads[0], s[0], s[1], weight, reduction, ignore_index, ls,
+                                                          s[3], s[4], need_gt);
+        } else {
+            // PyTorch's composite cross_entropy on the saved inputs, differentiated (with create_graph when
+            // this backward is itself recorded): higher derivatives and batched grad_outputs are PyTorch's.
+            const bool create_graph = at::GradMode::is_enabled();
+            at::AutoGradMode enable(true);
+            Tensor loss = at::cross_entropy_loss(s[0], s[1], weight, reduction, ignore_index, ls);
+            variable_list wrt;
+            if (need_gx)
+                wrt.push_back(s[0]);
+            if (need_gt)
+                wrt.push_back(s[1]);
+            variable_list g = torch::autograd::grad({loss}, wrt, {grads[0]}, true, create_graph, true);
+            if (need_gx)
+                gx = g[0];
+            if (need_gt)
+                gt = g[need_gx ? 1 : 0];
+        }
+        return {need_gx ? gx : Tensor(), need_gt ? gt : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    }
+};
+
+Tensor cross_entropy_autograd(const Tensor &self, const Tensor &target, const c10::optional<Tensor> &weight,
+                              int64_t reduction, int64_t ignore_index, double label_smoothing)
+{
+    const Tensor *w = defined(weight);
+    if (w && w->requires_grad() && at::GradMode::is_enabled()) {
+        TORCH_CHECK(at::isFloatingType(target.scalar_type()),
+                    "The function 'nll_loss_forward' is not differentiable with respect to argument 'weight'. "
+                    "This input cannot have requires_grad True.");
+        TORCH_CHECK(false, "nllk::cross_entropy: a weight that requires grad is not supported (PyTorch's "
+                    "torch.nn.functional.cross_entropy differentiates it)");
+    }
+    if (!(at::GradMode::is_enabled() && (self.requires_grad() || target.requires_grad()))) {
+        at::AutoDispatchBelowADInplaceOrView guard;
+        return cross_entropy_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
+    }
+    return CrossEntropyFunction::apply(self, target, weight, reduction, ignore_index, label_smoothing);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(nllk, m)
@@ -415,6 +620,13 @@ TORCH_LIBRARY(nllk, m)
           "int reduction=1) -> Tensor");
     m.def("poisson_nll_loss_backward(Tensor grad_output, Tensor input, Tensor target, bool log_input, bool full, "
           "float eps, int reduction, bool grad_target) -> (Tensor grad_input, Tensor grad_target)");
+    m.def("cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, "
+          "float label_smoothing=0.0) -> Tensor");
+    m.def("cross_entropy_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, "
+          "float label_smoothing) -> (Tensor output, Tensor total_weight, Tensor lse)");
+    m.def("cross_entropy_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, "
+          "int ignore_index, float label_smoothing, Tensor total_weight, Tensor lse, bool grad_target) "
+          "-> (Tensor grad_input, Tensor grad_target)");
 }
 
 TORCH_LIBRARY_IMPL(nllk, CPU, m)
@@ -424,6 +636,9 @@ TORCH_LIBRARY_IMPL(nllk, CPU, m)
     m.impl("nll_loss_backward", nll_loss_backward_cpu);
     m.impl("poisson_nll_loss", poisson_nll_loss_cpu);
     m.impl("poisson_nll_loss_backward", poisson_nll_loss_backward_cpu);
+    m.impl("cross_entropy", cross_entropy_cpu);
+    m.impl("cross_entropy_forward", cross_entropy_forward_cpu);
+    m.impl("cross_entropy_backward", cross_entropy_backward_cpu);
 }
 
 TORCH_LIBRARY_IMPL(nllk, Autograd, m)
@@ -433,4 +648,7 @@ TORCH_LIBRARY_IMPL(nllk, Autograd, m)
     m.impl("nll_loss_forward", torch::autograd::autogradNotImplementedFallback());
     m.impl("nll_loss_backward", torch::autograd::autogradNotImplementedFallback());
     m.impl("poisson_nll_loss_backward", torch::autograd::autogradNotImplementedFallback());
+    m.impl("cross_entropy", cross_entropy_autograd);
+    m.impl("cross_entropy_forward", torch::autograd::autogradNotImplementedFallback());
+    m.impl("cross_entropy_backward", torch::autograd::autogradNotImplementedFallback());
 }

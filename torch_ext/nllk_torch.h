@@ -33,6 +33,18 @@ inline at::Tensor poisson_nll_loss(const at::Tensor &input, const at::Tensor &ta
     return op.call(input, target, log_input, full, eps, reduction);
 }
 
+// Class-index (integer) or probability (floating, the input's shape) targets, as torch::cross_entropy_loss.
+inline at::Tensor cross_entropy(const at::Tensor &input, const at::Tensor &target,
+                                const c10::optional<at::Tensor> &weight = c10::nullopt,
+                                int64_t reduction = at::Reduction::Mean, int64_t ignore_index = -100,
+                                double label_smoothing = 0.0)
+{
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("nllk::cross_entropy", "").typed<
+        at::Tensor(const at::Tensor &, const at::Tensor &, const c10::optional<at::Tensor> &, int64_t, int64_t,
+                   double)>();
+    return op.call(input, target, weight, reduction, ignore_index, label_smoothing);
+}
+
 }  // namespace nllk_torch
 
 #endif

@@ -36,6 +36,17 @@ at::Tensor poisson_nll_loss(const at::Tensor &input, const at::Tensor &target, b
     return poisson_op().call(input, target, log_input, full, eps, reduction);
 }
 
+using CeFn = at::Tensor(const at::Tensor &, const at::Tensor &, const c10::optional<at::Tensor> &, int64_t,
+                        int64_t, double);
+
+at::Tensor cross_entropy(const at::Tensor &input, const at::Tensor &target, const c10::optional<at::Tensor> &weight,
+                         int64_t reduction, int64_t ignore_index, double label_smoothing)
+{
+    static const auto op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("nllk::cross_entropy", "").typed<CeFn>();
+    return op.call(input, target, weight, reduction, ignore_index, label_smoothing);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_nllk_torch, m)
@@ -44,4 +55,6 @@ PYBIND11_MODULE(_nllk_torch, m)
     m.def("nll_loss", &nll_loss, "nllk::nll_loss(input, target, weight, reduction, ignore_index)");
     m.def("poisson_nll_loss", &poisson_nll_loss,
           "nllk::poisson_nll_loss(input, target, log_input, full, eps, reduction)");
+    m.def("cross_entropy", &cross_entropy,
+          "nllk::cross_entropy(input, target, weight, reduction, ignore_index, label_smoothing)");
 }

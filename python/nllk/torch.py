@@ -51,8 +51,8 @@ from . import _api, _args, _capi
 from ._capi import REDUCTION_NONE as _NONE
 from ._errors import NllkIndexError, NllkRuntimeError, NllkTypeError, NllkValueError
 
-__all__ = ["PoissonNLLLoss", "NLLLoss", "poisson_nll_loss", "nll_loss", "library_info", "set_num_threads",
-           "BACKEND", "BACKEND_ERROR"]
+__all__ = ["PoissonNLLLoss", "NLLLoss", "CrossEntropyLoss", "poisson_nll_loss", "nll_loss", "cross_entropy",
+           "library_info", "set_num_threads", "BACKEND", "BACKEND_ERROR"]
 
 library_info = _api.library_info
 set_num_threads = _api.set_num_threads
@@ -126,10 +126,12 @@ _FAST = _load_fast_path() if _OPS is not None else None
 # the calls of the common path: the pybind11 functions, else the operators' raw overloads
 if _FAST is not None:
     _OP_NLL, _OP_POISSON = _FAST.nll_loss, _FAST.poisson_nll_loss
+    _OP_CE = getattr(_FAST, "cross_entropy", None)
 elif _OPS is not None:
     _OP_NLL, _OP_POISSON = _OPS.nll_loss.default._op, _OPS.poisson_nll_loss.default._op
+    _OP_CE = _OPS.cross_entropy.default._op if hasattr(_OPS, "cross_entropy") else None
 else:
-    _OP_NLL = _OP_POISSON = None
+    _OP_NLL = _OP_POISSON = _OP_CE = None
 
 
 def _pytorch_only() -> bool:
@@ -402,3 +404,61 @@ class NLLLoss(torch.nn.NLLLoss):
             return torch.ops.nllk.nll_loss(input, target, self.weight, _Reduction.get_enum(self.reduction),
                                            self.ignore_index)
         return nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+# ---- cross-entropy ------------------------------------------------------------------------------------------------
+def _ce_slow(input, target, weight, ignore_index, reduction, label_smoothing, error):
+    """Everything but the common call. Where the operator refused the call (or cannot run: no operators, a
+    weight that requires grad, forward AD, functorch transforms, tensor subclasses), PyTorch decides: its result
+    (a case nllk does not compute) or its error, raised as nllk's exception class."""
+    red, ii = _args.nll_options(reduction, ignore_index, "cross_entropy")
+    if label_smoothing.__class__ is not float:
+        label_smoothing = _args.real(label_smoothing, "label_smoothing", "cross_entropy")
+    native = (_OP_CE is not None and input.__class__ in _TENSORS and target.__class__ in _TENSORS
+              and (weight is None or (weight.__class__ in _TENSORS and not weight.requires_grad))
+              and not _pytorch_only())
+    if native and error is None:
+        try:
+            return _OP_CE(input, target, weight, red, ii, label_smoothing)
+        except (RuntimeError, ValueError, IndexError, TypeError) as e:
+            error = e
+    if native and isinstance(error, IndexError):  # a target out of range: nllk's message and index
+        raise _converted(error) from None
+    try:
+        return _F.cross_entropy(input, target, weight=weight, ignore_index=ii, reduction=reduction,
+                                label_smoothing=label_smoothing)
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        raise _converted(e) from None
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                  size_average: Optional[bool] = None, ignore_index: int = -100, reduce: Optional[bool] = None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """torch.nn.functional.cross_entropy on nllk's fused log_softmax + NLL kernels: class-index targets (int64,
+    int32, uint8) or probabilities (the input's shape and dtype), weight, ignore_index, label_smoothing. Needs the
+    operators (BACKEND "ops"); without them it is PyTorch's."""
+    if size_average is not None or reduce is not None:
+        reduction = _Reduction.legacy_get_string(size_average, reduce)
+    red = _RED.get(reduction) if reduction.__class__ is str else None
+    error = None
+    if (red is not None and ignore_index.__class__ is int and label_smoothing.__class__ is float
+            and _OP_CE is not None and input.__class__ in _TENSORS and target.__class__ in _TENSORS
+            and (weight is None or weight.__class__ in _TENSORS)
+            and _fwad._current_level < 0 and not _transforms_active()):
+        try:
+            return _OP_CE(input, target, weight, red, ignore_index, label_smoothing)
+        except (RuntimeError, ValueError, IndexError, TypeError) as e:
+            error = e
+    return _ce_slow(input, target, weight, ignore_index, reduction, label_smoothing, error)
+
+
+class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
+    """torch.nn.CrossEntropyLoss(weight=None, size_average=None, ignore_index=-100, reduce=None, reduction='mean',
+    label_smoothing=0.0) computed by nllk (scripted: torch.ops.nllk.cross_entropy)."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        if torch.jit.is_scripting():
+            return torch.ops.nllk.cross_entropy(input, target, self.weight, _Reduction.get_enum(self.reduction),
+                                                self.ignore_index, self.label_smoothing)
+        return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                             reduction=self.reduction, label_smoothing=self.label_smoothing)
