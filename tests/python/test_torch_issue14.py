@@ -371,3 +371,91 @@ def test_calls_reach_the_operators(monkeypatch):
     with fwAD.dual_level():
         nt.poisson_nll_loss(fwAD.make_dual(p, p), pt)  # forward AD: PyTorch's
     assert counts == {"nll": 2, "poisson": 2, "F": 3}
+
+
+# ---- cross-entropy (operators only) ------------------------------------------------------------------------------
+CE_CASES = [dict(prob=p, label_smoothing=ls, reduction=r) for p in (False, True) for ls in (0.0, 0.3)
+            for r in ("none", "mean", "sum")]
+
+
+def _ce_data(prob, seed=11):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, 5, 3, generator=g, dtype=torch.float64)
+    t = (torch.rand(4, 5, 3, generator=g, dtype=torch.float64).softmax(1) if prob
+         else torch.randint(0, 5, (4, 3), generator=g))
+    w = torch.rand(5, generator=g, dtype=torch.float64) + 0.5
+    return x, t, w
+
+
+@needs_ops
+@pytest.mark.parametrize("kw", CE_CASES, ids=str)
+def test_cross_entropy_values_gradients_and_penalty(kw):
+    kw = dict(kw)
+    x, t, w = _ce_data(kw.pop("prob"))
+    if not t.is_floating_point():
+        t[0, 0] = 1
+        kw["ignore_index"] = 1
+    ours = _penalized(nt.cross_entropy, x, t, weight=w, **kw)
+    ref = _penalized(F.cross_entropy, x, t, weight=w, **kw)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)
+    out = nt.cross_entropy(x.clone().requires_grad_(True), t, weight=w, **kw)
+    assert "CrossEntropyFunction" in out.grad_fn.name()
+
+
+@needs_ops
+def test_cross_entropy_inplace_detected_and_errors():
+    x, t, w = _ce_data(False)
+    xs = x.clone().requires_grad_(True)
+    y = xs * 1
+    loss = nt.cross_entropy(y, t)
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    bad = t.clone()
+    bad[2, 1] = 7
+    with pytest.raises(nllk.NllkIndexError) as e:
+        nt.cross_entropy(x, bad)
+    assert e.value.index == 2 * 3 + 1
+    for kw, exc in [(dict(label_smoothing=1.5), RuntimeError), (dict(reduction="avg"), ValueError),
+                    (dict(ignore_index=1.5), TypeError)]:
+        with pytest.raises(exc):
+            F.cross_entropy(x, t, **kw)
+        with pytest.raises(exc) as e:
+            nt.cross_entropy(x, t, **kw)
+        assert isinstance(e.value, nllk.NllkError)
+
+
+@needs_ops
+@pytest.mark.parametrize("prob", [False, True])
+def test_cross_entropy_module_script_trace(prob):
+    x, t, w = _ce_data(prob)
+    ours = nt.CrossEntropyLoss(weight=w, label_smoothing=0.1)
+    ref = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)
+    scripted = torch.jit.script(ours)
+    traced = torch.jit.trace(ours, (x, t))
+    x2, t2, _ = _ce_data(prob, seed=12)
+    for m in (scripted, traced):
+        assert "nllk::cross_entropy" in str(m.graph)
+        torch.testing.assert_close(m(x2, t2), ref(x2, t2))
+
+
+@needs_ops
+def test_cross_entropy_fwad_vmap_and_weight_grad_are_pytorchs():
+    functorch = pytest.importorskip("functorch")
+    x, t, w = _ce_data(False)
+    tx = torch.randn_like(x)
+    with fwAD.dual_level():
+        a = fwAD.unpack_dual(nt.cross_entropy(fwAD.make_dual(x, tx), t)).tangent
+        b = fwAD.unpack_dual(F.cross_entropy(fwAD.make_dual(x, tx), t)).tangent
+    torch.testing.assert_close(a, b)
+    xb, tb = torch.randn(4, 6, 5, dtype=torch.float64), torch.randint(0, 5, (4, 6))
+    torch.testing.assert_close(functorch.vmap(nt.cross_entropy)(xb, tb), functorch.vmap(F.cross_entropy)(xb, tb))
+    wr = w.clone().requires_grad_(True)
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        nt.cross_entropy(x, t, weight=wr)
+    xp, tp, _ = _ce_data(True)
+    wa, wb = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    nt.cross_entropy(xp, tp, weight=wa).backward()  # probabilities: PyTorch differentiates the weight
+    F.cross_entropy(xp, tp, weight=wb).backward()
+    torch.testing.assert_close(wa.grad, wb.grad)
