@@ -124,28 +124,40 @@ def mix(rounds):
     out = torch.empty_like(a)
     lx = torch.randn(1 << 16, 64, generator=g).log_softmax(1)
     lt = torch.randint(0, 64, (1 << 16,), generator=g)
-    big_p, big_t = torch.randn(1 << 20, generator=g), torch.rand(1 << 20, generator=g)  # threaded nllk call
+    big_p, big_t = torch.randn(1 << 20, generator=g), torch.rand(1 << 20, generator=g)  # a threaded nllk call
     torch_ops = [("torch.add 4M", lambda: torch.add(a, b, out=out)),
                  ("F.nll_loss (65536, 64)", lambda: F.nll_loss(lx, lt))]
     nllk_call = lambda: nt.poisson_nll_loss(big_p, big_t)  # noqa: E731
-    print("| PyTorch threads | nllk threads | op | alone us | after an nllk call us | ratio | limit |")
-    print("|---:|---:|---|---:|---:|---:|---:|")
+    # the control: PyTorch's own call on the same data (the same memory traffic, so the same cache effect)
+    torch_call = lambda: F.poisson_nll_loss(big_p, big_t)  # noqa: E731
+    print("Each PyTorch op timed by itself right after: the same op (alone), nllk's poisson_nll_loss on 1M "
+          "elements, or PyTorch's poisson_nll_loss on the same 1M elements (the control: the same memory traffic)."
+          f" Median of {rounds}, us.")
+    print("| PyTorch threads | nllk threads | op | alone | after PyTorch's call | after nllk's call | "
+          "nllk / PyTorch's call | nllk / alone | limit |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     default = torch.get_num_threads()
-    for threads in [default] + [k for k in (1, 2, 4) if k != default] + [default]:
+    settings = [(default, 0)] + [(k, 0) for k in (1, 2, 4) if k != default] + [(1, 2), (4, 2), (default, 0)]
+    for threads, forced in settings:
         torch.set_num_threads(threads)
+        nllk.set_num_threads(forced)  # 0: nllk follows OpenMP's (PyTorch's) setting
         for name, op in torch_ops:
-            for _ in range(5):
+            for _ in range(3):
                 op()
                 nllk_call()
-            alone, mixed = [], []
+                torch_call()
+            alone, after_torch, after_nllk = [], [], []
             for _ in range(rounds):
                 op()
                 alone.append(timed(op))
+                torch_call()
+                after_torch.append(timed(op))
                 nllk_call()
-                mixed.append(timed(op))
-            m_a, m_m = statistics.median(alone), statistics.median(mixed)
-            print(f"| {threads} | {nllk.library_info()['threads']} | {name} | {m_a:.0f} | {m_m:.0f} | "
-                  f"{m_m / m_a:.2f}x | 1.10x |")
+                after_nllk.append(timed(op))
+            m_a, m_t, m_n = (statistics.median(v) for v in (alone, after_torch, after_nllk))
+            print(f"| {threads} | {nllk.library_info()['threads']}{' (forced)' if forced else ''} | {name} | "
+                  f"{m_a:.0f} | {m_t:.0f} | {m_n:.0f} | {m_n / m_t:.2f}x | {m_n / m_a:.2f}x | 1.10x |")
+    nllk.set_num_threads(0)
 
 
 def main():
