@@ -49,6 +49,18 @@ int main()
         at::Tensor pb = torch::autograd::grad({gb[0].pow(2).sum()}, {x2})[0];
         expect_close("poisson_nll_loss double backward", pa, pb);
     }
+    // cross-entropy with class indices (weight, ignore_index, label smoothing) and with probabilities
+    for (bool prob : {false, true}) {
+        const at::Tensor x0c = torch::randn({6, 5}, f64);
+        const at::Tensor tc = prob ? torch::rand({6, 5}, f64).softmax(1) : torch::randint(0, 5, {6}, torch::kLong);
+        at::Tensor x1 = x0c.clone().requires_grad_(true), x2 = x0c.clone().requires_grad_(true);
+        at::Tensor a = nllk_torch::cross_entropy(x1, tc, weight, at::Reduction::Mean, prob ? -100 : 2, 0.1);
+        at::Tensor b = torch::cross_entropy_loss(x2, tc, weight, at::Reduction::Mean, prob ? -100 : 2, 0.1);
+        expect_close("cross_entropy value", a, b);
+        a.backward();
+        b.backward();
+        expect_close("cross_entropy grad", x1.grad(), x2.grad());
+    }
     // an in-place change after the forward is detected by autograd's version check
     {
         at::Tensor x = x0.clone().requires_grad_(true), y = x * 1;

@@ -4,16 +4,22 @@
 //   nllk::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100)
 //   nllk::poisson_nll_loss(Tensor input, Tensor target, bool log_input=True, bool full=False, float eps=1e-08,
 //                          int reduction=1)
+//   nllk::cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100,
+//                       float label_smoothing=0.0)   (class-index targets: integer; probabilities: floating)
 //   and their forward/backward parts: nllk::nll_loss_forward, nllk::nll_loss_backward,
-//   nllk::poisson_nll_loss_backward (no autograd of their own: autograd's "not implemented" error).
+//   nllk::poisson_nll_loss_backward, nllk::cross_entropy_forward, nllk::cross_entropy_backward (no autograd of
+//   their own: autograd's "not implemented" error).
 //
 // reduction is ATen's enum (0 none, 1 mean, 2 sum, at::Reduction). CPU kernels compute float32/float64 with
 // libnllk; anything else (other dtypes, devices, layouts) is an error here (nllk.torch routes it to PyTorch).
 // The Autograd kernels keep what backward reads with save_for_backward (so an in-place change of an input, or
 // set_, after the forward is detected by autograd's version check, as in PyTorch). First derivatives run nllk's
 // backward kernels; a backward that must itself be differentiable (create_graph=True: double backward, gradient
-// penalties) is computed with differentiable ATen operations instead, so higher derivatives are PyTorch's.
-// A class weight that requires grad is rejected with PyTorch's own error.
+// penalties) is computed with differentiable ATen operations instead, so higher derivatives are PyTorch's (NLL: the
+// gradient is linear in grad_output; Poisson: the closed form; cross-entropy: PyTorch's composite, differentiated).
+// The same holds for a grad_output without storage (vmap's batched tensors, gradcheck's batched-grad check).
+// A class weight that requires grad is rejected with PyTorch's own error (nllk.torch gives a probability-target
+// cross-entropy with such a weight to PyTorch, which differentiates it).
 #include <ATen/ATen.h>
 #include <ATen/core/Reduction.h>
 #include <torch/autograd.h>
