@@ -296,22 +296,22 @@ def _poisson_slow(input, target, log_input, full, eps, reduction, error):
     if not _poisson_native(input, target):
         return _F.poisson_nll_loss(input, target, log_input=log_input, full=full, eps=options[2],
                                    reduction=reduction)
-    if _OP_POISSON is not None:  # (shapes that do not broadcast: ATen's message, from the operator)
+    if input.shape != target.shape:
+        try:
+            _args.broadcast_shape(input.shape, target.shape, "poisson_nll_loss")
+        except NllkRuntimeError as e:
+            try:  # ATen's message first (meta tensors: no data), then nllk's
+                torch.empty(target.shape, device="meta") * torch.empty(input.shape, device="meta")
+            except RuntimeError as aten:
+                raise NllkRuntimeError(f"{aten} ({e})") from None
+            raise
+    if _OP_POISSON is not None:
         if error is None:
             try:
                 return _OP_POISSON(input, target, options[0], options[1], options[2], options[3])
             except (RuntimeError, ValueError, IndexError, TypeError) as e:
                 error = e
         raise _converted(error) from None
-    if input.shape != target.shape:
-        try:
-            _args.broadcast_shape(input.shape, target.shape, "poisson_nll_loss")
-        except NllkRuntimeError:
-            try:  # ATen's message for shapes that do not broadcast (meta tensors: no data)
-                torch.empty(target.shape, device="meta") * torch.empty(input.shape, device="meta")
-            except RuntimeError as e:
-                raise NllkRuntimeError(str(e)) from None
-            raise
     if torch.is_grad_enabled() and (input.requires_grad or target.requires_grad):
         return _PoissonNLLFunction.apply(input, target, options)
     return _ctypes_poisson_forward(input, target, options)
