@@ -459,3 +459,34 @@ def test_cross_entropy_fwad_vmap_and_weight_grad_are_pytorchs():
     nt.cross_entropy(xp, tp, weight=wa).backward()  # probabilities: PyTorch differentiates the weight
     F.cross_entropy(xp, tp, weight=wb).backward()
     torch.testing.assert_close(wa.grad, wb.grad)
+
+
+# ---- the numpy front end's common call (its per-call fast path) ---------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("tdtype", ["int64", "int32", "uint8"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_numpy_common_call(dtype, tdtype, reduction):
+    import numpy as np
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((33, 7)).astype(dtype)
+    t = rng.integers(0, 7, 33).astype(tdtype)
+    t[3] = 5
+    for ii in (-100, 5):
+        ours = nllk.nll_loss(x, t, ignore_index=ii, reduction=reduction)
+        ref = F.nll_loss(torch.from_numpy(x), torch.from_numpy(t.astype("int64")), ignore_index=ii,
+                         reduction=reduction)
+        assert isinstance(ours, np.ndarray) and ours.shape == () and ours.dtype == x.dtype
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-5 if dtype == "float32" else 1e-12)
+    bad = t.copy()
+    bad[11] = 7
+    with pytest.raises(nllk.NllkIndexError) as e:
+        nllk.nll_loss(x, bad, reduction=reduction)
+    assert e.value.index == 11
+    with pytest.raises(nllk.NllkValueError):
+        nllk.nll_loss(x, t[:5], reduction=reduction)
+    with pytest.raises(nllk.NllkRuntimeError):
+        nllk.nll_loss(x, t, ignore_index=2 ** 63, reduction=reduction)
+    with pytest.raises(nllk.NllkTypeError):
+        nllk.nll_loss(x, t, ignore_index=True, reduction=reduction)
+    np.testing.assert_allclose(nllk.nll_loss(x[:, ::2], t % 4, reduction=reduction),  # strided: the general path
+                               nllk.nll_loss(np.ascontiguousarray(x[:, ::2]), t % 4, reduction=reduction))
