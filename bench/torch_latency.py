@@ -62,6 +62,15 @@ def latency_cases():
                       lambda x=x, t=t: F.nll_loss(x, t)))
         cases.append((f"nll_loss ({n}, {c}) forward+backward", lambda xr=xr, t=t: nt.nll_loss(xr, t).backward(),
                       lambda xr=xr, t=t: F.nll_loss(xr, t).backward()))
+    for n, c in ((32, 10), (256, 1000)):
+        x = torch.randn(n, c, generator=g)
+        t = torch.randint(0, c, (n,), generator=g)
+        xr = x.clone().requires_grad_(True)
+        cases.append((f"cross_entropy ({n}, {c}) forward", lambda x=x, t=t: nt.cross_entropy(x, t),
+                      lambda x=x, t=t: F.cross_entropy(x, t)))
+        cases.append((f"cross_entropy ({n}, {c}) forward+backward",
+                      lambda xr=xr, t=t: nt.cross_entropy(xr, t).backward(),
+                      lambda xr=xr, t=t: F.cross_entropy(xr, t).backward()))
     p = torch.randn(1024, generator=g)
     pt = torch.rand(1024, generator=g) * 4
     pr = p.clone().requires_grad_(True)

@@ -457,10 +457,11 @@ CeGeometry ce_geometry(const Tensor &self, const Tensor &target, const c10::opti
     return r;
 }
 
-// (loss, total_weight, lse): total_weight and lse are what the backward reads.
-std::tuple<Tensor, Tensor, Tensor> cross_entropy_forward_cpu(const Tensor &self, const Tensor &target,
-                                                             const c10::optional<Tensor> &weight, int64_t reduction,
-                                                             int64_t ignore_index, double label_smoothing)
+// (loss, total_weight, lse): total_weight and lse are what the backward reads (not computed when `saved` is
+// false: the undefined tensors then, and no allocation for them).
+std::tuple<Tensor, Tensor, Tensor> cross_entropy_impl(const Tensor &self, const Tensor &target,
+                                                      const c10::optional<Tensor> &weight, int64_t reduction,
+                                                      int64_t ignore_index, double label_smoothing, bool saved)
 {
     const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
     const NllGeometry &g = r.g;
@@ -469,36 +470,45 @@ std::tuple<Tensor, Tensor, Tensor> cross_entropy_forward_cpu(const Tensor &self,
     const Tensor w = wp ? wp->contiguous() : Tensor();
     Tensor out = at::empty(g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(g.out_shape) : at::IntArrayRef{},
                            x.options());
-    Tensor tw = at::zeros({}, x.options());
-    Tensor lse = at::empty({static_cast<int64_t>(g.n * g.d)}, x.options());
+    Tensor tw = saved ? at::zeros({}, x.options()) : Tensor();
+    Tensor lse = saved ? at::empty({static_cast<int64_t>(g.n * g.d)}, x.options()) : Tensor();
     if (x.scalar_type() == at::kFloat) {
         const float *wd = wp ? w.data_ptr<float>() : nullptr;
         if (r.prob)
             check(nllk_cross_entropy_prob_fwd_f32(x.data_ptr<float>(), t.data_ptr<float>(), g.n, g.c, g.d, wd,
                                                   label_smoothing, g.reduction, out.data_ptr<float>(),
-                                                  lse.data_ptr<float>()));
+                                                  saved ? lse.data_ptr<float>() : nullptr));
         else
             check(nllk_cross_entropy_fwd_f32(x.data_ptr<float>(), t.data_ptr(), g.target_type, g.n, g.c, g.d, wd,
                                              ignore_index, label_smoothing, g.reduction, out.data_ptr<float>(),
-                                             tw.data_ptr<float>(), lse.data_ptr<float>()));
+                                             saved ? tw.data_ptr<float>() : nullptr,
+                                             saved ? lse.data_ptr<float>() : nullptr));
     } else {
         const double *wd = wp ? w.data_ptr<double>() : nullptr;
         if (r.prob)
             check(nllk_cross_entropy_prob_fwd_f64(x.data_ptr<double>(), t.data_ptr<double>(), g.n, g.c, g.d, wd,
                                                   label_smoothing, g.reduction, out.data_ptr<double>(),
-                                                  lse.data_ptr<double>()));
+                                                  saved ? lse.data_ptr<double>() : nullptr));
         else
             check(nllk_cross_entropy_fwd_f64(x.data_ptr<double>(), t.data_ptr(), g.target_type, g.n, g.c, g.d, wd,
                                              ignore_index, label_smoothing, g.reduction, out.data_ptr<double>(),
-                                             tw.data_ptr<double>(), lse.data_ptr<double>()));
+                                             saved ? tw.data_ptr<double>() : nullptr,
+                                             saved ? lse.data_ptr<double>() : nullptr));
     }
     return {out, tw, lse};
+}
+
+std::tuple<Tensor, Tensor, Tensor> cross_entropy_forward_cpu(const Tensor &self, const Tensor &target,
+                                                             const c10::optional<Tensor> &weight, int64_t reduction,
+                                                             int64_t ignore_index, double label_smoothing)
+{
+    return cross_entropy_impl(self, target, weight, reduction, ignore_index, label_smoothing, true);
 }
 
 Tensor cross_entropy_cpu(const Tensor &self, const Tensor &target, const c10::optional<Tensor> &weight,
                          int64_t reduction, int64_t ignore_index, double label_smoothing)
 {
-    return std::get<0>(cross_entropy_forward_cpu(self, target, weight, reduction, ignore_index, label_smoothing));
+    return std::get<0>(cross_entropy_impl(self, target, weight, reduction, ignore_index, label_smoothing, false));
 }
 
 // (grad_input, grad_target (probability targets, when asked)).
