@@ -4,7 +4,10 @@
 setuptools build folder (build-python/, not the build/ of a source checkout), builds the `nllk` target, and copies
 the shared library into the package as its SONAME (libnllk.so.0.1), where the package's loader finds it without
 NLLK_LIBRARY, with the _version.py CMake configured from project() in CMakeLists.txt (the one place the version is
-defined). CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and
+defined). When CMake finds Torch (libtorch-dev) it also builds nllk's PyTorch operators, libnllk_torch.so, and
+their Python fast path _nllk_torch*.so (with pybind11-dev and the Python headers), and puts them in the package
+too (nllk.torch loads them from there; without them it uses its ctypes fallback). NLLK_CMAKE_ARGS=-DNLLK_TORCH=OFF
+leaves them out. CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and
 NLLK_BUILD_JOBS (default 2) tune the build.
 """
 import os
@@ -12,6 +15,7 @@ import runpy
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import Distribution, setup
@@ -29,28 +33,33 @@ def project_version():
 
 
 def build_library(build_dir):
-    """Configures and builds the shared library only; returns the path of its SONAME link in build_dir."""
+    """Configures and builds the shared library (and the PyTorch operators when Torch is found); returns the
+    files to put in the package: the library's SONAME link first."""
     cmake = os.environ.get("CMAKE", "cmake")
     jobs = os.environ.get("NLLK_BUILD_JOBS", "2")
     subprocess.run([cmake, "-S", str(ROOT), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
                     "-DNLLK_BUILD_TESTS=OFF", "-DNLLK_BUILD_APPS=OFF", "-DNLLK_BUILD_EXAMPLES=OFF",
-                    "-DNLLK_BUILD_BENCHMARKS=OFF", "-DNLLK_INSTALL=OFF",
+                    "-DNLLK_BUILD_BENCHMARKS=OFF", "-DNLLK_INSTALL=OFF", f"-DPython3_EXECUTABLE={sys.executable}",
+                    f"-DNLLK_PYTHON3={sys.executable}",
                     *shlex.split(os.environ.get("NLLK_CMAKE_ARGS", ""))], check=True)
-    subprocess.run([cmake, "--build", str(build_dir), "--target", "nllk", "-j", jobs], check=True)
+    targets = subprocess.run([cmake, "--build", str(build_dir), "--target", "help"], capture_output=True,
+                             text=True).stdout
+    wanted = ["nllk"] + [t for t in ("nllk_torch", "nllk_torch_python") if f" {t}" in targets]
+    subprocess.run([cmake, "--build", str(build_dir), "--target", *wanted, "-j", jobs], check=True)
     # libnllk.so -> libnllk.so.0.1 (the SONAME) -> libnllk.so.0.1.0: the middle name is the one the loader needs
     sonames = [p for p in build_dir.glob("libnllk.so.*") if p.is_symlink()]
     if len(sonames) != 1:
         raise RuntimeError(f"expected one libnllk.so.* link in {build_dir}, found {sonames}")
-    return sonames[0]
+    return sonames + sorted(build_dir.glob("libnllk_torch.so")) + sorted(build_dir.glob("_nllk_torch*.so"))
 
 
 class BuildPyWithLibrary(build_py):
     def run(self):
         super().run()
         build_dir = Path(self.get_finalized_command("build").build_temp).resolve() / "cmake"
-        library = build_library(build_dir)
         package = Path(self.build_lib) / "nllk"
-        shutil.copyfile(library, package / library.name)  # the file's bytes under the SONAME, no symlink
+        for library in build_library(build_dir):  # the files' bytes (the SONAME, not its symlink)
+            shutil.copyfile(library, package / library.name)
         shutil.copyfile(build_dir / "python" / "_version.py", package / "_version.py")  # configured by CMake
 
 

@@ -292,6 +292,35 @@ def nll_loss_forward(input: ArrayLike, target: ArrayLike, weight: Optional[Array
     return _wrap(out, as_torch), _wrap(tw, as_torch)
 
 
+_FAST_REDUCTIONS = {"mean": REDUCTION_MEAN, "sum": 2}
+_FAST_KERNELS = {}  # numpy dtype -> _capi.Kernels
+
+
+def _nll_fast(x: np.ndarray, t: np.ndarray, ignore_index, reduction):
+    """nll_loss of the common numpy call -- (N, C) float32/float64 and (N,) int64/int32/uint8, C-contiguous,
+    aligned, native byte order, no weight, 'mean' or 'sum' -- with nothing else to check or convert (the per-call
+    cost over the C call is the three data pointers and the result array); None for anything else (the general
+    path then checks and computes it)."""
+    red = _FAST_REDUCTIONS.get(reduction) if reduction.__class__ is str else None
+    dt = x.dtype
+    if (red is None or ignore_index.__class__ is not int or not _args.INT64_MIN <= ignore_index <= _args.INT64_MAX
+            or x.ndim != 2 or t.ndim != 1 or not (dt is _F32 or dt is _F64) or not x.size):
+        return None
+    n, c = x.shape
+    ttype = TARGET_TYPES.get(t.dtype)
+    if (t.shape[0] != n or ttype is None or not t.dtype.isnative or not x.flags.c_contiguous
+            or not x.flags.aligned or not t.flags.c_contiguous or not t.flags.aligned):
+        return None
+    k = _FAST_KERNELS.get(dt)
+    if k is None:
+        k = _FAST_KERNELS.setdefault(dt, _kernels(dt))
+    out = np.empty((), dtype=dt)
+    status = k.nll_fwd(_ptr(x), _ptr(t), ttype, n, c, 1, None, ignore_index, red, _ptr(out), None)
+    if status:
+        _capi.check(status)
+    return out
+
+
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = None, ignore_index: int = -100,
              reduction: str = "mean"):
     """Negative log-likelihood, as torch.nn.functional.nll_loss.
@@ -300,6 +329,10 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = 
     indices, int64, int32 or uint8 for every shape (other integer dtypes are converted to int64); weight: (C)
     of input's dtype. A target outside [0, C) that is not ignore_index raises IndexError (NllkIndexError).
     A tensor input that requires grad is computed by nllk.torch.nll_loss (the result takes part in autograd)."""
+    if input.__class__ is np.ndarray and target.__class__ is np.ndarray and weight is None:
+        out = _nll_fast(input, target, ignore_index, reduction)
+        if out is not None:
+            return out
     if _tracks_grad(input, target, weight):
         _args.nll_options(reduction, ignore_index, "nll_loss")
         from . import torch as nllk_torch
