@@ -11,8 +11,7 @@
 #include "loss.h"
 #include "nllk.h"
 #include "parallel.h"
-
-static const size_t ce_target_sizes[NLLK_NUM_TARGET_TYPES] = {sizeof(int64_t), sizeof(int32_t), sizeof(uint8_t)};
+#include "target.h"
 
 /* One call: geometry, options, arrays (of the dtype, element i at byte i * dt->size) and kernels. A position's
  * flat index f counts from the call's first position, which is position j0 of the sample x points at. */
@@ -95,7 +94,7 @@ static size_t ce_fwd_run(const ce_ctx *c, const nllk_ce_run *r, size_t f, size_t
                           opt_elem(dt, c->lse, f), lanes);
         return r->len;
     }
-    return c->k->ce_fwd[c->tt](r, x, c->target + f * ce_target_sizes[c->tt], c->weight, opt_elem(dt, c->out, f),
+    return c->k->ce_fwd[c->tt](r, x, c->target + f * nllk_target_sizes[c->tt], c->weight, opt_elem(dt, c->out, f),
                                opt_elem(dt, c->lse, f), lanes);
 }
 
@@ -128,7 +127,6 @@ static size_t ce_sum_run(void *vctx, size_t off, size_t len, double *lanes)
 
 static size_t ce_none_span(void *vctx, size_t off, size_t len) { return ce_fwd_span(vctx, off, len, NULL); }
 
-static int64_t ce_target_value(const ce_ctx *c, size_t f);
 
 /* Room for one block's losses in any dtype. */
 typedef struct nllk_scalar_block {
@@ -144,7 +142,7 @@ static size_t ce_buffer_run(void *vctx, size_t off, size_t len, double *lanes)
         const size_t f = off + k;
         double w = 1.0;
         if (!c->prob) {
-            const int64_t t = ce_target_value(c, f);
+            const int64_t t = nllk_target_at(c->target, c->tt, f);
             w = t == c->ignore_index ? 0.0 : c->weight ? c->dt->load(nllk_elem(c->dt, c->weight, (size_t)t)) : 1.0;
         }
         lanes[k % NLLK_LANES] += c->dt->load(nllk_elem(c->dt, c->out, f));
@@ -166,7 +164,7 @@ static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
             c->k->ce_prob_bwd(&r, x, nllk_elem(dt, c->target, x_off), c->weight, opt_celem(dt, c->lse_in, f), g,
                               c->g_stride, nllk_elem_mut(dt, c->gx, x_off), opt_elem(dt, c->gq, x_off));
         else
-            c->k->ce_bwd[c->tt](&r, x, c->target + f * ce_target_sizes[c->tt], c->weight, opt_celem(dt, c->lse_in, f),
+            c->k->ce_bwd[c->tt](&r, x, c->target + f * nllk_target_sizes[c->tt], c->weight, opt_celem(dt, c->lse_in, f),
                                 g, c->g_stride, nllk_elem_mut(dt, c->gx, x_off));
         done += r.len;
     }
@@ -175,28 +173,10 @@ static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
 
 /* ---- targets -------------------------------------------------------------------------------------------------- */
 
-static int64_t ce_target_value(const ce_ctx *c, size_t f)
-{
-    switch (c->tt) {
-    case NLLK_TARGET_I64: return ((const int64_t *)(const void *)c->target)[f];
-    case NLLK_TARGET_I32: return ((const int32_t *)(const void *)c->target)[f];
-    default: return c->target[f];
-    }
-}
-
-static nllk_status ce_target_error(const ce_ctx *c, uint64_t base, size_t f)
-{
-    const uint64_t g = base + f;
-    return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g,
-                        "target[%llu] (sample %llu, position %llu) = %lld is out of range [0, %zu)",
-                        (unsigned long long)g, (unsigned long long)(g / c->d), (unsigned long long)(g % c->d),
-                        (long long)ce_target_value(c, f), c->c);
-}
-
 static size_t ce_check_span(void *vctx, size_t off, size_t len)
 {
     const ce_ctx *c = vctx;
-    return c->k->nll_check[c->tt](len, c->target + off * ce_target_sizes[c->tt], c->c, c->ignore_index);
+    return c->k->nll_check[c->tt](len, c->target + off * nllk_target_sizes[c->tt], c->c, c->ignore_index);
 }
 
 /* ---- shapes --------------------------------------------------------------------------------------------------- */
@@ -207,14 +187,14 @@ static nllk_status ce_check(ce_ctx *c, const void *input, const char *input_name
 {
     size_t ncd, bytes;
     nllk_status st = nllk_check_reduction(reduction);
-    if (st == NLLK_OK && !prob && (unsigned)tt >= NLLK_NUM_TARGET_TYPES)
-        st = nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)", (int)tt);
+    if (st == NLLK_OK && !prob)
+        st = nllk_check_target_type(tt);
     if (st == NLLK_OK)
         st = ce_check_options(c->ls);
     if (st != NLLK_OK)
         return st;
     if (!nllk_mul_size(n, c->d, nd) || !nllk_mul_size(*nd, c->c, &ncd) || !nllk_mul_size(ncd, c->dt->size, &bytes) ||
-        !nllk_mul_size(*nd, prob ? c->dt->size : ce_target_sizes[tt], &bytes) ||
+        !nllk_mul_size(*nd, prob ? c->dt->size : nllk_target_sizes[tt], &bytes) ||
         !nllk_mul_size(*nd, c->dt->size, &bytes))
         return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "shape (n=%zu, c=%zu, d=%zu) overflows size_t", n, c->c, c->d);
     if (ncd > 0 && !input)
@@ -249,7 +229,7 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
         ctx.out = out;
         const size_t done = nllk_parallel_spans(nd, grain, ce_none_span, &ctx);
         if (done != nd)
-            return ce_target_error(&ctx, 0, done);
+            return nllk_target_error(ctx.target, ctx.tt, ctx.c, ctx.d, 0, done);
         if (total_weight)
             dt->store(total_weight, 0.0);
         return nllk_ok();
@@ -270,7 +250,7 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
         done = nllk_sum_feed_parallel_grain(&s, NULL, nd, grain, ce_sum_run, &ctx);
     }
     if (done != nd)
-        return ce_target_error(&ctx, 0, done);
+        return nllk_target_error(ctx.target, ctx.tt, ctx.c, ctx.d, 0, done);
     nllk_sum_total(&s, NULL, total);
     nllk_reduce_store(prob ? &nllk_loss_ce_prob : &nllk_loss_ce, dt, reduction, total, nd, out);
     if (total_weight)
@@ -295,7 +275,7 @@ static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, co
     if (!prob) { /* every target is checked before the first write */
         const size_t bad = nllk_parallel_spans(nd, 4 * NLLK_GRAIN, ce_check_span, &ctx);
         if (bad != nd)
-            return ce_target_error(&ctx, 0, bad);
+            return nllk_target_error(ctx.target, ctx.tt, ctx.c, ctx.d, 0, bad);
     }
     nllk_scalar g;
     ctx.g = nllk_grad_scale(dt, reduction, grad_output, prob ? (double)nd : total_weight, nd, &g, &ctx.g_stride);
@@ -311,8 +291,8 @@ static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, co
 static nllk_status ce_acc_init(nllk_acc *acc, nllk_dtype dtype, int prob, nllk_target_type tt, size_t c, size_t d,
                                int64_t ignore_index, double ls, uint64_t begin)
 {
-    if (!prob && (unsigned)tt >= NLLK_NUM_TARGET_TYPES)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)", (int)tt);
+    if (!prob && nllk_check_target_type(tt) != NLLK_OK)
+        return NLLK_ERR_INVALID_ARGUMENT;
     nllk_status st = ce_check_options(ls);
     if (st != NLLK_OK)
         return st;
@@ -342,7 +322,7 @@ static nllk_status ce_acc_update(const nllk_dtype_desc *dt, int prob, nllk_acc *
     size_t samples, extent, bytes;
     if (j0 + n < n || !nllk_mul_size((j0 + n + a->d - 1) / a->d, a->c, &samples) ||
         !nllk_mul_size(samples, a->d, &extent) || !nllk_mul_size(extent, dt->size, &bytes) ||
-        !nllk_mul_size(n, prob ? dt->size : ce_target_sizes[a->target_type], &bytes))
+        !nllk_mul_size(n, prob ? dt->size : nllk_target_sizes[a->target_type], &bytes))
         return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "a chunk of %zu positions overflows size_t", n);
     if (n > 0 && a->c > 0 && (!target || !input))
         return nllk_fail(NLLK_ERR_NULL_POINTER, "%s is NULL", target ? "input" : "target");
@@ -358,7 +338,7 @@ static nllk_status ce_acc_update(const nllk_dtype_desc *dt, int prob, nllk_acc *
     if (!prob) { /* targets first, so that a failed update leaves the accumulator as it was */
         const size_t bad = nllk_parallel_spans(n, 4 * NLLK_GRAIN, ce_check_span, &ctx);
         if (bad != n)
-            return ce_target_error(&ctx, a->sum.end, bad);
+            return nllk_target_error(ctx.target, ctx.tt, ctx.c, ctx.d, a->sum.end, bad);
     }
     nllk_acc_feed_grain(a, n, ce_grain(ctx.c), ce_sum_run, &ctx);
     return nllk_ok();

@@ -10,6 +10,7 @@
 #include "loss.h"
 #include "nllk.h"
 #include "parallel.h"
+#include "target.h"
 
 /* The validated geometry of one call. */
 typedef struct nllk_nll_shape {
@@ -20,16 +21,6 @@ typedef struct nllk_nll_shape {
     int64_t ignore_index;
 } nllk_nll_shape;
 
-static const size_t target_sizes[NLLK_NUM_TARGET_TYPES] = {sizeof(int64_t), sizeof(int32_t), sizeof(uint8_t)};
-
-static nllk_status check_target_type(nllk_target_type target_type)
-{
-    if ((unsigned)target_type >= NLLK_NUM_TARGET_TYPES)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "target_type %d is not valid (i64 = 0, i32 = 1, u8 = 2)",
-                         (int)target_type);
-    return NLLK_OK;
-}
-
 /* input_name: what the (n, c, d) array is called in the caller ("input", or "grad_input" for the backward) */
 static nllk_status nll_check_args(nllk_nll_shape *s, const void *input, const char *input_name, const void *target,
                                   nllk_target_type target_type, size_t n, size_t c, size_t d, size_t elem_size,
@@ -38,40 +29,18 @@ static nllk_status nll_check_args(nllk_nll_shape *s, const void *input, const ch
     size_t nd, ncd, bytes;
     nllk_status st = nllk_check_reduction(reduction);
     if (st == NLLK_OK)
-        st = check_target_type(target_type);
+        st = nllk_check_target_type(target_type);
     if (st != NLLK_OK)
         return st;
     if (!nllk_mul_size(n, d, &nd) || !nllk_mul_size(nd, c, &ncd) || !nllk_mul_size(ncd, elem_size, &bytes) ||
-        !nllk_mul_size(nd, target_sizes[target_type], &bytes) || !nllk_mul_size(nd, elem_size, &bytes))
+        !nllk_mul_size(nd, nllk_target_sizes[target_type], &bytes) || !nllk_mul_size(nd, elem_size, &bytes))
         return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "shape (n=%zu, c=%zu, d=%zu) overflows size_t", n, c, d);
     if (ncd > 0 && !input)
         return nllk_fail(NLLK_ERR_NULL_POINTER, "%s is NULL", input_name);
     if (nd > 0 && !target)
         return nllk_fail(NLLK_ERR_NULL_POINTER, "target is NULL");
-    *s = (nllk_nll_shape){n, c, d, target, target_sizes[target_type], target_type, ignore_index};
+    *s = (nllk_nll_shape){n, c, d, target, nllk_target_sizes[target_type], target_type, ignore_index};
     return NLLK_OK;
-}
-
-static int64_t target_at(const nllk_nll_shape *s, size_t f)
-{
-    switch (s->target_type) {
-    case NLLK_TARGET_I64: return ((const int64_t *)(const void *)s->target)[f];
-    case NLLK_TARGET_I32: return ((const int32_t *)(const void *)s->target)[f];
-    default: return s->target[f];
-    }
-}
-
-/* The message names the global flat index: `base` is the flat index of the call's element 0. */
-static nllk_status nll_target_error(const nllk_nll_shape *s, uint64_t base, size_t f)
-{
-    const uint64_t g = base + f;
-    if (s->d == 1)
-        return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g, "target[%llu] = %lld is out of range [0, %zu)",
-                            (unsigned long long)g, (long long)target_at(s, f), s->c);
-    return nllk_fail_at(NLLK_ERR_TARGET_OUT_OF_RANGE, g,
-                        "target[%llu] (sample %llu, position %llu) = %lld is out of range [0, %zu)",
-                        (unsigned long long)g, (unsigned long long)(g / s->d), (unsigned long long)(g % s->d),
-                        (long long)target_at(s, f), s->c);
 }
 
 /* One call: its geometry, arrays and kernels. Arrays of the dtype are void, element i at byte i * dt->size. */
@@ -222,7 +191,7 @@ static nllk_status nll_fwd(const nllk_dtype_desc *dt, const void *input, const v
         ctx.out = out;
         const size_t done = nllk_parallel_spans(nd, NLLK_GRAIN, nll_none_span, &ctx);
         if (done != nd)
-            return nll_target_error(&ctx.s, 0, done);
+            return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, 0, done);
         if (total_weight)
             dt->store(total_weight, 0.0);
         return nllk_ok();
@@ -232,7 +201,7 @@ static nllk_status nll_fwd(const nllk_dtype_desc *dt, const void *input, const v
     nllk_sum_init(&s, 0);
     const size_t done = nllk_sum_feed_parallel(&s, NULL, nd, nll_sum_run, &ctx);
     if (done != nd)
-        return nll_target_error(&ctx.s, 0, done);
+        return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, 0, done);
     nllk_sum_total(&s, NULL, total);
     nllk_reduce_store(&nllk_loss_nll, dt, reduction, total, nd, out);
     if (total_weight)
@@ -257,7 +226,7 @@ static nllk_status nll_bwd(const nllk_dtype_desc *dt, const void *grad_output, c
     /* every target is checked before the first write, so nothing is ever written out of bounds */
     const size_t bad = nll_check_targets(&ctx, nd);
     if (bad != nd)
-        return nll_target_error(&ctx.s, 0, bad);
+        return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, 0, bad);
     /* mean's factor is grad_output / total_weight in the dtype, negated by the kernel (ATen's order) */
     nllk_scalar g;
     ctx.g = nllk_grad_scale(dt, reduction, grad_output, total_weight, nd, &g, &ctx.g_stride);
@@ -273,7 +242,7 @@ static nllk_status nll_bwd(const nllk_dtype_desc *dt, const void *grad_output, c
 nllk_status nllk_nll_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c, size_t d,
                               int64_t ignore_index, uint64_t begin)
 {
-    const nllk_status bad_type = check_target_type(target_type);
+    const nllk_status bad_type = nllk_check_target_type(target_type);
     if (bad_type != NLLK_OK)
         return bad_type;
     if (d == 0)
@@ -302,7 +271,7 @@ static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, cons
     size_t samples, extent, bytes;
     if (j0 + n < n || !nllk_mul_size((j0 + n + a->d - 1) / a->d, a->c, &samples) ||
         !nllk_mul_size(samples, a->d, &extent) || !nllk_mul_size(extent, dt->size, &bytes) ||
-        !nllk_mul_size(n, target_sizes[a->target_type], &bytes))
+        !nllk_mul_size(n, nllk_target_sizes[a->target_type], &bytes))
         return nllk_fail(NLLK_ERR_SIZE_OVERFLOW, "a chunk of %zu elements overflows size_t", n);
     if (n > 0 && !target)
         return nllk_fail(NLLK_ERR_NULL_POINTER, "target is NULL");
@@ -310,13 +279,13 @@ static nllk_status nll_acc_update(const nllk_dtype_desc *dt, nllk_acc *acc, cons
         return nllk_fail(NLLK_ERR_NULL_POINTER, "input is NULL");
     nll_ctx ctx = nll_ctx_for(dt, input, weight);
     ctx.s = (nllk_nll_shape){
-        0, a->c, a->d, target, target_sizes[a->target_type], (nllk_target_type)a->target_type, a->ignore_index};
+        0, a->c, a->d, target, nllk_target_sizes[a->target_type], (nllk_target_type)a->target_type, a->ignore_index};
     ctx.j0 = j0;
     ctx.out = out;
     /* targets first, so that a failed update leaves the accumulator as it was */
     const size_t bad = nll_check_targets(&ctx, n);
     if (bad != n)
-        return nll_target_error(&ctx.s, a->sum.end, bad);
+        return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, a->sum.end, bad);
     nllk_acc_feed(a, n, nll_sum_run, &ctx);
     return nllk_ok();
 }
