@@ -41,6 +41,9 @@ enum { CE_S = 0, CE_SMOOTH = 1 /* D = sum w (x - m) */, CE_PROB = 2 /* A = sum q
 
 /* ---- rows ----------------------------------------------------------------------------------------------------- */
 
+/* The exact max (order-free, so any vector walk gives the same value): four accumulators, the last partial vector as
+ * the row's last whole one (overlapping, max is idempotent), one vector reduced in scalar. */
+INLINE vec_t ce_vmax(vec_t a, vec_t b) { return v_select(v_le(a, b), b, a); }
 INLINE elem_t ce_row_max(const elem_t *x, size_t c)
 {
     vec_t mv[4];
@@ -48,45 +51,76 @@ INLINE elem_t ce_row_max(const elem_t *x, size_t c)
         mv[u] = v_set1(-INFINITY);
     size_t k = 0;
     for (; k + 4 * VW <= c; k += 4 * VW)
-        for (int u = 0; u < 4; u++) {
-            const vec_t xv = v_load(x + k + (size_t)u * VW);
-            mv[u] = v_select(v_le(mv[u], xv), xv, mv[u]);
-        }
-    elem_t buf[4 * VW], m = -INFINITY;
-    for (int u = 0; u < 4; u++)
-        v_store(buf + u * VW, mv[u]);
-    for (size_t i = 0; i < 4 * VW; i++)
+        for (int u = 0; u < 4; u++)
+            mv[u] = ce_vmax(mv[u], v_load(x + k + (size_t)u * VW));
+    for (; k + VW <= c; k += VW)
+        mv[0] = ce_vmax(mv[0], v_load(x + k));
+    elem_t m = -INFINITY;
+    if (k < c) {
+        if (c >= VW)
+            mv[1] = ce_vmax(mv[1], v_load(x + c - VW));
+        else
+            for (; k < c; k++)
+                m = ce_max(m, x[k]);
+    }
+    elem_t buf[VW];
+    v_store(buf, ce_vmax(ce_vmax(mv[0], mv[1]), ce_vmax(mv[2], mv[3])));
+    for (size_t i = 0; i < VW; i++)
         m = ce_max(m, buf[i]);
-    for (; k < c; k++)
-        m = ce_max(m, x[k]);
     return m + (elem_t)0; /* -0 reads as +0 */
 }
 
-/* res[0] = s, res[1] = D (CE_SMOOTH) or A (CE_PROB), res[2] = B (CE_PROB). */
+/* res[0] = s, res[1] = D (CE_SMOOTH) or A (CE_PROB), res[2] = B (CE_PROB).
+ * The exps of a chunk of CE_CHUNK classes go to a stack buffer first, then into the lanes (as the Poisson kernels
+ * do): exp is a call that clobbers every vector register, so adding across it would spill the lanes each time.
+ * Chunks start at multiples of 16 and pad with +0.0 (bit-neutral), so every class still lands in lane k % 16 in
+ * increasing k. */
+#define CE_CHUNK 512
 INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, elem_t m, ce_factors f,
-                        const int mode, double *res)
+                        const int mode, const elem_t *next, double *res)
 {
+    elem_t buf[CE_CHUNK];
     vacc_t s[G], a[G], b[G];
     for (int j = 0; j < G; j++)
         s[j] = a[j] = b[j] = v_acc_zero();
     const vec_t mv = v_set1((double)m);
-    for (size_t k = 0; k < c; k += 16)
-        for (int j = 0; j < G; j++) {
-            const size_t o = k + (size_t)j * VW;
-            if (o >= c)
-                break;
-            const size_t mm = c - o;
-            const vec_t dv = v_sub(ce_ld(x + o, mm), mv);
-            s[j] = v_acc_add(s[j], ce_keep(v_exp(dv), mm));
-            if (mode == CE_SMOOTH)
-                a[j] = v_acc_add(a[j], ce_keep(w ? v_mul(ce_ld(w + o, mm), dv) : dv, mm));
-            if (mode == CE_PROB) {
-                const vec_t qs = ce_qs(ce_ld(q + o, mm), f);
-                const vec_t qw = w ? v_mul(qs, ce_ld(w + o, mm)) : qs;
-                b[j] = v_acc_add(b[j], ce_keep(qw, mm));
-                a[j] = v_acc_add(a[j], ce_keep(v_mul(qw, dv), mm));
-            }
+    for (size_t k0 = 0; k0 < c; k0 += CE_CHUNK) {
+        const size_t len = c - k0 < CE_CHUNK ? c - k0 : CE_CHUNK, padded = (len + 15) / 16 * 16;
+        const elem_t *xs = x + k0;
+        size_t o = 0;
+        for (; o + VW <= len; o += VW) {
+            if (next) /* the next row, while this one computes: its max pass then finds it in cache */
+                __builtin_prefetch(next + k0 + o);
+            v_store(buf + o, v_exp(v_sub(v_load(xs + o), mv)));
         }
+        if (o < len) {
+            v_store(buf + o, ce_keep(v_exp(v_sub(v_load_n(xs + o, len - o), mv)), len - o));
+            o += VW;
+        }
+        for (; o < padded; o += VW)
+            v_store(buf + o, v_set1(0.0));
+        for (size_t g = 0; g < padded; g += 16)
+            for (int j = 0; j < G; j++)
+                s[j] = v_acc_add(s[j], v_load(buf + g + (size_t)j * VW));
+        if (mode == CE_S)
+            continue;
+        for (size_t g = 0; g < len; g += 16)
+            for (int j = 0; j < G; j++) {
+                const size_t oo = g + (size_t)j * VW;
+                if (oo >= len)
+                    break;
+                const size_t mm = len - oo;
+                const vec_t dv = v_sub(ce_ld(xs + oo, mm), mv);
+                if (mode == CE_SMOOTH)
+                    a[j] = v_acc_add(a[j], ce_keep(w ? v_mul(ce_ld(w + k0 + oo, mm), dv) : dv, mm));
+                if (mode == CE_PROB) {
+                    const vec_t qs = ce_qs(ce_ld(q + k0 + oo, mm), f);
+                    const vec_t qw = w ? v_mul(qs, ce_ld(w + k0 + oo, mm)) : qs;
+                    b[j] = v_acc_add(b[j], ce_keep(qw, mm));
+                    a[j] = v_acc_add(a[j], ce_keep(v_mul(qw, dv), mm));
+                }
+            }
+    }
     double l[16];
     for (int j = 0; j < G; j++)
         v_acc_store(l + j * VW, s[j]);
@@ -126,10 +160,10 @@ INLINE double ce_row_bsum(const elem_t *q, const elem_t *w, size_t c, ce_factors
 
 /* One row's max, sums and logsum. */
 INLINE void ce_row_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, ce_factors f, const int mode,
-                         elem_t *m, elem_t *logsum, double *res)
+                         const elem_t *next, elem_t *m, elem_t *logsum, double *res)
 {
     *m = ce_row_max(x, c);
-    ce_row_sums(x, q, w, c, *m, f, mode, res);
+    ce_row_sums(x, q, w, c, *m, f, mode, next, res);
     ce_logsums(res, 1, logsum);
 }
 
@@ -143,12 +177,15 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg,
         if (ce_bad(t, r))
             return k;
         const int ign = t == r->ignore_index;
-        const elem_t *row = x + k * r->k_stride;
+        const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
         elem_t loss = 0, wt = 0;
         if (!ign || lse) {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
-            ce_row_stats(row, NULL, w, c, f, f.smooth && !ign ? CE_SMOOTH : CE_S, &m, &logsum, res);
+            if (f.smooth && !ign)
+                ce_row_stats(row, NULL, w, c, f, CE_SMOOTH, next, &m, &logsum, res);
+            else
+                ce_row_stats(row, NULL, w, c, f, CE_S, next, &m, &logsum, res);
             if (lse)
                 lse[k] = m + logsum;
             if (!ign) {
@@ -182,7 +219,7 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
         } else {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
-            ce_row_stats(row, NULL, w, c, f, CE_S, &m, &logsum, res);
+            ce_row_stats(row, NULL, w, c, f, CE_S, NULL, &m, &logsum, res);
             l = m + logsum;
         }
         const elem_t gk = g[k * g_stride];
@@ -195,8 +232,11 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
         }
         const int sm = f.smooth && !ign;
         const vec_t lv = v_set1((double)l), sv = v_set1((double)sum), gsv = v_set1((double)gs);
+        const elem_t *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
         for (size_t o = 0; o < c; o += VW) {
             const size_t mm = c - o;
+            if (next)
+                __builtin_prefetch(next + o);
             const vec_t p = v_exp(v_sub(ce_ld(row + o, mm), lv));
             vec_t gv = !ign && t >= (int64_t)o && t < (int64_t)(o + VW) ? v_mzero(1u << (t - (int64_t)o), v_set1(gt))
                                                                        : v_set1(0.0);
@@ -215,7 +255,7 @@ INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
     for (size_t k = 0; k < r->len; k++) {
         elem_t m, logsum;
         double res[3] = {0, 0, 0};
-        ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, &m, &logsum, res);
+        ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, NULL, &m, &logsum, res);
         const elem_t loss = ce_prob_loss(logsum, res[2], res[1]);
         if (lse)
             lse[k] = m + logsum;
@@ -254,7 +294,7 @@ INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
         } else {
             elem_t m, logsum;
             double res[3] = {0, 0, 0};
-            ce_row_stats(row, qrow, w, c, f, CE_PROB, &m, &logsum, res);
+            ce_row_stats(row, qrow, w, c, f, CE_PROB, NULL, &m, &logsum, res);
             l = m + logsum;
             bsum = res[2];
         }
@@ -285,7 +325,7 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
     vec_t mv = v_set1(-INFINITY);
     for (size_t k = 0; k < c; k++) {
         const vec_t xv = ce_ld(x + k * cs, mm);
-        mv = v_select(v_le(mv, xv), xv, mv);
+        mv = ce_vmax(mv, xv);
     }
     mv = v_add(mv, v_set1(0.0)); /* -0 reads as +0 */
     vacc_t s[16], a[16], b[16];
