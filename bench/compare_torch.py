@@ -225,6 +225,8 @@ def bench_limits(args, isa, W):
         return {}
     pn = sorted({w["n"] for w in W if w["loss"] == "poisson"})
     shapes = sorted({w["shape"] for w in W if w["loss"] == "nll"})
+    if not pn and not shapes:  # (e.g. --only '^ce/': the CE limits come from ce_limits)
+        return {}
     nll_shapes = []
     for sh in shapes:
         d = 1
