@@ -314,6 +314,10 @@ INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
 
 /* ---- planes: VW positions at a time, classes at stride cs ------------------------------------------------------ */
 
+/* How far ahead (elements) the plane kernels prefetch each class's stream; may point past the array (a prefetch is
+ * never dereferenced). */
+#define CE_PLANE_PF (512 / sizeof(elem_t))
+
 typedef struct ce_plane {
     elem_t m[VW], logsum[VW];
     double res[3][VW];
@@ -324,13 +328,17 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
 {
     vec_t mv = v_set1(-INFINITY);
     for (size_t k = 0; k < c; k++) {
-        const vec_t xv = ce_ld(x + k * cs, mm);
-        mv = ce_vmax(mv, xv);
+        if (VW > 1) /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead */
+            __builtin_prefetch(x + k * cs + CE_PLANE_PF);
+        mv = ce_vmax(mv, ce_ld(x + k * cs, mm));
     }
     mv = v_add(mv, v_set1(0.0)); /* -0 reads as +0 */
     vacc_t s[16], a[16], b[16];
     for (int j = 0; j < 16; j++)
-        s[j] = a[j] = b[j] = v_acc_zero();
+        s[j] = v_acc_zero();
+    if (mode != CE_S)
+        for (int j = 0; j < 16; j++)
+            a[j] = b[j] = v_acc_zero();
     for (size_t k = 0; k < c; k++) {
         const vec_t dv = v_sub(ce_ld(x + k * cs, mm), mv);
         s[k % 16] = v_acc_add(s[k % 16], v_exp(dv));
@@ -344,19 +352,20 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
         }
     }
     v_store(st->m, mv);
-    double l[3][16][VW];
-    for (int j = 0; j < 16; j++) {
-        v_acc_store(l[0][j], s[j]);
-        v_acc_store(l[1][j], a[j]);
-        v_acc_store(l[2][j], b[j]);
+    double l[16][VW];
+    for (int j = 0; j < 16; j++)
+        v_acc_store(l[j], s[j]);
+    ce_fold16_vw(l, st->res[0]);
+    if (mode != CE_S) {
+        for (int j = 0; j < 16; j++)
+            v_acc_store(l[j], a[j]);
+        ce_fold16_vw(l, st->res[1]);
     }
-    for (int i = 0; i < 3; i++)
-        for (size_t p = 0; p < VW; p++) {
-            double lanes[16];
-            for (int j = 0; j < 16; j++)
-                lanes[j] = l[i][j][p];
-            st->res[i][p] = ce_fold16(lanes);
-        }
+    if (mode == CE_PROB) {
+        for (int j = 0; j < 16; j++)
+            v_acc_store(l[j], b[j]);
+        ce_fold16_vw(l, st->res[2]);
+    }
     ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
 }
 
@@ -365,13 +374,40 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
 {
     const size_t c = r->c, cs = r->c_stride;
     const ce_factors f = ce_factors_of(r->ls, c);
+    /* without smoothing the finish is vectorised too: the NLL gather and the canonical lanes of 16 positions */
+    vacc_t acc[G], accw[G];
+    for (int j = 0; j < G; j++) {
+        acc[j] = lanes && !f.smooth ? v_acc_load(lanes + j * VW) : v_acc_zero();
+        accw[j] = lanes && !f.smooth ? v_acc_load(lanes + 16 + j * VW) : v_acc_zero();
+    }
+    const vidx_t kofs = v_kofs(1);
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
+        int64_t tb[VW];
+        for (size_t p = 0; p < VW; p++)
+            tb[p] = p < cnt ? ce_target(tg, o + p, tt) : r->ignore_index;
         for (size_t p = 0; p < cnt; p++)
-            if (ce_bad(ce_target(tg, o + p, tt), r))
+            if (ce_bad(tb[p], r))
                 return o + p;
         ce_plane st;
-        ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, &st);
+        if (f.smooth) {
+            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_SMOOTH, &st);
+        } else {
+            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, &st);
+            const vidx_t tv = v_tload_i64(tb);
+            const unsigned valid = v_tvalid(tv, r->ignore_index);
+            const vec_t mv = v_load(st.m), lg = v_load(st.logsum);
+            const vec_t wt = w ? v_gather(w, tv, valid) : v_mzero(valid, v_set1(1.0));
+            const vec_t loss = v_mzero(valid, ce_nll(v_gather(x + o, v_toff(tv, kofs, cs), valid), mv, lg, wt));
+            if (lse)
+                ce_st(lse + o, v_add(mv, lg), mm);
+            if (out)
+                ce_st(out + o, loss, mm);
+            const int j = (int)((o / VW) % G);
+            acc[j] = v_acc_add(acc[j], loss);
+            accw[j] = v_acc_add(accw[j], wt);
+            continue;
+        }
         for (size_t p = 0; p < cnt; p++) {
             const size_t k = o + p;
             const int64_t t = ce_target(tg, k, tt);
@@ -390,6 +426,11 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
             }
         }
     }
+    if (lanes && !f.smooth)
+        for (int j = 0; j < G; j++) {
+            v_acc_store(lanes + j * VW, acc[j]);
+            v_acc_store(lanes + 16 + j * VW, accw[j]);
+        }
     return r->len;
 }
 
@@ -435,6 +476,8 @@ INLINE void ce_bwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg,
         const vec_t gtv = v_load(gt), gsv = v_load(gs), sv = v_load(sum);
         const unsigned all = (1u << VW) - 1u;
         for (size_t k = 0; k < c; k++) {
+            if (VW > 1 && lse) /* without lse the stats pass just read these lines */
+                __builtin_prefetch(x + k * cs + o + CE_PLANE_PF);
             const vec_t p = v_exp(v_sub(ce_ld(x + k * cs + o, mm), lv));
             vec_t gv = v_mzero(~v_tvalid(tv, (int64_t)k) & all, gtv);
             if (f.smooth)
