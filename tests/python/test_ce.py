@@ -904,3 +904,36 @@ def test_label_smoothing_argument_types_as_pytorch(ls):
     ref = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), label_smoothing=torch.tensor(float(ls)))
     got = nllk.cross_entropy(x, t, label_smoothing=torch.tensor(float(ls)))
     assert abs(float(got) - float(ref)) <= 1e-14 * abs(float(ref))
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_zero_classes_as_pytorch_without_smoothing(red):
+    """C = 0 with every target ignored: zeros / NaN mean, as PyTorch."""
+    x = np.zeros((3, 0), F32)
+    t = np.full(3, -100)
+    ref, _, _ = torch_ce(x, t, None, -100, red, 0.0, dtype=None)
+    assert_equal_exact(nllk.cross_entropy(x, t, reduction=red), ref, f"C=0 {red}")
+    with pytest.raises(IndexError):
+        nllk.cross_entropy(x, np.zeros(3, np.int64), reduction=red)
+
+
+ZERO_CLASS_BUG = ("C = 0 (degenerate) differs from PyTorch: class indices with label_smoothing > 0 give +0 where "
+                  "PyTorch gives NaN ('none', 'sum': ls / C = Inf times 0); probability targets give NaN (an empty row "
+                  "is treated as an all -Inf row) where PyTorch gives -0.0 ('none', 'sum')")
+
+
+@pytest.mark.xfail(strict=True, reason=ZERO_CLASS_BUG)
+@pytest.mark.parametrize("case", ["index-smoothing-none", "index-smoothing-sum", "prob-none", "prob-sum",
+                                  "prob-1d"])
+def test_zero_classes_degenerate(case):
+    if case.startswith("index"):
+        x, t, ls = np.zeros((3, 0), F32), np.full(3, -100), 0.1
+    elif case == "prob-1d":
+        x = t = np.zeros((0,), F32)
+        ls = 0.0
+    else:
+        x = t = np.zeros((3, 0), F32)
+        ls = 0.0
+    red = "sum" if case.endswith("sum") else "none"
+    ref, _, _ = torch_ce(x, t, None, -100, red, ls, dtype=None)
+    assert_equal_exact(nllk.cross_entropy(x, t, reduction=red, label_smoothing=ls), ref, case)
