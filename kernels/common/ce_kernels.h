@@ -36,6 +36,15 @@ INLINE vec_t ce_keep(vec_t v, size_t mm) { return mm >= VW ? v : v_mzero(first_l
 /* A probability target after smoothing, times the weight: (q * (1 - ls) + ls / c) * w. */
 INLINE vec_t ce_qs(vec_t q, ce_factors f) { return f.smooth ? v_add(v_mul(q, v_set1(f.keep)), v_set1(f.spread)) : q; }
 
+/* The fold (ce_fold16) of G accumulators holding the 16 class lanes. */
+INLINE double ce_fold_acc(const vacc_t *a)
+{
+    double l[16];
+    for (int j = 0; j < G; j++)
+        v_acc_store(l + j * VW, a[j]);
+    return ce_fold16(l);
+}
+
 /* What the exp pass sums besides the exp-sum s: */
 enum { CE_S = 0, CE_SMOOTH = 1 /* D = sum w (x - m) */, CE_PROB = 2 /* A = sum qw (x - m), B = sum qw */ };
 
@@ -121,20 +130,11 @@ INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_
                 }
             }
     }
-    double l[16];
-    for (int j = 0; j < G; j++)
-        v_acc_store(l + j * VW, s[j]);
-    res[0] = ce_fold16(l);
-    if (mode != CE_S) {
-        for (int j = 0; j < G; j++)
-            v_acc_store(l + j * VW, a[j]);
-        res[1] = ce_fold16(l);
-    }
-    if (mode == CE_PROB) {
-        for (int j = 0; j < G; j++)
-            v_acc_store(l + j * VW, b[j]);
-        res[2] = ce_fold16(l);
-    }
+    res[0] = ce_fold_acc(s);
+    if (mode != CE_S)
+        res[1] = ce_fold_acc(a);
+    if (mode == CE_PROB)
+        res[2] = ce_fold_acc(b);
 }
 
 /* B alone (the backward of probability targets when lse is given): the lanes of ce_row_sums' B. */
@@ -152,10 +152,7 @@ INLINE double ce_row_bsum(const elem_t *q, const elem_t *w, size_t c, ce_factors
             const vec_t qs = ce_qs(ce_ld(q + o, mm), f);
             b[j] = v_acc_add(b[j], ce_keep(w ? v_mul(qs, ce_ld(w + o, mm)) : qs, mm));
         }
-    double l[16];
-    for (int j = 0; j < G; j++)
-        v_acc_store(l + j * VW, b[j]);
-    return ce_fold16(l);
+    return ce_fold_acc(b);
 }
 
 /* One row's max, sums and logsum. */
