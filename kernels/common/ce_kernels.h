@@ -314,6 +314,7 @@ INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
 /* How far ahead (elements) the plane kernels prefetch each class's stream; may point past the array (a prefetch is
  * never dereferenced). */
 #define CE_PLANE_PF (512 / sizeof(elem_t))
+#define CE_PLANE_CHUNK 64 /* classes whose exps are buffered at once (a multiple of 16) */
 
 typedef struct ce_plane {
     elem_t m[VW], logsum[VW];
@@ -336,9 +337,22 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
     if (mode != CE_S)
         for (int j = 0; j < 16; j++)
             a[j] = b[j] = v_acc_zero();
-    for (size_t k = 0; k < c; k++) {
+    /* the exps of CE_PLANE_CHUNK classes first (back-to-back calls), then each lane's classes in increasing k: the
+     * same order as adding each exp as it comes, without keeping the 16 lanes in memory across the calls */
+    elem_t eb[CE_PLANE_CHUNK][VW];
+    for (size_t k0 = 0; k0 < c; k0 += CE_PLANE_CHUNK) {
+        const size_t len = c - k0 < CE_PLANE_CHUNK ? c - k0 : CE_PLANE_CHUNK;
+        for (size_t k = 0; k < len; k++)
+            v_store(eb[k], v_exp(v_sub(ce_ld(x + (k0 + k) * cs, mm), mv)));
+        for (size_t lane = 0; lane < 16 && lane < len; lane++) {
+            vacc_t acc = s[lane];
+            for (size_t k = lane; k < len; k += 16)
+                acc = v_acc_add(acc, v_load(eb[k]));
+            s[lane] = acc;
+        }
+    }
+    for (size_t k = 0; k < c && mode != CE_S; k++) {
         const vec_t dv = v_sub(ce_ld(x + k * cs, mm), mv);
-        s[k % 16] = v_acc_add(s[k % 16], v_exp(dv));
         if (mode == CE_SMOOTH)
             a[k % 16] = v_acc_add(a[k % 16], w ? v_mul(v_set1((double)w[k]), dv) : dv);
         if (mode == CE_PROB) {
