@@ -937,3 +937,23 @@ def test_zero_classes_degenerate(case):
     red = "sum" if case.endswith("sum") else "none"
     ref, _, _ = torch_ce(x, t, None, -100, red, ls, dtype=None)
     assert_equal_exact(nllk.cross_entropy(x, t, reduction=red, label_smoothing=ls), ref, case)
+
+
+def test_requires_grad_tensors_go_through_nllk_torch():
+    """nllk.cross_entropy given a tensor that requires grad computes through nllk.torch.cross_entropy (the result
+    takes part in autograd), or refuses (NllkRuntimeError) where this build's nllk.torch has none."""
+    import nllk.torch as nt
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 4, 2, 1, 3, 0])
+    w = torch.rand(5, dtype=torch.float64) + 0.5
+    if not hasattr(nt, "cross_entropy"):
+        with pytest.raises(nllk.NllkRuntimeError):
+            nllk.cross_entropy(x, t)
+        return
+    out = nllk.cross_entropy(x, t, weight=w, label_smoothing=0.2, reduction="sum")
+    ref = F.cross_entropy(x, t, weight=w, label_smoothing=0.2, reduction="sum")
+    assert out.requires_grad
+    assert float(out) == pytest.approx(float(ref), rel=1e-13)
+    (g,) = torch.autograd.grad(out, x)
+    (gr,) = torch.autograd.grad(ref, x)
+    np.testing.assert_allclose(g.numpy(), gr.numpy(), rtol=1e-12, atol=1e-14)
