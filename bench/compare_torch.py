@@ -498,11 +498,13 @@ def ce_measure(w, args, threads, cache, g, nt, fe):
     x, t = cache[key]["x"], cache[key]["t"]
     kw = dict(reduction=w["reduction"])
     one = torch.ones(())
-    via = "nllk.torch.cross_entropy" if hasattr(nt, "cross_entropy") else "nllk.cross_entropy (front end)"
+    # nllk.torch.cross_entropy computes with nllk only on its operator backend (without it, it is PyTorch's)
+    use_nt = hasattr(nt, "cross_entropy") and getattr(nt, "BACKEND", "ops") == "ops"
+    via = "nllk.torch.cross_entropy" if use_nt else "nllk.cross_entropy (front end)"
     if w["kind"] == "fwd":
         f_torch = lambda: F.cross_entropy(x, t, **kw)  # noqa: E731
         f_fe = lambda: fe.cross_entropy(x, t, **kw)  # noqa: E731
-        f_nllk = (lambda: nt.cross_entropy(x, t, **kw)) if hasattr(nt, "cross_entropy") else f_fe  # noqa: E731
+        f_nllk = (lambda: nt.cross_entropy(x, t, **kw)) if use_nt else f_fe  # noqa: E731
     else:
         xg = x.detach().requires_grad_(True)
         f_torch = lambda: torch.autograd.grad(F.cross_entropy(xg, t, **kw), xg)  # noqa: E731
@@ -510,7 +512,7 @@ def ce_measure(w, args, threads, cache, g, nt, fe):
         def f_fe():
             _, tw, lse = fe.cross_entropy_forward(x, t, **kw)
             return fe.cross_entropy_backward(one, x, t, total_weight=tw, lse=lse, **kw)
-        if hasattr(nt, "cross_entropy"):
+        if use_nt:
             f_nllk = lambda: torch.autograd.grad(nt.cross_entropy(xg, t, **kw), xg)  # noqa: E731
         else:
             f_nllk = f_fe
