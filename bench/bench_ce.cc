@@ -26,7 +26,8 @@
 #include "limits.h"
 #include "nllk.h"
 
-namespace {
+namespace
+{
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -137,8 +138,7 @@ struct Shape {
 };
 
 // 64-byte aligned (the streaming-store limit needs it), allocated once per shape
-template <class T>
-struct Array {
+template <class T> struct Array {
     T *p = nullptr;
     size_t n = 0;
     void assign(size_t count, T v)
@@ -196,8 +196,8 @@ void run(benchmark::State &state, Shape s, bool bwd, const std::string &isa, int
         nllk_status st = nllk_cross_entropy_fwd_f32(b.x.data(), b.t.data(), NLLK_TARGET_I64, s.n, s.c, s.d, nullptr,
                                                     -100, 0.0, NLLK_REDUCTION_MEAN, &out, &tw, b.lse.data());
         if (bwd && st == NLLK_OK)
-            st = nllk_cross_entropy_bwd_f32(&go, b.x.data(), b.t.data(), NLLK_TARGET_I64, s.n, s.c, s.d, nullptr,
-                                            -100, 0.0, NLLK_REDUCTION_MEAN, tw, b.lse.data(), b.gx.data());
+            st = nllk_cross_entropy_bwd_f32(&go, b.x.data(), b.t.data(), NLLK_TARGET_I64, s.n, s.c, s.d, nullptr, -100,
+                                            0.0, NLLK_REDUCTION_MEAN, tw, b.lse.data(), b.gx.data());
         return st;
     };
     if (call() != NLLK_OK) {
@@ -228,7 +228,7 @@ void run(benchmark::State &state, Shape s, bool bwd, const std::string &isa, int
     state.SetLabel(isa);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv)
 {
@@ -259,9 +259,11 @@ int main(int argc, char **argv)
                 for (int th : g_threads) {
                     const std::string name = std::string("ce/") + (bwd ? "fwd_bwd" : "fwd") + "/shape:" + s.name() +
                                              "/isa:" + isa + "/threads:" + std::to_string(th);
-                    benchmark::RegisterBenchmark(name.c_str(), [s, bwd, isa, th](benchmark::State &st) {
-                        run(st, s, bwd, isa, th);
-                    })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+                    benchmark::RegisterBenchmark(name.c_str(),
+                                                 [s, bwd, isa, th](benchmark::State &st) { run(st, s, bwd, isa, th); })
+                        ->UseRealTime()
+                        ->Unit(benchmark::kMillisecond)
+                        ->MinTime(0.5);
                 }
             }
     benchmark::RunSpecifiedBenchmarks();

@@ -52,8 +52,7 @@ static double ce_weight_sum(const nllk_dtype_desc *dt, const void *weight, size_
     return l[0];
 }
 
-static ce_ctx ce_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight, size_t c, size_t d,
-                         double ls)
+static ce_ctx ce_ctx_for(const nllk_dtype_desc *dt, const void *x, const void *weight, size_t c, size_t d, double ls)
 {
     return (ce_ctx){.dt = dt,
                     .k = nllk_active()->kernels[dt->slot],
@@ -129,6 +128,31 @@ static size_t ce_sum_run(void *vctx, size_t off, size_t len, double *lanes)
 
 static size_t ce_none_span(void *vctx, size_t off, size_t len) { return ce_fwd_span(vctx, off, len, NULL); }
 
+static int64_t ce_target_value(const ce_ctx *c, size_t f);
+
+/* Room for one block's losses in any dtype. */
+typedef struct nllk_scalar_block {
+    nllk_scalar v[NLLK_BLOCK / (sizeof(nllk_scalar) / sizeof(double))];
+} nllk_scalar_block;
+
+/* The lanes of positions whose losses are already in c->out: what the kernels add (the loss, and the weight w_t,
+ * 0 when ignored, or 1 per position for probabilities), in the same order. */
+static size_t ce_buffer_run(void *vctx, size_t off, size_t len, double *lanes)
+{
+    const ce_ctx *c = vctx;
+    for (size_t k = 0; k < len; k++) {
+        const size_t f = off + k;
+        double w = 1.0;
+        if (!c->prob) {
+            const int64_t t = ce_target_value(c, f);
+            w = t == c->ignore_index ? 0.0 : c->weight ? c->dt->load(nllk_elem(c->dt, c->weight, (size_t)t)) : 1.0;
+        }
+        lanes[k % NLLK_LANES] += c->dt->load(nllk_elem(c->dt, c->out, f));
+        lanes[NLLK_LANES + k % NLLK_LANES] += w;
+    }
+    return len;
+}
+
 static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
 {
     const ce_ctx *c = vctx;
@@ -142,8 +166,8 @@ static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
             c->k->ce_prob_bwd(&r, x, nllk_elem(dt, c->target, x_off), c->weight, opt_celem(dt, c->lse_in, f), g,
                               c->g_stride, nllk_elem_mut(dt, c->gx, x_off), opt_elem(dt, c->gq, x_off));
         else
-            c->k->ce_bwd[c->tt](&r, x, c->target + f * ce_target_sizes[c->tt], c->weight,
-                                opt_celem(dt, c->lse_in, f), g, c->g_stride, nllk_elem_mut(dt, c->gx, x_off));
+            c->k->ce_bwd[c->tt](&r, x, c->target + f * ce_target_sizes[c->tt], c->weight, opt_celem(dt, c->lse_in, f),
+                                g, c->g_stride, nllk_elem_mut(dt, c->gx, x_off));
         done += r.len;
     }
     return len;
@@ -233,7 +257,18 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
     nllk_sum s;
     double total[2];
     nllk_sum_init(&s, 0);
-    const size_t done = nllk_sum_feed_parallel_grain(&s, NULL, nd, grain, ce_sum_run, &ctx);
+    size_t done;
+    if (nd <= NLLK_BLOCK && nllk_threads_for(nd, grain) > 1) {
+        /* one block of costly positions (e.g. a few thousand rows of a huge vocabulary): the threads share it,
+         * writing the losses to a stack buffer, which is then summed in the canonical order (the same bits) */
+        nllk_scalar_block buf;
+        ctx.out = buf.v;
+        done = nllk_parallel_spans(nd, grain, ce_none_span, &ctx);
+        if (done == nd)
+            done = nllk_sum_feed(&s, NULL, nd, ce_buffer_run, &ctx);
+    } else {
+        done = nllk_sum_feed_parallel_grain(&s, NULL, nd, grain, ce_sum_run, &ctx);
+    }
     if (done != nd)
         return ce_target_error(&ctx, 0, done);
     nllk_sum_total(&s, NULL, total);
@@ -339,8 +374,8 @@ nllk_status nllk_cross_entropy_fwd_f32(const float *input, const void *target, n
     return ce_fwd(&nllk_dtype_f32, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
                   reduction, out, total_weight, lse);
 }
-nllk_status nllk_cross_entropy_fwd_f64(const double *input, const void *target, nllk_target_type target_type,
-                                       size_t n, size_t c, size_t d, const double *weight, int64_t ignore_index,
+nllk_status nllk_cross_entropy_fwd_f64(const double *input, const void *target, nllk_target_type target_type, size_t n,
+                                       size_t c, size_t d, const double *weight, int64_t ignore_index,
                                        double label_smoothing, nllk_reduction reduction, double *out,
                                        double *total_weight, double *lse)
 {
@@ -357,10 +392,9 @@ nllk_status nllk_cross_entropy_bwd_f32(const float *grad_output, const float *in
                   label_smoothing, reduction, total_weight, lse, grad_input, NULL);
 }
 nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const double *input, const void *target,
-                                       nllk_target_type target_type, size_t n, size_t c, size_t d,
-                                       const double *weight, int64_t ignore_index, double label_smoothing,
-                                       nllk_reduction reduction, double total_weight, const double *lse,
-                                       double *grad_input)
+                                       nllk_target_type target_type, size_t n, size_t c, size_t d, const double *weight,
+                                       int64_t ignore_index, double label_smoothing, nllk_reduction reduction,
+                                       double total_weight, const double *lse, double *grad_input)
 {
     return ce_bwd(&nllk_dtype_f64, grad_output, input, target, 0, target_type, n, c, d, weight, ignore_index,
                   label_smoothing, reduction, total_weight, lse, grad_input, NULL);
@@ -381,21 +415,21 @@ nllk_status nllk_cross_entropy_prob_fwd_f64(const double *input, const double *t
                   out, NULL, lse);
 }
 
-nllk_status nllk_cross_entropy_prob_bwd_f32(const float *grad_output, const float *input, const float *target,
-                                            size_t n, size_t c, size_t d, const float *weight, double label_smoothing,
+nllk_status nllk_cross_entropy_prob_bwd_f32(const float *grad_output, const float *input, const float *target, size_t n,
+                                            size_t c, size_t d, const float *weight, double label_smoothing,
                                             nllk_reduction reduction, const float *lse, float *grad_input,
                                             float *grad_target)
 {
-    return ce_bwd(&nllk_dtype_f32, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0,
-                  label_smoothing, reduction, 0.0, lse, grad_input, grad_target);
+    return ce_bwd(&nllk_dtype_f32, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing,
+                  reduction, 0.0, lse, grad_input, grad_target);
 }
 nllk_status nllk_cross_entropy_prob_bwd_f64(const double *grad_output, const double *input, const double *target,
-                                            size_t n, size_t c, size_t d, const double *weight,
-                                            double label_smoothing, nllk_reduction reduction, const double *lse,
-                                            double *grad_input, double *grad_target)
+                                            size_t n, size_t c, size_t d, const double *weight, double label_smoothing,
+                                            nllk_reduction reduction, const double *lse, double *grad_input,
+                                            double *grad_target)
 {
-    return ce_bwd(&nllk_dtype_f64, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0,
-                  label_smoothing, reduction, 0.0, lse, grad_input, grad_target);
+    return ce_bwd(&nllk_dtype_f64, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing,
+                  reduction, 0.0, lse, grad_input, grad_target);
 }
 
 nllk_status nllk_cross_entropy_acc_init(nllk_acc *acc, nllk_dtype dtype, nllk_target_type target_type, size_t c,
@@ -434,13 +468,13 @@ nllk_status nllk_cross_entropy_prob_acc_update_f32(nllk_acc *acc, const float *i
 {
     return ce_acc_update(&nllk_dtype_f32, 1, acc, input, target, n, weight, NULL);
 }
-nllk_status nllk_cross_entropy_prob_acc_update_f64(nllk_acc *acc, const double *input, const double *target,
-                                                   size_t n, const double *weight)
+nllk_status nllk_cross_entropy_prob_acc_update_f64(nllk_acc *acc, const double *input, const double *target, size_t n,
+                                                   const double *weight)
 {
     return ce_acc_update(&nllk_dtype_f64, 1, acc, input, target, n, weight, NULL);
 }
-nllk_status nllk_cross_entropy_prob_acc_update_out_f32(nllk_acc *acc, const float *input, const float *target,
-                                                       size_t n, const float *weight, float *out)
+nllk_status nllk_cross_entropy_prob_acc_update_out_f32(nllk_acc *acc, const float *input, const float *target, size_t n,
+                                                       const float *weight, float *out)
 {
     return ce_acc_update(&nllk_dtype_f32, 1, acc, input, target, n, weight, out);
 }

@@ -36,7 +36,10 @@ typedef struct cfg {
 
 /* ---- reference --------------------------------------------------------------------------------------------- */
 
-static double X(const cfg *k, const void *x, size_t i, size_t q, size_t j) { return tu_get(k->dt, x, (i * k->c + q) * k->d + j); }
+static double X(const cfg *k, const void *x, size_t i, size_t q, size_t j)
+{
+    return tu_get(k->dt, x, (i * k->c + q) * k->d + j);
+}
 
 /* log-sum-exp of position (i, j); *logsum is given the magnitude of logsum's inherent error terms on top: the dtype
  * rounds each x_k - max (relative error eps * |x_k - max| in exp), and the exp-sum is a double (2^-53) */
@@ -117,22 +120,22 @@ static nllk_status fwd(const cfg *k, const void *x, const void *tg, const void *
     if (k->prob)
         return k->dt == NLLK_F32 ? nllk_cross_entropy_prob_fwd_f32(x, tg, k->n, k->c, k->d, w, k->ls, red, out, lse)
                                  : nllk_cross_entropy_prob_fwd_f64(x, tg, k->n, k->c, k->d, w, k->ls, red, out, lse);
-    return k->dt == NLLK_F32 ? nllk_cross_entropy_fwd_f32(x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, out, tw, lse)
-                             : nllk_cross_entropy_fwd_f64(x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, out, tw,
-                                                          lse);
+    return k->dt == NLLK_F32
+               ? nllk_cross_entropy_fwd_f32(x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, out, tw, lse)
+               : nllk_cross_entropy_fwd_f64(x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, out, tw, lse);
 }
 
-static nllk_status bwd(const cfg *k, const void *go, const void *x, const void *tg, const void *w,
-                       nllk_reduction red, double tw, const void *lse, void *gx, void *gt)
+static nllk_status bwd(const cfg *k, const void *go, const void *x, const void *tg, const void *w, nllk_reduction red,
+                       double tw, const void *lse, void *gx, void *gt)
 {
     if (k->prob)
         return k->dt == NLLK_F32
                    ? nllk_cross_entropy_prob_bwd_f32(go, x, tg, k->n, k->c, k->d, w, k->ls, red, lse, gx, gt)
                    : nllk_cross_entropy_prob_bwd_f64(go, x, tg, k->n, k->c, k->d, w, k->ls, red, lse, gx, gt);
-    return k->dt == NLLK_F32 ? nllk_cross_entropy_bwd_f32(go, x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red,
-                                                          (float)tw, lse, gx)
-                             : nllk_cross_entropy_bwd_f64(go, x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red,
-                                                          tw, lse, gx);
+    return k->dt == NLLK_F32
+               ? nllk_cross_entropy_bwd_f32(go, x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, (float)tw, lse,
+                                            gx)
+               : nllk_cross_entropy_bwd_f64(go, x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, tw, lse, gx);
 }
 
 static double tol_of(const cfg *k, long double mag)
@@ -197,8 +200,8 @@ static void run_cfg(const cfg *k, double scale, double ign_frac)
             long double wt, mag, m, logsum;
             const long double ref = ref_loss(k, x, tg, w, i, j, &wt, &mag);
             const double got = tu_get(k->dt, out, i * k->d + j);
-            CHECK(close_to(got, ref, tol_of(k, mag)), "%s: loss[%zu,%zu] = %.9g, reference %.9Lg (tol %.3g)", what,
-                  i, j, got, ref, tol_of(k, mag));
+            CHECK(close_to(got, ref, tol_of(k, mag)), "%s: loss[%zu,%zu] = %.9g, reference %.9Lg (tol %.3g)", what, i,
+                  j, got, ref, tol_of(k, mag));
             const long double l = ref_lse(k, x, i, j, &m, &logsum);
             CHECK(close_to(tu_get(k->dt, lse, i * k->d + j), l, tol_of(k, fabsl(m) + fabsl(logsum) + ref_sens)),
                   "%s: lse[%zu,%zu] = %.9g, reference %.9Lg", what, i, j, tu_get(k->dt, lse, i * k->d + j), l);
@@ -212,10 +215,10 @@ static void run_cfg(const cfg *k, double scale, double ign_frac)
         const double got = tu_get(k->dt, r, 0);
         const long double den = k->prob ? (long double)nd : totw;
         const long double ref = red == 1 ? tot / den : tot;
-        const double rtol = (k->dt == NLLK_F32 ? 1e-5 : 1e-11) * (double)(red == 1 ? totmag / fabsl(den) : totmag) +
-                            tol_of(k, 0);
-        CHECK(close_to(got, ref, rtol) || (isnan((double)ref) && isnan(got)),
-              "%s: %s = %.9g, reference %.9Lg", what, red == 1 ? "mean" : "sum", got, ref);
+        const double rtol =
+            (k->dt == NLLK_F32 ? 1e-5 : 1e-11) * (double)(red == 1 ? totmag / fabsl(den) : totmag) + tol_of(k, 0);
+        CHECK(close_to(got, ref, rtol) || (isnan((double)ref) && isnan(got)), "%s: %s = %.9g, reference %.9Lg", what,
+              red == 1 ? "mean" : "sum", got, ref);
         if (!k->prob) {
             tw = tu_get(k->dt, r, 1);
             CHECK(close_to(tw, totw, 1e-6 * (double)fabsl(totw) + 1e-30), "%s: total_weight %.9g, reference %.9Lg",
@@ -271,8 +274,9 @@ static void run_cfg(const cfg *k, double scale, double ign_frac)
                     if (k->prob) {
                         const long double rt = -g * W(k, w, q) * lp * (ls > 0 ? 1 - ls : 1);
                         const double gq = tu_get(k->dt, gt, (i * k->c + q) * k->d + j);
-                        CHECK(close_to(gq, rt, tol_of(k, fabsl(g * W(k, w, q)) * (fabsl(lp) + fabsl(l) + ref_sens) * 2)),
-                              "%s red=%d: grad_target[%zu,%zu,%zu] = %.9g, ref %.9Lg", what, red, i, q, j, gq, rt);
+                        CHECK(
+                            close_to(gq, rt, tol_of(k, fabsl(g * W(k, w, q)) * (fabsl(lp) + fabsl(l) + ref_sens) * 2)),
+                            "%s red=%d: grad_target[%zu,%zu,%zu] = %.9g, ref %.9Lg", what, red, i, q, j, gq, rt);
                     }
                 }
             }
@@ -288,17 +292,24 @@ static void run_cfg(const cfg *k, double scale, double ign_frac)
 
 static void reference_sweep(void)
 {
-    static const size_t shapes[][3] = {{1, 1, 1},  {1, 5, 1},   {7, 3, 1},    {33, 17, 1},  {5, 100, 1},
-                                       {3, 1000, 1}, {2, 21, 37}, {3, 5, 100}, {1, 1, 50},   {0, 4, 1},
-                                       {2, 3, 0},   {2, 33, 19},  {1, 4, 4200}, {9000, 3, 1}};
+    static const size_t shapes[][3] = {{1, 1, 1},    {1, 5, 1},   {7, 3, 1},    {33, 17, 1}, {5, 100, 1},
+                                       {3, 1000, 1}, {2, 21, 37}, {3, 5, 100},  {1, 1, 50},  {0, 4, 1},
+                                       {2, 3, 0},    {2, 33, 19}, {1, 4, 4200}, {9000, 3, 1}};
     static const double lss[] = {0.0, 0.1, 1.0};
     for (int dt = 0; dt < 2; dt++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int prob = 0; prob < 2; prob++)
                 for (int weighted = 0; weighted < 2; weighted++)
                     for (size_t l = 0; l < 3; l++) {
-                        cfg k = {(nllk_dtype)dt, (nllk_target_type)((s + l) % 3), shapes[s][0], shapes[s][1],
-                                 shapes[s][2], weighted, prob, lss[l], (s % 2) ? -100 : 1};
+                        cfg k = {(nllk_dtype)dt,
+                                 (nllk_target_type)((s + l) % 3),
+                                 shapes[s][0],
+                                 shapes[s][1],
+                                 shapes[s][2],
+                                 weighted,
+                                 prob,
+                                 lss[l],
+                                 (s % 2) ? -100 : 1};
                         if (k.tt == NLLK_TARGET_U8 && k.ign < 0)
                             k.ign = 255;
                         run_cfg(&k, (s % 3 == 0) ? 30.0 : 4.0, 0.2);
@@ -370,8 +381,8 @@ static void extremes(void)
     CHECK_OK(nllk_cross_entropy_fwd_f32(x6, ig, NLLK_TARGET_I64, 2, 3, 1, NULL, -100, 0.2, NLLK_REDUCTION_MEAN, &m,
                                         NULL, NULL));
     CHECK(isnan(m), "all ignored: mean %g, PyTorch nan", m);
-    CHECK_OK(nllk_cross_entropy_fwd_f32(x6, ig, NLLK_TARGET_I64, 2, 3, 1, NULL, -100, 0.2, NLLK_REDUCTION_SUM, &m,
-                                        NULL, NULL));
+    CHECK_OK(nllk_cross_entropy_fwd_f32(x6, ig, NLLK_TARGET_I64, 2, 3, 1, NULL, -100, 0.2, NLLK_REDUCTION_SUM, &m, NULL,
+                                        NULL));
     CHECK(m == 0.0f, "all ignored: sum %g, PyTorch 0", m);
     /* errors */
     const double bad_ls[3] = {-0.1, 1.5, NAN};
@@ -458,7 +469,8 @@ static void bits(void)
                 for (size_t f = cut[s]; f < cut[s + 1];) {
                     const size_t len = cut[s + 1] - f < 1237 ? cut[s + 1] - f : 1237, base = (f / d) * c * d;
                     if (prob)
-                        CHECK_OK(nllk_cross_entropy_prob_acc_update_out_f32(&acc[s], x + base, q + base, len, w, o2 + f));
+                        CHECK_OK(
+                            nllk_cross_entropy_prob_acc_update_out_f32(&acc[s], x + base, q + base, len, w, o2 + f));
                     else
                         CHECK_OK(nllk_cross_entropy_acc_update_out_f32(&acc[s], x + base, t + f, len, w, o2 + f));
                     f += len;
@@ -476,6 +488,58 @@ static void bits(void)
         }
 }
 
+/* One block of costly positions (nd <= 4096, large c): the one-shot call shares the block between threads; its
+ * MEAN/SUM must equal the single-thread call's and the accumulator's bits. */
+static void one_block_bits(void)
+{
+    static const size_t shapes[][3] = {{300, 3000, 1}, {2, 300, 1500}, {4096, 200, 1}, {17, 1000, 1}};
+    for (size_t si = 0; si < 4; si++)
+        for (int prob = 0; prob < 2; prob++)
+            for (int sm = 0; sm < 2; sm++) {
+                const size_t n = shapes[si][0], c = shapes[si][1], d = shapes[si][2], nd = n * d, ncd = nd * c;
+                const double ls = sm ? 0.2 : 0.0;
+                float *x = malloc(ncd * sizeof *x), *q = malloc(ncd * sizeof *q), *w = malloc(c * sizeof *w);
+                int64_t *t = malloc(nd * sizeof *t);
+                for (size_t e = 0; e < ncd; e++)
+                    x[e] = (float)tu_uniform(-6, 6), q[e] = (float)tu_unit();
+                for (size_t f = 0; f < nd; f++)
+                    t[f] = f % 9 == 4 ? -100 : (int64_t)tu_below(c);
+                for (size_t k = 0; k < c; k++)
+                    w[k] = (float)tu_uniform(0.5, 1.5);
+                float r[2][2][2]; /* threads, reduction, (value, total_weight) */
+                for (int th = 1; th <= 2; th++) {
+                    nllk_set_num_threads(th);
+                    for (int red = 1; red <= 2; red++) {
+                        float *o = r[th - 1][red - 1];
+                        if (prob)
+                            CHECK_OK(nllk_cross_entropy_prob_fwd_f32(x, q, n, c, d, sm ? w : NULL, ls,
+                                                                     (nllk_reduction)red, o, NULL));
+                        else
+                            CHECK_OK(nllk_cross_entropy_fwd_f32(x, t, NLLK_TARGET_I64, n, c, d, sm ? w : NULL, -100, ls,
+                                                                (nllk_reduction)red, o, o + 1, NULL));
+                    }
+                }
+                nllk_set_num_threads(0);
+                nllk_acc acc;
+                if (prob) {
+                    CHECK_OK(nllk_cross_entropy_prob_acc_init(&acc, NLLK_F32, c, d, ls, 0));
+                    CHECK_OK(nllk_cross_entropy_prob_acc_update_f32(&acc, x, q, nd, sm ? w : NULL));
+                } else {
+                    CHECK_OK(nllk_cross_entropy_acc_init(&acc, NLLK_F32, NLLK_TARGET_I64, c, d, -100, ls, 0));
+                    CHECK_OK(nllk_cross_entropy_acc_update_f32(&acc, x, t, nd, sm ? w : NULL));
+                }
+                double mean, sum, tw;
+                CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_MEAN, &mean, &tw, NULL));
+                CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_SUM, &sum, NULL, NULL));
+                for (int th = 0; th < 2; th++)
+                    CHECK(r[th][0][0] == (float)mean && r[th][1][0] == (float)sum && (prob || r[th][0][1] == (float)tw),
+                          "one block n=%zu c=%zu d=%zu prob=%d ls=%g, %d thread(s): mean %.9g sum %.9g, "
+                          "accumulator %.9g %.9g",
+                          n, c, d, prob, ls, th + 1, r[th][0][0], r[th][1][0], mean, sum);
+                free(x), free(q), free(w), free(t);
+            }
+}
+
 int main(void)
 {
     tu_require_isa();
@@ -483,5 +547,6 @@ int main(void)
     reference_sweep();
     extremes();
     bits();
+    one_block_bits();
     return tu_summary();
 }

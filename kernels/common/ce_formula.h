@@ -58,7 +58,10 @@ static inline ce_factors ce_factors_of(double ls, size_t c)
 }
 
 /* nll = -log_softmax_t * w_t with log_softmax_t = (x_t - m) - logsum: VW positions at once. */
-static inline vec_t ce_nll(vec_t xt, vec_t m, vec_t logsum, vec_t wt) { return v_mul(v_neg(v_sub(v_sub(xt, m), logsum)), wt); }
+static inline vec_t ce_nll(vec_t xt, vec_t m, vec_t logsum, vec_t wt)
+{
+    return v_mul(v_neg(v_sub(v_sub(xt, m), logsum)), wt);
+}
 
 /* Class-index loss of one non-ignored position: nll; with smoothing (1 - ls) * nll + (ls / c) * -(D - logsum * W). */
 static inline elem_t ce_index_loss(elem_t xt, elem_t m, elem_t logsum, elem_t wt, double dsum, double wsum,

@@ -236,7 +236,7 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
                 __builtin_prefetch(next + o);
             const vec_t p = v_exp(v_sub(ce_ld(row + o, mm), lv));
             vec_t gv = !ign && t >= (int64_t)o && t < (int64_t)(o + VW) ? v_mzero(1u << (t - (int64_t)o), v_set1(gt))
-                                                                       : v_set1(0.0);
+                                                                        : v_set1(0.0);
             if (sm)
                 gv = v_sub(gv, v_mul(w ? ce_ld(w + o, mm) : v_set1(1.0), gsv));
             ce_st(grow + o, v_sub(gv, v_mul(p, sv)), mm);
@@ -276,8 +276,8 @@ INLINE void ce_prob_grads(vec_t xv, vec_t qv, vec_t wv, vec_t lv, vec_t gv, vec_
     *gq = f.smooth ? v_mul(t, v_set1(f.keep)) : t;
 }
 
-INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w,
-                             const elem_t *lse, const elem_t *g, size_t g_stride, elem_t *gx, elem_t *gq)
+INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *lse,
+                             const elem_t *g, size_t g_stride, elem_t *gx, elem_t *gq)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -540,8 +540,8 @@ INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const elem_t *x, const elem
         const vec_t gv = v_load(gk), sv = v_load(sum);
         for (size_t k = 0; k < c; k++) {
             vec_t a, b;
-            ce_prob_grads(ce_ld(x + k * cs + o, mm), ce_ld(q + k * cs + o, mm), v_set1(w ? (double)w[k] : 1.0), lv,
-                          gv, sv, f, &a, &b);
+            ce_prob_grads(ce_ld(x + k * cs + o, mm), ce_ld(q + k * cs + o, mm), v_set1(w ? (double)w[k] : 1.0), lv, gv,
+                          sv, f, &a, &b);
             ce_st(gx + k * cs + o, a, mm);
             if (gq)
                 ce_st(gq + k * cs + o, b, mm);
