@@ -13,6 +13,10 @@ nll_loss_backward); tiny NLL (16, 10). The NLL 4-D rows time PyTorch and nllk in
 median of the per-pair ratios; their limit is bench_nllk's touched-bytes read (forward: a read of the targets and
 every input line a target names, in the same cache state) or its write of grad_input (backward: the best of
 memset and streaming stores, plus the targets' read).
+Cross-entropy from logits (65536, 1000),
+(8192, 32000), (4, 21, 512, 512) forward mean and forward+backward (the CE block: measured in interleaved pairs,
+limits = the larger of reading the logits once (+ writing the gradient once) and N*C SLEEF exps, measured by
+bench_nllk's limit/* benchmarks in the same run).
 
 Every workload is measured in two worker processes (same code, same arrays, both libraries):
   retaining   LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true — PyTorch's
@@ -82,6 +86,7 @@ def workloads(quick):
                               targets=targets_kind, cache=cache, pairs=True))
             W.append(dict(loss="nll", kind="bwd", shape=sh4, weighted=1, target=tt, reduction="mean",
                           targets=targets_kind, cache="warm", pairs=True))
+    W += ce_workloads(quick)
     for w in W:
         w["id"] = wid(w)
     if ONLY:
@@ -90,6 +95,8 @@ def workloads(quick):
 
 
 def wid(w):
+    if w["loss"] == "ce":
+        return ce_wid(w)
     if w["loss"] == "poisson":
         return f"poisson/{w['kind']}/log_input={w['log_input']}/full={w['full']}/n={w['n']}"
     sh = "x".join(map(str, w["shape"]))
@@ -100,6 +107,8 @@ def wid(w):
 
 
 def data_key(w):
+    if w["loss"] == "ce":
+        return ("ce", w["shape"])
     if w["loss"] == "poisson":
         return ("poisson", w["n"], w["log_input"])
     return ("nll", w["shape"], w["weighted"], w.get("targets", "random"))
@@ -168,6 +177,9 @@ def worker(args):
     cache = {}
     g = torch.Generator().manual_seed(0)
     for w in workloads(args.quick):
+        if w["loss"] == "ce":
+            results += ce_measure(w, args, threads, cache, g, nt, fe)
+            continue
         key = data_key(w)
         if key not in cache:
             cache.clear()
@@ -283,6 +295,8 @@ def bench_limits(args, isa, W):
         return {}
     pn = sorted({w["n"] for w in W if w["loss"] == "poisson"})
     shapes = sorted({w["shape"] for w in W if w["loss"] == "nll"})
+    if not pn and not shapes:  # (e.g. --only '^ce/': the CE limits come from ce_limits)
+        return {}
     nll_shapes = []
     for sh in shapes:
         d = 1
@@ -316,6 +330,8 @@ def bench_limits(args, isa, W):
 
 
 def limit_names(w, isa, th):
+    if w["loss"] == "ce":
+        return [ce_limit_name(w, th)]
     sfx = f"/isa:{isa}/threads:{th}"
     if w["loss"] == "poisson":
         names = [f"poisson_fwd/f32/log_input:{w['log_input']}/full:{w['full']}/mean/n:{w['n']}" + sfx]
@@ -360,7 +376,7 @@ def build_rows(modes, lim, isa):
         c_s = None
         if all(n in lim for n in names):
             limit = sum(lim[n]["limit_s"] for n in names)
-            c_s = sum(lim[n]["c_s"] for n in names)
+            c_s = sum(lim[n]["c_s"] for n in names) if all(lim[n].get("c_s") is not None for n in names) else None
         rows.append(dict(
             id=r["id"], workload=w, threads=r["threads"],
             torch_retaining_s=r["torch_s"] if ret else None, nllk_s=r["nllk_s"],
@@ -449,6 +465,8 @@ def targets(rows, lim, isa, th):
 
 def chart_label(w):
     """A workload's short label for the chart."""
+    if w["loss"] == "ce":
+        return f"({'x'.join(map(str, w['shape']))}), {w['reduction']}"
     if w["loss"] == "poisson":
         opts = ("log_input" if w["log_input"] else "rates") + (", full" if w["full"] else "")
         n = w["n"]
@@ -468,7 +486,7 @@ def chart(rows, path, threads, note=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [(loss, kind) for loss in ("poisson", "nll") for kind in ("fwd", "fwdbwd")
+    groups = [(loss, kind) for loss in ("poisson", "nll", "ce") for kind in ("fwd", "fwdbwd")
               if any(r["workload"]["loss"] == loss and r["workload"]["kind"] == kind for r in rows)]
     if not groups:
         return False
@@ -477,7 +495,8 @@ def chart(rows, path, threads, note=None):
     fig, axes = plt.subplots(len(groups), len(threads), squeeze=False, sharex=True,
                              figsize=(6.5 * len(threads), 1.2 + 0.28 * sum(sizes) + 0.6 * len(groups)),
                              gridspec_kw=dict(height_ratios=sizes))
-    title = {"poisson": "Poisson NLL", "nll": "NLL", "fwd": "forward", "fwdbwd": "forward+backward"}
+    title = {"poisson": "Poisson NLL", "nll": "NLL", "ce": "cross-entropy", "fwd": "forward",
+             "fwdbwd": "forward+backward"}
     for gi, (loss, kind) in enumerate(groups):
         for ti, th in enumerate(threads):
             ax = axes[gi][ti]
@@ -517,6 +536,161 @@ def chart(rows, path, threads, note=None):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+# ==== cross-entropy (the `cepy` block: workloads, paired measurement, limits, targets) =========================
+# PyTorch's F.cross_entropy against nllk on logits; the nllk side is nllk.torch.cross_entropy (autograd) when
+# that exists, else the front end (nllk.cross_entropy; fwd+bwd = cross_entropy_forward + cross_entropy_backward
+# with the forward's lse and total_weight). Torch and nllk calls alternate (interleaved pairs, the order swapped
+# every repetition) so that the machine's noise hits both alike; each time is the median of its repetitions.
+CE_SHAPES = [(65536, 1000), (8192, 32000), (4, 21, 512, 512)]
+CE_SHAPES_QUICK = [(256, 100), (64, 3200), (2, 21, 32, 32)]
+CE_LIMIT_BYTES = 134217728  # bench_nllk's limit/read and limit/write sizes (default size set): 128 MiB, past L3
+
+
+def ce_workloads(quick):
+    return [dict(loss="ce", kind=kind, shape=sh, reduction="mean", weighted=0, target="i64")
+            for sh in (CE_SHAPES_QUICK if quick else CE_SHAPES) for kind in ("fwd", "fwdbwd")]
+
+
+def ce_wid(w):
+    return f"ce/{w['kind']}/{'x'.join(map(str, w['shape']))}/{w['reduction']}/target={w['target']}"
+
+
+def measure_pair(fa, fb, reps):
+    """Median times of fa and fb measured in interleaved pairs (a b, b a, a b, ...) after a warm-up of each."""
+    fa()
+    fb()
+    t0 = time.perf_counter()
+    fa()
+    once = time.perf_counter() - t0
+    inner = 1 if once >= 2e-3 else min(10000, int(2e-3 / max(once, 1e-7)) + 1)
+    if once > 0.5:
+        reps = min(reps, 3)
+    sa, sb = [], []
+    for i in range(reps):
+        for f, out in ((fa, sa), (fb, sb)) if i % 2 == 0 else ((fb, sb), (fa, sa)):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                f()
+            out.append((time.perf_counter() - t0) / inner)
+    return statistics.median(sa), sa, statistics.median(sb), sb
+
+
+def ce_measure(w, args, threads, cache, g, nt, fe):
+    import torch
+    import torch.nn.functional as F
+
+    key = data_key(w)
+    if key not in cache:
+        cache.clear()
+        sh = w["shape"]
+        x = torch.randn(sh, generator=g) * 3  # logits
+        t = torch.randint(0, sh[1], (sh[0],) + tuple(sh[2:]), generator=g)
+        cache[key] = dict(x=x, t=t)
+    x, t = cache[key]["x"], cache[key]["t"]
+    kw = dict(reduction=w["reduction"])
+    one = torch.ones(())
+    # nllk.torch.cross_entropy computes with nllk only on its operator backend (without it, it is PyTorch's)
+    use_nt = hasattr(nt, "cross_entropy") and getattr(nt, "BACKEND", "ops") == "ops"
+    via = "nllk.torch.cross_entropy" if use_nt else "nllk.cross_entropy (front end)"
+    if w["kind"] == "fwd":
+        f_torch = lambda: F.cross_entropy(x, t, **kw)  # noqa: E731
+        f_fe = lambda: fe.cross_entropy(x, t, **kw)  # noqa: E731
+        f_nllk = (lambda: nt.cross_entropy(x, t, **kw)) if use_nt else f_fe  # noqa: E731
+    else:
+        xg = x.detach().requires_grad_(True)
+        f_torch = lambda: torch.autograd.grad(F.cross_entropy(xg, t, **kw), xg)  # noqa: E731
+
+        def f_fe():
+            _, tw, lse = fe.cross_entropy_forward(x, t, **kw)
+            return fe.cross_entropy_backward(one, x, t, total_weight=tw, lse=lse, **kw)
+        if use_nt:
+            f_nllk = lambda: torch.autograd.grad(nt.cross_entropy(xg, t, **kw), xg)  # noqa: E731
+        else:
+            f_nllk = f_fe
+    a, b = f_torch(), f_nllk()
+    a = a[0] if isinstance(a, tuple) else a
+    b = b[0] if isinstance(b, tuple) else b
+    diff = float(((a.double() - b.double()).abs().max() / a.double().abs().max().clamp_min(1e-30)).item())
+    out = []
+    for th in threads:
+        torch.set_num_threads(th)
+        nt.set_num_threads(th)
+        tt, ts, tn, ns = measure_pair(f_torch, f_nllk, args.reps)
+        tf = None
+        if f_fe is not f_nllk:
+            tf, _, _, _ = measure_pair(f_fe, f_fe, 1)
+        out.append(dict(id=w["id"], workload=w, threads=th, torch_s=tt, nllk_s=tn, torch_samples=ts,
+                        nllk_samples=ns, nllk_frontend_s=tf, max_rel_diff=diff, torch_note="", nllk_via=via))
+        print(f"  [{args.worker}] {w['id']} threads={th}: torch {tt * 1e3:.3f} ms, nllk {tn * 1e3:.3f} ms ({via})",
+              file=sys.stderr, flush=True)
+    return out
+
+
+def ce_limit_name(w, th):
+    return f"ce_limit/{w['kind']}/{'x'.join(map(str, w['shape']))}/threads:{th}"
+
+
+def ce_limits(args, isa, W):
+    """The machine's limit of each CE workload, from bench_nllk's limit/* benchmarks run now: the larger of
+    reading the logits once (forward; + writing the gradient once for forward+backward) at the measured
+    read/write bandwidth, and N*C exps at the measured SLEEF exp (f32, this ISA) rate."""
+    ce = [w for w in W if w["loss"] == "ce"]
+    if not ce or not os.path.exists(args.bench_bin):
+        return {}
+    flt = (f"^limit/(read|write_memset|write_stream)/bytes:{CE_LIMIT_BYTES}/threads:|"
+           f"^limit/sleef_exp_f32/isa:{isa}/threads:")
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    cmd = [args.bench_bin, "--nllk_ops=none", "--nllk_threads=" + args.threads, "--nllk_isas=" + isa,
+           "--benchmark_filter=" + flt, "--benchmark_min_time=" + ("0.01" if args.quick else "0.2"),
+           "--benchmark_out=" + out, "--benchmark_out_format=json"]
+    print("compare_torch: CE limits: " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    data = json.load(open(out))
+    os.unlink(out)
+    rate = {}
+    for b in data["benchmarks"]:
+        if b.get("error_occurred"):
+            continue
+        m = re.match(r"limit/(\w+)(?:/isa:\w+)?(?:/bytes:\d+)?/threads:(\d+)", b["name"])
+        if not m:
+            continue
+        kind, th = m.group(1), int(m.group(2))
+        v = b["elem_per_s"] if kind.startswith("sleef") else b["bytes_per_second"]
+        kind = "write" if kind.startswith("write") else kind
+        rate[(kind, th)] = max(rate.get((kind, th), 0.0), v)
+    lim = {}
+    for w in ce:
+        n = 1
+        for s in w["shape"]:
+            n *= s
+        for th in (int(x) for x in args.threads.split(",")):
+            if ("read", th) not in rate or ("sleef_exp_f32", th) not in rate:
+                continue
+            mem = 4 * n / rate[("read", th)]
+            if w["kind"] == "fwdbwd":
+                mem += 4 * n / rate[("write", th)]
+            exp = n / rate[("sleef_exp_f32", th)]
+            lim[ce_limit_name(w, th)] = dict(limit_s=max(mem, exp), mem_limit_s=mem, sleef_limit_s=exp, c_s=None,
+                                             limit_frac=None, read_B_per_s=rate[("read", th)],
+                                             write_B_per_s=rate.get(("write", th)),
+                                             exp_per_s=rate[("sleef_exp_f32", th)])
+    return lim
+
+
+def ce_targets(rows, th):
+    """Issue 12: forward >= 2.5x F.cross_entropy, forward+backward >= 3x, each at >= 75% of its limit."""
+    res = []
+    for kind, x in (("fwd", 2.5), ("fwdbwd", 3.0)):
+        rs = [r for r in rows if r["threads"] == th and r["workload"]["loss"] == "ce" and r["workload"]["kind"] == kind]
+        res.append(dict(target=f"cross-entropy {kind} mean: >= {x}x PyTorch and >= 75% of the limit",
+                        met=bool(rs) and all((r["ratio"] or 0) >= x and (r["frac_of_limit"] or 0) >= 0.75 for r in rs),
+                        detail=[f"{r['id']}: {r['ratio'] or 0:.2f}x, {100 * (r['frac_of_limit'] or 0):.0f}% of limit"
+                                for r in rs] or ["not measured"]))
+    return res
+# ==== end of the cross-entropy block ==========================================================================
 
 
 def main():
@@ -572,11 +746,16 @@ def main():
     isa = base["nllk"]["isa"]
     W = workloads(args.quick)
     lim = bench_limits(args, isa, W)
+    lim.update(ce_limits(args, isa, W))
     rows = build_rows(modes, lim, isa)
     threads = [int(x) for x in args.threads.split(",")]
     # verdicts need the full-size workloads: not at --quick sizes, not for a subset chosen with --only
     judged = not args.quick and not args.only
     tgt = targets(rows, lim, isa, max(threads)) if judged else []
+    ce_judged = not args.quick and any(r["workload"]["loss"] == "ce" for r in rows)
+    if ce_judged:  # (judged on their own, also under --only '^ce/')
+        tgt += ce_targets(rows, max(threads))
+        judged = True
     md = markdown(rows)
     load_after = os.getloadavg()[0]
     header = (f"nllk {base['nllk']['version']} ({isa}), PyTorch {base['torch_version']}, "

@@ -370,6 +370,155 @@ def nll_loss_backward(grad_output: ArrayLike, input: ArrayLike, target: ArrayLik
     return _wrap(gx, as_torch)
 
 
+# ---- cross-entropy ------------------------------------------------------------------------------------------
+def _ce_prepare(input, target, weight, ignore_index, reduction, label_smoothing, fn: str):
+    """(kind is torch, x, t, target type (None: probabilities), n, c, d, loss shape, weight, ignore_index,
+    reduction, label_smoothing, dtype) of a cross-entropy call, checked as PyTorch 1.13 checks it."""
+    red, ii, ls = _args.ce_options(reduction, ignore_index, label_smoothing, fn)
+    as_torch = _is_tensor(input)
+    x = _to_numpy(input, f"{fn} input")
+    t = _to_numpy(target, f"{fn} target")
+    w = _to_numpy(weight, f"{fn} weight") if weight is not None else None
+    prob = _args.ce_is_prob(x.shape, t.shape, t.dtype, ii)
+    dt = _compute_dtype(x, f"{fn} input")
+    if prob:
+        n, c, d, out_shape = _args.ce_prob_geometry(x.shape, None if w is None else w.shape, red)
+        tdt = _float_dtype(t.dtype)
+        if tdt is None:
+            raise DTypeError(f"{fn} target: probabilities must be float32 or float64, got {t.dtype}")
+        if tdt is _F64 and dt is _F32:
+            # PyTorch promotes: float32 logits with float64 probabilities give a float64 loss (nllk computes it
+            # all in float64); a float32 weight is then taken as well
+            dt = _F64
+            if w is not None and _float_dtype(w.dtype) is _F32:
+                w = w.astype(_F64)
+        t, ttype = _contiguous(t, dt), None
+    else:
+        n, c, d, out_shape, red = _args.nll_geometry(x.shape, t.shape, None if w is None else w.shape, red)
+        t, ttype = _nll_target(t)
+    return as_torch, _contiguous(x, dt), t, ttype, n, c, d, out_shape, _nll_weight(w, dt), ii, red, ls, dt
+
+
+def _ce_fwd(k, x, t, ttype, n, c, d, w, ii, red, ls, out, tw, lse) -> None:
+    if ttype is None:
+        _capi.check(k.cross_entropy_prob_fwd(_ptr(x), _ptr(t), n, c, d, _ptr(w), ls, red, _ptr(out), _ptr(lse)))
+    else:
+        _capi.check(k.cross_entropy_fwd(_ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, ls, red, _ptr(out),
+                                        _ptr(tw), _ptr(lse)))
+
+
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = None,
+                  size_average: Optional[bool] = None, ignore_index: int = -100, reduce: Optional[bool] = None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross-entropy from logits (log_softmax over the class dimension + NLL, fused), as
+    torch.nn.functional.cross_entropy (PyTorch 1.13), with its signature and argument rules.
+
+    input: logits (C), (N, C) or (N, C, d1, ..., dK), float32/float64. target: class indices of shape (), (N) or
+    (N, d1, ..., dK) (int64, int32 or uint8 as they are; other integer dtypes converted to int64), or class
+    probabilities of input's shape (float32/float64; float32 logits with float64 probabilities compute and
+    return float64, as PyTorch promotes). weight: (C) of input's dtype.
+    ignore_index: class-index targets only (a probability target takes no ignore_index >= 0).
+    label_smoothing in [0, 1] (> 1 RuntimeError; negative or NaN is no smoothing, as in PyTorch 1.13), with
+    PyTorch 1.13's normalisation: for class indices and 'mean', both terms are divided by total_weight (the weight
+    sum of the non-ignored targets; their count without weight); for probabilities 'mean' divides by N*d.
+    size_average / reduce: PyTorch's deprecated arguments (they override reduction, with its warning).
+    Returns input's kind: 0-d for 'mean'/'sum', target's shape (the loss's shape) for 'none'.
+    Tensors that require grad are computed by nllk.torch.cross_entropy (the result takes part in autograd)."""
+    fn = "cross_entropy"
+    if size_average is not None or reduce is not None:
+        reduction = _args.legacy_reduction(size_average, reduce)
+    if _tracks_grad(input, target, weight):
+        _args.ce_options(reduction, ignore_index, label_smoothing, fn)
+        from . import torch as nllk_torch
+        if not hasattr(nllk_torch, "cross_entropy"):
+            raise NllkRuntimeError("nllk.cross_entropy: an argument requires grad and this nllk.torch has no "
+                                   "cross_entropy; call it on .detach()ed tensors")
+        return nllk_torch.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                                        reduction=reduction, label_smoothing=label_smoothing)
+    as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, ls, dt = _ce_prepare(input, target, weight,
+                                                                                ignore_index, reduction,
+                                                                                label_smoothing, fn)
+    out = np.empty(out_shape if red == REDUCTION_NONE else (), dtype=dt)
+    _ce_fwd(_kernels(dt), x, t, ttype, n, c, d, w, ii, red, ls, out, None, None)
+    return _wrap(out, as_torch)
+
+
+def cross_entropy_forward(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = None,
+                          ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+    """(output, total_weight, lse): cross_entropy's output, and what its backward can reuse. lse holds the
+    log-sum-exp of each position's logits (the loss's shape for 'none': (N, d1..dK), () for a 1-D input);
+    total_weight is, for class indices, nll_loss_forward's (the weight sum of the non-ignored targets, their
+    count without weight; 0 for 'none'), for probabilities the number of positions N*d (the 'mean' divisor).
+    All of input's kind and dtype. The forward's values are those of cross_entropy (the same bits)."""
+    fn = "cross_entropy_forward"
+    _refuse_grad(fn, input, target, weight)
+    as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, ls, dt = _ce_prepare(input, target, weight,
+                                                                                ignore_index, reduction,
+                                                                                label_smoothing, fn)
+    out = np.empty(out_shape if red == REDUCTION_NONE else (), dtype=dt)
+    lse = np.empty(out_shape, dtype=dt)
+    tw = np.zeros((), dtype=dt) if ttype is not None else np.asarray(n * d, dtype=dt)
+    _ce_fwd(_kernels(dt), x, t, ttype, n, c, d, w, ii, red, ls, out, tw if ttype is not None else None, lse)
+    return _wrap(out, as_torch), _wrap(tw, as_torch), _wrap(lse, as_torch)
+
+
+def cross_entropy_backward(grad_output: ArrayLike, input: ArrayLike, target: ArrayLike,
+                           weight: Optional[ArrayLike] = None, ignore_index: int = -100, reduction: str = "mean",
+                           label_smoothing: float = 0.0, total_weight: Optional[Union[float, ArrayLike]] = None,
+                           lse: Optional[ArrayLike] = None, compute_grad_target: bool = False):
+    """The gradient of cross_entropy(input, target, ...) w.r.t. the logits given grad_output (the loss's shape
+    for 'none', one value otherwise), in input's shape and dtype. total_weight and lse are
+    cross_entropy_forward's (class indices, 'mean': total_weight is computed by a forward when not given; lse is
+    recomputed when not given -- the same bits either way). compute_grad_target (probability targets only):
+    returns (grad_input, grad_target), grad_target in target's shape and dtype."""
+    fn = "cross_entropy_backward"
+    want_gt = _args.flag(compute_grad_target, "compute_grad_target", fn)
+    _refuse_grad(fn, grad_output, input, target, weight, total_weight, lse)
+    as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, ls, dt = _ce_prepare(input, target, weight,
+                                                                                ignore_index, reduction,
+                                                                                label_smoothing, fn)
+    if want_gt and ttype is not None:
+        raise NllkRuntimeError(f"{fn}: compute_grad_target needs probability targets (class indices have no "
+                               "gradient)")
+    g = _grad_output(grad_output, red, out_shape, dt, fn)
+    k = _kernels(dt)
+    if lse is not None:
+        lse = _to_numpy(lse, f"{fn} lse")
+        if lse.size != n * d:
+            raise NllkRuntimeError(f"{fn}: lse has shape {_args.shape_str(lse.shape)}, expected "
+                                   f"{_args.shape_str(out_shape)} (one log-sum-exp per position)")
+        if _float_dtype(lse.dtype) is not dt:
+            raise DTypeError(f"{fn} lse: expected dtype {dt} (input's), got {lse.dtype}")
+        lse = _contiguous(lse, dt)
+    gx = np.empty(x.shape, dtype=dt)
+    if ttype is None:
+        gt = np.empty(x.shape, dtype=dt) if want_gt else None
+        _capi.check(k.cross_entropy_prob_bwd(_ptr(g), _ptr(x), _ptr(t), n, c, d, _ptr(w), ls, red, _ptr(lse),
+                                             _ptr(gx), _ptr(gt)))
+        x_dtype = _float_dtype(_to_numpy(input, f"{fn} input").dtype)
+        if x_dtype is not dt:  # (float32 logits with float64 probabilities: computed in float64)
+            gx = gx.astype(x_dtype)
+        if not want_gt:
+            return _wrap(gx, as_torch)
+        t_dtype = _float_dtype(_to_numpy(target, f"{fn} target").dtype)
+        if t_dtype is not dt:
+            gt = gt.astype(t_dtype)
+        return _wrap(gx, as_torch), _wrap(gt, as_torch)
+    if total_weight is not None:
+        total_weight = float(np.asarray(_to_numpy(total_weight, f"{fn} total_weight")).reshape(()))
+    elif red == REDUCTION_MEAN:
+        tw = np.zeros((), dtype=dt)
+        fresh = np.empty(n * d, dtype=dt) if lse is None else None  # (the caller's lse is only read)
+        _ce_fwd(k, x, t, ttype, n, c, d, w, ii, red, ls, np.empty((), dtype=dt), tw, fresh)
+        lse = fresh if lse is None else lse
+        total_weight = float(tw)
+    else:
+        total_weight = 0.0
+    _capi.check(k.cross_entropy_bwd(_ptr(g), _ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, ls, red, total_weight,
+                                    _ptr(lse), _ptr(gx)))
+    return _wrap(gx, as_torch)
+
+
 # ---- library ------------------------------------------------------------------------------------------------
 def library_info() -> dict:
     """{'version', 'version_number', 'isa', 'isas', 'threads', 'path'} of the loaded libnllk: 'isa' is the active

@@ -8,9 +8,14 @@ What PyTorch's argument parser and torch.nn.functional accept, and the exception
   bool flags    (log_input, full) a Python bool only: 1, None, numpy.bool_, tensors -> TypeError.
   int64         (ignore_index) a Python int or int subclass, a numpy integer, or a 0-d integer tensor; never a
                 bool, float, str or None (TypeError); outside int64 RuntimeError("Overflow when unpacking long").
-  float         (eps) a Python float, int or bool, a numpy number, or a 0-d tensor that does not require grad;
-                never a str, None, array or 1-element tensor (TypeError); an int too large for a double
-                OverflowError.
+  float         (eps, label_smoothing) a Python float, int or bool, a numpy number, or a 0-d tensor that does not
+                require grad; never a str, None, array or 1-element tensor (TypeError); an int too large for a
+                double OverflowError.
+  cross_entropy reduction as nll_loss; size_average/reduce (legacy) override it with a UserWarning as in
+                torch.nn._reduction.legacy_get_string. label_smoothing > 1 RuntimeError ("label_smoothing must be
+                between 0.0 and 1.0"); PyTorch 1.13 tests only `label_smoothing > 0`, so a negative or NaN value
+                is the same as 0 (no smoothing) and nllk does the same. Probability targets (target of input's
+                shape) must be floating point (RuntimeError) and take no ignore_index >= 0 (RuntimeError).
 nllk's own integer arguments (set_num_threads, an accumulator's num_classes, spatial and begin) take what int64
 takes and are range-checked before they reach C, never truncated: below the range ValueError, above it
 OverflowError.
@@ -19,11 +24,12 @@ Shapes: the NLL geometry and the Poisson broadcast, checked as ATen checks them,
 """
 import math
 import sys
+import warnings
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._errors import NllkOverflowError, NllkRuntimeError, NllkTypeError, NllkValueError
+from ._errors import NllkIndexError, NllkOverflowError, NllkRuntimeError, NllkTypeError, NllkValueError
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}  # nllk_reduction (= PyTorch's enum)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -92,6 +98,34 @@ def poisson_options(log_input: Any, full: Any, eps: Any, reduction: Any, fn: str
     if full.__class__ is not bool:
         flag(full, "full", fn)
     return log_input, full, (eps if eps.__class__ is float else real(eps, "eps", fn)), red
+
+
+def legacy_reduction(size_average: Any, reduce: Any) -> str:
+    """torch.nn._reduction.legacy_get_string: the reduction named by the deprecated size_average/reduce
+    arguments (None counts as True), with PyTorch's UserWarning."""
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    ret = "mean" if size_average and reduce else ("sum" if reduce else "none")
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{ret}' instead.",
+                  stacklevel=3)
+    return ret
+
+
+def label_smoothing(value: Any, fn: str) -> float:
+    """cross_entropy's label_smoothing as the C API's double in [0, 1]: a float argument (see real()); above 1
+    RuntimeError as in PyTorch; negative or NaN is 0 (PyTorch 1.13 smooths only when label_smoothing > 0)."""
+    v = value if value.__class__ is float else real(value, "label_smoothing", fn)
+    if v > 0.0:
+        if v <= 1.0:
+            return v
+        raise NllkRuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {v}")
+    return 0.0
+
+
+def ce_options(reduction: Any, ignore_index: Any, label_smoothing_: Any, fn: str) -> Tuple[int, int, float]:
+    """(nllk_reduction, ignore_index, label_smoothing) of a cross-entropy call, checked in PyTorch's order."""
+    red, ii = nll_options(reduction, ignore_index, fn)
+    return red, ii, label_smoothing(label_smoothing_, fn)
 
 
 def real(value: Any, name: str, fn: str) -> float:
@@ -177,11 +211,43 @@ def nll_geometry(x_shape: Tuple[int, ...], t_shape: Tuple[int, ...], weight_shap
     return n, c, d, out_shape, reduction
 
 
-def check_nll_weight(weight_shape: Tuple[int, ...], c: int) -> None:
-    """An NLL class weight must have shape (C,)."""
+def check_nll_weight(weight_shape: Tuple[int, ...], c: int, prefix: str = "") -> None:
+    """An NLL (or cross-entropy) class weight must have shape (C,)."""
     if len(weight_shape) != 1 or weight_shape[0] != c:
-        raise NllkRuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got "
-                               f"weight tensor of shape: {shape_str(weight_shape)}")
+        raise NllkRuntimeError(f"{prefix}weight tensor should be defined either for all {c} classes or no classes "
+                               f"but got weight tensor of shape: {shape_str(weight_shape)}")
+
+
+_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def ce_is_prob(x_shape: Tuple[int, ...], t_shape: Tuple[int, ...], t_dtype: np.dtype, ignore_index: int) -> bool:
+    """True when cross_entropy's target holds class probabilities: PyTorch 1.13 assumes so exactly when target
+    has input's shape, and then requires a floating target (RuntimeError) and no ignore_index >= 0
+    (RuntimeError). A 0-d input has no class dimension (IndexError, as PyTorch's log_softmax over dim 1)."""
+    prob = tuple(x_shape) == tuple(t_shape)
+    if prob:
+        if t_dtype.kind != "f":
+            name = _TORCH_NAMES.get(t_dtype.name, t_dtype.name)
+            raise NllkRuntimeError(f"Expected floating point type for target with class probabilities, got {name}")
+        if ignore_index >= 0:
+            raise NllkRuntimeError("ignore_index is not supported for floating point target")
+    if len(x_shape) == 0:
+        raise NllkIndexError("Dimension specified as 1 but tensor has no dimensions")
+    return prob
+
+
+def ce_prob_geometry(x_shape: Tuple[int, ...], weight_shape: Optional[Tuple[int, ...]],
+                     reduction: int) -> Tuple[int, int, int, Tuple[int, ...]]:
+    """(n, c, d, loss shape for 'none') of cross_entropy with probability targets (target of input's shape):
+    input (C) or (N, C, d1..dK), the loss summed over the class dimension."""
+    if len(x_shape) == 1:
+        n, c, d, out_shape = 1, x_shape[0], 1, ()
+    else:
+        n, c, d, out_shape = x_shape[0], x_shape[1], math.prod(x_shape[2:]), (x_shape[0],) + tuple(x_shape[2:])
+    if weight_shape is not None:
+        check_nll_weight(weight_shape, c, "cross_entropy: ")
+    return n, c, d, out_shape
 
 
 def broadcast_shape(x_shape: Tuple[int, ...], t_shape: Tuple[int, ...], fn: str) -> Tuple[int, ...]:

@@ -52,6 +52,20 @@ def _per_dtype(real):
         ("poisson_acc_update_out", _st, [_p, _p, _p, _sz, _p]),        # (acc, input, target, n, out)
         ("nll_acc_update", _st, [_p, _p, _p, _sz, _p]),                # (acc, input, target, n, weight)
         ("nll_acc_update_out", _st, [_p, _p, _p, _sz, _p, _p]),        # (acc, input, target, n, weight, out)
+        # (input, target, target_type, n, c, d, weight, ignore_index, label_smoothing, reduction, out,
+        #  total_weight, lse)
+        ("cross_entropy_fwd", _st, [_p, _p, _en, _sz, _sz, _sz, _p, _i64, _dbl, _en, _p, _p, _p]),
+        # (grad_output, input, target, target_type, n, c, d, weight, ignore_index, label_smoothing, reduction,
+        #  total_weight, lse, grad_input)
+        ("cross_entropy_bwd", _st, [_p, _p, _p, _en, _sz, _sz, _sz, _p, _i64, _dbl, _en, real, _p, _p]),
+        # (input, target, n, c, d, weight, label_smoothing, reduction, out, lse)
+        ("cross_entropy_prob_fwd", _st, [_p, _p, _sz, _sz, _sz, _p, _dbl, _en, _p, _p]),
+        # (grad_output, input, target, n, c, d, weight, label_smoothing, reduction, lse, grad_input, grad_target)
+        ("cross_entropy_prob_bwd", _st, [_p, _p, _p, _sz, _sz, _sz, _p, _dbl, _en, _p, _p, _p]),
+        ("cross_entropy_acc_update", _st, [_p, _p, _p, _sz, _p]),            # (acc, input, target, n, weight)
+        ("cross_entropy_acc_update_out", _st, [_p, _p, _p, _sz, _p, _p]),    # (..., weight, out)
+        ("cross_entropy_prob_acc_update", _st, [_p, _p, _p, _sz, _p]),       # (acc, input, target, n, weight)
+        ("cross_entropy_prob_acc_update_out", _st, [_p, _p, _p, _sz, _p, _p]),  # (..., weight, out)
     ]
 
 
@@ -69,6 +83,9 @@ DECLARATIONS = [
     ("nllk_get_num_threads", _int, []),
     ("nllk_poisson_acc_init", _st, [_p, _en, _int, _int, _dbl, _u64]),    # (acc, dtype, log_input, full, eps, begin)
     ("nllk_nll_acc_init", _st, [_p, _en, _en, _sz, _sz, _i64, _u64]),  # (acc, dtype, ttype, c, d, ignore, begin)
+    # (acc, dtype, ttype, c, d, ignore_index, label_smoothing, begin)
+    ("nllk_cross_entropy_acc_init", _st, [_p, _en, _en, _sz, _sz, _i64, _dbl, _u64]),
+    ("nllk_cross_entropy_prob_acc_init", _st, [_p, _en, _sz, _sz, _dbl, _u64]),  # (acc, dtype, c, d, ls, begin)
     ("nllk_acc_merge", _st, [_p, _p]),                                   # (left, right)
     ("nllk_acc_range", _st, [_p, _p, _p]),                               # (acc, &begin, &end)
     ("nllk_acc_result", _st, [_p, _en, _p, _p, _p]),                     # (acc, reduction, &value, &tw, &count)
@@ -86,6 +103,14 @@ class Kernels(NamedTuple):
     poisson_acc_update_out: ctypes._CFuncPtr
     nll_acc_update: ctypes._CFuncPtr
     nll_acc_update_out: ctypes._CFuncPtr
+    cross_entropy_fwd: ctypes._CFuncPtr
+    cross_entropy_bwd: ctypes._CFuncPtr
+    cross_entropy_prob_fwd: ctypes._CFuncPtr
+    cross_entropy_prob_bwd: ctypes._CFuncPtr
+    cross_entropy_acc_update: ctypes._CFuncPtr
+    cross_entropy_acc_update_out: ctypes._CFuncPtr
+    cross_entropy_prob_acc_update: ctypes._CFuncPtr
+    cross_entropy_prob_acc_update_out: ctypes._CFuncPtr
     real: type          # ctypes.c_float or ctypes.c_double
     code: int           # nllk_dtype
 

@@ -7,7 +7,8 @@ mistake, so code written against PyTorch (`except IndexError`, `except ValueErro
     +-- NllkValueError(NllkError, ValueError)      bad option value (reduction, a negative count), bad state bytes
     +-- NllkTypeError(NllkError, TypeError)        an argument of the wrong Python type (ignore_index=1.5, eps='a')
     |   +-- DTypeError(NllkTypeError, RuntimeError) a dtype nllk does not compute (PyTorch: RuntimeError)
-    +-- NllkIndexError(NllkError, IndexError)      an NLL target outside [0, C) that is not ignore_index
+    +-- NllkIndexError(NllkError, IndexError)      an NLL / cross-entropy target outside [0, C) that is not
+    |                                              ignore_index; a 0-d cross_entropy input (no class dimension)
     +-- NllkOverflowError(NllkError, OverflowError) a count too large for the C type, a size product overflow
     +-- NllkRuntimeError(NllkError, RuntimeError)  shapes PyTorch rejects, ignore_index outside int64, other failures
 
@@ -44,7 +45,8 @@ class DTypeError(NllkTypeError, RuntimeError):
 
 
 class NllkIndexError(NllkError, IndexError):
-    """NLLK_ERR_TARGET_OUT_OF_RANGE: an NLL target outside [0, C) that is not ignore_index."""
+    """NLLK_ERR_TARGET_OUT_OF_RANGE: an NLL or cross-entropy target outside [0, C) that is not ignore_index (and,
+    as PyTorch, a 0-d cross_entropy input: its class dimension 1 does not exist)."""
 
 
 class NllkOverflowError(NllkError, OverflowError):

@@ -147,7 +147,14 @@ class NLLAccumulator(_Accumulator):
         ttype = _api.TARGET_TYPES.get(self._tdtype)
         if ttype is None:
             raise DTypeError(f"target_dtype must be int64, int32 or uint8, got {self._tdtype}")
+        self._init(ttype, c, d, ii, b)
+
+    def _init(self, ttype: int, c: int, d: int, ii: int, b: int) -> None:
         _capi.check(self._c.nllk_nll_acc_init(self._buf, self._k.code, ttype, c, d, ii, b))
+
+    def _fold(self, x, t, out):
+        _capi.check(self._k.nll_acc_update_out(self._buf, _api._ptr(x), _api._ptr(t), t.size,
+                                               _api._ptr(self._weight), out))
 
     def update(self, input, target, out: Optional[np.ndarray] = None):
         """Folds the next rows; with `out` (a float array of target's shape) also writes their per-element
@@ -161,6 +168,63 @@ class NLLAccumulator(_Accumulator):
             raise NllkValueError(f"input shape {x.shape}: expected (rows, {self._classes}, *{self._spatial})")
         if t.shape != (x.shape[0],) + self._spatial:
             raise NllkValueError(f"target shape {t.shape}: expected {(x.shape[0],) + self._spatial}")
-        _capi.check(self._k.nll_acc_update_out(self._buf, _api._ptr(x), _api._ptr(t), t.size,
-                                               _api._ptr(self._weight), self._out(out, t.shape)))
+        self._fold(x, t, self._out(out, t.shape))
+        return self
+
+
+class CrossEntropyAccumulator(NLLAccumulator):
+    """Folds cross-entropy chunks (logits, class-index targets) of whole samples: acc.update(input, target) with
+    input (rows, C, *spatial) logits and target (rows, *spatial) (or (rows, C) and (rows,)), then acc.result()
+    -- the bits of nllk.cross_entropy over the concatenated rows (label smoothing with PyTorch's normalisation
+    included). total_weight is the weight sum of the non-ignored targets (their count without weight)."""
+
+    def __init__(self, num_classes: int, spatial: Sequence[int] = (), dtype=np.float32, weight=None,
+                 ignore_index: int = -100, label_smoothing: float = 0.0, begin: int = 0, target_dtype=np.int64):
+        fn = "CrossEntropyAccumulator"
+        self._ls = _args.label_smoothing(label_smoothing, fn)
+        super().__init__(num_classes, spatial, dtype, weight, ignore_index, begin, target_dtype)
+
+    def _init(self, ttype: int, c: int, d: int, ii: int, b: int) -> None:
+        _capi.check(self._c.nllk_cross_entropy_acc_init(self._buf, self._k.code, ttype, c, d, ii, self._ls, b))
+
+    def _fold(self, x, t, out):
+        _capi.check(self._k.cross_entropy_acc_update_out(self._buf, _api._ptr(x), _api._ptr(t), t.size,
+                                                         _api._ptr(self._weight), out))
+
+
+class CrossEntropyProbAccumulator(_Accumulator):
+    """Folds cross-entropy chunks with class-probability targets: acc.update(input, target) with input and target
+    both (rows, C, *spatial), then acc.result() -- the bits of nllk.cross_entropy over the concatenated rows
+    ('mean' divides by the number of positions, as PyTorch)."""
+
+    def __init__(self, num_classes: int, spatial: Sequence[int] = (), dtype=np.float32, weight=None,
+                 label_smoothing: float = 0.0, begin: int = 0):
+        fn = "CrossEntropyProbAccumulator"
+        c = _args.count(num_classes, "num_classes", fn, 0, SIZE_MAX)
+        self._spatial = tuple(_args.count(s, "spatial", fn, 0, SIZE_MAX) for s in spatial)
+        d = math.prod(self._spatial)
+        if d > SIZE_MAX:
+            raise NllkOverflowError(f"{fn}(): spatial {self._spatial} has more than {SIZE_MAX} positions")
+        ls = _args.label_smoothing(label_smoothing, fn)
+        b = _args.count(begin, "begin", fn, 0, _args.UINT64_MAX)
+        super().__init__(dtype)
+        self._classes = c
+        self._weight = _api._nll_weight(weight, self._dtype)
+        if self._weight is not None:
+            _args.check_nll_weight(self._weight.shape, c, "cross_entropy: ")
+        _capi.check(self._c.nllk_cross_entropy_prob_acc_init(self._buf, self._k.code, c, d, ls, b))
+
+    def update(self, input, target, out: Optional[np.ndarray] = None):
+        """Folds the next rows; with `out` (a float array of shape (rows, *spatial)) also writes their per-position
+        losses there (the one-shot call's 'none' values)."""
+        x = self._array(input, "cross-entropy accumulator input")
+        t = self._array(target, "cross-entropy accumulator target")
+        if x.ndim < 2 or x.shape[1] != self._classes or x.shape[2:] != self._spatial:
+            raise NllkValueError(f"input shape {x.shape}: expected (rows, {self._classes}, *{self._spatial})")
+        if t.shape != x.shape:
+            raise NllkValueError(f"target shape {t.shape}: expected input's shape {x.shape}")
+        rows = (x.shape[0],) + self._spatial
+        _capi.check(self._k.cross_entropy_prob_acc_update_out(self._buf, _api._ptr(x), _api._ptr(t),
+                                                              math.prod(rows), _api._ptr(self._weight),
+                                                              self._out(out, rows)))
         return self
