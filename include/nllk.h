@@ -367,6 +367,11 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * for SUM, grad_output / total_weight (class index) or grad_output / (n*d) (probabilities) for MEAN, computed in
  * the dtype as PyTorch), PyTorch's log_softmax backward over the loss's gradient G_k w.r.t. log_softmax_k:
  *   p_k = exp(x_k - lse)  (lse the forward's, or recomputed with the same bits when NULL is passed)
+ *   KNOWN LIMITATION (to be fixed): lse is rounded to the dtype, so p_k carries a relative error up to about
+ *   |lse| * 2^-24 (f32; 2^-53 for f64) on top of PyTorch's, which exponentiates (x_k - m) - logsum: at logits
+ *   near 30 the f32 gradient's error is ~10x PyTorch's (still ~1e-6), at 1e5 it is ~3e-3, and a row of equal
+ *   logits at -1e30 gets p_k = 1 instead of 1/c. Keep |logits| moderate (as training does) until the
+ *   backward uses m and logsum separately.
  *   class index: G_k = -(w_t * gn) * [k == t] - w_k * gs,  gn = (1 - ls) * g (g when ls == 0),
  *                gs = (ls / c) * g (no term when ls == 0);  all G_k = 0 at ignored positions
  *   probabilities: G_k = -(g * q_k) * w_k   (q after smoothing)
