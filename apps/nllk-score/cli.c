@@ -171,9 +171,9 @@ static const opt_spec opts[] = {
     {"reduction", 0, "R", P | N | C, set_reduction, "mean (default), sum, or none (per-element losses; needs --out)"},
     {"out", 'o', "F.npy", P | N | C, set_out,
      "write the per-element losses (input's dtype; target's shape, for --probs the input's\n"
-     "without its class dimension); written to a\n"
-     "temporary file .F.npy.nllk-tmp.HOST.PID.XXXXXX renamed after the report: a failure\n"
-     "or a signal leaves no partial file (SIGKILL: see --clean). Keeps an existing F's\n"
+     "without its class dimension); written to an unnamed temporary file\n"
+     "(else .F.npy.nllk-tmp.HOST.PID.XXXXXX) renamed after the report: a failure\n"
+     "or a signal leaves no partial file (named, SIGKILL: see --clean). Keeps an existing F's\n"
      "mode; a FIFO or device (/dev/null) is written through; an input is refused"},
     {"threads", 0, "N", ALL, set_threads, "threads (default: NLLK_NUM_THREADS, else the number of cores)"},
     {"isa", 0, "NAME", ALL, set_isa, NULL /* made by usage(): the build's ISAs */},

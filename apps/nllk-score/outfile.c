@@ -84,6 +84,34 @@ static void tmp_name(char *buf, size_t cap, const char *target)
     snprintf(buf, cap, "%.*s.%.*s%s", dirlen, target, keep > 0 ? keep : 0, name, tail);
 }
 
+/* The name of the directory holding path ("." for a bare name, "/" for a name directly under it). */
+static void dir_of(char *dir, size_t cap, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, cap, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+}
+
+/* The file a message names: the output itself for a FIFO or device and for an unnamed temporary file. */
+static const char *shown(const out_file *o) { return o->direct || o->unnamed ? o->path : tmp_path(); }
+
+/* An unnamed temporary file in the output's directory (O_TMPFILE), when the kernel and file system have them and
+ * /proc gives it back by descriptor (how out_commit links it and the other ranks open it); else o->fd stays -1. */
+static void open_unnamed(out_file *o)
+{
+    char dir[PATH_MAX], self[64];
+    dir_of(dir, sizeof dir, o->target);
+    o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (o->fd < 0)
+        return;
+    snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd);
+    if (access(self, W_OK) != 0) {
+        close(o->fd);
+        o->fd = -1;
+        return;
+    }
+    o->unnamed = 1;
+}
+
 static void write_all(out_file *o, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -92,7 +120,7 @@ static void write_all(out_file *o, const void *buf, size_t len)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            die(EX_IO, "writing '%s': %s", o->direct ? o->path : tmp_path(), w < 0 ? strerror(errno) : "short write");
+            die(EX_IO, "writing '%s': %s", shown(o), w < 0 ? strerror(errno) : "short write");
         p += w;
         o->pos += (uint64_t)w;
         len -= (size_t)w;
@@ -111,6 +139,8 @@ static void create_tmp(out_file *o, const char *path, npy_dtype dt, int ndim, co
         if (o->fd < 0)
             die(EX_IO, "cannot open '%s': %s", path, strerror(errno));
     } else {
+        if (shard_local_size() == shard_size()) /* the other ranks can open it through /proc */
+            open_unnamed(o);
         char tmp[PATH_MAX + 128];
         int err = EEXIST;
         for (int tries = 0; tries < 100 && o->fd < 0 && err == EEXIST; tries++) {
@@ -143,6 +173,8 @@ void out_open(out_file *o, const char *path, npy_dtype dt, int ndim, const uint6
 {
     o->fd = -1;
     o->direct = 0;
+    o->begin = 0;
+    o->unnamed = 0;
     phase_check(); /* every rank opened its inputs */
     if (shard_rank() == 0)
         create_tmp(o, path, dt, ndim, shape);
@@ -152,39 +184,95 @@ void out_open(out_file *o, const char *path, npy_dtype dt, int ndim, const uint6
     struct {
         char tmp[PATH_MAX + 128];
         uint64_t header;
+        int unnamed;
     } b;
     memset(&b, 0, sizeof b);
     if (shard_rank() == 0) {
-        snprintf(b.tmp, sizeof b.tmp, "%s", tmp_path());
+        if (o->unnamed)
+            snprintf(b.tmp, sizeof b.tmp, "/proc/%ld/fd/%d", (long)getpid(), o->fd);
+        else
+            snprintf(b.tmp, sizeof b.tmp, "%s", tmp_path());
         b.header = o->pos;
+        b.unnamed = o->unnamed;
     }
     shard_bcast(&b, sizeof b);
     if (shard_rank() != 0) {
         tmp_register(b.tmp); /* for messages; rank 0 owns (and removes) the file */
         tmp_release();
+        o->unnamed = b.unnamed;
         o->path = path;
         o->fd = open(b.tmp, O_WRONLY | O_CLOEXEC);
         if (o->fd < 0)
-            die(EX_IO, "cannot open '%s' (rank %d): %s", b.tmp, shard_rank(), strerror(errno));
+            die(EX_IO, "cannot open the temporary file '%s' (rank %d): %s", b.tmp, shard_rank(), strerror(errno));
     }
     o->pos = b.header + first * es;
+    if (shard_rank() != 0)
+        o->begin = o->pos;
 }
 
 void out_write(out_file *o, const void *buf, size_t len) { write_all(o, buf, len); }
 
+/* The data part of fsync in pieces of 8 MiB: a signal is handled between two pieces instead of after the whole
+ * slice is on disk. This matters under mpirun, whose Ctrl-C sends SIGTERM and 1 s later (odls_base_sigkill_timeout)
+ * SIGKILL: a rank inside one long fsync could not remove the temporary file in time. fsync then writes the rest
+ * (metadata). Where sync_file_range is not supported, fsync does all of it. */
+static void sync_in_pieces(const out_file *o)
+{
+    const uint64_t piece = (uint64_t)8 << 20;
+    for (uint64_t off = o->begin; off < o->pos; off += piece) {
+        const uint64_t len = o->pos - off < piece ? o->pos - off : piece;
+        if (sync_file_range(o->fd, (off_t)off, (off_t)len,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+            return;
+    }
+}
+
 void out_close(out_file *o)
 {
+    if (!o->direct)
+        sync_in_pieces(o);
     if (!o->direct && fsync(o->fd) != 0)
-        die(EX_IO, "writing '%s': fsync: %s", tmp_path(), strerror(errno));
-    const int rc = close(o->fd);
-    o->fd = -1;
-    if (rc != 0)
-        die(EX_IO, "writing '%s': %s", o->direct ? o->path : tmp_path(), strerror(errno));
+        die(EX_IO, "writing '%s': fsync: %s", shown(o), strerror(errno));
+    if (!(o->unnamed && shard_rank() == 0)) { /* closing rank 0's unnamed file would delete it */
+        const int rc = close(o->fd);
+        o->fd = -1;
+        if (rc != 0)
+            die(EX_IO, "writing '%s': %s", shown(o), strerror(errno));
+    }
     phase_check(); /* every rank wrote, synced and closed its slice */
+}
+
+/* Gives the unnamed temporary file a temporary name (registered like a named one, so that a signal from here to
+ * the rename removes it) and closes it. */
+static void link_unnamed(out_file *o)
+{
+    char self[64], tmp[PATH_MAX + 128];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd);
+    int rc = -1, err = EEXIST;
+    for (int tries = 0; tries < 100 && rc != 0 && err == EEXIST; tries++) {
+        tmp_name(tmp, sizeof tmp, o->target);
+        sigset_t old;
+        signals_block(&old);
+        tmp_register(tmp);
+        rc = linkat(AT_FDCWD, self, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
+        err = errno;
+        if (rc != 0)
+            tmp_release();
+        signals_restore(&old);
+    }
+    if (rc != 0)
+        die(EX_IO, "cannot give the temporary file of '%s' a name: %s", o->path, strerror(err));
+    o->unnamed = 0;
+    const int cl = close(o->fd);
+    o->fd = -1;
+    if (cl != 0)
+        die(EX_IO, "writing '%s': %s", o->path, strerror(errno));
 }
 
 void out_commit(out_file *o)
 {
+    if (shard_rank() == 0 && o->unnamed)
+        link_unnamed(o);
     if (shard_rank() == 0 && !o->direct) {
         sigset_t old;
         signals_block(&old);
@@ -197,9 +285,7 @@ void out_commit(out_file *o)
         signals_restore(&old);
         /* the rename itself survives a power loss only once the directory is synced */
         char dir[PATH_MAX];
-        const char *slash = strrchr(o->target, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->target) + (slash == o->target) : 1,
-                 slash ? o->target : ".");
+        dir_of(dir, sizeof dir, o->target);
         const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || fsync(fd) != 0)
             die(EX_IO, "'%s' was written, but syncing its directory '%s' failed: %s", o->target, dir,

@@ -1,9 +1,13 @@
 /* outfile.h — the --out file.
  *
- * A regular file (or a new name) is written atomically: a temporary file in the output's directory, named
- * `.NAME.nllk-tmp.HOST.PID.RANDOM` (NAME shortened to keep the whole within NAME_MAX), fsync'ed, renamed over the
- * output only when the whole run succeeded and its report was written, then the directory is fsync'ed; every
- * other way out removes it (fail.h), and SIGKILL's leftovers are recognizable: `nllk-score --clean DIR`. The new
+ * A regular file (or a new name) is written atomically: a temporary file in the output's directory, fsync'ed,
+ * renamed over the output only when the whole run succeeded and its report was written, then the directory is
+ * fsync'ed. The temporary file is unnamed (O_TMPFILE) where the file system allows and every rank runs on this
+ * host: no way out leaves it behind, SIGKILL included (mpirun's Ctrl-C ends with SIGKILL one second after its
+ * SIGTERM, and its runtime may end a rank without any signal); it gets its name only at the end, linked as below
+ * and renamed at once. Otherwise it is named `.NAME.nllk-tmp.HOST.PID.RANDOM` (NAME shortened to keep the whole
+ * within NAME_MAX); every way out that runs code removes it (fail.h), and SIGKILL's leftovers are recognizable:
+ * `nllk-score --clean DIR`. The new
  * file keeps an existing output's mode (and, for root, its owner); a symbolic link is followed, its target is
  * replaced and the link stays. A FIFO or character device (/dev/null, /dev/stdout on a pipe) is written through:
  * no temporary file, no rename, so a failure can leave part of the output in it. Anything else that is not a
@@ -27,6 +31,8 @@ typedef struct out_file {
     char target[PATH_MAX]; /* the file replaced: path, or where its symbolic links lead       */
     int direct;            /* a FIFO or character device: written through                     */
     uint64_t pos;          /* where the next write goes (positioned writes for regular files) */
+    uint64_t begin;        /* where this rank's writes began (0 on rank 0: the header)            */
+    int unnamed;           /* the temporary file is an O_TMPFILE (rank 0 keeps fd open until out_commit) */
 } out_file;
 
 /* Refuses an output that is the same file (device and inode) as an input (role: "--input", ...). */
@@ -40,7 +46,7 @@ void out_open(out_file *o, const char *path, npy_dtype dt, int ndim, const uint6
 /* Appends len bytes to this rank's slice. */
 void out_write(out_file *o, const void *buf, size_t len);
 
-/* fsync and close this rank's slice (collective under MPI). */
+/* fsync and close this rank's slice (collective under MPI; rank 0 keeps an unnamed file open for out_commit). */
 void out_close(out_file *o);
 
 /* Renames the temporary file over the output and fsyncs the directory (rank 0; collective under MPI). */

@@ -83,3 +83,22 @@ def same_bits(a, b):
     a = np.asarray(a)
     b = np.asarray(b)
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def temp_outputs(pid, d):
+    """The temporary output files of process pid in directory d: named ones (`.NAME.nllk-tmp.*`) and unnamed
+    ones (O_TMPFILE, open in the process: /proc shows them as `d/#INODE (deleted)`)."""
+    d = os.path.realpath(d)
+    named = [f for f in os.listdir(d) if ".nllk-tmp." in f]
+    unnamed = []
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith(d + "/#") and link.endswith(" (deleted)"):
+                unnamed.append(link)
+    except OSError:
+        pass
+    return named + unnamed

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SCORE, run
+from conftest import SCORE, run, temp_outputs
 
 USAGE, IO, FORMAT, SHAPE, TARGET, UNSUPPORTED, INTERRUPTED = 2, 3, 4, 5, 6, 7, 130
 
@@ -215,7 +215,7 @@ def test_interrupt_leaves_nothing(tmp_path, sig):
                          cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     first = p.stderr.readline()  # the first progress line: the run (and its temporary file) has started
     assert "%" in first, first
-    tmp_seen = [f for f in os.listdir(tmp_path) if f.startswith(".o.npy.nllk-tmp.")]
+    tmp_seen = temp_outputs(p.pid, tmp_path)
     p.send_signal(sig)
     rest = p.stderr.read()
     rc = p.wait(timeout=60)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SCORE, run
+from conftest import SCORE, run, temp_outputs
 
 USAGE, IO, TARGET, INTERRUPTED = 2, 3, 6, 130
 TMP_TAG = ".nllk-tmp."
@@ -196,7 +196,7 @@ def test_other_signals_leave_nothing(tmp_path, sig):
                           "--reduction", "none", "--chunk-rows", "1000", "--io", "pread", "--progress"],
                          cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert "%" in p.stderr.readline()
-    assert temps(tmp_path), "the temporary output file was not where expected"
+    assert temp_outputs(p.pid, tmp_path), "the temporary output file was not where expected"
     p.send_signal(sig)
     rest = p.stderr.read()
     rc = p.wait(timeout=60)
@@ -207,26 +207,36 @@ def test_other_signals_leave_nothing(tmp_path, sig):
     assert sorted(os.listdir(tmp_path)) == ["t.npy", "x.npy"]
 
 
-def test_sigkill_leaves_a_recognizable_temp_and_clean_removes_it(tmp_path):
+def test_sigkill_leaves_nothing(tmp_path):
+    """The temporary output is unnamed (O_TMPFILE) on this file system: even SIGKILL leaves nothing behind."""
     big_pair(tmp_path)
     p = subprocess.Popen([SCORE, "poisson", "--input", "x.npy", "--target", "t.npy", "--out", "o.npy",
                           "--reduction", "none", "--chunk-rows", "1000", "--io", "pread", "--progress"],
                          cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert "%" in p.stderr.readline()
+    held = temp_outputs(p.pid, tmp_path)
     p.kill()
     p.wait(timeout=60)
-    stale = temps(tmp_path)
-    assert len(stale) == 1 and stale[0].startswith(".o.npy" + TMP_TAG), stale
-    assert f".{p.pid}." in stale[0]
-    # a live process's temporary file (this test's PID) and unrelated dot files stay
+    assert len(held) == 1 and "/#" in held[0], held  # unnamed: nothing in the directory while it runs
+    assert sorted(os.listdir(tmp_path)) == ["t.npy", "x.npy"]
+
+
+def test_clean_removes_stale_temps_only(tmp_path):
+    """--clean removes the named temporary files (file systems without O_TMPFILE, ranks on several hosts) whose
+    process on this host is gone; a live process's file and unrelated dot files stay."""
     host = os.uname().nodename
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = f".o.npy{TMP_TAG}{host}.{gone.pid}.xyz789"
     live = f".other.npy{TMP_TAG}{host}.{os.getpid()}.abc123"
-    (tmp_path / live).write_bytes(b"x")
-    (tmp_path / ".hidden").write_bytes(b"x")
+    elsewhere = f".third.npy{TMP_TAG}not-{host}.{gone.pid}.def456"
+    for name in (stale, live, elsewhere, ".hidden"):
+        (tmp_path / name).write_bytes(b"x")
     r = run("--clean", tmp_path)
     assert r.rc == 0, r.err
-    assert stale[0] in r.out and live not in r.out
-    assert sorted(os.listdir(tmp_path)) == sorted([".hidden", live, "t.npy", "x.npy"])
+    assert stale in r.out and live not in r.out and elsewhere not in r.out
+    assert "made on host" in r.err
+    assert sorted(os.listdir(tmp_path)) == sorted([".hidden", live, elsewhere])
 
 
 # ---- item 6: replacing an existing output keeps its mode ------------------------------------------------------
