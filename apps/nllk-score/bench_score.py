@@ -12,6 +12,7 @@ for each read method (--io) and a few chunk sizes. Prints a markdown table and w
     /usr/bin/python3 apps/nllk-score/bench_score.py --build build --dir /tmp/nllk-score-bench [--threads 2]
     /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32   # one file vs 1 GiB in 64 files of 16 MiB
     /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32 --folios   # the same files through bench_folio.c
+    /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32 --ce       # also ce, one file vs parts
     /usr/bin/python3 apps/nllk-score/bench_score.py --ce         # nllk-score ce vs the one-shot call
 """
 import argparse
@@ -193,7 +194,8 @@ def bench_parts(a, score, paths):
       4 KiB folios: single files and parts alike faulted in page by page (cache()'s "small"): the same state for
                     both, so the ratio is the program's per-part cost alone.
     Also the CPU time (user + system of the whole process): a ratio the machine's load disturbs less.
-    --folios: instead of nllk-score, bench_folio.c reads the same files in the same states (no nllk code)."""
+    --folios: instead of nllk-score, bench_folio.c reads the same files in the same states (no nllk code).
+    --ce: also nllk-score ce (on the nll workload's arrays)."""
     import glob
     exe = bench_folio(a.build)
     print(f"\n{a.gib:g} GiB per workload, {a.threads} threads, medians of {a.reps}, load {os.getloadavg()}\n")
@@ -206,7 +208,9 @@ def bench_parts(a, score, paths):
               "(ms) | parts (ms) | parts / one file | CPU one file / parts (ms) | CPU ratio |")
         print("|---|---|---|---|---:|---:|---:|---:|---:|")
     rows = []
-    for kind in ("poisson", "nll"):
+    for kind in ("poisson", "nll") + (("ce",) if a.ce else ()):  # (ce: the nll arrays read as logits)
+        if kind == "ce":
+            paths = dict(paths, ce=paths["nll"])
         globs = split_parts(a.dir, paths[kind], a.parts)
         files = sorted(glob.glob(globs[0])) + sorted(glob.glob(globs[1]))
         for state in PART_STATES:
@@ -224,7 +228,7 @@ def bench_parts(a, score, paths):
                         print(f"| {state} | {kind} | {len(fl)} | {st} | {m} | {w:.1f} | {c:.1f} | {gb} |",
                               flush=True)
                 continue
-            ios = ["auto", "pread"] if kind == "poisson" else ["auto"]  # (nll's auto is pread)
+            ios = ["auto", "pread"] if kind == "poisson" else ["auto"]  # (nll's auto is pread, ce's populate)
             res = {}
             for _ in range(a.reps):
                 for io in ios:
