@@ -158,7 +158,7 @@ int main(int argc, char **argv)
             break;
     }
     if (a >= argc || rounds < 1 || bufsz < 4096) {
-        fprintf(stderr, "usage: %s [-r ROUNDS] [-b BUF_BYTES] FILE...\n", argv[0]);
+        fprintf(stderr, "usage: %s [-r ROUNDS] [-b BUF_BYTES] [-s] FILE...\n", argv[0]);
         return 2;
     }
     bufsz &= ~(size_t)4095;
