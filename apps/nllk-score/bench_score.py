@@ -11,11 +11,14 @@ for each read method (--io) and a few chunk sizes. Prints a markdown table and w
 
     /usr/bin/python3 apps/nllk-score/bench_score.py --build build --dir /tmp/nllk-score-bench [--threads 2]
     /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32   # one file vs 1 GiB in 64 files of 16 MiB
+    /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32 --folios   # the same files through bench_folio.c
+    /usr/bin/python3 apps/nllk-score/bench_score.py --parts 32 --ce       # also ce, one file vs parts
     /usr/bin/python3 apps/nllk-score/bench_score.py --ce         # nllk-score ce vs the one-shot call
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -104,13 +107,19 @@ def library_call(nllk, kind, paths, threads):
     return timed, x.nbytes + t.nbytes
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def cli_call(score, kind, paths, threads, extra):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), children_cpu()
     p = subprocess.run([score, kind, "--input", paths[0], "--target", paths[1], "--json", "--quiet", "--no-warn",
                         "--threads", str(threads), *extra], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)
+    j["cpu"] = children_cpu() - c0  # the process's user + system time (all threads, whole process)
     return j["seconds"], wall, j
 
 
@@ -142,28 +151,84 @@ def rewrite(files):
     os.sync()
 
 
+def bench_folio(build):
+    """bench_folio.c (the minimal reproduction, no nllk code) built next to the build; None without a compiler."""
+    exe = os.path.join(build, "bench_folio")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_folio.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        if subprocess.run(["cc", "-O2", "-o", exe, src]).returncode != 0:
+            return None
+    return exe
+
+
+def folio_state(exe, files):
+    """Pages per page-cache folio of the files (bench_folio -s; needs root), as text."""
+    if not exe:
+        return "n/a"
+    out = subprocess.run([exe, "-s", *files], capture_output=True, text=True).stdout
+    return out.split(", ")[-1].strip() if "per folio" in out else "n/a (needs root)"
+
+
+PART_STATES = ("read back", "as written", "4 KiB folios")
+
+
+def set_state(state, singles, parts):
+    """The page-cache state of a --parts comparison (see bench_parts)."""
+    if state == "4 KiB folios":
+        cache(singles + parts, "small")
+        return
+    cache(singles + parts, "large")
+    if state == "as written":
+        rewrite(parts)
+
+
 def bench_parts(a, score, paths):
     """--parts N: the same data as one file per array and as N parts per array, interleaved, medians, page cache
-    warm in two states (see BENCHMARKS.md): the parts' throughput as a share of the single files'.
-      read back:   every file dropped and read with read() (cache()'s "large"): the 1 GiB files end up in large
-                   folios, but readahead leaves 16 MiB files in folios of 1-4 pages (measured with
-                   /proc/kpageflags), which a mapping must map one PTE at a time;
-      as written:  the single files as above, the parts rewritten (copied and renamed): large folios, as np.save
-                   leaves files it has just written."""
+    warm in three states (see BENCHMARKS.md): the parts' throughput as a share of the single files'.
+      read back:    every file dropped and read with read() (cache()'s "large", 64 MiB reads): the 1 GiB files end
+                    up mostly in large folios (how large varies from run to run with the memory's fragmentation),
+                    but readahead leaves 16 MiB files read this way in folios of 1-2 pages (measured with
+                    /proc/kpageflags), which a mapping maps and a read copies one 4 KiB page at a time;
+      as written:   the single files as above, the parts rewritten (copied and renamed): large folios, as np.save
+                    leaves files it has just written;
+      4 KiB folios: single files and parts alike faulted in page by page (cache()'s "small"): the same state for
+                    both, so the ratio is the program's per-part cost alone.
+    Also the CPU time (user + system of the whole process): a ratio the machine's load disturbs less.
+    --folios: instead of nllk-score, bench_folio.c reads the same files in the same states (no nllk code).
+    --ce: also nllk-score ce (on the nll workload's arrays)."""
     import glob
-    print(f"\n{a.gib:g} GiB per workload, {a.threads} threads, medians of {a.reps}\n")
-    print("| page cache of the parts | workload | --io | files | one file per array (ms) | parts (ms) | "
-          "parts / one file |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    exe = bench_folio(a.build)
+    print(f"\n{a.gib:g} GiB per workload, {a.threads} threads, medians of {a.reps}, load {os.getloadavg()}\n")
+    if a.folios:
+        print("| page cache of the parts | workload | files | pages per folio | method | wall (ms) | CPU (ms) | "
+              "GB/s per CPU second |")
+        print("|---|---|---:|---:|---|---:|---:|---:|")
+    else:
+        print("| page cache of the parts | workload | --io | pages per folio (one file / parts) | one file per array "
+              "(ms) | parts (ms) | parts / one file | CPU one file / parts (ms) | CPU ratio |")
+        print("|---|---|---|---|---:|---:|---:|---:|---:|")
     rows = []
-    for kind in ("poisson", "nll"):
+    for kind in ("poisson", "nll") + (("ce",) if a.ce else ()):  # (ce: the nll arrays read as logits)
+        if kind == "ce":
+            paths = dict(paths, ce=paths["nll"])
         globs = split_parts(a.dir, paths[kind], a.parts)
         files = sorted(glob.glob(globs[0])) + sorted(glob.glob(globs[1]))
-        for state in ("read back", "as written"):
-            cache(list(paths[kind]) + files, "large")
-            if state == "as written":
-                rewrite(files)
-            ios = ["auto", "pread"] if kind == "poisson" else ["auto"]  # (nll's auto is pread)
+        for state in PART_STATES:
+            set_state(state, list(paths[kind]), files)
+            fs = (folio_state(exe, list(paths[kind])), folio_state(exe, files))
+            if a.folios:
+                for name, fl, st in (("one file per array", list(paths[kind]), fs[0]), ("parts", files, fs[1])):
+                    out = subprocess.run([exe, "-r", str(a.reps), *fl], capture_output=True, text=True).stdout
+                    for line in out.splitlines()[1:]:
+                        m, rest = line.split(None, 1)
+                        w = float(rest.split("wall")[1].split("ms")[0])
+                        c = float(rest.split("cpu")[1].split("ms")[0])
+                        gb = rest.split("(")[-1].split(" GB/s")[0].strip()
+                        rows.append(dict(state=state, kind=kind, files=len(fl), folio=st, method=m, wall=w, cpu=c))
+                        print(f"| {state} | {kind} | {len(fl)} | {st} | {m} | {w:.1f} | {c:.1f} | {gb} |",
+                              flush=True)
+                continue
+            ios = ["auto", "pread"] if kind == "poisson" else ["auto"]  # (nll's auto is pread, ce's populate)
             res = {}
             for _ in range(a.reps):
                 for io in ios:
@@ -171,16 +236,21 @@ def bench_parts(a, score, paths):
                     s1, _, j1 = cli_call(score, kind, paths[kind], a.threads, extra)
                     s2, _, j2 = cli_call(score, kind, globs, a.threads, extra)
                     assert j1["loss"] == j2["loss"] and len(j2["inputs"]) == a.parts, (j1["loss"], j2["loss"])
-                    res.setdefault(io, ([], []))
-                    res[io][0].append(s1)
-                    res[io][1].append(s2)
+                    r = res.setdefault(io, ([], [], [], []))
+                    r[0].append(s1)
+                    r[1].append(s2)
+                    r[2].append(j1["cpu"])
+                    r[3].append(j2["cpu"])
             for io in ios:
                 m1, m2 = statistics.median(res[io][0]), statistics.median(res[io][1])
-                rows.append(dict(state=state, kind=kind, io=io, files=len(files), one=m1, parts=m2, ratio=m1 / m2,
-                                 one_all=res[io][0], parts_all=res[io][1]))
-                print(f"| {state} | {kind} | {io} | {len(files)} | {m1 * 1e3:.1f} | {m2 * 1e3:.1f} | "
-                      f"{100 * m1 / m2:.0f}% |", flush=True)
-    with open(os.path.join(a.dir, "bench_parts.json"), "w") as f:
+                c1, c2 = statistics.median(res[io][2]), statistics.median(res[io][3])
+                rows.append(dict(state=state, kind=kind, io=io, files=len(files), folios=fs, one=m1, parts=m2,
+                                 ratio=m1 / m2, cpu_one=c1, cpu_parts=c2, one_all=res[io][0],
+                                 parts_all=res[io][1], cpu_one_all=res[io][2], cpu_parts_all=res[io][3]))
+                print(f"| {state} | {kind} | {io} | {fs[0]} / {fs[1]} | {m1 * 1e3:.1f} | {m2 * 1e3:.1f} | "
+                      f"{100 * m1 / m2:.0f}% | {c1 * 1e3:.0f} / {c2 * 1e3:.0f} | {100 * c1 / c2:.0f}% |", flush=True)
+    print(f"\nload after: {os.getloadavg()}")
+    with open(os.path.join(a.dir, "bench_folio.json" if a.folios else "bench_parts.json"), "w") as f:
         json.dump(dict(gib=a.gib, threads=a.threads, reps=a.reps, parts=a.parts, rows=rows), f, indent=1)
 
 
@@ -231,6 +301,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small data, few runs (smoke test)")
     ap.add_argument("--parts", type=int, default=0,
                     help="instead: one file per array against N parts per array (32: 1 GiB in 64 files of 16 MiB)")
+    ap.add_argument("--folios", action="store_true",
+                    help="with --parts: read the files with bench_folio.c (no nllk code) instead of nllk-score")
     ap.add_argument("--ce", action="store_true", help="instead: nllk-score ce against the library's one-shot call")
     a = ap.parse_args()
     if a.quick:
