@@ -5,9 +5,13 @@
 
 Latency: for each case, `rounds` rounds; in each round, `calls` back-to-back calls of nllk.torch and of
 torch.nn.functional (alternating which goes first), timed as a block and divided by `calls`. Reported: the median
-over rounds of each, their ratio, and the limit (issue 14: 1.5x PyTorch). The numpy front end nllk.nll_loss is
-compared with the C call it makes (nllk_nll_fwd_f32 through a prepared ctypes call: an upper bound of the C call;
-limit: within 3 us).
+over rounds of each, their ratio, and the limit (issue 14: 1.5x PyTorch).
+
+The numpy front end (nllk.nll_loss, nll_loss_backward, cross_entropy, cross_entropy_backward, poisson_nll_loss,
+poisson_nll_loss_backward on numpy arrays), on its compiled path (_nllk_fast) and on its ctypes path, against the C
+call it makes: that call through a prepared ctypes call, less the same ctypes call on empty input (n = 0: what
+ctypes itself costs), is the C call's estimate; limit (issue 14): the compiled path within 3 us of the C call.
+All four timed interleaved in one process (--numpy-only: this table alone).
 
 --mix: PyTorch's own ops alone and interleaved with nllk calls in the same process (each PyTorch call timed by
 itself, median; limit: within 10% of alone), at torch.get_num_threads() and after torch.set_num_threads changes.
@@ -81,20 +85,91 @@ def latency_cases():
     return cases
 
 
+def _addr(a):
+    return a.ctypes.data if a is not None else None
+
+
 def numpy_cases():
+    """(name, nllk call on numpy arrays, the C call it makes through a prepared ctypes call, the same ctypes call on
+    empty input (the ctypes overhead: the library returns at once)), per loss and direction; f32, int64 targets,
+    'mean'."""
     rng = np.random.default_rng(0)
+    k = _capi.get().f32
+    T, MEAN = _capi.TARGET_I64, _capi.REDUCTION_MEAN
     out = []
     for n, c in ((32, 10), (256, 1000)):
         x = rng.standard_normal((n, c)).astype(np.float32)
         t = rng.integers(0, c, n).astype(np.int64)
-        res = np.empty((), np.float32)
-        k = _capi.get().f32
-        args = (x.ctypes.data, t.ctypes.data, _capi.TARGET_I64, n, c, 1, None, -100, _capi.REDUCTION_MEAN,
-                res.ctypes.data, None)
-        fwd = k.nll_fwd
-        out.append((f"nllk.nll_loss numpy ({n}, {c})", lambda x=x, t=t: nllk.nll_loss(x, t),
-                    lambda fwd=fwd, args=args: fwd(*args)))
+        res, tw = np.empty((), np.float32), np.empty((), np.float32)
+        g, gx, lse = np.ones((), np.float32), np.empty((n, c), np.float32), np.empty(n, np.float32)
+        nll = (_addr(x), _addr(t), T, n, c, 1, None, -100, MEAN, _addr(res), None)
+        nll_b = (_addr(g), _addr(t), T, n, c, 1, None, -100, MEAN, 1.0 * n, _addr(gx))
+        ce = (_addr(x), _addr(t), T, n, c, 1, None, -100, 0.0, MEAN, _addr(res), None, None)
+        ce_b = (_addr(g), _addr(x), _addr(t), T, n, c, 1, None, -100, 0.0, MEAN, 1.0 * n, None, _addr(gx))
+
+        def empty(args, i_n):  # the same call with n = 0
+            return args[:i_n] + (0,) + args[i_n + 1:]
+        out += [
+            (f"nll_loss ({n}, {c})", lambda x=x, t=t: nllk.nll_loss(x, t), k.nll_fwd, nll, empty(nll, 3)),
+            (f"nll_loss_backward ({n}, {c})", lambda x=x, t=t, tw=1.0 * n: nllk.nll_loss_backward(1.0, x, t, total_weight=tw),
+             k.nll_bwd, nll_b, empty(nll_b, 3)),
+            (f"cross_entropy ({n}, {c})", lambda x=x, t=t: nllk.cross_entropy(x, t), k.cross_entropy_fwd, ce,
+             empty(ce, 3)),
+            (f"cross_entropy_backward ({n}, {c})",
+             lambda x=x, t=t, tw=1.0 * n: nllk.cross_entropy_backward(1.0, x, t, total_weight=tw),
+             k.cross_entropy_bwd, ce_b, empty(ce_b, 4)),
+        ]
+    p = rng.standard_normal(1024).astype(np.float32)
+    pt = (rng.random(1024) * 4).astype(np.float32)
+    pres, pg = np.empty((), np.float32), np.empty(1024, np.float32)
+    po = (_addr(p), _addr(pt), 1024, 1, 0, 1e-8, MEAN, _addr(pres))
+    pb = (_addr(p), _addr(pt), 1024, 1, 0, 1e-8, MEAN, _addr(g), _addr(pg), None)
+    out += [("poisson_nll_loss n=1024", lambda: nllk.poisson_nll_loss(p, pt), k.poisson_nll_fwd, po,
+             po[:2] + (0,) + po[3:]),
+            ("poisson_nll_loss_backward n=1024", lambda: nllk.poisson_nll_loss_backward(1.0, p, pt),
+             k.poisson_nll_bwd, pb, pb[:2] + (0,) + pb[3:])]
     return out
+
+
+def interleaved(fns, rounds, calls):
+    """Median per call (us) of each of fns = [(setup, fn)], timed in blocks of `calls`, in rotating order."""
+    times = [[] for _ in fns]
+    for _ in range(max(1, calls // 10)):
+        for setup, fn in fns:
+            setup()
+            fn()
+    for r in range(rounds):
+        for i in range(len(fns)):
+            j = (i + r) % len(fns)
+            fns[j][0]()
+            times[j].append(block(fns[j][1], calls))
+    return [statistics.median(v) for v in times]
+
+
+def numpy_front_end(rounds, calls):
+    """nllk's numpy front end on its compiled path and on its ctypes path against the C call."""
+    fast = _capi.fast
+    print(f"nllk numpy front end: compiled path {'loaded' if fast is not None else 'NOT loaded: ' + str(_capi.FAST_ERROR)}"
+          f"; median of {rounds} rounds x {calls} calls, interleaved")
+    print("| case | compiled us | ctypes path us | C call via ctypes us | ctypes overhead us | C call us (est.) | "
+          "compiled - C call us | limit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def use(module):
+        return lambda: setattr(_capi, "fast", module)
+    nothing = lambda: None  # noqa: E731
+    for name, ours, cfn, cargs, cempty in numpy_cases():
+        fns = [(use(fast), ours), (use(None), ours), (nothing, lambda f=cfn, a=cargs: f(*a)),
+               (nothing, lambda f=cfn, a=cempty: f(*a))]
+        if fast is None:
+            fns = fns[1:]
+        m = interleaved(fns, rounds, calls)
+        _capi.fast = fast
+        if fast is None:
+            m = [float("nan")] + m
+        c_est = max(m[2] - m[3], 0.0)
+        print(f"| {name} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | {m[3]:.2f} | {c_est:.2f} | {m[0] - c_est:.2f} | "
+              "3 us |")
 
 
 def latency(rounds, calls):
@@ -112,12 +187,6 @@ def latency(rounds, calls):
     for name, ours, theirs in cases:
         a, b = compare(ours, theirs, rounds, calls)
         print(f"| {name} | {a:.2f} | {b:.2f} | {a / b:.2f}x | 1.5x |")
-    print()
-    print("| case | nllk.nll_loss us | C call (ctypes) us | difference us | limit |")
-    print("|---|---:|---:|---:|---:|")
-    for name, ours, theirs in numpy_cases():
-        a, b = compare(ours, theirs, rounds, calls)
-        print(f"| {name} | {a:.2f} | {b:.2f} | {a - b:.2f} | 3 us |")
 
 
 # ---- mixing -------------------------------------------------------------------------------------------------------
@@ -175,9 +244,13 @@ def main():
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--mix", action="store_true", help="also PyTorch's ops next to nllk calls")
     ap.add_argument("--mix-only", action="store_true")
+    ap.add_argument("--numpy-only", action="store_true", help="only the numpy front end against the C call")
     args = ap.parse_args()
-    if not args.mix_only:
+    if not args.mix_only and not args.numpy_only:
         latency(args.rounds, args.calls)
+        print()
+    if not args.mix_only:
+        numpy_front_end(args.rounds, args.calls)
     if args.mix or args.mix_only:
         print()
         mix(args.rounds)
