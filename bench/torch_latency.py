@@ -202,39 +202,47 @@ def mix(rounds):
     out = torch.empty_like(a)
     lx = torch.randn(1 << 16, 64, generator=g).log_softmax(1)
     lt = torch.randint(0, 64, (1 << 16,), generator=g)
-    big_p, big_t = torch.randn(1 << 20, generator=g), torch.rand(1 << 20, generator=g)  # a threaded nllk call
     torch_ops = [("torch.add 4M", lambda: torch.add(a, b, out=out)),
                  ("F.nll_loss (65536, 64)", lambda: F.nll_loss(lx, lt))]
-    nllk_call = lambda: nt.poisson_nll_loss(big_p, big_t)  # noqa: E731
-    # the control: PyTorch's own call on the same data (the same memory traffic, so the same cache effect)
-    torch_call = lambda: F.poisson_nll_loss(big_p, big_t)  # noqa: E731
-    print("Each PyTorch op timed by itself right after: the same op (alone), nllk's poisson_nll_loss on 1M "
-          "elements, or PyTorch's poisson_nll_loss on the same 1M elements (the control: the same memory traffic)."
-          f" Median of {rounds}, us.")
-    print("| PyTorch threads | nllk threads | op | alone | after PyTorch's call | after nllk's call | "
-          "nllk / PyTorch's call | nllk / alone | limit |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    # the neighbours: nllk's poisson_nll_loss and PyTorch's own on the same data (the control: the same bytes
+    # touched, so the same cache effect), on 1M elements (8 MB: evicts the op's data) and on 128K (1 MB: a threaded
+    # nllk call -- 4 blocks of NLLK_GRAIN -- that leaves most of the op's data in the caches)
+    neighbours = []
+    for n in (1 << 20, 1 << 17):
+        p, t = torch.randn(n, generator=g), torch.rand(n, generator=g)
+        neighbours.append((lambda p=p, t=t: F.poisson_nll_loss(p, t), lambda p=p, t=t: nt.poisson_nll_loss(p, t)))
+    print("Each PyTorch op timed by itself right after: the same op (alone), or a poisson_nll_loss call of PyTorch's "
+          "(PT) or of nllk's on the same data: 1M elements (8 MB) or 128K elements (1 MB). "
+          f"Median of {rounds}, us; limit: nllk's neighbour within 10% (1.10x).")
+    print("| PyTorch threads | nllk threads | op | alone | after PT 8MB | after nllk 8MB | nllk / PT | nllk / alone | "
+          "after PT 1MB | after nllk 1MB | nllk / PT | nllk / alone |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     default = torch.get_num_threads()
-    settings = [(default, 0)] + [(k, 0) for k in (1, 2, 4) if k != default] + [(1, 2), (4, 2), (default, 0)]
+    settings = ([(default, 0)] + [(k, 0) for k in (1, 2, 4) if k != default] + [(1, 2), (4, 2), (2, 4)]
+                + [(default, 0)])
     for threads, forced in settings:
         torch.set_num_threads(threads)
         nllk.set_num_threads(forced)  # 0: nllk follows OpenMP's (PyTorch's) setting
         for name, op in torch_ops:
             for _ in range(3):
                 op()
-                nllk_call()
-                torch_call()
-            alone, after_torch, after_nllk = [], [], []
-            for _ in range(rounds):
+                for pt, nl in neighbours:
+                    pt()
+                    nl()
+            alone, after = [], [[] for _ in range(2 * len(neighbours))]
+            for r in range(rounds):
                 op()
                 alone.append(timed(op))
-                torch_call()
-                after_torch.append(timed(op))
-                nllk_call()
-                after_nllk.append(timed(op))
-            m_a, m_t, m_n = (statistics.median(v) for v in (alone, after_torch, after_nllk))
+                calls = [f for pair in neighbours for f in pair]
+                for i in range(len(calls)):  # (rotating order)
+                    j = (i + r) % len(calls)
+                    calls[j]()
+                    after[j].append(timed(op))
+            m_a = statistics.median(alone)
+            m = [statistics.median(v) for v in after]
             print(f"| {threads} | {nllk.library_info()['threads']}{' (forced)' if forced else ''} | {name} | "
-                  f"{m_a:.0f} | {m_t:.0f} | {m_n:.0f} | {m_n / m_t:.2f}x | {m_n / m_a:.2f}x | 1.10x |")
+                  f"{m_a:.0f} | {m[0]:.0f} | {m[1]:.0f} | {m[1] / m[0]:.2f}x | {m[1] / m_a:.2f}x | "
+                  f"{m[2]:.0f} | {m[3]:.0f} | {m[3] / m[2]:.2f}x | {m[3] / m_a:.2f}x |")
     nllk.set_num_threads(0)
 
 
