@@ -196,53 +196,74 @@ def timed(fn):
     return (time.perf_counter_ns() - t0) / 1e3
 
 
-def mix(rounds):
+def _tids():
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:  # (not Linux)
+        return set()
+
+
+def mix(rounds, only=None):
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(4 << 20, generator=g), torch.randn(4 << 20, generator=g)
     out = torch.empty_like(a)
+    sa, sb, sout = a[:1 << 18].clone(), b[:1 << 18].clone(), out[:1 << 18].clone()
     lx = torch.randn(1 << 16, 64, generator=g).log_softmax(1)
     lt = torch.randint(0, 64, (1 << 16,), generator=g)
     torch_ops = [("torch.add 4M", lambda: torch.add(a, b, out=out)),
+                 ("torch.add 256K", lambda: torch.add(sa, sb, out=sout)),
                  ("F.nll_loss (65536, 64)", lambda: F.nll_loss(lx, lt))]
-    # the neighbours: nllk's poisson_nll_loss and PyTorch's own on the same data (the control: the same bytes
-    # touched, so the same cache effect), on 1M elements (8 MB: evicts the op's data) and on 128K (1 MB: a threaded
-    # nllk call -- 4 blocks of NLLK_GRAIN -- that leaves most of the op's data in the caches)
+    # the neighbours: PyTorch's own poisson_nll_loss (PT) and nllk's on the same data (the same bytes touched, so
+    # the same cache effect), on 1M elements (8 MB: evicts the op's data) and on 128K (1 MB: a threaded nllk call
+    # -- 4 blocks of NLLK_GRAIN -- that leaves most of the op's data in the caches)
     neighbours = []
     for n in (1 << 20, 1 << 17):
         p, t = torch.randn(n, generator=g), torch.rand(n, generator=g)
         neighbours.append((lambda p=p, t=t: F.poisson_nll_loss(p, t), lambda p=p, t=t: nt.poisson_nll_loss(p, t)))
+    calls = [f for pair in neighbours for f in pair]
     print("Each PyTorch op timed by itself right after: the same op (alone), or a poisson_nll_loss call of PyTorch's "
-          "(PT) or of nllk's on the same data: 1M elements (8 MB) or 128K elements (1 MB). "
-          f"Median of {rounds}, us; limit: nllk's neighbour within 10% (1.10x).")
+          "(PT) or of nllk's on the same data, 1M elements (8 MB) or 128K (1 MB); one round times all five, in "
+          f"rotating order. Times: median of {rounds} rounds, us. Ratios: median over rounds of the ratio within a "
+          "round (robust to the machine's slow phases). Limit: within 10% (1.10x). 'pool threads': libgomp threads "
+          "created per round by the op after nllk's 8 MB call (pool threads nllk's call had ended).")
     print("| PyTorch threads | nllk threads | op | alone | after PT 8MB | after nllk 8MB | nllk / PT | nllk / alone | "
-          "after PT 1MB | after nllk 1MB | nllk / PT | nllk / alone |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "after PT 1MB | after nllk 1MB | nllk / PT | nllk / alone | pool threads |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     default = torch.get_num_threads()
     settings = ([(default, 0)] + [(k, 0) for k in (1, 2, 4) if k != default] + [(1, 2), (4, 2), (2, 4)]
-                + [(default, 0)])
+                + [(default, 0)]) if only is None else only
     for threads, forced in settings:
         torch.set_num_threads(threads)
         nllk.set_num_threads(forced)  # 0: nllk follows OpenMP's (PyTorch's) setting
         for name, op in torch_ops:
             for _ in range(3):
                 op()
-                for pt, nl in neighbours:
-                    pt()
-                    nl()
-            alone, after = [], [[] for _ in range(2 * len(neighbours))]
+                for f in calls:
+                    f()
+            created = 0
+            for _ in range(5):
+                op()
+                calls[1]()
+                before = _tids()
+                op()
+                created += len(_tids() - before)
+            alone, after = [], [[] for _ in calls]
             for r in range(rounds):
                 op()
                 alone.append(timed(op))
-                calls = [f for pair in neighbours for f in pair]
                 for i in range(len(calls)):  # (rotating order)
                     j = (i + r) % len(calls)
                     calls[j]()
                     after[j].append(timed(op))
             m_a = statistics.median(alone)
             m = [statistics.median(v) for v in after]
+
+            def ratio(num, den):
+                return statistics.median(x / y for x, y in zip(num, den))
             print(f"| {threads} | {nllk.library_info()['threads']}{' (forced)' if forced else ''} | {name} | "
-                  f"{m_a:.0f} | {m[0]:.0f} | {m[1]:.0f} | {m[1] / m[0]:.2f}x | {m[1] / m_a:.2f}x | "
-                  f"{m[2]:.0f} | {m[3]:.0f} | {m[3] / m[2]:.2f}x | {m[3] / m_a:.2f}x |")
+                  f"{m_a:.0f} | {m[0]:.0f} | {m[1]:.0f} | {ratio(after[1], after[0]):.2f}x | "
+                  f"{ratio(after[1], alone):.2f}x | {m[2]:.0f} | {m[3]:.0f} | {ratio(after[3], after[2]):.2f}x | "
+                  f"{ratio(after[3], alone):.2f}x | {created / 5:.1f} |")
     nllk.set_num_threads(0)
 
 
@@ -253,6 +274,8 @@ def main():
     ap.add_argument("--mix", action="store_true", help="also PyTorch's ops next to nllk calls")
     ap.add_argument("--mix-only", action="store_true")
     ap.add_argument("--numpy-only", action="store_true", help="only the numpy front end against the C call")
+    ap.add_argument("--mix-settings", help="--mix at these (PyTorch threads:nllk threads, 0 = follow) only, "
+                    "e.g. 4:2,1:2")
     args = ap.parse_args()
     if not args.mix_only and not args.numpy_only:
         latency(args.rounds, args.calls)
@@ -261,7 +284,10 @@ def main():
         numpy_front_end(args.rounds, args.calls)
     if args.mix or args.mix_only:
         print()
-        mix(args.rounds)
+        only = None
+        if args.mix_settings:
+            only = [tuple(int(v) for v in pair.split(":")) for pair in args.mix_settings.split(",")]
+        mix(args.rounds, only)
 
 
 if __name__ == "__main__":
