@@ -797,23 +797,18 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__nllk_fast(void) {
+  /* NAMES: the library's functions bind() takes, in its order, separated by ';' */
+#define X(name) ";nllk_" #name
+  static const char all[] = "" NLLK_FAST_FUNCS(X);
+#undef X
   PyObject *m = PyModule_Create(&module);
   if (m == NULL)
     return NULL;
-  empty_tuple = PyTuple_New(0);
-  PyObject *names = PyTuple_New(0);
-  if (empty_tuple == NULL || names == NULL)
-    goto fail;
-#define X(name) ";nllk_" #name
-  const char *all = "" NLLK_FAST_FUNCS(X);
-#undef X
-  Py_DECREF(names);
-  names = PyUnicode_FromString(all + 1); /* (skip the first separator) */
-  if (names == NULL || PyModule_AddObject(m, "NAMES", names) != 0)
-    goto fail;
+  if (empty_tuple == NULL)
+    empty_tuple = PyTuple_New(0);
+  if (empty_tuple == NULL || PyModule_AddStringConstant(m, "NAMES", all + 1) != 0) {
+    Py_DECREF(m);
+    return NULL;
+  }
   return m;
-fail:
-  Py_XDECREF(names);
-  Py_DECREF(m);
-  return NULL;
 }
