@@ -25,7 +25,8 @@
 /* ---- the library's entry points, bound at run time ---------------------------------------------------- */
 #define NLLK_FAST_FUNCS(X)                                                                                             \
     X(nll_fwd_f32)                                                                                                     \
-    X(nll_fwd_f64) X(nll_bwd_f32) X(nll_bwd_f64) X(poisson_nll_fwd_f32) X(poisson_nll_fwd_f64) X(poisson_nll_bwd_f32)  \
+    X(nll_fwd_f64)                                                                                                     \
+    X(nll_bwd_f32) X(nll_bwd_f64) X(poisson_nll_fwd_f32) X(poisson_nll_fwd_f64) X(poisson_nll_bwd_f32)                 \
         X(poisson_nll_bwd_f64) X(cross_entropy_fwd_f32) X(cross_entropy_fwd_f64) X(cross_entropy_bwd_f32)              \
             X(cross_entropy_bwd_f64) X(cross_entropy_prob_fwd_f32) X(cross_entropy_prob_fwd_f64)                       \
                 X(cross_entropy_prob_bwd_f32) X(cross_entropy_prob_bwd_f64)
@@ -58,16 +59,33 @@ static PyObject *empty_tuple;
 /* What an argument's buffer holds: a float dtype of the computation, or an nllk_target_type. */
 enum { K_F32, K_F64, K_I64, K_I32, K_U8, K_OTHER };
 
+/* What one call holds: the argument buffers, the result arrays, a scratch allocation; released by finish(). */
 typedef struct {
     Py_buffer v[8];
     int count;
+    PyObject *own[3];
+    int owned;
+    void *mem;
 } buffers;
 
-static void release(buffers *b)
+#define BUFFERS                                                                                                        \
+    {                                                                                                                  \
+        .count = 0, .owned = 0, .mem = NULL                                                                            \
+    }
+
+/* Releases what the call holds and returns result (a new reference, or NULL with an exception set). */
+static PyObject *finish(buffers *b, PyObject *result)
 {
     while (b->count > 0)
         PyBuffer_Release(&b->v[--b->count]);
+    while (b->owned > 0)
+        Py_DECREF(b->own[--b->owned]);
+    PyMem_Free(b->mem);
+    return result;
 }
+
+/* None: the Python path computes the call. */
+static PyObject *python(buffers *b) { return finish(b, Py_NewRef(Py_None)); }
 
 static int kind_of(const Py_buffer *v)
 {
@@ -116,8 +134,8 @@ static int same_shape(const Py_buffer *a, const Py_buffer *b)
     return 1;
 }
 
-/* numpy.empty(shape, dtype) and its data pointer (NULL with an exception set on failure). */
-static PyObject *new_array(int ndim, const Py_ssize_t *shape, int f64, void **data)
+/* numpy.empty(shape, dtype), held by b, and its data pointer (NULL with an exception set on failure). */
+static PyObject *new_array(buffers *b, int ndim, const Py_ssize_t *shape, int f64, void **data)
 {
     PyObject *dims = empty_tuple;
     if (ndim > 0) {
@@ -147,6 +165,7 @@ static PyObject *new_array(int ndim, const Py_ssize_t *shape, int f64, void **da
     }
     *data = v.len ? v.buf : NULL;
     PyBuffer_Release(&v); /* (the array keeps its memory: it is ours until returned) */
+    b->own[b->owned++] = a;
     return a;
 }
 
@@ -358,33 +377,24 @@ static PyObject *nll_forward(PyObject *const *args, Py_ssize_t nargs, int with_t
     int64_t ii;
     if (red < 0 || !int64_of(args[3], &ii))
         Py_RETURN_NONE;
-    buffers b = {.count = 0};
+    buffers b = BUFFERS;
     classes g;
-    PyObject *out = NULL, *tw = NULL, *result = NULL;
     if (!classes_of(&b, args[0], args[1], args[2], red, &g))
-        goto python;
+        return python(&b);
     void *out_data, *tw_data = NULL;
-    out = red == NLLK_REDUCTION_NONE ? new_array(g.out_ndim, g.out_shape, g.f64, &out_data)
-                                     : new_array(0, NULL, g.f64, &out_data);
-    if (out == NULL)
-        goto done;
-    if (with_total_weight) {
-        tw = new_array(0, NULL, g.f64, &tw_data);
-        if (tw == NULL)
-            goto done;
-        memset(tw_data, 0, g.f64 ? sizeof(double) : sizeof(float)); /* (np.zeros in the Python path) */
+    PyObject *out = red == NLLK_REDUCTION_NONE ? new_array(&b, g.out_ndim, g.out_shape, g.f64, &out_data)
+                                               : new_array(&b, 0, NULL, g.f64, &out_data);
+    PyObject *tw = NULL;
+    if (out != NULL && with_total_weight) {
+        tw = new_array(&b, 0, NULL, g.f64, &tw_data);
+        if (tw != NULL)
+            memset(tw_data, 0, g.f64 ? sizeof(double) : sizeof(float)); /* (np.zeros in the Python path) */
     }
+    if (out == NULL || (with_total_weight && tw == NULL))
+        return finish(&b, NULL);
     if (nll_fwd(&g, ii, out_data, tw_data) != NLLK_OK)
-        goto python;
-    result = with_total_weight ? PyTuple_Pack(2, out, tw) : (Py_INCREF(out), out);
-    goto done;
-python:
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(out);
-    Py_XDECREF(tw);
-    release(&b);
-    return result;
+        return python(&b);
+    return finish(&b, with_total_weight ? PyTuple_Pack(2, out, tw) : Py_NewRef(out));
 }
 
 static PyObject *fast_nll_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -409,44 +419,36 @@ static PyObject *fast_nll_loss_backward(PyObject *self, PyObject *const *args, P
     int64_t ii;
     if (red < 0 || !int64_of(args[4], &ii))
         Py_RETURN_NONE;
-    buffers b = {.count = 0};
+    buffers b = BUFFERS;
     classes g;
-    PyObject *gx = NULL, *result = NULL;
     real g_scratch;
     double total_weight = 0.0;
     int ok;
     if (!classes_of(&b, args[1], args[2], args[3], red, &g))
-        goto python;
+        return python(&b);
     const void *go = grad_output_of(&b, args[0], g.red, g.out_ndim, g.out_shape, g.f64, &g_scratch, &ok);
     if (!ok)
-        goto python;
+        return python(&b);
     if (args[6] != Py_None) {
         if (!total_weight_of(&b, args[6], &total_weight))
-            goto python;
+            return python(&b);
     } else if (g.red == NLLK_REDUCTION_MEAN) {
         real tw = {0}, scratch;
         if (nll_fwd(&g, ii, &scratch, &tw) != NLLK_OK)
-            goto python;
+            return python(&b);
         total_weight = real_value(g.f64, &tw);
     }
     void *gx_data;
-    gx = new_array(g.x->ndim, g.x->shape, g.f64, &gx_data);
+    PyObject *gx = new_array(&b, g.x->ndim, g.x->shape, g.f64, &gx_data);
     if (gx == NULL)
-        goto done;
+        return finish(&b, NULL);
     nllk_status s;
     CALL(g.n * g.c * g.d, s,
          g.f64 ? lib.nll_bwd_f64(go, ptr(g.t), g.ttype, g.n, g.c, g.d, g.w, ii, g.red, total_weight, gx_data)
                : lib.nll_bwd_f32(go, ptr(g.t), g.ttype, g.n, g.c, g.d, g.w, ii, g.red, (float)total_weight, gx_data));
     if (s != NLLK_OK)
-        goto python;
-    result = Py_NewRef(gx);
-    goto done;
-python:
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(gx);
-    release(&b);
-    return result;
+        return python(&b);
+    return finish(&b, Py_NewRef(gx));
 }
 
 /* ---- Poisson -------------------------------------------------------------------------------------------------- */
@@ -483,30 +485,22 @@ static PyObject *fast_poisson_nll_loss(PyObject *self, PyObject *const *args, Py
     (void)self;
     if (!bound || nargs != 6)
         Py_RETURN_NONE;
-    buffers b = {.count = 0};
+    buffers b = BUFFERS;
     poisson p;
-    PyObject *out = NULL, *result = NULL;
     if (!poisson_of(&b, args, &p))
-        goto python;
+        return python(&b);
     void *out_data;
-    out = new_array(p.red == NLLK_REDUCTION_NONE ? p.x->ndim : 0, p.x->shape, p.f64, &out_data);
+    PyObject *out = new_array(&b, p.red == NLLK_REDUCTION_NONE ? p.x->ndim : 0, p.x->shape, p.f64, &out_data);
     if (out == NULL)
-        goto done;
+        return finish(&b, NULL);
     size_t n = (size_t)size_of(p.x);
     nllk_status s;
     CALL(n, s,
          p.f64 ? lib.poisson_nll_fwd_f64(ptr(p.x), ptr(p.t), n, p.li, p.fu, p.eps, p.red, out_data)
                : lib.poisson_nll_fwd_f32(ptr(p.x), ptr(p.t), n, p.li, p.fu, p.eps, p.red, out_data));
     if (s != NLLK_OK)
-        goto python;
-    result = Py_NewRef(out);
-    goto done;
-python:
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(out);
-    release(&b);
-    return result;
+        return python(&b);
+    return finish(&b, Py_NewRef(out));
 }
 
 /* poisson_nll_loss_backward(grad_output, input, target, log_input, full, eps, reduction, compute_grad_target) */
@@ -518,41 +512,28 @@ static PyObject *fast_poisson_nll_loss_backward(PyObject *self, PyObject *const 
     int want_gt = bool_of(args[7]);
     if (want_gt < 0)
         Py_RETURN_NONE;
-    buffers b = {.count = 0};
+    buffers b = BUFFERS;
     poisson p;
-    PyObject *gx = NULL, *gt = NULL, *result = NULL;
     real g_scratch;
     int ok;
     if (!poisson_of(&b, args + 1, &p))
-        goto python;
+        return python(&b);
     const void *go = grad_output_of(&b, args[0], p.red, p.x->ndim, p.x->shape, p.f64, &g_scratch, &ok);
     if (!ok)
-        goto python;
+        return python(&b);
     void *gx_data, *gt_data = NULL;
-    gx = new_array(p.x->ndim, p.x->shape, p.f64, &gx_data);
-    if (gx == NULL)
-        goto done;
-    if (want_gt) {
-        gt = new_array(p.x->ndim, p.x->shape, p.f64, &gt_data);
-        if (gt == NULL)
-            goto done;
-    }
+    PyObject *gx = new_array(&b, p.x->ndim, p.x->shape, p.f64, &gx_data);
+    PyObject *gt = gx != NULL && want_gt ? new_array(&b, p.x->ndim, p.x->shape, p.f64, &gt_data) : NULL;
+    if (gx == NULL || (want_gt && gt == NULL))
+        return finish(&b, NULL);
     size_t n = (size_t)size_of(p.x);
     nllk_status s;
     CALL(n, s,
          p.f64 ? lib.poisson_nll_bwd_f64(ptr(p.x), ptr(p.t), n, p.li, p.fu, p.eps, p.red, go, gx_data, gt_data)
                : lib.poisson_nll_bwd_f32(ptr(p.x), ptr(p.t), n, p.li, p.fu, p.eps, p.red, go, gx_data, gt_data));
     if (s != NLLK_OK)
-        goto python;
-    result = want_gt ? PyTuple_Pack(2, gx, gt) : Py_NewRef(gx);
-    goto done;
-python:
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(gx);
-    Py_XDECREF(gt);
-    release(&b);
-    return result;
+        return python(&b);
+    return finish(&b, want_gt ? PyTuple_Pack(2, gx, gt) : Py_NewRef(gx));
 }
 
 /* ---- cross-entropy -------------------------------------------------------------------------------------------- */
@@ -616,45 +597,34 @@ static PyObject *ce_forward(PyObject *const *args, Py_ssize_t nargs, int full)
 {
     if (!bound || nargs != 6)
         Py_RETURN_NONE;
-    buffers b = {.count = 0};
+    buffers b = BUFFERS;
     ce e;
-    PyObject *out = NULL, *tw = NULL, *lse = NULL, *result = NULL;
     if (!ce_of(&b, args, &e))
-        goto python;
+        return python(&b);
     const classes *g = &e.g;
     void *out_data, *tw_data = NULL, *lse_data = NULL;
-    out = g->red == NLLK_REDUCTION_NONE ? new_array(g->out_ndim, g->out_shape, g->f64, &out_data)
-                                        : new_array(0, NULL, g->f64, &out_data);
-    if (out == NULL)
-        goto done;
-    if (full) {
-        tw = new_array(0, NULL, g->f64, &tw_data);
-        lse = tw == NULL ? NULL : new_array(g->out_ndim, g->out_shape, g->f64, &lse_data);
-        if (lse == NULL)
-            goto done;
-        if (e.prob) { /* the 'mean' divisor N*d, as np.asarray(n * d, dtype) converts it */
-            double nd = (double)(g->n * g->d);
-            if (g->f64)
-                memcpy(tw_data, &nd, sizeof nd);
-            else
-                memcpy(tw_data, &(float){(float)nd}, sizeof(float));
-        } else {
-            memset(tw_data, 0, g->f64 ? sizeof(double) : sizeof(float));
-        }
+    PyObject *out = g->red == NLLK_REDUCTION_NONE ? new_array(&b, g->out_ndim, g->out_shape, g->f64, &out_data)
+                                                  : new_array(&b, 0, NULL, g->f64, &out_data);
+    PyObject *tw = NULL, *lse = NULL;
+    if (out != NULL && full) {
+        tw = new_array(&b, 0, NULL, g->f64, &tw_data);
+        lse = tw == NULL ? NULL : new_array(&b, g->out_ndim, g->out_shape, g->f64, &lse_data);
+    }
+    if (out == NULL || (full && lse == NULL))
+        return finish(&b, NULL);
+    if (full && e.prob) { /* the 'mean' divisor N*d, as np.asarray(n * d, dtype) converts it */
+        double nd = (double)(g->n * g->d);
+        if (g->f64)
+            memcpy(tw_data, &nd, sizeof nd);
+        else
+            memcpy(tw_data, &(float){(float)nd}, sizeof(float));
+    } else if (full) {
+        memset(tw_data, 0, g->f64 ? sizeof(double) : sizeof(float));
     }
     nllk_status s = e.prob ? ce_prob_fwd(&e, out_data, lse_data) : ce_fwd(g, e.ii, e.ls, out_data, tw_data, lse_data);
     if (s != NLLK_OK)
-        goto python;
-    result = full ? PyTuple_Pack(3, out, tw, lse) : Py_NewRef(out);
-    goto done;
-python:
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(out);
-    Py_XDECREF(tw);
-    Py_XDECREF(lse);
-    release(&b);
-    return result;
+        return python(&b);
+    return finish(&b, full ? PyTuple_Pack(3, out, tw, lse) : Py_NewRef(out));
 }
 
 static PyObject *fast_cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -679,65 +649,56 @@ static PyObject *fast_cross_entropy_backward(PyObject *self, PyObject *const *ar
     int want_gt = bool_of(args[9]);
     if (want_gt < 0)
         Py_RETURN_NONE;
-    buffers b = {.count = 0};
+    buffers b = BUFFERS;
     ce e;
-    PyObject *gx = NULL, *gt = NULL, *result = NULL;
-    void *fresh = NULL;
     real g_scratch;
     int ok;
     if (!ce_of(&b, args + 1, &e) || (want_gt && !e.prob))
-        goto python;
+        return python(&b);
     const classes *g = &e.g;
     const void *go = grad_output_of(&b, args[0], g->red, g->out_ndim, g->out_shape, g->f64, &g_scratch, &ok);
     if (!ok)
-        goto python;
+        return python(&b);
     const void *lse = NULL;
     if (args[8] != Py_None) {
         const Py_buffer *l = array(&b, args[8]);
         if (l == NULL || (size_t)size_of(l) != g->n * g->d || kind_of(l) != (g->f64 ? K_F64 : K_F32))
-            goto python;
+            return python(&b);
         lse = ptr(l);
     }
     void *gx_data, *gt_data = NULL;
-    gx = new_array(g->x->ndim, g->x->shape, g->f64, &gx_data);
-    if (gx == NULL)
-        goto done;
+    PyObject *gx = new_array(&b, g->x->ndim, g->x->shape, g->f64, &gx_data);
+    PyObject *gt = gx != NULL && want_gt ? new_array(&b, g->x->ndim, g->x->shape, g->f64, &gt_data) : NULL;
+    if (gx == NULL || (want_gt && gt == NULL))
+        return finish(&b, NULL);
     nllk_status s;
     if (e.prob) {
-        if (want_gt) {
-            gt = new_array(g->x->ndim, g->x->shape, g->f64, &gt_data);
-            if (gt == NULL)
-                goto done;
-        }
         CALL(g->n * g->c * g->d, s,
              g->f64 ? lib.cross_entropy_prob_bwd_f64(go, ptr(g->x), ptr(g->t), g->n, g->c, g->d, g->w, e.ls, g->red,
                                                      lse, gx_data, gt_data)
                     : lib.cross_entropy_prob_bwd_f32(go, ptr(g->x), ptr(g->t), g->n, g->c, g->d, g->w, e.ls, g->red,
                                                      lse, gx_data, gt_data));
         if (s != NLLK_OK)
-            goto python;
-        result = want_gt ? PyTuple_Pack(2, gx, gt) : Py_NewRef(gx);
-        goto done;
+            return python(&b);
+        return finish(&b, want_gt ? PyTuple_Pack(2, gx, gt) : Py_NewRef(gx));
     }
     double total_weight = 0.0;
     if (args[7] != Py_None) {
         if (!total_weight_of(&b, args[7], &total_weight))
-            goto python;
+            return python(&b);
     } else if (g->red == NLLK_REDUCTION_MEAN) {
         /* as the Python path: a forward for total_weight, which also gives lse when the caller gave none */
         real tw = {0}, scratch;
         size_t lse_size = g->n * g->d * (g->f64 ? sizeof(double) : sizeof(float));
         if (lse == NULL && lse_size) {
-            fresh = PyMem_Malloc(lse_size);
-            if (fresh == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
+            b.mem = PyMem_Malloc(lse_size);
+            if (b.mem == NULL)
+                return finish(&b, PyErr_NoMemory());
         }
-        if (ce_fwd(g, e.ii, e.ls, &scratch, &tw, fresh) != NLLK_OK)
-            goto python;
+        if (ce_fwd(g, e.ii, e.ls, &scratch, &tw, b.mem) != NLLK_OK)
+            return python(&b);
         if (lse == NULL)
-            lse = fresh;
+            lse = b.mem;
         total_weight = real_value(g->f64, &tw);
     }
     CALL(g->n * g->c * g->d, s,
@@ -746,17 +707,8 @@ static PyObject *fast_cross_entropy_backward(PyObject *self, PyObject *const *ar
                 : lib.cross_entropy_bwd_f32(go, ptr(g->x), ptr(g->t), g->ttype, g->n, g->c, g->d, g->w, e.ii, e.ls,
                                             g->red, (float)total_weight, lse, gx_data));
     if (s != NLLK_OK)
-        goto python;
-    result = Py_NewRef(gx);
-    goto done;
-python:
-    result = Py_NewRef(Py_None);
-done:
-    PyMem_Free(fresh);
-    Py_XDECREF(gx);
-    Py_XDECREF(gt);
-    release(&b);
-    return result;
+        return python(&b);
+    return finish(&b, Py_NewRef(gx));
 }
 
 /* ---- binding -------------------------------------------------------------------------------------------------- */
