@@ -13,8 +13,13 @@ call it makes: that call through a prepared ctypes call, less the same ctypes ca
 ctypes itself costs), is the C call's estimate; limit (issue 14): the compiled path within 3 us of the C call.
 All four timed interleaved in one process (--numpy-only: this table alone).
 
---mix: PyTorch's own ops alone and interleaved with nllk calls in the same process (each PyTorch call timed by
-itself, median; limit: within 10% of alone), at torch.get_num_threads() and after torch.set_num_threads changes.
+--mix: PyTorch's own ops (torch.add 4M and 256K elements, F.nll_loss (65536, 64)) timed by themselves right after
+the same op (alone), and right after a poisson_nll_loss call of PyTorch's or of nllk's on the same data (the same
+bytes touched: 8 MB, which evicts the op's data, and 1 MB, a threaded nllk call that mostly does not), in one
+process, at torch.get_num_threads(), after torch.set_num_threads changes, and with nllk's count forced below and
+above PyTorch's (--mix-settings picks PyTorch:nllk pairs). Ratios are medians of per-round ratios; "pool threads"
+counts the threads libgomp creates for the op after nllk's call (ended by nllk's call). Limit (issue 14): within
+10%.
 """
 import argparse
 import ctypes
