@@ -8,8 +8,9 @@ defined). When CMake finds Torch (libtorch-dev) it also builds nllk's PyTorch op
 their Python fast path _nllk_torch*.so (with pybind11-dev and the Python headers), and puts them in the package
 too (nllk.torch loads them from there; without them it uses its ctypes fallback). NLLK_CMAKE_ARGS=-DNLLK_TORCH=OFF
 leaves them out. With the Python headers (python3-dev) it also builds the compiled numpy front end _nllk_fast*.so
-(python/src/nllk_fast.c, no other dependency), which nllk loads from the package (without it: ctypes). CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and
-NLLK_BUILD_JOBS (default 2) tune the build.
+(python/src/nllk_fast.c, no other dependency), which nllk loads from the package (without it: ctypes).
+CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and NLLK_BUILD_JOBS (default 2)
+tune the build.
 """
 import os
 import runpy

@@ -22,7 +22,6 @@ counts the threads libgomp creates for the op after nllk's call (ended by nllk's
 10%.
 """
 import argparse
-import ctypes
 import os
 import statistics
 import sys
@@ -90,6 +89,9 @@ def latency_cases():
     return cases
 
 
+_KEEP = []  # the arrays whose addresses the prepared ctypes calls use, alive for the whole run
+
+
 def _addr(a):
     return a.ctypes.data if a is not None else None
 
@@ -105,8 +107,8 @@ def numpy_cases():
     for n, c in ((32, 10), (256, 1000)):
         x = rng.standard_normal((n, c)).astype(np.float32)
         t = rng.integers(0, c, n).astype(np.int64)
-        res, tw = np.empty((), np.float32), np.empty((), np.float32)
-        g, gx, lse = np.ones((), np.float32), np.empty((n, c), np.float32), np.empty(n, np.float32)
+        res, g, gx = np.empty((), np.float32), np.ones((), np.float32), np.empty((n, c), np.float32)
+        _KEEP.extend((x, t, res, g, gx))  # (the prepared calls hold only their addresses)
         nll = (_addr(x), _addr(t), T, n, c, 1, None, -100, MEAN, _addr(res), None)
         nll_b = (_addr(g), _addr(t), T, n, c, 1, None, -100, MEAN, 1.0 * n, _addr(gx))
         ce = (_addr(x), _addr(t), T, n, c, 1, None, -100, 0.0, MEAN, _addr(res), None, None)
@@ -116,7 +118,8 @@ def numpy_cases():
             return args[:i_n] + (0,) + args[i_n + 1:]
         out += [
             (f"nll_loss ({n}, {c})", lambda x=x, t=t: nllk.nll_loss(x, t), k.nll_fwd, nll, empty(nll, 3)),
-            (f"nll_loss_backward ({n}, {c})", lambda x=x, t=t, tw=1.0 * n: nllk.nll_loss_backward(1.0, x, t, total_weight=tw),
+            (f"nll_loss_backward ({n}, {c})",
+             lambda x=x, t=t, tw=1.0 * n: nllk.nll_loss_backward(1.0, x, t, total_weight=tw),
              k.nll_bwd, nll_b, empty(nll_b, 3)),
             (f"cross_entropy ({n}, {c})", lambda x=x, t=t: nllk.cross_entropy(x, t), k.cross_entropy_fwd, ce,
              empty(ce, 3)),
@@ -127,6 +130,7 @@ def numpy_cases():
     p = rng.standard_normal(1024).astype(np.float32)
     pt = (rng.random(1024) * 4).astype(np.float32)
     pres, pg = np.empty((), np.float32), np.empty(1024, np.float32)
+    _KEEP.extend((p, pt, pres, pg))
     po = (_addr(p), _addr(pt), 1024, 1, 0, 1e-8, MEAN, _addr(pres))
     pb = (_addr(p), _addr(pt), 1024, 1, 0, 1e-8, MEAN, _addr(g), _addr(pg), None)
     out += [("poisson_nll_loss n=1024", lambda: nllk.poisson_nll_loss(p, pt), k.poisson_nll_fwd, po,
@@ -154,8 +158,8 @@ def interleaved(fns, rounds, calls):
 def numpy_front_end(rounds, calls):
     """nllk's numpy front end on its compiled path and on its ctypes path against the C call."""
     fast = _capi.fast
-    print(f"nllk numpy front end: compiled path {'loaded' if fast is not None else 'NOT loaded: ' + str(_capi.FAST_ERROR)}"
-          f"; median of {rounds} rounds x {calls} calls, interleaved")
+    state = "loaded" if fast is not None else f"NOT loaded: {_capi.FAST_ERROR}"
+    print(f"nllk numpy front end: compiled path {state}; median of {rounds} rounds x {calls} calls, interleaved")
     print("| case | compiled us | ctypes path us | C call via ctypes us | ctypes overhead us | C call us (est.) | "
           "compiled - C call us | limit |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
