@@ -7,8 +7,10 @@ NLLK_LIBRARY, with the _version.py CMake configured from project() in CMakeLists
 defined). When CMake finds Torch (libtorch-dev) it also builds nllk's PyTorch operators, libnllk_torch.so, and
 their Python fast path _nllk_torch*.so (with pybind11-dev and the Python headers), and puts them in the package
 too (nllk.torch loads them from there; without them it uses its ctypes fallback). NLLK_CMAKE_ARGS=-DNLLK_TORCH=OFF
-leaves them out. CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and
-NLLK_BUILD_JOBS (default 2) tune the build.
+leaves them out. With the Python headers (python3-dev) it also builds the compiled numpy front end _nllk_fast*.so
+(python/src/nllk_fast.c, no other dependency), which nllk loads from the package (without it: ctypes).
+CMAKE (the cmake program), NLLK_CMAKE_ARGS (extra -D options, space-separated) and NLLK_BUILD_JOBS (default 2)
+tune the build.
 """
 import os
 import runpy
@@ -44,13 +46,14 @@ def build_library(build_dir):
                     *shlex.split(os.environ.get("NLLK_CMAKE_ARGS", ""))], check=True)
     targets = subprocess.run([cmake, "--build", str(build_dir), "--target", "help"], capture_output=True,
                              text=True).stdout
-    wanted = ["nllk"] + [t for t in ("nllk_torch", "nllk_torch_python") if f" {t}" in targets]
+    wanted = ["nllk"] + [t for t in ("nllk_fast", "nllk_torch", "nllk_torch_python") if f" {t}" in targets]
     subprocess.run([cmake, "--build", str(build_dir), "--target", *wanted, "-j", jobs], check=True)
     # libnllk.so -> libnllk.so.0.1 (the SONAME) -> libnllk.so.0.1.0: the middle name is the one the loader needs
     sonames = [p for p in build_dir.glob("libnllk.so.*") if p.is_symlink()]
     if len(sonames) != 1:
         raise RuntimeError(f"expected one libnllk.so.* link in {build_dir}, found {sonames}")
-    return sonames + sorted(build_dir.glob("libnllk_torch.so")) + sorted(build_dir.glob("_nllk_torch*.so"))
+    return (sonames + sorted(build_dir.glob("libnllk_torch.so")) + sorted(build_dir.glob("_nllk_torch*.so"))
+            + sorted(build_dir.glob("_nllk_fast*.so")))
 
 
 class BuildPyWithLibrary(build_py):

@@ -86,6 +86,23 @@ int nllk_threads_for(size_t n, size_t grain)
 #endif
 }
 
+/* The OpenMP team of a region that splits its work nt ways: never smaller than the calling thread's team setting
+ * (omp_get_max_threads(): OMP_NUM_THREADS, omp_set_num_threads, PyTorch's torch.set_num_threads). libgomp keeps one
+ * pool of threads per calling thread, shared with every other OpenMP user of that thread (PyTorch's ops); a region
+ * with fewer threads than the previous one ends the surplus pool threads, and the caller's next, larger region
+ * creates them again (issue 14: torch.add at 4 threads after an nllk call forced to 2). So a call that uses fewer
+ * threads (nllk_set_num_threads, NLLK_NUM_THREADS, or a small n) runs in the caller's team and gives work to nt of
+ * them: the others pass the region's barrier. The split, and so the bits, depend on nt only. */
+static int team_size(int nt)
+{
+#ifdef _OPENMP
+    const int caller = omp_get_max_threads();
+    return caller > nt ? caller : nt;
+#else
+    return nt;
+#endif
+}
+
 /* ---- sums ------------------------------------------------------------------------------------------------ */
 
 typedef struct shifted_run {
@@ -122,7 +139,7 @@ size_t nllk_sum_feed_parallel_grain(nllk_sum *s, nllk_sum_head *head, size_t n, 
     const uint64_t start = s->end;
     size_t failed = SIZE_MAX;
 #ifdef _OPENMP
-#  pragma omp parallel for ordered schedule(static, 1) num_threads(nt)
+#  pragma omp parallel for ordered schedule(static, 1) num_threads(team_size(nt))
 #endif
     for (int t = 0; t < nt; t++) {
         const size_t b0 = nblocks * (size_t)t / (size_t)nt, b1 = nblocks * (size_t)(t + 1) / (size_t)nt;
@@ -155,7 +172,7 @@ size_t nllk_parallel_spans(size_t n, size_t grain, nllk_span_fn span, void *ctx)
         return span(ctx, 0, n);
     size_t failed = SIZE_MAX;
 #ifdef _OPENMP
-#  pragma omp parallel for schedule(static, 1) num_threads(nt) reduction(min : failed)
+#  pragma omp parallel for schedule(static, 1) num_threads(team_size(nt)) reduction(min : failed)
 #endif
     for (int t = 0; t < nt; t++) {
         const size_t a = n * (size_t)t / (size_t)nt, b = n * (size_t)(t + 1) / (size_t)nt;

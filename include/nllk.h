@@ -81,6 +81,10 @@
  * calling thread unless nested parallelism is enabled.
  * In a process created by fork() (and its children), nllk runs on one thread and nllk_get_num_threads()
  * returns 1: libgomp's worker threads do not survive fork, and a multi-threaded region there would hang.
+ * A call that uses fewer threads than the calling thread's OpenMP setting (omp_get_max_threads(): a forced
+ * count, or a small input) still runs in a team of that size, the surplus threads getting no work: libgomp's
+ * thread pool is shared with the caller's other OpenMP code (PyTorch's ops), and a smaller team would end pool
+ * threads that the caller's next parallel region then has to create again.
  *
  * ---------------------------------------------------------------------------------------------------------
  * 5. Memory layout

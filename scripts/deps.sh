@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-test}
 pkgs=(build-essential cmake pkg-config libsleef-dev)
 if [ "$what" = test ]; then
-  pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev python3-torch libtorch-dev pybind11-dev python3-numpy python3-pytest binutils libbenchmark-dev python3-matplotlib libjemalloc2
+  pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev python3-torch libtorch-dev pybind11-dev python3-dev python3-numpy python3-pytest binutils libbenchmark-dev python3-matplotlib libjemalloc2
          gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libopenmpi-dev openmpi-bin)
 fi
 SUDO=""

@@ -5,6 +5,10 @@ Everything is done on numpy views: a CPU torch tensor's .numpy() shares its memo
 place (no copy unless non-contiguous, of another byte order, or of a dtype that must be converted). Outputs are
 fresh arrays; inputs are only ever read.
 
+The compiled path: when nllk._capi.fast (the _nllk_fast module, python/src/nllk_fast.c) is loaded, each loss
+hands it its arguments first; it computes the common numpy call (the same C call, so the same bits) or returns
+None, and the code below runs as it always does (all checks and exceptions are its).
+
 Autograd: nll_loss and poisson_nll_loss given a tensor that requires grad (with grad mode on) are computed by
 nllk.torch, so the result takes part in autograd; the other functions raise NllkRuntimeError there rather than
 return a silently detached result.
@@ -163,6 +167,10 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
     float32/float64 computes in float64, an integer target takes input's dtype (PyTorch's promotion).
     Returns the kind of `input`: a 0-d result for 'mean'/'sum', the broadcast shape for 'none'. Tensors that
     require grad are computed by nllk.torch.poisson_nll_loss (the result takes part in autograd)."""
+    if _capi.fast is not None:  # the compiled path: the common numpy call, else None
+        out = _capi.fast.poisson_nll_loss(input, target, log_input, full, eps, reduction)
+        if out is not None:
+            return out
     li, fu, ep, red = _args.poisson_options(log_input, full, eps, reduction, "poisson_nll_loss")
     if _tracks_grad(input, target):
         from . import torch as nllk_torch
@@ -212,6 +220,11 @@ def poisson_nll_loss_backward(grad_output: ArrayLike, input: ArrayLike, target: 
 
     Where full is set and target <= 0, grad_target is the exact derivative (-g*x or -g*log(x+eps)); PyTorch's
     autograd gives NaN there (an artefact of its masked Stirling term, see nllk.h)."""
+    if _capi.fast is not None:
+        out = _capi.fast.poisson_nll_loss_backward(grad_output, input, target, log_input, full, eps, reduction,
+                                                   compute_grad_target)
+        if out is not None:
+            return out
     fn = "poisson_nll_loss_backward"
     li, fu, ep, red = _args.poisson_options(log_input, full, eps, reduction, fn)
     want_gt = _args.flag(compute_grad_target, "compute_grad_target", fn)
@@ -282,6 +295,10 @@ def nll_loss_forward(input: ArrayLike, target: ArrayLike, weight: Optional[Array
     """(output, total_weight), as ATen's nll_loss_forward: total_weight is the sum of the weights of the
     non-ignored targets (their count without weight) for 'mean' and 'sum', 0 for 'none' (the target's weight
     for a 1-D input); both of input's kind and dtype, total_weight 0-d."""
+    if _capi.fast is not None:
+        out = _capi.fast.nll_loss_forward(input, target, weight, ignore_index, reduction)
+        if out is not None:
+            return out
     fn = "nll_loss_forward"
     _refuse_grad(fn, input, target, weight)
     as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, dt = _nll_prepare(input, target, weight, ignore_index,
@@ -329,6 +346,10 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = 
     indices, int64, int32 or uint8 for every shape (other integer dtypes are converted to int64); weight: (C)
     of input's dtype. A target outside [0, C) that is not ignore_index raises IndexError (NllkIndexError).
     A tensor input that requires grad is computed by nllk.torch.nll_loss (the result takes part in autograd)."""
+    if _capi.fast is not None:
+        out = _capi.fast.nll_loss(input, target, weight, ignore_index, reduction)
+        if out is not None:
+            return out
     if input.__class__ is np.ndarray and target.__class__ is np.ndarray and weight is None:
         out = _nll_fast(input, target, ignore_index, reduction)
         if out is not None:
@@ -350,6 +371,10 @@ def nll_loss_backward(grad_output: ArrayLike, input: ArrayLike, target: ArrayLik
     """The gradient of nll_loss(input, target, ...) w.r.t. input given grad_output, in input's shape and dtype.
     total_weight is the forward's (nll_loss_forward); computed by calling the forward when not given (only
     'mean' uses it)."""
+    if _capi.fast is not None:
+        out = _capi.fast.nll_loss_backward(grad_output, input, target, weight, ignore_index, reduction, total_weight)
+        if out is not None:
+            return out
     fn = "nll_loss_backward"
     _refuse_grad(fn, grad_output, input, target, weight, total_weight)
     as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, dt = _nll_prepare(input, target, weight, ignore_index,
@@ -424,6 +449,10 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLik
     size_average / reduce: PyTorch's deprecated arguments (they override reduction, with its warning).
     Returns input's kind: 0-d for 'mean'/'sum', target's shape (the loss's shape) for 'none'.
     Tensors that require grad are computed by nllk.torch.cross_entropy (the result takes part in autograd)."""
+    if _capi.fast is not None and size_average is None and reduce is None:
+        out = _capi.fast.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+        if out is not None:
+            return out
     fn = "cross_entropy"
     if size_average is not None or reduce is not None:
         reduction = _args.legacy_reduction(size_average, reduce)
@@ -450,6 +479,10 @@ def cross_entropy_forward(input: ArrayLike, target: ArrayLike, weight: Optional[
     total_weight is, for class indices, nll_loss_forward's (the weight sum of the non-ignored targets, their
     count without weight; 0 for 'none'), for probabilities the number of positions N*d (the 'mean' divisor).
     All of input's kind and dtype. The forward's values are those of cross_entropy (the same bits)."""
+    if _capi.fast is not None:
+        out = _capi.fast.cross_entropy_forward(input, target, weight, ignore_index, reduction, label_smoothing)
+        if out is not None:
+            return out
     fn = "cross_entropy_forward"
     _refuse_grad(fn, input, target, weight)
     as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, ls, dt = _ce_prepare(input, target, weight,
@@ -471,6 +504,11 @@ def cross_entropy_backward(grad_output: ArrayLike, input: ArrayLike, target: Arr
     cross_entropy_forward's (class indices, 'mean': total_weight is computed by a forward when not given; lse is
     recomputed when not given -- the same bits either way). compute_grad_target (probability targets only):
     returns (grad_input, grad_target), grad_target in target's shape and dtype."""
+    if _capi.fast is not None:
+        out = _capi.fast.cross_entropy_backward(grad_output, input, target, weight, ignore_index, reduction,
+                                                label_smoothing, total_weight, lse, compute_grad_target)
+        if out is not None:
+            return out
     fn = "cross_entropy_backward"
     want_gt = _args.flag(compute_grad_target, "compute_grad_target", fn)
     _refuse_grad(fn, grad_output, input, target, weight, total_weight, lse)

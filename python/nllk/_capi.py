@@ -11,6 +11,11 @@ the import). It is looked for, in order:
   3. a source checkout's default build folder, <repo>/build/libnllk.so, when this package is <repo>/python/nllk;
   4. the system loader: ctypes.util.find_library("nllk") (its SONAME from the ld.so cache, e.g. after
      `cmake --install` and ldconfig), then "libnllk.so" through the loader's own search (LD_LIBRARY_PATH, ...).
+
+With the library, the compiled numpy front end _nllk_fast (python/src/nllk_fast.c) is loaded from the library's
+folder or the package's, and handed the library's functions: `fast` is that module (None without it, or with
+NLLK_FAST=0; FAST_ERROR says why). nllk's losses call it first on numpy arrays; it computes the common calls and
+returns None for the rest, which the ctypes path below then computes.
 """
 import ctypes
 import ctypes.util
@@ -173,6 +178,8 @@ def _load() -> Library:
 
 _lock = threading.Lock()
 _library: Optional[Library] = None
+fast = None  # the compiled numpy front end, bound to the loaded library (None: the ctypes path only)
+FAST_ERROR: Optional[str] = "libnllk not loaded yet"
 
 
 def get() -> Library:
@@ -184,9 +191,39 @@ def get() -> Library:
 
 def _load_once() -> None:
     global _library
+    global fast, FAST_ERROR
     with _lock:
         if _library is None:
-            _library = _load()
+            library = _load()
+            fast, FAST_ERROR = _load_fast(library)
+            _library = library
+
+
+def _load_fast(library: Library):
+    """(_nllk_fast bound to library, None), or (None, why not)."""
+    if os.environ.get("NLLK_FAST") == "0":
+        return None, "NLLK_FAST=0"
+    import importlib.machinery
+    import importlib.util
+    import numpy as np
+    tried = []
+    folders = [os.path.dirname(os.path.abspath(library.path))] if os.path.dirname(library.path) else []
+    for d in dict.fromkeys(folders + [_HERE]):
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(d, "_nllk_fast" + suffix)
+            if not os.path.exists(path):
+                continue
+            try:
+                spec = importlib.util.spec_from_file_location("nllk._nllk_fast", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                addresses = tuple(ctypes.cast(getattr(library.c, name), ctypes.c_void_p).value
+                                  for name in module.NAMES.split(";"))
+                module.bind(addresses, np.ndarray, np.empty, np.dtype(np.float32), np.dtype(np.float64))
+                return module, None
+            except (ImportError, AttributeError, TypeError, ValueError) as e:
+                tried.append(f"{path}: {e}")
+    return None, "; ".join(tried) or "_nllk_fast not found"
 
 
 # ---- status -> exception ------------------------------------------------------------------------------------
