@@ -105,6 +105,10 @@ typedef void (*nllk_ce_prob_bwd_fn)(const nllk_ce_run *r, const void *x, const v
 
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 
+/* Cross-entropy on 16-bit storage converts one position's classes to a float row on the stack
+ * (kernels/common/ce_half.h): at most this many classes (the driver refuses more). */
+enum { NLLK_CE_HALF_MAX_C = 4096 };
+
 /* The kernels of one (build, dtype): nllk_<dtype>_kernels__<build>, defined by kernels/common/kernels.c. */
 typedef struct nllk_kernels {
     nllk_poisson_fwd_fn poisson_fwd;
@@ -123,7 +127,7 @@ typedef struct nllk_kernels {
 } nllk_kernels;
 
 /* Kernel slots: a dtype descriptor's `slot` (dispatch/dtype.h) indexes nllk_isa.kernels. */
-enum { NLLK_SLOT_F32 = 0, NLLK_SLOT_F64 = 1, NLLK_NUM_SLOTS = 2 };
+enum { NLLK_SLOT_F32 = 0, NLLK_SLOT_F64 = 1, NLLK_SLOT_BF16 = 2, NLLK_SLOT_F16 = 3, NLLK_NUM_SLOTS = 4 };
 
 /* One line of the ISA registry (kernels/isas.h) of this architecture. */
 typedef struct nllk_isa {
