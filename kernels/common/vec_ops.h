@@ -47,7 +47,12 @@
  *                              larger than the caches
  *   v_stream(p, v)             store VW elements with a streaming (non-temporal) store where the ISA has one (p
  *                              aligned to VW elements' bytes, 64 at most); an ordinary store otherwise
- *   v_stream_fence()           orders earlier streaming stores before later stores (after a series of v_stream) */
+ *   v_stream_fence()           orders earlier streaming stores before later stores (after a series of v_stream)
+ *
+ * Cross-entropy
+ *   v_exp_ce(a)                the cross-entropy's exp: f32 a fixed Cephes-style evaluation with explicit FMAs
+ *                              (kernels/scalar/vec.h defines it; within 1.02 ulp, every map the same bits), inline
+ *                              (no call, no clobbered registers); f64 v_exp */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 
