@@ -36,8 +36,8 @@ static inline void ce_fold16_vw(double (*l)[VW], double *out)
 static inline void ce_logsums(const double *s, size_t cnt, elem_t *logsum)
 {
     elem_t hi[VW], lo[VW];
-    for (size_t p = 0; p < VW;
-         p++) { /* branch-free (vectorisable): the quotient is computed and dropped when v == hi */
+    /* branch-free (vectorisable): the quotient is computed, and dropped when v == hi */
+    for (size_t p = 0; p < VW; p++) {
         const double v = p < cnt ? s[p] : 1.0;
         hi[p] = (elem_t)v;
         const elem_t r = (elem_t)((v - (double)hi[p]) / (double)hi[p]);

@@ -142,38 +142,62 @@ INLINE void ce_row_stats(const elem_t *x, const elem_t *q, const elem_t *w, size
     ce_logsums(res, 1, logsum);
 }
 
+/* VW rows at a time: each row's max and exp pass, then one ce_logsums for all of them (one vector log instead of one
+ * per row; the same bits per row), then the losses in row order. */
 INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, elem_t *out,
                           elem_t *lse, double *lanes, const nllk_target_type tt)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
-    for (size_t k = 0; k < r->len; k++) {
-        const int64_t t = ce_target(tg, k, tt);
-        if (ce_bad(t, r))
-            return k;
-        const int ign = t == r->ignore_index;
-        const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
-        elem_t loss = 0, wt = 0;
-        if (!ign || lse) {
-            elem_t m, logsum;
-            double res[3] = {0, 0, 0};
-            if (f.smooth && !ign)
-                ce_row_stats(row, NULL, w, c, f, CE_SMOOTH, next, NULL, &m, &logsum, res);
-            else
-                ce_row_stats(row, NULL, w, c, f, CE_S, next, NULL, &m, &logsum, res);
-            if (lse)
-                lse[k] = m + logsum;
-            if (!ign) {
-                wt = w ? w[t] : (elem_t)1;
-                loss = ce_index_loss(row[t], m, logsum, wt, res[1], r->wsum, f);
+    for (size_t k0 = 0; k0 < r->len; k0 += VW) {
+        const size_t cnt = r->len - k0 < VW ? r->len - k0 : VW;
+        int64_t tb[VW];
+        size_t good = cnt; /* rows before the first bad target */
+        for (size_t p = 0; p < cnt; p++) {
+            tb[p] = ce_target(tg, k0 + p, tt);
+            if (ce_bad(tb[p], r)) {
+                good = p;
+                break;
             }
         }
-        if (out)
-            out[k] = loss;
-        if (lanes) {
-            lanes[k % 16] += (double)loss;
-            lanes[16 + k % 16] += (double)wt;
+        elem_t m[VW], logsum[VW];
+        double s[VW], dsum[VW];
+        for (size_t p = 0; p < good; p++) {
+            const size_t k = k0 + p;
+            const int ign = tb[p] == r->ignore_index;
+            const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+            double res[3] = {1.0, 0, 0}; /* an ignored row without lse: nothing to compute */
+            m[p] = 0;
+            if (!ign || lse) {
+                m[p] = ce_row_max(row, c);
+                if (f.smooth && !ign)
+                    ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, NULL, res);
+                else
+                    ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, NULL, res);
+            }
+            s[p] = res[0];
+            dsum[p] = res[1];
         }
+        ce_logsums(s, good, logsum);
+        for (size_t p = 0; p < good; p++) {
+            const size_t k = k0 + p;
+            const int64_t t = tb[p];
+            elem_t loss = 0, wt = 0;
+            if (lse)
+                lse[k] = m[p] + logsum[p];
+            if (t != r->ignore_index) {
+                wt = w ? w[t] : (elem_t)1;
+                loss = ce_index_loss(x[k * r->k_stride + (size_t)t], m[p], logsum[p], wt, dsum[p], r->wsum, f);
+            }
+            if (out)
+                out[k] = loss;
+            if (lanes) {
+                lanes[k % 16] += (double)loss;
+                lanes[16 + k % 16] += (double)wt;
+            }
+        }
+        if (good < cnt)
+            return k0 + good;
     }
     return r->len;
 }
