@@ -335,7 +335,8 @@ typedef struct ce_plane {
     double res[3][VW];
 } ce_plane;
 
-/* VW positions' max, sums and logsums (mm < VW: the first mm). e, when set, receives the exps: class k's VW lanes at
+/* VW positions' max, sums and logsums (mm < VW: the first mm; no logsums for CE_S with e set: the class-index
+ * backward). e, when set, receives the exps: class k's VW lanes at
  * e + k * es (masked to mm lanes); otherwise they go through a stack buffer of CE_PLANE_CHUNK classes. */
 INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, size_t cs, size_t mm,
                            ce_factors f, const int mode, elem_t *e, size_t es, ce_plane *st)
@@ -402,7 +403,8 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
             v_acc_store(l[j], b[j]);
         ce_fold16_vw(l, st->res[2]);
     }
-    ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
+    if (e == NULL || mode == CE_PROB) /* the class-index backward (e set) needs no logsum */
+        ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
 }
 
 INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, elem_t *out,
