@@ -24,9 +24,10 @@ typedef struct ce_ctx {
     const unsigned char *target; /* class indices (flat positions), or probabilities (x's layout) */
     int64_t ignore_index;
     double ls, wsum;
-    const void *x, *weight, *lse_in, *g;
+    const void *x, *weight, *g;
     void *out, *lse, *gx, *gq;
     size_t g_stride;
+    int stream; /* backward: grad_input beyond the caches (streaming stores) */
 } ce_ctx;
 
 static nllk_status ce_check_options(double label_smoothing)
@@ -71,18 +72,14 @@ static nllk_ce_run ce_run_at(const ce_ctx *c, size_t f, size_t left, size_t *x_o
 {
     if (c->d == 1) {
         *x_off = f * c->c;
-        return (nllk_ce_run){left, c->c, 1, c->c, c->ignore_index, c->ls, c->wsum};
+        return (nllk_ce_run){left, c->c, 1, c->c, c->ignore_index, c->ls, c->wsum, c->stream};
     }
     const size_t g = c->j0 + f, i = g / c->d, j = g % c->d;
     *x_off = i * c->c * c->d + j;
-    return (nllk_ce_run){left < c->d - j ? left : c->d - j, 1, c->d, c->c, c->ignore_index, c->ls, c->wsum};
+    return (nllk_ce_run){left < c->d - j ? left : c->d - j, 1, c->d, c->c, c->ignore_index, c->ls, c->wsum, c->stream};
 }
 
 static void *opt_elem(const nllk_dtype_desc *dt, void *p, size_t i) { return p ? nllk_elem_mut(dt, p, i) : NULL; }
-static const void *opt_celem(const nllk_dtype_desc *dt, const void *p, size_t i)
-{
-    return p ? nllk_elem(dt, p, i) : NULL;
-}
 
 /* One kernel call over a run at position f, lanes as given (already rotated). */
 static size_t ce_fwd_run(const ce_ctx *c, const nllk_ce_run *r, size_t f, size_t x_off, double *lanes)
@@ -127,7 +124,6 @@ static size_t ce_sum_run(void *vctx, size_t off, size_t len, double *lanes)
 
 static size_t ce_none_span(void *vctx, size_t off, size_t len) { return ce_fwd_span(vctx, off, len, NULL); }
 
-
 /* Room for one block's losses in any dtype. */
 typedef struct nllk_scalar_block {
     nllk_scalar v[NLLK_BLOCK / (sizeof(nllk_scalar) / sizeof(double))];
@@ -161,11 +157,11 @@ static size_t ce_bwd_span(void *vctx, size_t off, size_t len)
         const nllk_ce_run r = ce_run_at(c, f, len - done, &x_off);
         const void *x = nllk_elem(dt, c->x, x_off), *g = nllk_elem(dt, c->g, f * c->g_stride);
         if (c->prob)
-            c->k->ce_prob_bwd(&r, x, nllk_elem(dt, c->target, x_off), c->weight, opt_celem(dt, c->lse_in, f), g,
-                              c->g_stride, nllk_elem_mut(dt, c->gx, x_off), opt_elem(dt, c->gq, x_off));
+            c->k->ce_prob_bwd(&r, x, nllk_elem(dt, c->target, x_off), c->weight, g, c->g_stride,
+                              nllk_elem_mut(dt, c->gx, x_off), opt_elem(dt, c->gq, x_off));
         else
-            c->k->ce_bwd[c->tt](&r, x, c->target + f * nllk_target_sizes[c->tt], c->weight, opt_celem(dt, c->lse_in, f),
-                                g, c->g_stride, nllk_elem_mut(dt, c->gx, x_off));
+            c->k->ce_bwd[c->tt](&r, x, c->target + f * nllk_target_sizes[c->tt], c->weight, g, c->g_stride,
+                                nllk_elem_mut(dt, c->gx, x_off));
         done += r.len;
     }
     return len;
@@ -292,7 +288,8 @@ static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, co
     }
     nllk_scalar g;
     ctx.g = nllk_grad_scale(dt, reduction, grad_output, prob ? (double)nd : total_weight, nd, &g, &ctx.g_stride);
-    ctx.lse_in = lse;
+    (void)lse; /* the backward recomputes each position's max and exp-sum (nllk.h): the same cost as exp(x - lse) */
+    ctx.stream = nd * c * dt->size >= NLLK_NLL_STREAM_BYTES;
     ctx.gx = grad_input;
     ctx.gq = grad_target;
     nllk_parallel_spans(nd, grain, ce_bwd_span, &ctx);

@@ -85,6 +85,7 @@ typedef struct nllk_ce_run {
     int64_t ignore_index; /* class index only */
     double ls;            /* label smoothing in [0, 1]                                                          */
     double wsum;          /* W: the c weights summed in the class-lane order (c when unweighted); smoothing only */
+    int stream;           /* backward: streaming stores where the layout allows (grad_input beyond the caches)  */
 } nllk_ce_run;
 
 /* Class-index forward: out[k] = loss_k, lse[k] = lse_k (each if not NULL); lanes[k % 16] += loss_k and
@@ -93,15 +94,15 @@ typedef struct nllk_ce_run {
 typedef size_t (*nllk_ce_fwd_fn)(const nllk_ce_run *r, const void *x, const void *target, const void *weight,
                                  void *out, void *lse, double *lanes);
 /* Class-index backward over a run of validated targets: writes every gx entry of the run's positions, with
- * g_k = g[k * g_stride] (already divided for MEAN); lse NULL recomputes it. */
+ * g_k = g[k * g_stride] (already divided for MEAN); recomputes each position's max and exp-sum (no lse). */
 typedef void (*nllk_ce_bwd_fn)(const nllk_ce_run *r, const void *x, const void *target, const void *weight,
-                               const void *lse, const void *g, size_t g_stride, void *gx);
+                               const void *g, size_t g_stride, void *gx);
 /* Probability forward: as the class-index one with lanes[16 + k % 16] += 1. */
 typedef void (*nllk_ce_prob_fwd_fn)(const nllk_ce_run *r, const void *x, const void *q, const void *weight, void *out,
                                     void *lse, double *lanes);
 /* Probability backward: grad_input to gx and (if not NULL) grad_target to gq. */
 typedef void (*nllk_ce_prob_bwd_fn)(const nllk_ce_run *r, const void *x, const void *q, const void *weight,
-                                    const void *lse, const void *g, size_t g_stride, void *gx, void *gq);
+                                    const void *g, size_t g_stride, void *gx, void *gq);
 
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 

@@ -340,7 +340,12 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  *
  * Per-position log-sum-exp, the order every ISA, thread count and chunking follows (so the same bits):
  *   m      = the largest of the position's logits that are not NaN (-Inf if none), exactly, with -0 read as +0;
- *   e_k    = exp(x_k - m) in the dtype (x_k - m rounded to the dtype; SLEEF u10 exp);
+ *   e_k    = exp(x_k - m) in the dtype (x_k - m rounded to the dtype), by the cross-entropy's exp: f32 a fixed
+ *            evaluation written out in kernels/scalar/vec.h (v_exp_ce: argument clamped to [-104, 89];
+ *            n = round(a*log2(e)) by the 1.5*2^23 trick; Cody-Waite reduction r = a - n*ln2 in two FMAs; Cephes'
+ *            degree-5 polynomial by FMAs, y = r + r^2*P(r) + 1; y*2^n rounded once), the same operations on every
+ *            ISA (checked on all 2^32 inputs), within 1.02 ulp of exp, inline and about twice SLEEF's u10
+ *            throughput; f64 SLEEF's u10 exp;
  *   s      = the sum of e_k in double over 16 lanes by class index: lane q starts at +0.0 and adds e_k for
  *            k = q, q+16, q+32, ... in increasing k; then s[q] += s[q+8] (q < 8), += s[q+4], += s[q+2], += s[q+1]
  *            (the in-block order of section 2, applied to the classes). The same definition for both layouts
@@ -353,7 +358,8 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * million classes the second pass reads it from cache (L1/L2 for c <= 64k f32, L3 beyond), so the logits are read
  * from memory once; no online rescaling, whose extra exp would round differently.
  * A NaN logit, a +Inf logit or a row of -Inf logits gives NaN (as PyTorch); -Inf in some classes is exact
- * (exp gives 0). Accuracy (f32): s is exact to ~2^-40 relative for any c up to 2^24, so the per-position loss is
+ * (exp gives 0). Accuracy (f32): the e_k are within 1.02 ulp, and their double sum s is exact to ~2^-40 relative
+ * for any c up to 2^24, so the per-position loss is
  * within a few ulp of the exact value plus the inherent roundings of the x_k - m in the dtype (as in PyTorch) and
  * 2^-53 absolute (the double sum); f64: s carries about
  * c/16 * 2^-53 relative error in the worst case (sqrt of that typically).
@@ -381,26 +387,30 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * Backward (both target kinds): with the per-position factor g (grad_output[i*d + j] for NONE, grad_output
  * for SUM, grad_output / total_weight (class index) or grad_output / (n*d) (probabilities) for MEAN, computed in
  * the dtype as PyTorch), PyTorch's log_softmax backward over the loss's gradient G_k w.r.t. log_softmax_k:
- *   p_k = exp(x_k - lse)  (lse the forward's, or recomputed with the same bits when NULL is passed)
- *   KNOWN LIMITATION (to be fixed): lse is rounded to the dtype, so p_k carries a relative error up to about
- *   |lse| * 2^-24 (f32; 2^-53 for f64) on top of PyTorch's, which exponentiates (x_k - m) - logsum: at logits
- *   near 30 the f32 gradient's error is ~10x PyTorch's (still ~1e-6), at 1e5 it is ~3e-3, and a row of equal
- *   logits at -1e30 gets p_k = 1 instead of 1/c. Keep |logits| moderate (as training does) until the
- *   backward uses m and logsum separately.
+ *   p_k * S = e_k * fac, fac = S / s in double rounded once to the dtype, with m, e_k and s recomputed exactly as
+ *            the forward's (a max pass, then an exp pass from cache): p_k = e_k / s never goes through a rounded
+ *            lse, so the gradient is offset-invariant like PyTorch's exp((x_k - m) - logsum) (rows of equal logits
+ *            at -1e30 give p_k = 1/c; logits near 1e5 keep f32 accuracy), and p_k is within a few ulp of the
+ *            exact softmax (the roundings of x_k - m, e_k, s and fac). The lse argument of the backward is
+ *            accepted for compatibility and not read (recomputing m and s costs no more exps than exp(x - lse)
+ *            did: one per logit).
  *   class index: G_k = -(w_t * gn) * [k == t] - w_k * gs,  gn = (1 - ls) * g (g when ls == 0),
  *                gs = (ls / c) * g (no term when ls == 0);  all G_k = 0 at ignored positions
  *   probabilities: G_k = -(g * q_k) * w_k   (q after smoothing)
- *   grad_input_k = G_k - p_k * S,  S = sum_k G_k in double, rounded to the dtype: class index -(w_t * gn) - gs * W
+ *   grad_input_k = G_k - e_k * fac,  S = sum_k G_k in double, rounded to the dtype: class index -(w_t * gn) - gs * W
  *                  (just -(w_t * gn) when ls == 0), probabilities -g * B
  *   W = sum_k w_k (c without weights) in the class-lane order above.
- *   grad_target_k (probabilities) = -(g * w_k) * (x_k - lse) * (1 - ls)  ((1 - ls) omitted when ls == 0)
+ *   grad_target_k (probabilities) = -(g * w_k) * log_softmax_k * (1 - ls)  ((1 - ls) omitted when ls == 0;
+ *                  log_softmax_k = (x_k - m) - logsum as above)
  *
  * Threads (section 4): a position costs about c elements' work, so a thread takes from about 32768 / c positions
  * on. MEAN and SUM give threads whole 4096-position blocks of the canonical sum; a call of at most 4096
  * positions (e.g. 2048 tokens of a 256k vocabulary) shares its one block between threads instead (the losses go
  * through a 32 KiB stack buffer, then into the canonical sum: the same bits). Calls of a few blocks use at most
  * that many threads. NONE and the backward split positions freely. The backward reads the logits again and
- * recomputes the softmax (nothing of size n*c is stored).
+ * recomputes the softmax (nothing of size n*c is stored); it writes grad_input once, with streaming
+ * (non-temporal) stores when grad_input has 32 MiB or more ((n, c) rows of up to 4096 classes; (n, c, d) with
+ * up to 256 classes and d a multiple of the vector width).
  *
  * Errors (every function): NLLK_ERR_NULL_POINTER, NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_INVALID_ARGUMENT (reduction,
  * target_type; label_smoothing NaN or outside [0, 1], as PyTorch's "label_smoothing must be between 0.0 and
@@ -437,7 +447,8 @@ NLLK_API nllk_status nllk_cross_entropy_fwd_f64(const double *input, const void 
  *   grad_output    NONE: n*d values; MEAN, SUM: 1 value.
  *   input ... reduction   as in the forward call.
  *   total_weight   the forward's total_weight (MEAN only).
- *   lse            the forward's lse, or NULL to recompute it (the same bits either way).
+ *   lse            the forward's lse, or NULL: not read (the backward recomputes each position's max and exp-sum;
+ *                  the same bits either way).
  *   grad_input     n*c*d values, required (every entry is written).
  */
 NLLK_API nllk_status nllk_cross_entropy_bwd_f32(const float *grad_output, const float *input, const void *target,
@@ -464,8 +475,8 @@ NLLK_API nllk_status nllk_cross_entropy_prob_fwd_f64(const double *input, const 
 
 /*
  * nllk_cross_entropy_prob_bwd_f32 / _f64 — probability targets, backward. grad_output as the class-index
- * backward; lse the forward's or NULL; grad_input n*c*d values (required); grad_target n*c*d values or NULL to
- * skip.
+ * backward; lse the forward's or NULL (not read, as above); grad_input n*c*d values (required); grad_target n*c*d
+ * values or NULL to skip.
  */
 NLLK_API nllk_status nllk_cross_entropy_prob_bwd_f32(const float *grad_output, const float *input,
                                                      const float *target, size_t n, size_t c, size_t d,

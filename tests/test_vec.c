@@ -72,9 +72,9 @@ static const probe_set *probes_of(const char *build)
     return NULL;
 }
 
-static const char *const op_names[P_NUM_OUT] = {"add",    "sub",     "mul",    "div",    "neg",   "exp",
-                                                "log",    "set1",    "le",     "select", "mzero", "load",
-                                                "load_n", "store_n", "gather", "stream", "tsel",  "tnsel"};
+static const char *const op_names[P_NUM_OUT] = {"add",    "sub",    "mul",    "div",   "neg",   "exp",    "log",
+                                                "set1",   "le",     "select", "mzero", "load",  "load_n", "store_n",
+                                                "gather", "stream", "tsel",   "tnsel", "exp_ce"};
 
 enum { N = 512 };
 
@@ -121,6 +121,18 @@ static int near_libm(nllk_dtype dt, int op, double a, double got)
     return (dt == NLLK_F32 ? tu_ulp_f32((float)got, (float)want) : tu_ulp_f64(got, want)) <= 1;
 }
 
+/* v_exp_ce against libm's double exp: f32 within 2 ulp of its float rounding (the definition is within 1.02 ulp of
+ * the exact value), NaN for NaN; f64 as v_exp */
+static int near_exp_ce(nllk_dtype dt, double a, double got)
+{
+    if (dt == NLLK_F64)
+        return near_libm(dt, P_EXP, a, got);
+    const float want = (float)exp((double)(float)a);
+    if (isnan(want) || isnan(got))
+        return isnan(want) && isnan(got);
+    return tu_ulp_f32((float)got, want) <= 2;
+}
+
 /* cur's map on one dtype and layout (ks_2d: the 2-D row stride, or 0 for N-D planes); ref NULL: exp/log against
  * libm only */
 static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype dt, size_t ks_2d)
@@ -140,7 +152,8 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
     uint8_t t8[N];
     const int64_t ign = ks_2d ? 2 : -100;
     for (size_t i = 0; i < N; i++) {
-        tu_set(dt, a, i, edge_or_random(dt, i));
+        /* every third value in v_exp_ce's range of interest (cross-entropy: [-104, 0]), its ends and beyond */
+        tu_set(dt, a, i, i >= 16 && i % 3 == 0 ? tu_uniform(-110.0, 90.0) : edge_or_random(dt, i));
         tu_set(dt, b, i, edge_or_random(dt, (i * 7 + 3) % N));
         d[i] = edge_or_random(NLLK_F64, (i * 5 + 1) % N);
         keep[i] = (unsigned char)tu_below(2);
@@ -192,8 +205,9 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_STREAM] = ai;
         want[P_TSEL] = keep[i] && t64[i] == 3 ? ai : 0.0;
         want[P_TNSEL] = keep[i] && (int32_t)(uint32_t)(uint64_t)t64[i] == 3 ? ai : 0.0;
+        want[P_EXP_CE] = ref ? tu_get(dt, ref_out, (size_t)P_EXP_CE * N + i) : NAN;
         for (int op = 0; op < P_NUM_OUT; op++) {
-            if (!ref && (op == P_EXP || op == P_LOG))
+            if (!ref && (op == P_EXP || op == P_LOG || op == P_EXP_CE))
                 continue; /* no reference map: exp/log checked against libm only */
             const double got = tu_get(dt, out, (size_t)op * N + i);
             CHECK(tu_same(dt, got, want[op]), "%s %s %s [%zu]: a=%a b=%a: got %a, want %a", cur->build, tu_dtname(dt),
@@ -202,6 +216,8 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         CHECK(near_libm(dt, P_EXP, ai, tu_get(dt, out, (size_t)P_EXP * N + i)), "%s %s exp(%a) vs libm", cur->build,
               tu_dtname(dt), ai);
         CHECK(near_libm(dt, P_LOG, ai, tu_get(dt, out, (size_t)P_LOG * N + i)), "%s %s log(%a) vs libm", cur->build,
+              tu_dtname(dt), ai);
+        CHECK(near_exp_ce(dt, ai, tu_get(dt, out, (size_t)P_EXP_CE * N + i)), "%s %s exp_ce(%a) vs libm", cur->build,
               tu_dtname(dt), ai);
         const double acc_want = d[i] + ai;
         CHECK(tu_same(NLLK_F64, acc[i], acc_want), "%s %s acc_add [%zu]: got %a, want %a", cur->build, tu_dtname(dt), i,

@@ -58,6 +58,7 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         _Alignas(64) elem_t sbuf[VW];
         v_store(res[P_TSEL], v_tsel(t[0], 3, keep, va));
         v_store(res[P_TNSEL], v_tnsel(v_tnarrow(t[0], keep), 3, va));
+        v_store(res[P_EXP_CE], v_exp_ce(va));
         v_stream(sbuf, va);
         v_stream_fence();
         for (size_t i = 0; i < VW; i++)

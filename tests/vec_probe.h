@@ -28,6 +28,7 @@ enum {
     P_STREAM,  /* v_stream(aligned buffer, a), v_stream_fence(), copied out                        */
     P_TSEL,    /* v_tsel(i64 targets, 3, keep bits, a)                                            */
     P_TNSEL,   /* v_tnsel(v_tnarrow(i64 targets, keep bits), 3, a)                                */
+    P_EXP_CE,  /* v_exp_ce(a) (cross-entropy)                                                    */
     P_NUM_OUT
 };
 

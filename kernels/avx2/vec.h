@@ -400,4 +400,35 @@ static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned m, __m256 v)
 }
 #endif
 
+/* cross-entropy */
+/* v_exp_ce(a): the cross-entropy's exp (nllk.h, "Cross-entropy"): f32 Cephes-style, every step one IEEE operation
+ * with explicit FMAs, so every map gives the same bits (checked on all 2^32 inputs, AVX-512 against scalar);
+ * within 1.02 ulp of exp for results >= 2^-126; f64 is v_exp. See kernels/scalar/vec.h for the definition. */
+#if defined(NLLK_DTYPE_F32)
+static inline __m256 nv_pow2i(__m256i k) /* 2^k for k in [-126, 127] */
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+static inline __m256 v_exp_ce(__m256 a)
+{
+    /* max(-104, a) and min(89, a) return a when it is NaN: the clamps of the definition */
+    const __m256 x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), a));
+    const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(12582912.0f)),
+                                   _mm256_set1_ps(12582912.0f));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r, _mm256_set1_ps(1.3981999507e-3f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(8.3334519073e-3f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.1665795894e-2f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.6666665459e-1f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    /* NaN lanes convert to INT_MIN, whose two scales are 1 (the scalar map's 0) */
+    const __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
+    return _mm256_mul_ps(_mm256_mul_ps(y, nv_pow2i(k1)), nv_pow2i(_mm256_sub_epi32(k, k1)));
+}
+#else
+static inline __m256d v_exp_ce(__m256d a) { return v_exp(a); }
+#endif
+
 #endif

@@ -36,10 +36,12 @@ static inline void ce_fold16_vw(double (*l)[VW], double *out)
 static inline void ce_logsums(const double *s, size_t cnt, elem_t *logsum)
 {
     elem_t hi[VW], lo[VW];
+    /* branch-free (vectorisable): the quotient is computed, and dropped when v == hi */
     for (size_t p = 0; p < VW; p++) {
         const double v = p < cnt ? s[p] : 1.0;
         hi[p] = (elem_t)v;
-        lo[p] = v == (double)hi[p] ? (elem_t)0 : (elem_t)((v - (double)hi[p]) / (double)hi[p]);
+        const elem_t r = (elem_t)((v - (double)hi[p]) / (double)hi[p]);
+        lo[p] = v == (double)hi[p] ? (elem_t)0 : r;
     }
     v_store(hi, v_add(v_log(v_load(hi)), v_load(lo)));
     for (size_t p = 0; p < cnt; p++)
@@ -86,5 +88,9 @@ static inline elem_t ce_index_gsum(elem_t gt, elem_t gs, double wsum, int smooth
 {
     return smooth ? (elem_t)((double)gt - (double)gs * wsum) : gt;
 }
+
+/* The backward's softmax times S: p_k * S = e_k * fac with fac = S / s in double, rounded once to the dtype
+ * (e_k = exp(x_k - m) of the exp pass, s their sum): no rounded lse in the exponent. */
+static inline elem_t ce_pfac(elem_t sum, double s) { return (elem_t)((double)sum / s); }
 
 #endif

@@ -47,6 +47,7 @@ INLINE nllk_ce_run ce16_row(const nllk_ce_run *r)
     one.len = 1;
     one.k_stride = r->c;
     one.c_stride = 1;
+    one.stream = 0; /* the float kernels write to the stack */
     return one;
 }
 
@@ -76,6 +77,7 @@ INLINE size_t ce16_fwd(const nllk_ce_run *r, const stor_t *x, const void *tg, co
             nllk_ce_run pr = *r;
             pr.len = m;
             pr.c_stride = m;
+            pr.stream = 0;
             if (core_p) {
                 core_p(&pr, xr, qr, w ? wf : NULL, out ? ob : NULL, lse ? lb : NULL, lanes);
             } else {
@@ -141,10 +143,11 @@ INLINE void ce16_bwd(const nllk_ce_run *r, const stor_t *x, const void *tg, cons
             nllk_ce_run pr = *r;
             pr.len = m;
             pr.c_stride = m;
+            pr.stream = 0;
             if (core_p)
-                core_p(&pr, xr, qr, w ? wf : NULL, NULL, gb, gs ? 1 : 0, gr, gq ? gqr : NULL);
+                core_p(&pr, xr, qr, w ? wf : NULL, gb, gs ? 1 : 0, gr, gq ? gqr : NULL);
             else
-                core_i(&pr, xr, (const char *)tg + k0 * tsz, w ? wf : NULL, NULL, gb, gs ? 1 : 0, gr);
+                core_i(&pr, xr, (const char *)tg + k0 * tsz, w ? wf : NULL, gb, gs ? 1 : 0, gr);
             for (size_t cl = 0; cl < c; cl++) {
                 ce16_narrow(gx + cl * cs + k0, gr + cl * m, m, 1);
                 if (core_p && gq)
@@ -159,11 +162,11 @@ INLINE void ce16_bwd(const nllk_ce_run *r, const stor_t *x, const void *tg, cons
         const float gk = (float)s_get(g + k * gs);
         if (core_p) {
             ce16_widen(qr, q + k * r->k_stride, c, r->c_stride);
-            core_p(&one, xr, qr, w ? wf : NULL, NULL, &gk, 0, gr, gq ? gqr : NULL);
+            core_p(&one, xr, qr, w ? wf : NULL, &gk, 0, gr, gq ? gqr : NULL);
             if (gq)
                 ce16_narrow(gq + k * r->k_stride, gqr, c, r->c_stride);
         } else {
-            core_i(&one, xr, (const char *)tg + k * tsz, w ? wf : NULL, NULL, &gk, 0, gr);
+            core_i(&one, xr, (const char *)tg + k * tsz, w ? wf : NULL, &gk, 0, gr);
         }
         ce16_narrow(gx + k * r->k_stride, gr, c, r->c_stride);
     }
@@ -175,10 +178,9 @@ INLINE void ce16_bwd(const nllk_ce_run *r, const stor_t *x, const void *tg, cons
     {                                                                                                                  \
         return ce16_fwd(r, x, tg, NULL, w, out, lse, lanes, KERNEL(ce_fwd_##tn##_f32core), NULL, TT);                  \
     }                                                                                                                  \
-    void KERNEL(ce_bwd_##tn)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *lse,      \
-                             const void *g, size_t gs, void *gx)                                                       \
+    void KERNEL(ce_bwd_##tn)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g,        \
+                             size_t gs, void *gx)                                                                      \
     {                                                                                                                  \
-        (void)lse;                                                                                                     \
         ce16_bwd(r, x, tg, NULL, w, g, gs, gx, NULL, KERNEL(ce_bwd_##tn##_f32core), NULL, TT);                         \
     }
 CE16_FWD(i64, NLLK_TARGET_I64)
@@ -191,9 +193,8 @@ void KERNEL(ce_prob_fwd)(const nllk_ce_run *r, const void *x, const void *q, con
 {
     ce16_fwd(r, x, NULL, q, w, out, lse, lanes, NULL, KERNEL(ce_prob_fwd_f32core), NLLK_TARGET_I64);
 }
-void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, const void *w, const void *lse,
-                         const void *g, size_t gs, void *gx, void *gq)
+void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, const void *w, const void *g, size_t gs,
+                         void *gx, void *gq)
 {
-    (void)lse;
     ce16_bwd(r, x, NULL, q, w, g, gs, gx, gq, NULL, KERNEL(ce_prob_bwd_f32core), NLLK_TARGET_I64);
 }

@@ -79,56 +79,52 @@ INLINE elem_t ce_row_max(const elem_t *x, size_t c)
     return m + (elem_t)0; /* -0 reads as +0 */
 }
 
-/* res[0] = s, res[1] = D (CE_SMOOTH) or A (CE_PROB), res[2] = B (CE_PROB).
- * The exps of a chunk of CE_CHUNK classes go to a stack buffer first, then into the lanes (as the Poisson kernels
- * do): exp is a call that clobbers every vector register, so adding across it would spill the lanes each time.
- * Chunks start at multiples of 16 and pad with +0.0 (bit-neutral), so every class still lands in lane k % 16 in
- * increasing k. */
-#define CE_CHUNK 512
-INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, elem_t m, ce_factors f,
-                        const int mode, const elem_t *next, double *res)
+/* One vector of the exp pass at class o (mm classes left; full: mm >= VW): e = exp(x - m) into s (and to e_out when
+ * set), and the mode's other lanes. */
+INLINE void ce_row_step(const elem_t *x, const elem_t *q, const elem_t *w, size_t o, size_t mm, vec_t mv, ce_factors f,
+                        const int mode, const int full, elem_t *e_out, vacc_t *s, vacc_t *a, vacc_t *b)
 {
-    elem_t buf[CE_CHUNK];
+    const vec_t dv = v_sub(full ? v_load(x + o) : ce_ld(x + o, mm), mv);
+    const vec_t ev = full ? v_exp_ce(dv) : ce_keep(v_exp_ce(dv), mm);
+    if (e_out)
+        ce_st(e_out + o, ev, full ? VW : mm);
+    *s = v_acc_add(*s, ev);
+    if (mode == CE_SMOOTH)
+        *a = v_acc_add(*a,
+                       full ? (w ? v_mul(v_load(w + o), dv) : dv) : ce_keep(w ? v_mul(ce_ld(w + o, mm), dv) : dv, mm));
+    if (mode == CE_PROB) {
+        const vec_t qs = ce_qs(full ? v_load(q + o) : ce_ld(q + o, mm), f);
+        const vec_t qw = w ? v_mul(qs, full ? v_load(w + o) : ce_ld(w + o, mm)) : qs;
+        *b = v_acc_add(*b, full ? qw : ce_keep(qw, mm));
+        *a = v_acc_add(*a, full ? v_mul(qw, dv) : ce_keep(v_mul(qw, dv), mm));
+    }
+}
+
+/* The exp pass of a row (its max pass just brought it to cache): res[0] = s, res[1] = D (CE_SMOOTH) or A (CE_PROB),
+ * res[2] = B (CE_PROB), each in the class-lane order (class k in lane k % 16, in increasing k; the tail's padding
+ * lanes add +0.0, bit-neutral). e_out, when set, receives the c exps (the backward's). v_exp_ce is inline, so the
+ * lanes stay in registers across it. next: the next row, prefetched a line per 16 classes while this one
+ * computes, so that its max pass finds it in cache. */
+INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, elem_t m, ce_factors f,
+                        const int mode, const elem_t *next, elem_t *e_out, double *res)
+{
     vacc_t s[G], a[G], b[G];
     for (int j = 0; j < G; j++)
         s[j] = a[j] = b[j] = v_acc_zero();
     const vec_t mv = v_set1((double)m);
-    for (size_t k0 = 0; k0 < c; k0 += CE_CHUNK) {
-        const size_t len = c - k0 < CE_CHUNK ? c - k0 : CE_CHUNK, padded = (len + 15) / 16 * 16;
-        const elem_t *xs = x + k0;
-        size_t o = 0;
-        for (; o + VW <= len; o += VW) {
-            if (next) /* the next row, while this one computes: its max pass then finds it in cache */
-                __builtin_prefetch(next + k0 + o);
-            v_store(buf + o, v_exp(v_sub(v_load(xs + o), mv)));
+    size_t k = 0;
+    for (; k + 16 <= c; k += 16) {
+        if (next) {
+            __builtin_prefetch(next + k);
+            if (sizeof(elem_t) == 8)
+                __builtin_prefetch(next + k + 8);
         }
-        if (o < len) {
-            v_store(buf + o, ce_keep(v_exp(v_sub(v_load_n(xs + o, len - o), mv)), len - o));
-            o += VW;
-        }
-        for (; o < padded; o += VW)
-            v_store(buf + o, v_set1(0.0));
-        for (size_t g = 0; g < padded; g += 16)
-            for (int j = 0; j < G; j++)
-                s[j] = v_acc_add(s[j], v_load(buf + g + (size_t)j * VW));
-        if (mode == CE_S)
-            continue;
-        for (size_t g = 0; g < len; g += 16)
-            for (int j = 0; j < G; j++) {
-                const size_t oo = g + (size_t)j * VW;
-                if (oo >= len)
-                    break;
-                const size_t mm = len - oo;
-                const vec_t dv = v_sub(ce_ld(xs + oo, mm), mv);
-                if (mode == CE_SMOOTH)
-                    a[j] = v_acc_add(a[j], ce_keep(w ? v_mul(ce_ld(w + k0 + oo, mm), dv) : dv, mm));
-                if (mode == CE_PROB) {
-                    const vec_t qs = ce_qs(ce_ld(q + k0 + oo, mm), f);
-                    const vec_t qw = w ? v_mul(qs, ce_ld(w + k0 + oo, mm)) : qs;
-                    b[j] = v_acc_add(b[j], ce_keep(qw, mm));
-                    a[j] = v_acc_add(a[j], ce_keep(v_mul(qw, dv), mm));
-                }
-            }
+        for (int j = 0; j < G; j++)
+            ce_row_step(x, q, w, k + (size_t)j * VW, VW, mv, f, mode, 1, e_out, &s[j], &a[j], &b[j]);
+    }
+    for (int j = 0; j < G && k + (size_t)j * VW < c; j++) {
+        const size_t o = k + (size_t)j * VW;
+        ce_row_step(x, q, w, o, c - o, mv, f, mode, 0, e_out, &s[j], &a[j], &b[j]);
     }
     res[0] = ce_fold_acc(s);
     if (mode != CE_S)
@@ -137,88 +133,112 @@ INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_
         res[2] = ce_fold_acc(b);
 }
 
-/* B alone (the backward of probability targets when lse is given): the lanes of ce_row_sums' B. */
-INLINE double ce_row_bsum(const elem_t *q, const elem_t *w, size_t c, ce_factors f)
-{
-    vacc_t b[G];
-    for (int j = 0; j < G; j++)
-        b[j] = v_acc_zero();
-    for (size_t k = 0; k < c; k += 16)
-        for (int j = 0; j < G; j++) {
-            const size_t o = k + (size_t)j * VW;
-            if (o >= c)
-                break;
-            const size_t mm = c - o;
-            const vec_t qs = ce_qs(ce_ld(q + o, mm), f);
-            b[j] = v_acc_add(b[j], ce_keep(w ? v_mul(qs, ce_ld(w + o, mm)) : qs, mm));
-        }
-    return ce_fold_acc(b);
-}
-
-/* One row's max, sums and logsum. */
+/* One row's max, sums and logsum (e_out as ce_row_sums). */
 INLINE void ce_row_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, ce_factors f, const int mode,
-                         const elem_t *next, elem_t *m, elem_t *logsum, double *res)
+                         const elem_t *next, elem_t *e_out, elem_t *m, elem_t *logsum, double *res)
 {
     *m = ce_row_max(x, c);
-    ce_row_sums(x, q, w, c, *m, f, mode, next, res);
+    ce_row_sums(x, q, w, c, *m, f, mode, next, e_out, res);
     ce_logsums(res, 1, logsum);
 }
 
+/* VW rows at a time: each row's max and exp pass, then one ce_logsums for all of them (one vector log instead of one
+ * per row; the same bits per row), then the losses in row order. */
 INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, elem_t *out,
                           elem_t *lse, double *lanes, const nllk_target_type tt)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
-    for (size_t k = 0; k < r->len; k++) {
-        const int64_t t = ce_target(tg, k, tt);
-        if (ce_bad(t, r))
-            return k;
-        const int ign = t == r->ignore_index;
-        const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
-        elem_t loss = 0, wt = 0;
-        if (!ign || lse) {
-            elem_t m, logsum;
-            double res[3] = {0, 0, 0};
-            if (f.smooth && !ign)
-                ce_row_stats(row, NULL, w, c, f, CE_SMOOTH, next, &m, &logsum, res);
-            else
-                ce_row_stats(row, NULL, w, c, f, CE_S, next, &m, &logsum, res);
-            if (lse)
-                lse[k] = m + logsum;
-            if (!ign) {
-                wt = w ? w[t] : (elem_t)1;
-                loss = ce_index_loss(row[t], m, logsum, wt, res[1], r->wsum, f);
+    for (size_t k0 = 0; k0 < r->len; k0 += VW) {
+        const size_t cnt = r->len - k0 < VW ? r->len - k0 : VW;
+        int64_t tb[VW];
+        size_t good = cnt; /* rows before the first bad target */
+        for (size_t p = 0; p < cnt; p++) {
+            tb[p] = ce_target(tg, k0 + p, tt);
+            if (ce_bad(tb[p], r)) {
+                good = p;
+                break;
             }
         }
-        if (out)
-            out[k] = loss;
-        if (lanes) {
-            lanes[k % 16] += (double)loss;
-            lanes[16 + k % 16] += (double)wt;
+        elem_t m[VW], logsum[VW];
+        double s[VW], dsum[VW];
+        for (size_t p = 0; p < good; p++) {
+            const size_t k = k0 + p;
+            const int ign = tb[p] == r->ignore_index;
+            const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+            double res[3] = {1.0, 0, 0}; /* an ignored row without lse: nothing to compute */
+            m[p] = 0;
+            if (!ign || lse) {
+                m[p] = ce_row_max(row, c);
+                if (f.smooth && !ign)
+                    ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, NULL, res);
+                else
+                    ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, NULL, res);
+            }
+            s[p] = res[0];
+            dsum[p] = res[1];
         }
+        ce_logsums(s, good, logsum);
+        for (size_t p = 0; p < good; p++) {
+            const size_t k = k0 + p;
+            const int64_t t = tb[p];
+            elem_t loss = 0, wt = 0;
+            if (lse)
+                lse[k] = m[p] + logsum[p];
+            if (t != r->ignore_index) {
+                wt = w ? w[t] : (elem_t)1;
+                loss = ce_index_loss(x[k * r->k_stride + (size_t)t], m[p], logsum[p], wt, dsum[p], r->wsum, f);
+            }
+            if (out)
+                out[k] = loss;
+            if (lanes) {
+                lanes[k % 16] += (double)loss;
+                lanes[16 + k % 16] += (double)wt;
+            }
+        }
+        if (good < cnt)
+            return k0 + good;
     }
     return r->len;
 }
 
-INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *lse,
-                        const elem_t *g, size_t g_stride, elem_t *gx, const nllk_target_type tt)
+/* The backward keeps a row's exps here up to this many classes (else in the row's gradient, rewritten in place). */
+#define CE_EBUF 4096
+
+/* The class-index gradient of the classes [o, o + mm) (mm <= VW lanes used): G_k - e_k * fac, G_k = gt at k == t
+ * (t < 0: none) minus w_k * gs with smoothing. Elementwise, so any cut of the row gives the same bits. */
+INLINE vec_t ce_index_grad(const elem_t *e, const elem_t *w, size_t o, size_t mm, int64_t t, vec_t gtv, vec_t gsv,
+                           vec_t fv, const int sm)
+{
+    vec_t gv = t >= (int64_t)o && t < (int64_t)(o + VW) ? v_mzero(1u << (t - (int64_t)o), gtv) : v_set1(0.0);
+    if (sm)
+        gv = v_sub(gv, v_mul(w ? ce_ld(w + o, mm) : v_set1(1.0), gsv));
+    return v_sub(gv, v_mul(ce_ld(e + o, mm), fv));
+}
+
+/* Streaming stores need the VW-element grid: the elements from p to it (< VW), or VW when p is off the element grid
+ * (then no streaming). */
+INLINE size_t ce_stream_head(const elem_t *p)
+{
+    const uintptr_t a = (uintptr_t)p, al = VW * sizeof(elem_t);
+    return a % sizeof(elem_t) != 0 ? VW : (size_t)((-a) % al) / sizeof(elem_t);
+}
+
+INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *g,
+                        size_t g_stride, elem_t *gx, const nllk_target_type tt)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
+    elem_t ebuf[CE_EBUF];
+    const int stream = r->stream && c <= CE_EBUF;
     for (size_t k = 0; k < r->len; k++) {
         const int64_t t = ce_target(tg, k, tt);
         const int ign = t == r->ignore_index;
-        const elem_t *row = x + k * r->k_stride;
-        elem_t *grow = gx + k * r->k_stride;
-        elem_t l;
-        if (lse) {
-            l = lse[k];
-        } else {
-            elem_t m, logsum;
-            double res[3] = {0, 0, 0};
-            ce_row_stats(row, NULL, w, c, f, CE_S, NULL, &m, &logsum, res);
-            l = m + logsum;
-        }
+        const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+        elem_t *grow = gx + k * r->k_stride, *e = c <= CE_EBUF ? ebuf : grow;
+        const elem_t m = ce_row_max(row, c);
+        double res[3] = {0, 0, 0};
+        ce_row_sums(row, NULL, w, c, m, f, CE_S, next, e, res);
         const elem_t gk = g[k * g_stride];
         elem_t gt = 0, gs = 0, sum = 0;
         if (!ign) {
@@ -228,20 +248,21 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
             sum = ce_index_gsum(gt, gs, r->wsum, f.smooth);
         }
         const int sm = f.smooth && !ign;
-        const vec_t lv = v_set1((double)l), sv = v_set1((double)sum), gsv = v_set1((double)gs);
-        const elem_t *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
-        for (size_t o = 0; o < c; o += VW) {
-            const size_t mm = c - o;
-            if (next)
-                __builtin_prefetch(next + o);
-            const vec_t p = v_exp(v_sub(ce_ld(row + o, mm), lv));
-            vec_t gv = !ign && t >= (int64_t)o && t < (int64_t)(o + VW) ? v_mzero(1u << (t - (int64_t)o), v_set1(gt))
-                                                                        : v_set1(0.0);
-            if (sm)
-                gv = v_sub(gv, v_mul(w ? ce_ld(w + o, mm) : v_set1(1.0), gsv));
-            ce_st(grow + o, v_sub(gv, v_mul(p, sv)), mm);
+        const int64_t tk = ign ? -1 : t;
+        const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)ce_pfac(sum, res[0]));
+        size_t o = 0;
+        const size_t h = stream ? ce_stream_head(grow) : VW;
+        if (h < VW && h < c) {
+            if (h)
+                ce_st(grow, ce_index_grad(e, w, 0, h, tk, gtv, gsv, fv, sm), h);
+            for (o = h; o + VW <= c; o += VW)
+                v_stream(grow + o, ce_index_grad(e, w, o, VW, tk, gtv, gsv, fv, sm));
         }
+        for (; o < c; o += VW)
+            ce_st(grow + o, ce_index_grad(e, w, o, c - o, tk, gtv, gsv, fv, sm), c - o);
     }
+    if (stream)
+        v_stream_fence();
 }
 
 INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, elem_t *out,
@@ -252,7 +273,7 @@ INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
     for (size_t k = 0; k < r->len; k++) {
         elem_t m, logsum;
         double res[3] = {0, 0, 0};
-        ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, NULL, &m, &logsum, res);
+        ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, NULL, NULL, &m, &logsum, res);
         const elem_t loss = ce_prob_loss(logsum, res[2], res[1]);
         if (lse)
             lse[k] = m + logsum;
@@ -265,44 +286,37 @@ INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
     }
 }
 
-/* The probability backward's per-class values: grad_input = G - p*S with G = ((-g) * q') * w, and
- * grad_target = ((-(g * w)) * (x - lse)) * (1 - ls). */
-INLINE void ce_prob_grads(vec_t xv, vec_t qv, vec_t wv, vec_t lv, vec_t gv, vec_t sv, ce_factors f, vec_t *gx,
-                          vec_t *gq)
+/* The probability backward's per-class values: grad_input = G - e*fac (= G - p*S) with G = ((-g) * q') * w, and
+ * grad_target = ((-(g * w)) * log_softmax) * (1 - ls), log_softmax = (x - m) - logsum (PyTorch's). */
+INLINE void ce_prob_grads(vec_t xv, vec_t qv, vec_t wv, vec_t ev, vec_t mv, vec_t lv, vec_t gv, vec_t fv, ce_factors f,
+                          vec_t *gx, vec_t *gq)
 {
-    const vec_t dv = v_sub(xv, lv);
-    *gx = v_sub(v_mul(v_mul(v_neg(gv), ce_qs(qv, f)), wv), v_mul(v_exp(dv), sv));
-    const vec_t t = v_mul(v_neg(v_mul(gv, wv)), dv);
+    *gx = v_sub(v_mul(v_mul(v_neg(gv), ce_qs(qv, f)), wv), v_mul(ev, fv));
+    const vec_t t = v_mul(v_neg(v_mul(gv, wv)), v_sub(v_sub(xv, mv), lv));
     *gq = f.smooth ? v_mul(t, v_set1(f.keep)) : t;
 }
 
-INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *lse,
-                             const elem_t *g, size_t g_stride, elem_t *gx, elem_t *gq)
+INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *g,
+                             size_t g_stride, elem_t *gx, elem_t *gq)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
+    elem_t ebuf[CE_EBUF];
     for (size_t k = 0; k < r->len; k++) {
         const elem_t *row = x + k * r->k_stride, *qrow = q + k * r->k_stride;
-        elem_t l;
-        double bsum;
-        if (lse) {
-            l = lse[k];
-            bsum = ce_row_bsum(qrow, w, c, f);
-        } else {
-            elem_t m, logsum;
-            double res[3] = {0, 0, 0};
-            ce_row_stats(row, qrow, w, c, f, CE_PROB, NULL, &m, &logsum, res);
-            l = m + logsum;
-            bsum = res[2];
-        }
+        elem_t *grow = gx + k * r->k_stride, *e = c <= CE_EBUF ? ebuf : grow;
+        elem_t m, logsum;
+        double res[3] = {0, 0, 0};
+        ce_row_stats(row, qrow, w, c, f, CE_PROB, NULL, e, &m, &logsum, res);
         const elem_t gk = g[k * g_stride];
-        const vec_t lv = v_set1((double)l), gv = v_set1((double)gk), sv = v_set1((double)(elem_t)(-(double)gk * bsum));
+        const vec_t mv = v_set1((double)m), lv = v_set1((double)logsum), gv = v_set1((double)gk);
+        const vec_t fv = v_set1((double)ce_pfac((elem_t)(-(double)gk * res[2]), res[0]));
         for (size_t o = 0; o < c; o += VW) {
             const size_t mm = c - o;
             vec_t a, b;
-            ce_prob_grads(ce_ld(row + o, mm), ce_ld(qrow + o, mm), w ? ce_ld(w + o, mm) : v_set1(1.0), lv, gv, sv, f,
-                          &a, &b);
-            ce_st(gx + k * r->k_stride + o, a, mm);
+            ce_prob_grads(ce_ld(row + o, mm), ce_ld(qrow + o, mm), w ? ce_ld(w + o, mm) : v_set1(1.0), ce_ld(e + o, mm),
+                          mv, lv, gv, fv, f, &a, &b);
+            ce_st(grow + o, a, mm);
             if (gq)
                 ce_st(gq + k * r->k_stride + o, b, mm);
         }
@@ -321,33 +335,45 @@ typedef struct ce_plane {
     double res[3][VW];
 } ce_plane;
 
+/* VW positions' max, sums and logsums (mm < VW: the first mm; no logsums for CE_S with e set: the class-index
+ * backward). e, when set, receives the exps: class k's VW lanes at
+ * e + k * es (masked to mm lanes); otherwise they go through a stack buffer of CE_PLANE_CHUNK classes. */
 INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, size_t cs, size_t mm,
-                           ce_factors f, const int mode, ce_plane *st)
+                           ce_factors f, const int mode, elem_t *e, size_t es, ce_plane *st)
 {
-    vec_t mv = v_set1(-INFINITY);
-    for (size_t k = 0; k < c; k++) {
-        if (VW > 1) /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead */
-            __builtin_prefetch(x + k * cs + CE_PLANE_PF);
-        mv = ce_vmax(mv, ce_ld(x + k * cs, mm));
-    }
-    mv = v_add(mv, v_set1(0.0)); /* -0 reads as +0 */
+    /* four max chains (classes k % 4; the exact max is order-free up to the sign of zero, which the + 0 fixes) */
+    vec_t mq[4];
+    for (int u = 0; u < 4; u++)
+        mq[u] = v_set1(-INFINITY);
+    size_t k = 0;
+    for (; k + 4 <= c; k += 4)
+        for (int u = 0; u < 4; u++) {
+            if (VW > 1) /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead */
+                __builtin_prefetch(x + (k + (size_t)u) * cs + CE_PLANE_PF);
+            mq[u] = ce_vmax(mq[u], ce_ld(x + (k + (size_t)u) * cs, mm));
+        }
+    for (; k < c; k++)
+        mq[0] = ce_vmax(mq[0], ce_ld(x + k * cs, mm));
+    const vec_t mv = v_add(ce_vmax(ce_vmax(mq[0], mq[1]), ce_vmax(mq[2], mq[3])), v_set1(0.0)); /* -0 reads as +0 */
     vacc_t s[16], a[16], b[16];
     for (int j = 0; j < 16; j++)
         s[j] = v_acc_zero();
     if (mode != CE_S)
         for (int j = 0; j < 16; j++)
             a[j] = b[j] = v_acc_zero();
-    /* the exps of CE_PLANE_CHUNK classes first (back-to-back calls), then each lane's classes in increasing k: the
-     * same order as adding each exp as it comes, without keeping the 16 lanes in memory across the calls */
+    /* the exps of CE_PLANE_CHUNK classes first, then each lane's classes in increasing k: the same order as adding
+     * each exp as it comes, without keeping the 16 lanes of VW positions in registers across the exps */
     elem_t eb[CE_PLANE_CHUNK][VW];
     for (size_t k0 = 0; k0 < c; k0 += CE_PLANE_CHUNK) {
         const size_t len = c - k0 < CE_PLANE_CHUNK ? c - k0 : CE_PLANE_CHUNK;
+        elem_t *dst = e ? e + k0 * es : &eb[0][0];
+        const size_t ds = e ? es : VW;
         for (size_t k = 0; k < len; k++)
-            v_store(eb[k], v_exp(v_sub(ce_ld(x + (k0 + k) * cs, mm), mv)));
+            ce_st(dst + k * ds, v_exp_ce(v_sub(ce_ld(x + (k0 + k) * cs, mm), mv)), mm);
         for (size_t lane = 0; lane < 16 && lane < len; lane++) {
             vacc_t acc = s[lane];
             for (size_t k = lane; k < len; k += 16)
-                acc = v_acc_add(acc, v_load(eb[k]));
+                acc = v_acc_add(acc, ce_ld(dst + k * ds, mm));
             s[lane] = acc;
         }
     }
@@ -377,7 +403,8 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
             v_acc_store(l[j], b[j]);
         ce_fold16_vw(l, st->res[2]);
     }
-    ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
+    if (e == NULL || mode == CE_PROB) /* the class-index backward (e set) needs no logsum */
+        ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
 }
 
 INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, elem_t *out,
@@ -402,9 +429,9 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
                 return o + p;
         ce_plane st;
         if (f.smooth) {
-            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_SMOOTH, &st);
+            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_SMOOTH, NULL, 0, &st);
         } else {
-            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, &st);
+            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, NULL, 0, &st);
             const vidx_t tv = v_tload_i64(tb);
             const unsigned valid = v_tvalid(tv, r->ignore_index);
             const vec_t mv = v_load(st.m), lg = v_load(st.logsum);
@@ -445,57 +472,73 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
     return r->len;
 }
 
-/* The lse of VW positions: the forward's, or recomputed with the same bits. */
-INLINE vec_t ce_plane_lse(const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *lse, size_t c, size_t cs,
-                          size_t mm, ce_factors f, const int mode, ce_plane *st)
-{
-    if (lse && mode != CE_PROB)
-        return ce_ld(lse, mm);
-    ce_plane_stats(x, q, w, c, cs, mm, f, mode, st);
-    elem_t l[VW];
-    for (size_t p = 0; p < VW; p++)
-        l[p] = st->m[p] + st->logsum[p];
-    return lse ? ce_ld(lse, mm) : v_load(l);
-}
+/* The backward keeps VW positions' exps on the stack up to this many classes (else in their gradient, rewritten). */
+#define CE_PLANE_EBUF 256
 
-INLINE void ce_bwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *lse,
-                          const elem_t *g, size_t g_stride, elem_t *gx, const nllk_target_type tt)
+/* The class-index backward of the mm <= VW positions [o, o + mm) of a run; nt: streaming stores (then gx + o is on
+ * the VW-element grid, and so is every class's plane). */
+INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *g,
+                               size_t g_stride, elem_t *gx, size_t o, size_t mm, ce_factors f, elem_t *ebuf,
+                               const int nt, const nllk_target_type tt)
 {
-    const size_t c = r->c, cs = r->c_stride;
-    const ce_factors f = ce_factors_of(r->ls, c);
-    for (size_t o = 0; o < r->len; o += VW) {
-        const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
-        ce_plane st;
-        const vec_t lv = ce_plane_lse(x + o, NULL, w, lse ? lse + o : NULL, c, cs, mm, f, CE_S, &st);
-        elem_t gt[VW], gs[VW], sum[VW];
-        int64_t tb[VW];
-        for (size_t p = 0; p < VW; p++) {
-            gt[p] = gs[p] = sum[p] = 0;
-            tb[p] = -1;
-            if (p >= cnt)
-                continue;
-            const int64_t t = ce_target(tg, o + p, tt);
-            if (t == r->ignore_index)
-                continue;
+    const size_t c = r->c, cs = r->c_stride, cnt = mm < VW ? mm : VW;
+    elem_t *e = c <= CE_PLANE_EBUF ? ebuf : gx + o;
+    const size_t es = c <= CE_PLANE_EBUF ? VW : cs;
+    ce_plane st;
+    ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, e, es, &st);
+    elem_t gt[VW], gs[VW], fac[VW];
+    int64_t tb[VW];
+    for (size_t p = 0; p < VW; p++) {
+        gt[p] = gs[p] = fac[p] = 0;
+        tb[p] = -1;
+        if (p >= cnt)
+            continue;
+        const int64_t t = ce_target(tg, o + p, tt);
+        elem_t sum = 0;
+        if (t != r->ignore_index) {
             const elem_t gk = g[(o + p) * g_stride], wt = w ? w[t] : (elem_t)1;
             tb[p] = t;
             gt[p] = -(wt * (f.smooth ? f.keep * gk : gk));
             gs[p] = f.smooth ? f.spread * gk : (elem_t)0;
-            sum[p] = ce_index_gsum(gt[p], gs[p], r->wsum, f.smooth);
+            sum = ce_index_gsum(gt[p], gs[p], r->wsum, f.smooth);
         }
-        const vidx_t tv = v_tload_i64(tb);
-        const vec_t gtv = v_load(gt), gsv = v_load(gs), sv = v_load(sum);
-        const unsigned all = (1u << VW) - 1u;
-        for (size_t k = 0; k < c; k++) {
-            if (VW > 1 && lse) /* without lse the stats pass just read these lines */
-                __builtin_prefetch(x + k * cs + o + CE_PLANE_PF);
-            const vec_t p = v_exp(v_sub(ce_ld(x + k * cs + o, mm), lv));
-            vec_t gv = v_mzero(~v_tvalid(tv, (int64_t)k) & all, gtv);
-            if (f.smooth)
-                gv = v_sub(gv, v_mul(v_set1(w ? (double)w[k] : 1.0), gsv));
-            ce_st(gx + k * cs + o, v_sub(gv, v_mul(p, sv)), mm);
-        }
+        fac[p] = ce_pfac(sum, st.res[0][p]);
     }
+    const vidx_t tv = v_tload_i64(tb);
+    const vec_t gtv = v_load(gt), gsv = v_load(gs), fv = v_load(fac);
+    const unsigned all = (1u << VW) - 1u;
+    for (size_t k = 0; k < c; k++) {
+        vec_t gv = v_mzero(~v_tvalid(tv, (int64_t)k) & all, gtv);
+        if (f.smooth)
+            gv = v_sub(gv, v_mul(v_set1(w ? (double)w[k] : 1.0), gsv));
+        const vec_t v = v_sub(gv, v_mul(ce_ld(e + k * es, mm), fv));
+        if (nt)
+            v_stream(gx + k * cs + o, v);
+        else
+            ce_st(gx + k * cs + o, v, mm);
+    }
+}
+
+INLINE void ce_bwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *g,
+                          size_t g_stride, elem_t *gx, const nllk_target_type tt)
+{
+    const size_t c = r->c, cs = r->c_stride, len = r->len;
+    const ce_factors f = ce_factors_of(r->ls, c);
+    elem_t ebuf[CE_PLANE_EBUF * VW];
+    /* streaming stores need every class's plane on the grid: gx + o and cs * size on it */
+    const int stream = r->stream && c <= CE_PLANE_EBUF && cs % VW == 0;
+    size_t o = 0;
+    const size_t h = stream ? ce_stream_head(gx) : VW;
+    if (h < VW && h < len) {
+        if (h) /* up to the grid */
+            ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, 0, h, f, ebuf, 0, tt);
+        for (o = h; o + VW <= len; o += VW)
+            ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, o, VW, f, ebuf, 1, tt);
+    }
+    for (; o < len; o += VW)
+        ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, o, len - o, f, ebuf, 0, tt);
+    if (stream)
+        v_stream_fence();
 }
 
 INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, elem_t *out,
@@ -506,7 +549,7 @@ INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const elem_t *x, const elem
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
         ce_plane st;
-        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, &st);
+        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, NULL, 0, &st);
         for (size_t p = 0; p < cnt; p++) {
             const size_t k = o + p;
             const elem_t loss = ce_prob_loss(st.logsum[p], st.res[2][p], st.res[1][p]);
@@ -522,26 +565,28 @@ INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const elem_t *x, const elem
     }
 }
 
-INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w,
-                               const elem_t *lse, const elem_t *g, size_t g_stride, elem_t *gx, elem_t *gq)
+INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *g,
+                               size_t g_stride, elem_t *gx, elem_t *gq)
 {
     const size_t c = r->c, cs = r->c_stride;
     const ce_factors f = ce_factors_of(r->ls, c);
+    elem_t ebuf[CE_PLANE_EBUF * VW];
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
+        elem_t *e = c <= CE_PLANE_EBUF ? ebuf : gx + o;
+        const size_t es = c <= CE_PLANE_EBUF ? VW : cs;
         ce_plane st;
-        /* B is needed either way: the full stats pass gives it (and the lse when none is given) */
-        const vec_t lv = ce_plane_lse(x + o, q + o, w, lse ? lse + o : NULL, c, cs, mm, f, CE_PROB, &st);
-        elem_t gk[VW], sum[VW];
+        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, e, es, &st);
+        elem_t gk[VW], fac[VW];
         for (size_t p = 0; p < VW; p++) {
             gk[p] = p < cnt ? g[(o + p) * g_stride] : (elem_t)0;
-            sum[p] = (elem_t)(-(double)gk[p] * st.res[2][p]);
+            fac[p] = p < cnt ? ce_pfac((elem_t)(-(double)gk[p] * st.res[2][p]), st.res[0][p]) : (elem_t)0;
         }
-        const vec_t gv = v_load(gk), sv = v_load(sum);
+        const vec_t gv = v_load(gk), fv = v_load(fac), mv = v_load(st.m), lv = v_load(st.logsum);
         for (size_t k = 0; k < c; k++) {
             vec_t a, b;
-            ce_prob_grads(ce_ld(x + k * cs + o, mm), ce_ld(q + k * cs + o, mm), v_set1(w ? (double)w[k] : 1.0), lv, gv,
-                          sv, f, &a, &b);
+            ce_prob_grads(ce_ld(x + k * cs + o, mm), ce_ld(q + k * cs + o, mm), v_set1(w ? (double)w[k] : 1.0),
+                          ce_ld(e + k * es, mm), mv, lv, gv, fv, f, &a, &b);
             ce_st(gx + k * cs + o, a, mm);
             if (gq)
                 ce_st(gq + k * cs + o, b, mm);
@@ -557,13 +602,13 @@ INLINE size_t ce_fwd_body(const nllk_ce_run *r, const void *x, const void *tg, c
     return r->c_stride == 1 ? ce_fwd_rows(r, x, tg, w, out, lse, lanes, tt)
                             : ce_fwd_planes(r, x, tg, w, out, lse, lanes, tt);
 }
-INLINE void ce_bwd_body(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *lse,
-                        const void *g, size_t gs, void *gx, const nllk_target_type tt)
+INLINE void ce_bwd_body(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g, size_t gs,
+                        void *gx, const nllk_target_type tt)
 {
     if (r->c_stride == 1)
-        ce_bwd_rows(r, x, tg, w, lse, g, gs, gx, tt);
+        ce_bwd_rows(r, x, tg, w, g, gs, gx, tt);
     else
-        ce_bwd_planes(r, x, tg, w, lse, g, gs, gx, tt);
+        ce_bwd_planes(r, x, tg, w, g, gs, gx, tt);
 }
 
 size_t KERNEL(ce_fwd_i64)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, void *out, void *lse,
@@ -581,20 +626,20 @@ size_t KERNEL(ce_fwd_u8)(const nllk_ce_run *r, const void *x, const void *tg, co
 {
     return ce_fwd_body(r, x, tg, w, out, lse, lanes, NLLK_TARGET_U8);
 }
-void KERNEL(ce_bwd_i64)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *lse,
-                        const void *g, size_t gs, void *gx)
+void KERNEL(ce_bwd_i64)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g, size_t gs,
+                        void *gx)
 {
-    ce_bwd_body(r, x, tg, w, lse, g, gs, gx, NLLK_TARGET_I64);
+    ce_bwd_body(r, x, tg, w, g, gs, gx, NLLK_TARGET_I64);
 }
-void KERNEL(ce_bwd_i32)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *lse,
-                        const void *g, size_t gs, void *gx)
+void KERNEL(ce_bwd_i32)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g, size_t gs,
+                        void *gx)
 {
-    ce_bwd_body(r, x, tg, w, lse, g, gs, gx, NLLK_TARGET_I32);
+    ce_bwd_body(r, x, tg, w, g, gs, gx, NLLK_TARGET_I32);
 }
-void KERNEL(ce_bwd_u8)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *lse,
-                       const void *g, size_t gs, void *gx)
+void KERNEL(ce_bwd_u8)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g, size_t gs,
+                       void *gx)
 {
-    ce_bwd_body(r, x, tg, w, lse, g, gs, gx, NLLK_TARGET_U8);
+    ce_bwd_body(r, x, tg, w, g, gs, gx, NLLK_TARGET_U8);
 }
 void KERNEL(ce_prob_fwd)(const nllk_ce_run *r, const void *x, const void *q, const void *w, void *out, void *lse,
                          double *lanes)
@@ -604,11 +649,11 @@ void KERNEL(ce_prob_fwd)(const nllk_ce_run *r, const void *x, const void *q, con
     else
         ce_prob_fwd_planes(r, x, q, w, out, lse, lanes);
 }
-void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, const void *w, const void *lse,
-                         const void *g, size_t gs, void *gx, void *gq)
+void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, const void *w, const void *g, size_t gs,
+                         void *gx, void *gq)
 {
     if (r->c_stride == 1)
-        ce_prob_bwd_rows(r, x, q, w, lse, g, gs, gx, gq);
+        ce_prob_bwd_rows(r, x, q, w, g, gs, gx, gq);
     else
-        ce_prob_bwd_planes(r, x, q, w, lse, g, gs, gx, gq);
+        ce_prob_bwd_planes(r, x, q, w, g, gs, gx, gq);
 }

@@ -52,7 +52,11 @@
  * 16-bit storage (bf16, f16: compiled with NLLK_STORAGE_16 over the float section; kernels/common/storage.h)
  *   v_h_load(p) v_h_load_n(p, m) v_h_gather(base, off, bits)     uint16_t -> float lanes, exactly (half.h)
  *   v_h_store(p, v) v_h_store_n(p, v, m) v_h_scatter(base, off, bits, v) v_h_stream(p, v)
- *                              float lanes rounded once to 16 bits (kernels/common/half.h's bits on every ISA) */
+ *                              float lanes rounded once to 16 bits (kernels/common/half.h's bits on every ISA)
+ * Cross-entropy
+ *   v_exp_ce(a)                the cross-entropy's exp: f32 a fixed Cephes-style evaluation with explicit FMAs
+ *                              (kernels/scalar/vec.h defines it; within 1.02 ulp, every map the same bits), inline
+ *                              (no call, no clobbered registers); f64 v_exp */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 

@@ -304,4 +304,36 @@ static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned m, float32x4
 }
 #endif
 
+/* cross-entropy */
+/* v_exp_ce(a): the cross-entropy's exp (nllk.h, "Cross-entropy"): f32 Cephes-style, every step one IEEE operation
+ * with explicit FMAs, so every map gives the same bits (checked on all 2^32 inputs, AVX-512 against scalar);
+ * within 1.02 ulp of exp for results >= 2^-126; f64 is v_exp. See kernels/scalar/vec.h for the definition. */
+#if defined(NLLK_DTYPE_F32)
+static inline float32x4_t nv_pow2i(int32x4_t k) /* 2^k for k in [-126, 127] */
+{
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23));
+}
+static inline float32x4_t v_exp_ce(float32x4_t a)
+{
+    /* the clamps as compare + select (vmaxq/vminq's NaN rule differs from the definition's) */
+    float32x4_t x = vbslq_f32(vcltq_f32(a, vdupq_n_f32(-104.0f)), vdupq_n_f32(-104.0f), a);
+    x = vbslq_f32(vcltq_f32(vdupq_n_f32(89.0f), x), vdupq_n_f32(89.0f), x);
+    const float32x4_t n = vsubq_f32(vfmaq_f32(vdupq_n_f32(12582912.0f), x, vdupq_n_f32(1.44269504088896341f)),
+                                    vdupq_n_f32(12582912.0f));
+    float32x4_t r = vfmaq_f32(x, n, vdupq_n_f32(-0.693359375f));
+    r = vfmaq_f32(r, n, vdupq_n_f32(2.12194440e-4f));
+    float32x4_t q = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r);
+    q = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), q, r);
+    q = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), q, r);
+    q = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), q, r);
+    q = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), q, r);
+    const float32x4_t y = vaddq_f32(vfmaq_f32(r, q, vmulq_f32(r, r)), vdupq_n_f32(1.0f));
+    /* NaN lanes convert to 0 (as the scalar map) */
+    const int32x4_t k = vcvtnq_s32_f32(n), k1 = vshrq_n_s32(k, 1);
+    return vmulq_f32(vmulq_f32(y, nv_pow2i(k1)), nv_pow2i(vsubq_s32(k, k1)));
+}
+#else
+static inline float64x2_t v_exp_ce(float64x2_t a) { return v_exp(a); }
+#endif
+
 #endif

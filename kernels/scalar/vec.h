@@ -161,4 +161,42 @@ static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned bits, vec_t 
 static inline void v_h_stream(uint16_t *p, vec_t v) { *p = nllk_f32_to_h(v); } /* no 2-byte streaming store */
 #endif
 
+/* cross-entropy */
+/* v_exp_ce(a): the cross-entropy's exp (nllk.h, "Cross-entropy"): f32 Cephes-style, every step one IEEE operation
+ * with explicit FMAs, so every map gives the same bits (checked on all 2^32 inputs, AVX-512 against scalar);
+ * within 1.02 ulp of exp for results >= 2^-126; f64 is v_exp. */
+#if defined(NLLK_DTYPE_F32)
+static inline float nv_pow2i(int32_t k) /* 2^k for k in [-126, 127] */
+{
+    const uint32_t b = (uint32_t)(k + 127) << 23;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+/* The definition (the other maps do the same per lane):
+ *   a clamped to [-104, 89] (a < -104 gives -104, a > 89 gives 89; NaN stays NaN);
+ *   n = fma(a, log2(e), 1.5*2^23) - 1.5*2^23 (round to nearest integer), r = fma(n, -C1, a), r = fma(n, -C2, r);
+ *   q = Horner with fma of the five Cephes coefficients; y = fma(q, r*r, r) + 1;
+ *   result = y * 2^n rounded once (y * 2^(n >> 1) is exact, then * 2^(n - (n >> 1)) rounds: denormals and
+ *   overflow to +Inf correct). */
+static inline float v_exp_ce(float a)
+{
+    float x = a < -104.0f ? -104.0f : a;
+    x = 89.0f < x ? 89.0f : x;
+    const float n = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float q = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+    q = fmaf(q, r, 8.3334519073e-3f);
+    q = fmaf(q, r, 4.1665795894e-2f);
+    q = fmaf(q, r, 1.6666665459e-1f);
+    q = fmaf(q, r, 5.0000001201e-1f);
+    const float y = fmaf(q, r * r, r) + 1.0f;
+    const int32_t k = n == n ? (int32_t)n : 0, k1 = k >> 1; /* NaN: y is NaN, the scale 1 */
+    return y * nv_pow2i(k1) * nv_pow2i(k - k1);
+}
+#else
+static inline double v_exp_ce(double a) { return v_exp(a); }
+#endif
+
 #endif
