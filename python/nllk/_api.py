@@ -164,7 +164,8 @@ def _widen(a: np.ndarray) -> np.ndarray:
 def _f32_round_to_odd(d: np.ndarray) -> np.ndarray:
     """float64 values as float32, rounded to odd (an inexact result takes the neighbour whose last bit is 1): a
     second rounding to a format of at most 22 significand bits (bfloat16) is then the correct rounding of d."""
-    r = d.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = d.astype(np.float32)
     inexact = (r.astype(np.float64) != d) & ((r.view(np.uint32) & 1) == 0) & np.isfinite(d)
     away = np.nextafter(r, np.where(d > r, np.float32(np.inf), np.float32(-np.inf)))
     return np.where(inexact, away, r).astype(np.float32)
@@ -175,7 +176,8 @@ def _cast(a: np.ndarray, dt: np.dtype) -> np.ndarray:
     (to bfloat16: as PyTorch's c10::BFloat16 and libnllk round a float, NaN 0x7FC0)."""
     a = _widen(np.asarray(a))
     if dt is not _BF16:
-        return a.astype(dt)
+        with np.errstate(over="ignore", invalid="ignore"):  # (overflow to inf is the rounding's result)
+            return a.astype(dt)
     f = a.astype(np.float32) if a.dtype.kind == "f" and a.dtype.itemsize <= 4 else \
         _f32_round_to_odd(a.astype(np.float64))
     u = np.asarray(f, dtype=np.float32).view(np.uint32)

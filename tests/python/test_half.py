@@ -69,8 +69,10 @@ def test_conversion_to_16_bits_is_torchs_rounding():
         -40, 38, 20000)]).astype(np.float32)
     got = _api._cast(x, _api._BF16)
     assert got.dtype is _api._BF16
-    assert np.array_equal(got.view(np.uint16), bits(torch.from_numpy(x).bfloat16()))
-    assert np.array_equal(bits(_api._cast(x, np.dtype(np.float16))), bits(torch.from_numpy(x).half()))
+    num = ~np.isnan(x)  # NaN: 0x7FC0 (c10::BFloat16's scalar rounding, libnllk's); torch's vector path gives 0xFFFF
+    assert np.array_equal(got.view(np.uint16)[num], bits(torch.from_numpy(x).bfloat16())[num])
+    assert np.all(got.view(np.uint16)[~num] == 0x7FC0)
+    assert np.array_equal(bits(_api._cast(x, np.dtype(np.float16)))[num], bits(torch.from_numpy(x).half())[num])
     # back: bfloat16 widens exactly
     assert np.array_equal(_api._widen(got), torch.from_numpy(x).bfloat16().float().numpy(), equal_nan=True)
 
@@ -79,10 +81,10 @@ def test_conversion_from_double_rounds_once():
     # 1 + 2^-8 + 2^-30: float32 rounds it to the bfloat16 tie 1 + 2^-8 (then to even: 1.0); rounded once it is
     # above the tie: 1 + 2^-7
     d = np.array([1 + 2 ** -8 + 2 ** -30, -(1 + 2 ** -8 + 2 ** -30), 1 + 2 ** -8, 1 + 3 * 2 ** -8 - 2 ** -40,
-                  1e300, -1e300, 2 ** -140 + 2 ** -170], np.float64)
+                  1e300, -1e300, 2 ** -130 + 2 ** -160, 2 ** -134], np.float64)
     got = _api._widen(_api._cast(d, _api._BF16)).astype(np.float64)
     assert list(got[:4]) == [1 + 2 ** -7, -(1 + 2 ** -7), 1.0, 1 + 2 ** -7]
-    assert got[4] == np.inf and got[5] == -np.inf and got[6] == 2 ** -140
+    assert got[4] == np.inf and got[5] == -np.inf and got[6] == 2 ** -130 and got[7] == 0.0
 
 
 # ---- NLL --------------------------------------------------------------------------------------------------------
