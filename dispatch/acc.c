@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "dtype.h"
 #include "error.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -13,7 +14,11 @@ static const char *kind_name(uint32_t kind)
     return kind == NLLK_ACC_POISSON ? "Poisson" : kind == NLLK_ACC_NLL ? "NLL" : kind == NLLK_ACC_CE ? "cross-entropy"
                                                                                                  : "cross-entropy (probabilities)";
 }
-static const char *dtype_name(uint32_t dtype) { return dtype == NLLK_F32 ? "f32" : "f64"; }
+static const char *dtype_name(uint32_t dtype)
+{
+    const nllk_dtype_desc *dt = nllk_dtype_of((nllk_dtype)dtype);
+    return dt ? dt->name : "?";
+}
 
 /* ---- checksum ------------------------------------------------------------------------------------------------
  * Fletcher's checksum over 64-bit words, taken a pair at a time into two streams (the two channels of the sums,
@@ -89,8 +94,9 @@ static nllk_status check_fields(const nllk_acc_impl *a, const char *name)
     if (a->kind == NLLK_ACC_CE_PROB && (a->target_type != 0 || a->ignore_index != 0))
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: a probability-target accumulator with class-index options",
                          name);
-    if (a->dtype != NLLK_F32 && a->dtype != NLLK_F64)
-        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: dtype %u is not valid (f32 = 0, f64 = 1)", name, a->dtype);
+    if (a->dtype > NLLK_F16 || !nllk_dtype_of((nllk_dtype)a->dtype))
+        return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: dtype %u is not valid (f32 = 0, f64 = 1, bf16 = 2, f16 = 3)",
+                         name, a->dtype);
     if (a->kind == NLLK_ACC_POISSON) {
         if ((a->log_input != 0 && a->log_input != 1) || (a->full != 0 && a->full != 1))
             return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: Poisson options log_input = %d, full = %d are not 0 or 1",
@@ -98,7 +104,7 @@ static nllk_status check_fields(const nllk_acc_impl *a, const char *name)
         if (a->target_type != 0 || a->c != 0 || a->d != 0 || a->ignore_index != 0)
             return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: a Poisson accumulator with NLL options set", name);
     } else {
-        const size_t elem = a->dtype == NLLK_F32 ? sizeof(float) : sizeof(double);
+        const size_t elem = nllk_dtype_of((nllk_dtype)a->dtype)->size;
         size_t bytes;
         if (a->log_input != 0 || a->full != 0 || bits_of(a->eps) != 0)
             return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "%s: an %s accumulator with Poisson options set", name,
@@ -158,8 +164,9 @@ nllk_acc_impl *nllk_acc_start(nllk_acc *acc, nllk_acc_kind kind, nllk_dtype dtyp
         *st = nllk_fail(NLLK_ERR_NULL_POINTER, "acc is NULL");
         return NULL;
     }
-    if (dtype != NLLK_F32 && dtype != NLLK_F64) {
-        *st = nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1)", (int)dtype);
+    if (!nllk_dtype_of(dtype)) {
+        *st = nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "dtype %d is not valid (f32 = 0, f64 = 1, bf16 = 2, f16 = 3)",
+                        (int)dtype);
         return NULL;
     }
     nllk_acc_impl *a = (nllk_acc_impl *)(void *)acc;
@@ -272,8 +279,9 @@ nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reduction, doubl
     const int by_count = a->kind == NLLK_ACC_POISSON || a->kind == NLLK_ACC_CE_PROB;
     const double denom = by_count ? (double)n : total[1];
     const double v = reduction == NLLK_REDUCTION_MEAN ? total[0] / denom : total[0];
+    /* f32, f64: the one-shot call's rounding; bf16, f16: the double value itself (nllk.h) */
     *value = a->dtype == NLLK_F32 ? (double)(float)v : v;
-    if (total_weight) /* Poisson's is the exact count; NLL's is rounded like the one-shot total_weight */
+    if (total_weight) /* Poisson's is the exact count; NLL's is rounded like the one-shot total_weight (f32) */
         *total_weight = by_count                    ? (double)n
                         : a->dtype == NLLK_F32      ? (double)(float)total[1]
                                                     : total[1];

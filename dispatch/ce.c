@@ -209,12 +209,22 @@ static nllk_status ce_check(ce_ctx *c, const void *input, const char *input_name
     return NLLK_OK;
 }
 
+/* The active ISA's cross-entropy kernels of dt exist (16-bit storage has none yet: kernels/common/kernels.c). */
+static nllk_status ce_check_dtype(const nllk_dtype_desc *dt)
+{
+    if (!nllk_active()->kernels[dt->slot]->ce_prob_fwd)
+        return nllk_fail(NLLK_ERR_UNSUPPORTED, "cross-entropy on %s storage is not implemented yet", dt->name);
+    return NLLK_OK;
+}
+
 /* ---- one-shot ------------------------------------------------------------------------------------------------- */
 
 static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const void *target, int prob,
                           nllk_target_type tt, size_t n, size_t c, size_t d, const void *weight, int64_t ignore_index,
                           double ls, nllk_reduction reduction, void *out, void *total_weight, void *lse)
 {
+    if (ce_check_dtype(dt) != NLLK_OK)
+        return NLLK_ERR_UNSUPPORTED;
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
     size_t nd;
@@ -263,6 +273,8 @@ static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, co
                           int64_t ignore_index, double ls, nllk_reduction reduction, double total_weight,
                           const void *lse, void *grad_input, void *grad_target)
 {
+    if (ce_check_dtype(dt) != NLLK_OK)
+        return NLLK_ERR_UNSUPPORTED;
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
     size_t nd;
@@ -312,6 +324,8 @@ static nllk_status ce_acc_init(nllk_acc *acc, nllk_dtype dtype, int prob, nllk_t
 static nllk_status ce_acc_update(const nllk_dtype_desc *dt, int prob, nllk_acc *acc, const void *input,
                                  const void *target, size_t n, const void *weight, void *out)
 {
+    if (ce_check_dtype(dt) != NLLK_OK)
+        return NLLK_ERR_UNSUPPORTED;
     nllk_status st;
     nllk_acc_impl *a = nllk_acc_get(acc, prob ? NLLK_ACC_CE_PROB : NLLK_ACC_CE, dt->id, &st);
     if (!a)
@@ -462,4 +476,126 @@ nllk_status nllk_cross_entropy_prob_acc_update_out_f64(nllk_acc *acc, const doub
                                                        size_t n, const double *weight, double *out)
 {
     return ce_acc_update(&nllk_dtype_f64, 1, acc, input, target, n, weight, out);
+}
+
+/* ---- bfloat16 and float16 storage (nllk.h): refused until the kernels exist (ce_check_dtype) ------------------ */
+
+nllk_status nllk_cross_entropy_fwd_bf16(const nllk_bf16 *input, const void *target, nllk_target_type target_type,
+                                        size_t n, size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                                        double label_smoothing, nllk_reduction reduction, nllk_bf16 *out,
+                                        nllk_bf16 *total_weight, nllk_bf16 *lse)
+{
+    return ce_fwd(&nllk_dtype_bf16, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
+                  reduction, out, total_weight, lse);
+}
+
+nllk_status nllk_cross_entropy_bwd_bf16(const nllk_bf16 *grad_output, const nllk_bf16 *input, const void *target,
+                                        nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                        const nllk_bf16 *weight, int64_t ignore_index, double label_smoothing,
+                                        nllk_reduction reduction, nllk_bf16 total_weight, const nllk_bf16 *lse,
+                                        nllk_bf16 *grad_input)
+{
+    return ce_bwd(&nllk_dtype_bf16, grad_output, input, target, 0, target_type, n, c, d, weight, ignore_index,
+                  label_smoothing, reduction, nllk_dtype_bf16.load(&total_weight), lse, grad_input, NULL);
+}
+
+nllk_status nllk_cross_entropy_prob_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, size_t c,
+                                             size_t d, const nllk_bf16 *weight, double label_smoothing,
+                                             nllk_reduction reduction, nllk_bf16 *out, nllk_bf16 *lse)
+{
+    return ce_fwd(&nllk_dtype_bf16, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing, reduction,
+                  out, NULL, lse);
+}
+
+nllk_status nllk_cross_entropy_prob_bwd_bf16(const nllk_bf16 *grad_output, const nllk_bf16 *input,
+                                             const nllk_bf16 *target, size_t n, size_t c, size_t d,
+                                             const nllk_bf16 *weight, double label_smoothing, nllk_reduction reduction,
+                                             const nllk_bf16 *lse, nllk_bf16 *grad_input, nllk_bf16 *grad_target)
+{
+    return ce_bwd(&nllk_dtype_bf16, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing,
+                  reduction, 0.0, lse, grad_input, grad_target);
+}
+
+nllk_status nllk_cross_entropy_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target, size_t n,
+                                               const nllk_bf16 *weight)
+{
+    return ce_acc_update(&nllk_dtype_bf16, 0, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_cross_entropy_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target, size_t n,
+                                                   const nllk_bf16 *weight, nllk_bf16 *out)
+{
+    return ce_acc_update(&nllk_dtype_bf16, 0, acc, input, target, n, weight, out);
+}
+
+nllk_status nllk_cross_entropy_prob_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const nllk_bf16 *target,
+                                                    size_t n, const nllk_bf16 *weight)
+{
+    return ce_acc_update(&nllk_dtype_bf16, 1, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_cross_entropy_prob_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const nllk_bf16 *target,
+                                                        size_t n, const nllk_bf16 *weight, nllk_bf16 *out)
+{
+    return ce_acc_update(&nllk_dtype_bf16, 1, acc, input, target, n, weight, out);
+}
+
+nllk_status nllk_cross_entropy_fwd_f16(const nllk_f16 *input, const void *target, nllk_target_type target_type,
+                                       size_t n, size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index,
+                                       double label_smoothing, nllk_reduction reduction, nllk_f16 *out,
+                                       nllk_f16 *total_weight, nllk_f16 *lse)
+{
+    return ce_fwd(&nllk_dtype_f16, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
+                  reduction, out, total_weight, lse);
+}
+
+nllk_status nllk_cross_entropy_bwd_f16(const nllk_f16 *grad_output, const nllk_f16 *input, const void *target,
+                                       nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                       const nllk_f16 *weight, int64_t ignore_index, double label_smoothing,
+                                       nllk_reduction reduction, nllk_f16 total_weight, const nllk_f16 *lse,
+                                       nllk_f16 *grad_input)
+{
+    return ce_bwd(&nllk_dtype_f16, grad_output, input, target, 0, target_type, n, c, d, weight, ignore_index,
+                  label_smoothing, reduction, nllk_dtype_f16.load(&total_weight), lse, grad_input, NULL);
+}
+
+nllk_status nllk_cross_entropy_prob_fwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, size_t c, size_t d,
+                                            const nllk_f16 *weight, double label_smoothing, nllk_reduction reduction,
+                                            nllk_f16 *out, nllk_f16 *lse)
+{
+    return ce_fwd(&nllk_dtype_f16, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing, reduction,
+                  out, NULL, lse);
+}
+
+nllk_status nllk_cross_entropy_prob_bwd_f16(const nllk_f16 *grad_output, const nllk_f16 *input, const nllk_f16 *target,
+                                            size_t n, size_t c, size_t d, const nllk_f16 *weight,
+                                            double label_smoothing, nllk_reduction reduction, const nllk_f16 *lse,
+                                            nllk_f16 *grad_input, nllk_f16 *grad_target)
+{
+    return ce_bwd(&nllk_dtype_f16, grad_output, input, target, 1, NLLK_TARGET_I64, n, c, d, weight, 0, label_smoothing,
+                  reduction, 0.0, lse, grad_input, grad_target);
+}
+
+nllk_status nllk_cross_entropy_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const void *target, size_t n,
+                                              const nllk_f16 *weight)
+{
+    return ce_acc_update(&nllk_dtype_f16, 0, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_cross_entropy_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const void *target, size_t n,
+                                                  const nllk_f16 *weight, nllk_f16 *out)
+{
+    return ce_acc_update(&nllk_dtype_f16, 0, acc, input, target, n, weight, out);
+}
+
+nllk_status nllk_cross_entropy_prob_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const nllk_f16 *target,
+                                                   size_t n, const nllk_f16 *weight)
+{
+    return ce_acc_update(&nllk_dtype_f16, 1, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_cross_entropy_prob_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const nllk_f16 *target,
+                                                       size_t n, const nllk_f16 *weight, nllk_f16 *out)
+{
+    return ce_acc_update(&nllk_dtype_f16, 1, acc, input, target, n, weight, out);
 }

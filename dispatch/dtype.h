@@ -11,6 +11,7 @@
 #define NLLK_DISPATCH_DTYPE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "nllk.h"
@@ -20,6 +21,7 @@
 typedef union nllk_scalar {
     float f32;
     double f64;
+    uint16_t h16;
     unsigned char bytes[16];
 } nllk_scalar;
 
@@ -40,6 +42,9 @@ typedef struct nllk_dtype_desc {
 
 extern const nllk_dtype_desc nllk_dtype_f32;
 extern const nllk_dtype_desc nllk_dtype_f64;
+/* 16-bit storage, float compute: load exact, store rounded once from double (kernels/common/half.h) */
+extern const nllk_dtype_desc nllk_dtype_bf16;
+extern const nllk_dtype_desc nllk_dtype_f16;
 
 /* The descriptor of a public dtype value; NULL for a value that names none. */
 const nllk_dtype_desc *nllk_dtype_of(nllk_dtype id);

@@ -13,14 +13,20 @@
 
 /* the kernel tables of this architecture's builds, one per dtype (defined by kernels/common/kernels.c) */
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
-    NLLK_ARCH_##arch(extern const nllk_kernels nllk_f32_kernels__##build, nllk_f64_kernels__##build;)
+    NLLK_ARCH_##arch(extern const nllk_kernels nllk_f32_kernels__##build, nllk_f64_kernels__##build,                \
+                     nllk_bf16_kernels__##build, nllk_f16_kernels__##build;)
 #include "../kernels/isas.h"
 #undef NLLK_ISA
 
 /* The builds of this architecture, in registry order. */
 static const nllk_isa isas[] = {
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
-    NLLK_ARCH_##arch({#name, #build, need, {&nllk_f32_kernels__##build, &nllk_f64_kernels__##build}}, )
+    NLLK_ARCH_##arch({#name,                                                                                    \
+                      #build,                                                                                   \
+                      need,                                                                                     \
+                      {&nllk_f32_kernels__##build, &nllk_f64_kernels__##build, &nllk_bf16_kernels__##build,     \
+                       &nllk_f16_kernels__##build}},                                                            \
+                     )
 #include "../kernels/isas.h"
 #undef NLLK_ISA
 };

@@ -123,7 +123,7 @@ typedef struct nllk_kernels {
 } nllk_kernels;
 
 /* Kernel slots: a dtype descriptor's `slot` (dispatch/dtype.h) indexes nllk_isa.kernels. */
-enum { NLLK_SLOT_F32 = 0, NLLK_SLOT_F64 = 1, NLLK_NUM_SLOTS = 2 };
+enum { NLLK_SLOT_F32 = 0, NLLK_SLOT_F64 = 1, NLLK_SLOT_BF16 = 2, NLLK_SLOT_F16 = 3, NLLK_NUM_SLOTS = 4 };
 
 /* One line of the ISA registry (kernels/isas.h) of this architecture. */
 typedef struct nllk_isa {

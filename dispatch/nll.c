@@ -343,3 +343,61 @@ nllk_status nllk_nll_acc_update_out_f64(nllk_acc *acc, const double *input, cons
 {
     return nll_acc_update(&nllk_dtype_f64, acc, input, target, n, weight, out);
 }
+
+/* ---- bfloat16 and float16 storage (nllk.h): the same driver over the 16-bit descriptors ----------------------- */
+
+nllk_status nllk_nll_fwd_bf16(const nllk_bf16 *input, const void *target, nllk_target_type target_type, size_t n,
+                              size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                              nllk_reduction reduction, nllk_bf16 *out, nllk_bf16 *total_weight)
+{
+    return nll_fwd(&nllk_dtype_bf16, input, target, target_type, n, c, d, weight, ignore_index, reduction, out,
+                   total_weight);
+}
+
+nllk_status nllk_nll_fwd_f16(const nllk_f16 *input, const void *target, nllk_target_type target_type, size_t n,
+                             size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index, nllk_reduction reduction,
+                             nllk_f16 *out, nllk_f16 *total_weight)
+{
+    return nll_fwd(&nllk_dtype_f16, input, target, target_type, n, c, d, weight, ignore_index, reduction, out,
+                   total_weight);
+}
+
+nllk_status nllk_nll_bwd_bf16(const nllk_bf16 *grad_output, const void *target, nllk_target_type target_type, size_t n,
+                              size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                              nllk_reduction reduction, nllk_bf16 total_weight, nllk_bf16 *grad_input)
+{
+    return nll_bwd(&nllk_dtype_bf16, grad_output, target, target_type, n, c, d, weight, ignore_index, reduction,
+                   nllk_dtype_bf16.load(&total_weight), grad_input);
+}
+
+nllk_status nllk_nll_bwd_f16(const nllk_f16 *grad_output, const void *target, nllk_target_type target_type, size_t n,
+                             size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index, nllk_reduction reduction,
+                             nllk_f16 total_weight, nllk_f16 *grad_input)
+{
+    return nll_bwd(&nllk_dtype_f16, grad_output, target, target_type, n, c, d, weight, ignore_index, reduction,
+                   nllk_dtype_f16.load(&total_weight), grad_input);
+}
+
+nllk_status nllk_nll_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target, size_t n,
+                                     const nllk_bf16 *weight)
+{
+    return nll_acc_update(&nllk_dtype_bf16, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_nll_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const void *target, size_t n,
+                                    const nllk_f16 *weight)
+{
+    return nll_acc_update(&nllk_dtype_f16, acc, input, target, n, weight, NULL);
+}
+
+nllk_status nllk_nll_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target, size_t n,
+                                         const nllk_bf16 *weight, nllk_bf16 *out)
+{
+    return nll_acc_update(&nllk_dtype_bf16, acc, input, target, n, weight, out);
+}
+
+nllk_status nllk_nll_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const void *target, size_t n,
+                                        const nllk_f16 *weight, nllk_f16 *out)
+{
+    return nll_acc_update(&nllk_dtype_f16, acc, input, target, n, weight, out);
+}

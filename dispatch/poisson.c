@@ -189,3 +189,55 @@ nllk_status nllk_poisson_acc_update_out_f64(nllk_acc *acc, const double *input, 
 {
     return poisson_acc_update(&nllk_dtype_f64, acc, input, target, n, out);
 }
+
+/* ---- bfloat16 and float16 storage (nllk.h): the same driver over the 16-bit descriptors ----------------------- */
+
+nllk_status nllk_poisson_nll_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, int log_input,
+                                      int full, double eps, nllk_reduction reduction, nllk_bf16 *out)
+{
+    return poisson_fwd(&nllk_dtype_bf16, input, target, n, log_input, full, eps, reduction, out);
+}
+
+nllk_status nllk_poisson_nll_fwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, int log_input, int full,
+                                     double eps, nllk_reduction reduction, nllk_f16 *out)
+{
+    return poisson_fwd(&nllk_dtype_f16, input, target, n, log_input, full, eps, reduction, out);
+}
+
+nllk_status nllk_poisson_nll_bwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, int log_input,
+                                      int full, double eps, nllk_reduction reduction, const nllk_bf16 *grad_output,
+                                      nllk_bf16 *grad_input, nllk_bf16 *grad_target)
+{
+    return poisson_bwd(&nllk_dtype_bf16, input, target, n, log_input, full, eps, reduction, grad_output, grad_input,
+                       grad_target);
+}
+
+nllk_status nllk_poisson_nll_bwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, int log_input, int full,
+                                     double eps, nllk_reduction reduction, const nllk_f16 *grad_output,
+                                     nllk_f16 *grad_input, nllk_f16 *grad_target)
+{
+    return poisson_bwd(&nllk_dtype_f16, input, target, n, log_input, full, eps, reduction, grad_output, grad_input,
+                       grad_target);
+}
+
+nllk_status nllk_poisson_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const nllk_bf16 *target, size_t n)
+{
+    return poisson_acc_update(&nllk_dtype_bf16, acc, input, target, n, NULL);
+}
+
+nllk_status nllk_poisson_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const nllk_f16 *target, size_t n)
+{
+    return poisson_acc_update(&nllk_dtype_f16, acc, input, target, n, NULL);
+}
+
+nllk_status nllk_poisson_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const nllk_bf16 *target, size_t n,
+                                             nllk_bf16 *out)
+{
+    return poisson_acc_update(&nllk_dtype_bf16, acc, input, target, n, out);
+}
+
+nllk_status nllk_poisson_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const nllk_f16 *target, size_t n,
+                                            nllk_f16 *out)
+{
+    return poisson_acc_update(&nllk_dtype_f16, acc, input, target, n, out);
+}

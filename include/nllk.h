@@ -209,6 +209,17 @@ typedef enum nllk_target_type {
 } nllk_target_type;
 
 /* ------------------------------------------------------------------------------------------------------- */
+/* 16-bit element types                                                                                    */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/* The bits of a bfloat16 value (torch.bfloat16): sign bit 15, 8 exponent bits 14..7 (bias 127), 7 fraction bits
+ * 6..0 — the upper half of the float with the same sign and exponent. */
+typedef uint16_t nllk_bf16;
+/* The bits of an IEEE 754 binary16 value (torch.float16, numpy float16, '<f2'): sign bit 15, 5 exponent bits
+ * 14..10 (bias 15), 10 fraction bits 9..0. The _bf16 / _f16 functions: section "bfloat16 and float16 storage". */
+typedef uint16_t nllk_f16;
+
+/* ------------------------------------------------------------------------------------------------------- */
 /* Poisson negative log-likelihood                                                                         */
 /* ------------------------------------------------------------------------------------------------------- */
 
@@ -517,7 +528,9 @@ typedef struct nllk_acc {
 
 typedef enum nllk_dtype {
     NLLK_F32 = 0,
-    NLLK_F64 = 1
+    NLLK_F64 = 1,
+    NLLK_BF16 = 2, /* bfloat16 storage (nllk_bf16), float math, double sums */
+    NLLK_F16 = 3   /* float16 storage (nllk_f16), float math, double sums   */
 } nllk_dtype;
 
 /* Starts a Poisson accumulator at global element `begin` (0 for the first chunk of a dataset; a shard's
@@ -612,9 +625,11 @@ NLLK_API nllk_status nllk_acc_merge(nllk_acc *left, const nllk_acc *right);
 NLLK_API nllk_status nllk_acc_range(const nllk_acc *acc, uint64_t *begin, uint64_t *end);
 
 /* The result over everything folded so far, equal to the one-shot call's bits when begin == 0:
- *   value         MEAN or SUM (rounded to the accumulator's dtype, then widened exactly to double);
+ *   value         MEAN or SUM (f32, f64: rounded to the accumulator's dtype, then widened exactly to double;
+ *                 bf16, f16: the double value itself, unrounded);
  *                 NONE is NLLK_ERR_INVALID_ARGUMENT.
- *   total_weight  NLL: the sum of weights of non-ignored elements (rounded to the dtype); Poisson: the count.
+ *   total_weight  NLL: the sum of weights of non-ignored elements (rounded to the dtype; bf16, f16: unrounded);
+ *                 Poisson: the count.
  *                 NULL to skip.
  *   count         the number of elements folded (end - begin). NULL to skip.
  * For begin != 0 (a shard) the values are that shard's own, summed in a fixed order: merge shards instead
@@ -622,6 +637,138 @@ NLLK_API nllk_status nllk_acc_range(const nllk_acc *acc, uint64_t *begin, uint64
  * Errors: NLLK_ERR_NULL_POINTER (acc, value), NLLK_ERR_INVALID_ARGUMENT (not a valid accumulator; reduction). */
 NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reduction, double *value,
                                      double *total_weight, uint64_t *count);
+
+/* ------------------------------------------------------------------------------------------------------- */
+/* bfloat16 and float16 storage                                                                            */
+/* ------------------------------------------------------------------------------------------------------- */
+
+/*
+ * Every _f32 function has _bf16 and _f16 twins with the same parameters, where each element array or element
+ * scalar (input, Poisson's and probability cross-entropy's target, weight, out, total_weight, grad_output,
+ * grad_input, grad_target, lse) holds 16-bit values: nllk_bf16 or nllk_f16 (nllk_dtype NLLK_BF16, NLLK_F16 for
+ * the accumulators). double parameters (eps, label_smoothing) stay double. The arrays must be 2-byte aligned
+ * (the C alignment of uint16_t).
+ *
+ * Semantics ("16-bit storage, f32 math, double sums"):
+ *   - each input element is converted exactly to float (every bfloat16 and float16 value is a float);
+ *   - the per-element math is the f32 functions' (the same operations in float, the same bits as the _f32
+ *     function called on the converted inputs, eps rounded to float);
+ *   - each per-element output and gradient (NONE losses, grad_input, grad_target, lse) is that float value
+ *     rounded once to the storage type, to nearest, ties to even;
+ *   - reductions add the float per-element values (not their 16-bit roundings) in double on the canonical tree
+ *     of section 2; the one-shot MEAN / SUM and NLL's total_weight are the double result rounded once (directly
+ *     from double, no intermediate float) to the storage type: PyTorch's output dtype, within 0.5 ulp of the
+ *     double total;
+ *   - the accumulators' nllk_acc_result gives the double value (and total_weight) unrounded: the exact bits the
+ *     one-shot call rounds;
+ *   - the backward's MEAN factor grad_output / count (Poisson) or grad_output / total_weight (NLL) is computed
+ *     in float and rounded to the storage type before the per-element product, as PyTorch's 16-bit autograd
+ *     does; SUM passes grad_output as given.
+ * Conversion of a float to 16 bits: round to nearest even; overflow gives +-Inf, results below the smallest
+ * denormal round to +-0 (ties to even), denormals are produced (never flushed, whatever the FPU's FTZ/DAZ
+ * modes); NaN gives a quiet NaN: 0x7FC0 for bfloat16 (c10::BFloat16's round_to_nearest_even: the sign and
+ * payload are dropped), sign | 0x7E00 for float16 (c10::Half's conversion: the payload is dropped). These bits
+ * are the same on every ISA.
+ * Accuracy: per element, the f32 function's value (a few ulp of float for Poisson, exact for NLL's product)
+ * then one 16-bit rounding; so within 0.5 ulp (16-bit) of the float64 value plus the f32 error, ties aside.
+ * float16 has a narrow range (largest finite 65504, smallest denormal 2^-24): per-element results beyond it
+ * become +-Inf or 0, exactly as the rounding says.
+ */
+NLLK_API nllk_status nllk_poisson_nll_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, int log_input,
+                                               int full, double eps, nllk_reduction reduction, nllk_bf16 *out);
+NLLK_API nllk_status nllk_poisson_nll_bwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, int log_input,
+                                               int full, double eps, nllk_reduction reduction,
+                                               const nllk_bf16 *grad_output, nllk_bf16 *grad_input,
+                                               nllk_bf16 *grad_target);
+NLLK_API nllk_status nllk_nll_fwd_bf16(const nllk_bf16 *input, const void *target, nllk_target_type target_type,
+                                       size_t n, size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                                       nllk_reduction reduction, nllk_bf16 *out, nllk_bf16 *total_weight);
+NLLK_API nllk_status nllk_nll_bwd_bf16(const nllk_bf16 *grad_output, const void *target, nllk_target_type target_type,
+                                       size_t n, size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                                       nllk_reduction reduction, nllk_bf16 total_weight, nllk_bf16 *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_fwd_bf16(const nllk_bf16 *input, const void *target,
+                                                 nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                 const nllk_bf16 *weight, int64_t ignore_index, double label_smoothing,
+                                                 nllk_reduction reduction, nllk_bf16 *out, nllk_bf16 *total_weight,
+                                                 nllk_bf16 *lse);
+NLLK_API nllk_status nllk_cross_entropy_bwd_bf16(const nllk_bf16 *grad_output, const nllk_bf16 *input,
+                                                 const void *target, nllk_target_type target_type, size_t n, size_t c,
+                                                 size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                                                 double label_smoothing, nllk_reduction reduction,
+                                                 nllk_bf16 total_weight, const nllk_bf16 *lse, nllk_bf16 *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_prob_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n,
+                                                      size_t c, size_t d, const nllk_bf16 *weight,
+                                                      double label_smoothing, nllk_reduction reduction, nllk_bf16 *out,
+                                                      nllk_bf16 *lse);
+NLLK_API nllk_status nllk_cross_entropy_prob_bwd_bf16(const nllk_bf16 *grad_output, const nllk_bf16 *input,
+                                                      const nllk_bf16 *target, size_t n, size_t c, size_t d,
+                                                      const nllk_bf16 *weight, double label_smoothing,
+                                                      nllk_reduction reduction, const nllk_bf16 *lse,
+                                                      nllk_bf16 *grad_input, nllk_bf16 *grad_target);
+NLLK_API nllk_status nllk_poisson_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const nllk_bf16 *target,
+                                                  size_t n);
+NLLK_API nllk_status nllk_poisson_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const nllk_bf16 *target,
+                                                      size_t n, nllk_bf16 *out);
+NLLK_API nllk_status nllk_nll_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target, size_t n,
+                                              const nllk_bf16 *weight);
+NLLK_API nllk_status nllk_nll_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target, size_t n,
+                                                  const nllk_bf16 *weight, nllk_bf16 *out);
+NLLK_API nllk_status nllk_cross_entropy_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target,
+                                                        size_t n, const nllk_bf16 *weight);
+NLLK_API nllk_status nllk_cross_entropy_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input, const void *target,
+                                                            size_t n, const nllk_bf16 *weight, nllk_bf16 *out);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_bf16(nllk_acc *acc, const nllk_bf16 *input,
+                                                             const nllk_bf16 *target, size_t n,
+                                                             const nllk_bf16 *weight);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_out_bf16(nllk_acc *acc, const nllk_bf16 *input,
+                                                                 const nllk_bf16 *target, size_t n,
+                                                                 const nllk_bf16 *weight, nllk_bf16 *out);
+
+NLLK_API nllk_status nllk_poisson_nll_fwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, int log_input,
+                                              int full, double eps, nllk_reduction reduction, nllk_f16 *out);
+NLLK_API nllk_status nllk_poisson_nll_bwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, int log_input,
+                                              int full, double eps, nllk_reduction reduction,
+                                              const nllk_f16 *grad_output, nllk_f16 *grad_input, nllk_f16 *grad_target);
+NLLK_API nllk_status nllk_nll_fwd_f16(const nllk_f16 *input, const void *target, nllk_target_type target_type, size_t n,
+                                      size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index,
+                                      nllk_reduction reduction, nllk_f16 *out, nllk_f16 *total_weight);
+NLLK_API nllk_status nllk_nll_bwd_f16(const nllk_f16 *grad_output, const void *target, nllk_target_type target_type,
+                                      size_t n, size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index,
+                                      nllk_reduction reduction, nllk_f16 total_weight, nllk_f16 *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_fwd_f16(const nllk_f16 *input, const void *target, nllk_target_type target_type,
+                                                size_t n, size_t c, size_t d, const nllk_f16 *weight,
+                                                int64_t ignore_index, double label_smoothing, nllk_reduction reduction,
+                                                nllk_f16 *out, nllk_f16 *total_weight, nllk_f16 *lse);
+NLLK_API nllk_status nllk_cross_entropy_bwd_f16(const nllk_f16 *grad_output, const nllk_f16 *input, const void *target,
+                                                nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                const nllk_f16 *weight, int64_t ignore_index, double label_smoothing,
+                                                nllk_reduction reduction, nllk_f16 total_weight, const nllk_f16 *lse,
+                                                nllk_f16 *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_prob_fwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, size_t c,
+                                                     size_t d, const nllk_f16 *weight, double label_smoothing,
+                                                     nllk_reduction reduction, nllk_f16 *out, nllk_f16 *lse);
+NLLK_API nllk_status nllk_cross_entropy_prob_bwd_f16(const nllk_f16 *grad_output, const nllk_f16 *input,
+                                                     const nllk_f16 *target, size_t n, size_t c, size_t d,
+                                                     const nllk_f16 *weight, double label_smoothing,
+                                                     nllk_reduction reduction, const nllk_f16 *lse,
+                                                     nllk_f16 *grad_input, nllk_f16 *grad_target);
+NLLK_API nllk_status nllk_poisson_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const nllk_f16 *target,
+                                                 size_t n);
+NLLK_API nllk_status nllk_poisson_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const nllk_f16 *target,
+                                                     size_t n, nllk_f16 *out);
+NLLK_API nllk_status nllk_nll_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const void *target, size_t n,
+                                             const nllk_f16 *weight);
+NLLK_API nllk_status nllk_nll_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const void *target, size_t n,
+                                                 const nllk_f16 *weight, nllk_f16 *out);
+NLLK_API nllk_status nllk_cross_entropy_acc_update_f16(nllk_acc *acc, const nllk_f16 *input, const void *target,
+                                                       size_t n, const nllk_f16 *weight);
+NLLK_API nllk_status nllk_cross_entropy_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input, const void *target,
+                                                           size_t n, const nllk_f16 *weight, nllk_f16 *out);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_f16(nllk_acc *acc, const nllk_f16 *input,
+                                                            const nllk_f16 *target, size_t n, const nllk_f16 *weight);
+NLLK_API nllk_status nllk_cross_entropy_prob_acc_update_out_f16(nllk_acc *acc, const nllk_f16 *input,
+                                                                const nllk_f16 *target, size_t n,
+                                                                const nllk_f16 *weight, nllk_f16 *out);
 
 #ifdef __cplusplus
 }

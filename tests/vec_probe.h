@@ -49,6 +49,18 @@ typedef struct vec_probe {
 } vec_probe;
 
 typedef size_t (*vec_probe_fn)(const vec_probe *p);      /* runs the probe; returns VW */
+
+/* The 16-bit storage operations' probe (tests/vec_probe16.c): n elements, a multiple of 16. */
+typedef struct vec_probe16 {
+    size_t n;
+    const uint16_t *h;     /* n stored values (also the gather base)                                   */
+    const float *f;        /* n floats to round                                                        */
+    const int64_t *t64;    /* n gather/scatter offsets into h / scatter, or -1 (masked off)            */
+    float *out_load, *out_load_n, *out_gather; /* n each                                               */
+    uint16_t *out_store, *out_store_n, *out_stream; /* n each (out_store_n pre-filled by the caller)   */
+    uint16_t *scatter;     /* n values, pre-filled; v_h_scatter of f at the offsets                    */
+} vec_probe16;
+typedef size_t (*vec_probe16_fn)(const vec_probe16 *p);
 typedef void (*vec_zero_fill_fn)(void *p, size_t bytes); /* v_zero_fill                  */
 
 #endif

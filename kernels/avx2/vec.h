@@ -293,4 +293,111 @@ static inline void v_zero_fill(void *p, size_t bytes)
     memset(b + i, 0, bytes - i);
 }
 
+/* 16-bit storage ------------------------------------------------------------------------------------------------
+ * With -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16 (kernels/common/kernels.c selects the float section above for the
+ * arithmetic): the storage operations of kernels/common/storage.h on uint16_t, kernels/common/half.h's formulas lane
+ * by lane in integer operations (one exact float multiplication of normal floats for float16 denormals), whatever
+ * MXCSR's FTZ/DAZ say. (F16C is not among this build's flags.) A gather reads the aligned 4 bytes holding each
+ * element (inside one 4-byte granule, so never past a page): the arrays must be 2-byte aligned. */
+#if defined(NLLK_STORAGE_16)
+/* 8 stored values, zero-extended in 32-bit lanes -> 8 floats (nllk_h_to_f32) */
+static inline __m256 nv_h_widen32(__m256i x)
+{
+#  if defined(NLLK_DTYPE_BF16)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+#  else
+    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x8000)), 16);
+    const __m256i a = _mm256_and_si256(x, _mm256_set1_epi32(0x7fff));
+    const __m256i sh = _mm256_slli_epi32(a, 13);
+    const __m256i norm = _mm256_add_epi32(sh, _mm256_set1_epi32(112 << 23));
+    const __m256i special = _mm256_or_si256(sh, _mm256_set1_epi32(0x7f800000));
+    const __m256i den = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(0x1p-24f)));
+    __m256i r = _mm256_blendv_epi8(den, norm, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x3ff)));
+    r = _mm256_blendv_epi8(r, special, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7bff)));
+    return _mm256_castsi256_ps(_mm256_or_si256(r, sign));
+#  endif
+}
+/* 8 floats -> their 16-bit roundings in 32-bit lanes (nllk_f32_to_h); a is non-negative, so signed compares */
+static inline __m256i nv_h_narrow32(__m256 v)
+{
+    const __m256i u = _mm256_castps_si256(v), one = _mm256_set1_epi32(1);
+    const __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
+#  if defined(NLLK_DTYPE_BF16)
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    return _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), nan);
+#  else
+    const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(a, 13), one);
+    const __m256i norm = _mm256_sub_epi32(
+        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(0xfff)), lsb), 13),
+        _mm256_set1_epi32(112 << 10));
+    /* denormal: shifts of 32 or more give 0, which is the rounding of everything that far below 2^-24 */
+    const __m256i s = _mm256_sub_epi32(_mm256_set1_epi32(126), _mm256_srli_epi32(a, 23));
+    const __m256i m = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi32(0x7fffff)), _mm256_set1_epi32(0x800000));
+    const __m256i half = _mm256_sllv_epi32(one, _mm256_sub_epi32(s, one));
+    const __m256i dlsb = _mm256_and_si256(_mm256_srlv_epi32(m, s), one);
+    const __m256i den = _mm256_srlv_epi32(_mm256_add_epi32(_mm256_add_epi32(m, half), _mm256_sub_epi32(dlsb, one)), s);
+    __m256i r = _mm256_blendv_epi8(den, norm, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x387fffff)));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7c00), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x477fefff)));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7e00), nan);
+    return _mm256_or_si256(r, sign);
+#  endif
+}
+static inline __m128i nv_h_narrow(__m256 v)
+{
+    const __m256i r = nv_h_narrow32(v);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+static inline __m256 v_h_load(const uint16_t *p)
+{
+    return nv_h_widen32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
+}
+static inline __m256 v_h_load_n(const uint16_t *p, size_t m)
+{
+    uint16_t h[8] = {0};
+    memcpy(h, p, m * sizeof h[0]);
+    return v_h_load(h);
+}
+static inline void v_h_store(uint16_t *p, __m256 v) { _mm_storeu_si128((__m128i *)(void *)p, nv_h_narrow(v)); }
+static inline void v_h_store_n(uint16_t *p, __m256 v, size_t m)
+{
+    uint16_t h[8];
+    v_h_store(h, v);
+    memcpy(p, h, m * sizeof h[0]);
+}
+static inline void v_h_stream(uint16_t *p, __m256 v) { _mm_stream_si128((__m128i *)(void *)p, nv_h_narrow(v)); }
+/* 4 elements base[off[i]] (lanes of m) zero-extended in 32-bit lanes: a dword gather of the aligned 4 bytes */
+static inline __m128i nv_h_gather4(const uint16_t *base, __m256i off, unsigned m)
+{
+    const uintptr_t b = (uintptr_t)base;
+    const __m256i byte = _mm256_add_epi64(_mm256_set1_epi64x((long long)(b & 3u)), _mm256_slli_epi64(off, 1));
+    const __m256i al = _mm256_and_si256(byte, _mm256_set1_epi64x(~3LL));
+    const __m128i w =
+        _mm256_mask_i64gather_epi32(_mm_setzero_si128(), (const int *)(b & ~(uintptr_t)3), al, nv_bits32x4(m), 1);
+    const __m256i sh = _mm256_slli_epi64(_mm256_and_si256(byte, _mm256_set1_epi64x(2)), 3);
+    const __m256i r = _mm256_and_si256(_mm256_srlv_epi64(_mm256_cvtepu32_epi64(w), sh), _mm256_set1_epi64x(0xffff));
+    return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+}
+static inline __m256 v_h_gather(const uint16_t *base, vidx_t off, unsigned m)
+{
+    const __m128i lo = nv_h_gather4(base, off.lo, m & 15u), hi = nv_h_gather4(base, off.hi, m >> 4 & 15u);
+    return nv_h_widen32(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+}
+/* no 16-bit scatter: the lanes' stores one by one (a wider store would write the neighbours) */
+static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned m, __m256 v)
+{
+    uint16_t h[8];
+    int64_t o[8];
+    v_h_store(h, v);
+    _mm256_storeu_si256((__m256i *)(void *)o, off.lo);
+    _mm256_storeu_si256((__m256i *)(void *)(o + 4), off.hi);
+    for (m &= 0xffu; m; m &= m - 1) {
+        const int i = __builtin_ctz(m);
+        base[o[i]] = h[i];
+    }
+}
+#endif
+
 #endif

@@ -236,4 +236,104 @@ static inline void v_zero_fill(void *p, size_t bytes)
     memset(b + i, 0, bytes - i);
 }
 
+/* 16-bit storage ------------------------------------------------------------------------------------------------
+ * With -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16 (kernels/common/kernels.c selects the float section above for the
+ * arithmetic): the storage operations of kernels/common/storage.h on uint16_t. The conversions are
+ * kernels/common/half.h's formulas lane by lane in integer operations (one exact float multiplication of normal
+ * floats for float16 denormals), so they give that file's bits whatever MXCSR's FTZ/DAZ say. vcvtneps2bf16 (AVX-512
+ * BF16) is not used: it flushes denormals and keeps NaN payloads; nor vcvtps2ph: NaN payloads (tests/test_half.c
+ * shows both). A gather reads the aligned 4 bytes holding each element (inside one 4-byte granule, so never past a
+ * page): the arrays must be 2-byte aligned. */
+#if defined(NLLK_STORAGE_16)
+/* 16 stored values, zero-extended in 32-bit lanes -> 16 floats (nllk_h_to_f32) */
+static inline __m512 nv_h_widen32(__m512i x)
+{
+#  if defined(NLLK_DTYPE_BF16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+#  else
+    const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(x, _mm512_set1_epi32(0x8000)), 16);
+    const __m512i a = _mm512_and_si512(x, _mm512_set1_epi32(0x7fff));
+    const __m512i sh = _mm512_slli_epi32(a, 13);
+    const __m512i norm = _mm512_add_epi32(sh, _mm512_set1_epi32(112 << 23));
+    const __m512i special = _mm512_or_si512(sh, _mm512_set1_epi32(0x7f800000));
+    const __m512i den = _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(0x1p-24f)));
+    __m512i r = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x400)), den, norm);
+    r = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x7c00)), r, special);
+    return _mm512_castsi512_ps(_mm512_or_si512(r, sign));
+#  endif
+}
+/* 16 floats -> their 16-bit roundings in 32-bit lanes (nllk_f32_to_h) */
+static inline __m512i nv_h_narrow32(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v), one = _mm512_set1_epi32(1);
+    const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(a, _mm512_set1_epi32(0x7f800000));
+#  if defined(NLLK_DTYPE_BF16)
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    return _mm512_mask_blend_epi32(nan, r, _mm512_set1_epi32(0x7fc0));
+#  else
+    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(a, 13), one);
+    const __m512i norm = _mm512_sub_epi32(
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(0xfff)), lsb), 13),
+        _mm512_set1_epi32(112 << 10));
+    /* denormal: shifts of 32 or more give 0, which is the rounding of everything that far below 2^-24 */
+    const __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(126), _mm512_srli_epi32(a, 23));
+    const __m512i m = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x800000));
+    const __m512i half = _mm512_sllv_epi32(one, _mm512_sub_epi32(s, one));
+    const __m512i dlsb = _mm512_and_si512(_mm512_srlv_epi32(m, s), one);
+    const __m512i den = _mm512_srlv_epi32(_mm512_add_epi32(_mm512_add_epi32(m, half), _mm512_sub_epi32(dlsb, one)), s);
+    __m512i r = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x38800000)), den, norm);
+    r = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x477ff000)), r,
+                                _mm512_set1_epi32(0x7c00));
+    r = _mm512_mask_blend_epi32(nan, r, _mm512_set1_epi32(0x7e00));
+    return _mm512_or_si512(r, sign);
+#  endif
+}
+static inline __m256i nv_h_narrow(__m512 v) { return _mm512_cvtepi32_epi16(nv_h_narrow32(v)); }
+static inline __m512 v_h_load(const uint16_t *p)
+{
+    return nv_h_widen32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)));
+}
+static inline __m512 v_h_load_n(const uint16_t *p, size_t m)
+{
+    return nv_h_widen32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(nv_first16(m), p)));
+}
+static inline void v_h_store(uint16_t *p, __m512 v) { _mm256_storeu_si256((__m256i *)(void *)p, nv_h_narrow(v)); }
+static inline void v_h_store_n(uint16_t *p, __m512 v, size_t m)
+{
+    _mm256_mask_storeu_epi16(p, nv_first16(m), nv_h_narrow(v));
+}
+static inline void v_h_stream(uint16_t *p, __m512 v) { _mm256_stream_si256((__m256i *)(void *)p, nv_h_narrow(v)); }
+/* 8 elements base[off[i]] (lanes of m) zero-extended in 32-bit lanes: a dword gather of the aligned 4 bytes */
+static inline __m256i nv_h_gather8(const uint16_t *base, __m512i off, __mmask8 m)
+{
+    const uintptr_t b = (uintptr_t)base;
+    const __m512i byte = _mm512_add_epi64(_mm512_set1_epi64((long long)(b & 3u)), _mm512_slli_epi64(off, 1));
+    const __m512i al = _mm512_and_si512(byte, _mm512_set1_epi64(~3LL));
+    const __m256i w = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), m, al, (const void *)(b & ~(uintptr_t)3), 1);
+    const __m256i sh = _mm512_cvtepi64_epi32(_mm512_slli_epi64(_mm512_and_si512(byte, _mm512_set1_epi64(2)), 3));
+    return _mm256_and_si256(_mm256_srlv_epi32(w, sh), _mm256_set1_epi32(0xffff));
+}
+static inline __m512 v_h_gather(const uint16_t *base, vidx_t off, unsigned m)
+{
+    const __m256i lo = nv_h_gather8(base, off.lo, (__mmask8)m), hi = nv_h_gather8(base, off.hi, (__mmask8)(m >> 8));
+    return nv_h_widen32(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+}
+/* no 16-bit scatter: the lanes' stores one by one (a wider store would write the neighbours) */
+static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned m, __m512 v)
+{
+    uint16_t h[16];
+    int64_t o[16];
+    _mm256_storeu_si256((__m256i *)(void *)h, nv_h_narrow(v));
+    _mm512_storeu_si512(o, off.lo);
+    _mm512_storeu_si512(o + 8, off.hi);
+    for (m &= 0xffffu; m; m &= m - 1) {
+        const int i = __builtin_ctz(m);
+        base[o[i]] = h[i];
+    }
+}
+#endif
+
 #endif

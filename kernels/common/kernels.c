@@ -10,7 +10,13 @@
 
 #include "../../dispatch/kernels.h"
 #include "../../include/nllk.h"
+#if defined(NLLK_DTYPE_BF16) || defined(NLLK_DTYPE_F16)
+#  define NLLK_DTYPE_F32 1   /* 16-bit storage computes in float: the map's float section ... */
+#  define NLLK_STORAGE_16 1  /* ... and its "16-bit storage" block                            */
+#endif
 #include "vec.h"
+
+#include "storage.h"
 
 #include "nll_target.h"
 #include "poisson_formula.h"
@@ -36,7 +42,25 @@ static inline unsigned first_lanes(size_t m) { return (1u << m) - 1u; }
  * accumulating across them would put a store/reload on each lane's add chain. */
 #define CHUNK 256
 
-INLINE void poisson_fwd_body(size_t n, const elem_t *x, const elem_t *t, vec_t eps, elem_t *out, double *lanes,
+/* The losses of one vector (m lanes): to out (rounded to the storage type) and, when the lanes need them, to the
+ * chunk's scratch buffer of computed values. Where storage is the compute type the scratch buffer is out itself. */
+INLINE void poisson_put(elem_t *dst, stor_t *out, vec_t loss, size_t m, int to_dst)
+{
+    if (S_SAME ? 0 : out != NULL) {
+        if (m >= VW)
+            s_store(out, loss);
+        else
+            s_store_n(out, loss, m);
+    }
+    if (to_dst) {
+        if (m >= VW)
+            v_store(dst, loss);
+        else
+            v_store_n(dst, loss, m);
+    }
+}
+
+INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t eps, stor_t *out, double *lanes,
                              const int log_input, const int full)
 {
     elem_t buf[CHUNK];
@@ -45,14 +69,19 @@ INLINE void poisson_fwd_body(size_t n, const elem_t *x, const elem_t *t, vec_t e
         acc[j] = lanes ? v_acc_load(lanes + j * VW) : v_acc_zero();
     for (size_t k0 = 0; k0 < n; k0 += CHUNK) {
         const size_t len = n - k0 < CHUNK ? n - k0 : CHUNK;
-        elem_t *dst = out ? out + k0 : buf;
+        /* the computed values: out itself when it holds them exactly, else the scratch buffer (when summed) */
+        elem_t *dst = S_SAME && out ? (elem_t *)(void *)(out + k0) : buf;
+        const int to_dst = S_SAME ? 1 : lanes != NULL;
+        stor_t *o16 = S_SAME || !out ? NULL : out + k0;
         size_t o = 0;
         for (; o + VW <= len; o += VW)
-            v_store(dst + o, poisson_loss(v_load(x + k0 + o), v_load(t + k0 + o), eps, log_input, full));
+            poisson_put(dst + o, o16 ? o16 + o : NULL,
+                        poisson_loss(s_load(x + k0 + o), s_load(t + k0 + o), eps, log_input, full), VW, to_dst);
         if (o < len) /* the tail: one masked vector */
-            v_store_n(dst + o,
-                      poisson_loss(v_load_n(x + k0 + o, len - o), v_load_n(t + k0 + o, len - o), eps, log_input, full),
-                      len - o);
+            poisson_put(dst + o, o16 ? o16 + o : NULL,
+                        poisson_loss(s_load_n(x + k0 + o, len - o), s_load_n(t + k0 + o, len - o), eps, log_input,
+                                     full),
+                        len - o, to_dst);
         if (!lanes)
             continue;
         size_t g = 0;
@@ -86,28 +115,28 @@ void KERNEL(poisson_fwd)(size_t n, const void *x, const void *t, const nllk_pois
     }
 }
 
-INLINE void poisson_bwd_step(const elem_t *x, const elem_t *t, vec_t eps, const elem_t *g, size_t g_stride, vec_t gb,
-                             elem_t *gx, elem_t *gt, size_t m, const int log_input, const int full)
+INLINE void poisson_bwd_step(const stor_t *x, const stor_t *t, vec_t eps, const stor_t *g, size_t g_stride, vec_t gb,
+                             stor_t *gx, stor_t *gt, size_t m, const int log_input, const int full)
 {
     if (m >= VW) {
-        const vec_t xv = v_load(x), tv = v_load(t);
-        const vec_t gv = g_stride ? v_load(g) : gb;
-        v_store(gx, poisson_grad_input(xv, tv, eps, gv, log_input));
+        const vec_t xv = s_load(x), tv = s_load(t);
+        const vec_t gv = g_stride ? s_load(g) : gb;
+        s_store(gx, poisson_grad_input(xv, tv, eps, gv, log_input));
         if (gt)
-            v_store(gt, poisson_grad_target(xv, tv, eps, gv, log_input, full));
+            s_store(gt, poisson_grad_target(xv, tv, eps, gv, log_input, full));
     } else {
-        const vec_t xv = v_load_n(x, m), tv = v_load_n(t, m);
-        const vec_t gv = g_stride ? v_load_n(g, m) : gb;
-        v_store_n(gx, poisson_grad_input(xv, tv, eps, gv, log_input), m);
+        const vec_t xv = s_load_n(x, m), tv = s_load_n(t, m);
+        const vec_t gv = g_stride ? s_load_n(g, m) : gb;
+        s_store_n(gx, poisson_grad_input(xv, tv, eps, gv, log_input), m);
         if (gt)
-            v_store_n(gt, poisson_grad_target(xv, tv, eps, gv, log_input, full), m);
+            s_store_n(gt, poisson_grad_target(xv, tv, eps, gv, log_input, full), m);
     }
 }
 
-INLINE void poisson_bwd_body(size_t n, const elem_t *x, const elem_t *t, vec_t eps, const elem_t *g, size_t g_stride,
-                             elem_t *gx, elem_t *gt, const int log_input, const int full)
+INLINE void poisson_bwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t eps, const stor_t *g, size_t g_stride,
+                             stor_t *gx, stor_t *gt, const int log_input, const int full)
 {
-    const vec_t gb = v_set1((double)g[0]);
+    const vec_t gb = v_set1(s_get(g));
     size_t k = 0;
     for (; k + VW <= n; k += VW)
         poisson_bwd_step(x + k, t + k, eps, g + k * g_stride, g_stride, gb, gx + k, gt ? gt + k : NULL, VW, log_input,
@@ -194,9 +223,9 @@ INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const 
  * more than it saved with random targets, whose gathers keep enough misses in flight.) A prefetch is never
  * dereferenced; only targets in [0, c) are used. */
 #define PF_PLANE 1024
-#define PF_STEP (64 / (VW * sizeof(elem_t)) > 0 ? 64 / (VW * sizeof(elem_t)) : 1) /* vectors per 64 bytes */
+#define PF_STEP (64 / (VW * sizeof(stor_t)) > 0 ? 64 / (VW * sizeof(stor_t)) : 1) /* vectors per 64 bytes */
 
-INLINE void prefetch_planes(const elem_t *x, const void *tg, size_t p, size_t cs, size_t c, const nllk_target_type tt)
+INLINE void prefetch_planes(const stor_t *x, const void *tg, size_t p, size_t cs, size_t c, const nllk_target_type tt)
 {
     for (size_t j = 0; j < (size_t)G; j += PF_STEP) {
         const size_t o = p + j * VW;
@@ -206,7 +235,7 @@ INLINE void prefetch_planes(const elem_t *x, const void *tg, size_t p, size_t cs
     }
 }
 
-INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *tg, const elem_t *weight, elem_t *out,
+INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *tg, const stor_t *weight, stor_t *out,
                            double *lanes, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride, c = r->c;
@@ -218,7 +247,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
         acc[j] = lanes ? v_acc_load(lanes + j * VW) : v_acc_zero();
         accw[j] = lanes ? v_acc_load(lanes + 16 + j * VW) : v_acc_zero();
     }
-    const size_t row_bytes = ks * sizeof(elem_t);
+    const size_t row_bytes = ks * sizeof(stor_t);
     const int pf_dense = VW > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
     const int planes = ks == 1;                                                   /* N-D runs (and c == 1) */
     for (size_t k = 0; k < len; k += 16) {
@@ -245,23 +274,23 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
                     loss = zero;
                     wv = zero;
                 } else {
-                    wv = weight ? v_set1((double)weight[t0]) : one;
-                    loss = v_mul(v_neg(v_load(x + o + (size_t)t0 * cs)), wv);
+                    wv = weight ? v_set1(s_get(weight + t0)) : one;
+                    loss = v_mul(v_neg(s_load(x + o + (size_t)t0 * cs)), wv);
                 }
             } else {
                 const unsigned bad = v_tbad(tv, c, ign);
                 if (bad)
                     return o + (size_t)__builtin_ctz(bad);
                 const unsigned valid = v_tvalid(tv, ign);
-                const vec_t xv = v_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
-                wv = weight ? v_gather(weight, tv, valid) : v_mzero(valid, one);
+                const vec_t xv = s_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
+                wv = weight ? s_gather(weight, tv, valid) : v_mzero(valid, one);
                 loss = v_mzero(valid, v_mul(v_neg(xv), wv));
             }
             if (out) {
                 if (m >= VW)
-                    v_store(out + o, loss);
+                    s_store(out + o, loss);
                 else
-                    v_store_n(out + o, loss, m);
+                    s_store_n(out + o, loss, m);
             }
             acc[j] = v_acc_add(acc[j], loss);
             accw[j] = v_acc_add(accw[j], wv);
@@ -275,25 +304,25 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const elem_t *x, const void *t
     return len;
 }
 
-INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g, size_t g_stride,
-                         elem_t *gx, const nllk_target_type tt)
+INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
+                         stor_t *gx, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride;
     const int64_t ign = r->ignore_index;
     if (len == 0)
         return;
     const vidx_t kofs = v_kofs(ks);
-    const vec_t gb = v_set1((double)g[0]);
+    const vec_t gb = v_set1(s_get(g));
     for (size_t o = 0; o < len; o += VW) {
         const size_t m = len - o;
         const vidx_t tv = tload_at(tg, o, len, ign, tt);
         const unsigned valid = v_tvalid(tv, ign);
         if (!valid)
             continue;
-        const vec_t gv = !g_stride ? gb : m >= VW ? v_load(g + o) : v_load_n(g + o, m);
+        const vec_t gv = !g_stride ? gb : m >= VW ? s_load(g + o) : s_load_n(g + o, m);
         const vec_t gneg = v_neg(gv);
-        const vec_t v = weight ? v_mul(v_gather(weight, tv, valid), gneg) : gneg;
-        v_scatter(gx + o * ks, v_toff(tv, kofs, cs), valid, v);
+        const vec_t v = weight ? v_mul(s_gather(weight, tv, valid), gneg) : gneg;
+        s_scatter(gx + o * ks, v_toff(tv, kofs, cs), valid, v);
     }
 }
 
@@ -315,7 +344,7 @@ typedef struct fill_group {
     int uniform; /* 16 positions, all targets t0 */
 } fill_group;
 
-INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g,
+INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g,
                              size_t g_stride, vec_t gb, int64_t ign, const nllk_target_type tt)
 {
     fg->t0 = target_at(tg, k, tt);
@@ -335,7 +364,7 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
     }
     /* one weight for a uniform group (the gather's value in every lane) */
     const int one_w = fg->uniform && !nllk_nll_is_ignored(fg->t0, ign);
-    const vec_t w0 = weight && one_w ? v_set1((double)weight[fg->t0]) : gb;
+    const vec_t w0 = weight && one_w ? v_set1(s_get(weight + fg->t0)) : gb;
     for (int j = 0; j < G; j++) {
         const size_t o = (size_t)j * VW;
         if (o >= n) {
@@ -343,13 +372,13 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
             continue;
         }
         const size_t m = n - o;
-        const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? v_load(g + k + o) : v_load_n(g + k + o, m));
-        fg->val[j] = !weight ? gneg : one_w ? v_mul(w0, gneg) : v_mul(v_gather(weight, fg->tv[j], fg->valid[j]), gneg);
+        const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? s_load(g + k + o) : s_load_n(g + k + o, m));
+        fg->val[j] = !weight ? gneg : one_w ? v_mul(w0, gneg) : v_mul(s_gather(weight, fg->tv[j], fg->valid[j]), gneg);
     }
 }
 
 /* plane cls's elements of the group's n positions at pl */
-INLINE void nll_fill_store(const fill_group *fg, elem_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, int narrow,
+INLINE void nll_fill_store(const fill_group *fg, stor_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, int narrow,
                            const int nt)
 {
     const int hit = fg->uniform && (int64_t)cls == fg->t0 && !nllk_nll_is_ignored(fg->t0, ign);
@@ -361,17 +390,17 @@ INLINE void nll_fill_store(const fill_group *fg, elem_t *pl, size_t n, size_t cl
                         : narrow    ? v_tnsel(fg->tn[j], (int32_t)cls, fg->val[j])
                                     : v_tsel(fg->tv[j], (int64_t)cls, fg->valid[j], fg->val[j]);
         if (nt)
-            v_stream(pl + o, v);
+            s_stream(pl + o, v);
         else if (n - o >= VW)
-            v_store(pl + o, v);
+            s_store(pl + o, v);
         else
-            v_store_n(pl + o, v, n - o);
+            s_store_n(pl + o, v, n - o);
     }
 }
 
 /* positions [k, k + n) with n <= FILL_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0) */
-INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const elem_t *weight, const elem_t *g, size_t g_stride,
-                           vec_t gb, elem_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
+INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
+                           vec_t gb, stor_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
                            const nllk_target_type tt)
 {
     fill_group fg[FILL_GROUPS];
@@ -381,23 +410,23 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const elem_t *wei
     const vec_t zero = v_set1(0.0);
     const int narrow = c <= INT32_MAX; /* then every valid target fits the int32 lanes of v_tnarrow */
     for (size_t cc = 0; cc < c; cc++) {
-        elem_t *pl = gx + cc * cs + k;
+        stor_t *pl = gx + cc * cs + k;
         for (size_t q = 0; q < groups; q++)
             nll_fill_store(&fg[q], pl + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, cc, ign, zero, narrow, nt);
     }
 }
 
-INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const elem_t *weight, const elem_t *g,
-                              size_t g_stride, elem_t *gx, int stream, const nllk_target_type tt)
+INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g,
+                              size_t g_stride, stor_t *gx, int stream, const nllk_target_type tt)
 {
     const size_t len = r->len, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
     if (len == 0 || c == 0)
         return;
-    const vec_t gb = v_set1((double)g[0]);
+    const vec_t gb = v_set1(s_get(g));
     const uintptr_t a = (uintptr_t)gx;
-    stream = stream && a % sizeof(elem_t) == 0 && cs * sizeof(elem_t) % 64 == 0;
-    size_t k = stream ? (size_t)(-a & 63) / sizeof(elem_t) : 0;
+    stream = stream && a % sizeof(stor_t) == 0 && cs * sizeof(stor_t) % 64 == 0;
+    size_t k = stream ? (size_t)(-a & 63) / sizeof(stor_t) : 0;
     if (k > len)
         k = len;
     if (k) /* up to the 64-byte grid: fewer than 16 positions */
@@ -485,7 +514,12 @@ size_t KERNEL(nll_check_u8)(size_t len, const void *tg, size_t c, int64_t ign)
 void KERNEL(zero_fill)(void *p, size_t bytes) { v_zero_fill(p, bytes); }
 
 /* ---- cross-entropy (kept apart from the NLL kernels) ---------------------------------------------------------- */
-#include "ce_kernels.h"
+#if S_SAME
+#  include "ce_kernels.h"
+#  define CE_ENTRY(op) KERNEL(op)
+#else /* 16-bit storage: not yet (dispatch/ce.c refuses the dtype before it reaches the table) */
+#  define CE_ENTRY(op) NULL
+#endif
 
 /* ---- the table ------------------------------------------------------------------------------------------------ */
 const nllk_kernels KERNEL(kernels) = {
@@ -495,9 +529,9 @@ const nllk_kernels KERNEL(kernels) = {
     .nll_bwd = {KERNEL(nll_bwd_i64), KERNEL(nll_bwd_i32), KERNEL(nll_bwd_u8)},
     .nll_check = {KERNEL(nll_check_i64), KERNEL(nll_check_i32), KERNEL(nll_check_u8)},
     .zero_fill = KERNEL(zero_fill),
-    .ce_fwd = {KERNEL(ce_fwd_i64), KERNEL(ce_fwd_i32), KERNEL(ce_fwd_u8)},
-    .ce_bwd = {KERNEL(ce_bwd_i64), KERNEL(ce_bwd_i32), KERNEL(ce_bwd_u8)},
-    .ce_prob_fwd = KERNEL(ce_prob_fwd),
-    .ce_prob_bwd = KERNEL(ce_prob_bwd),
+    .ce_fwd = {CE_ENTRY(ce_fwd_i64), CE_ENTRY(ce_fwd_i32), CE_ENTRY(ce_fwd_u8)},
+    .ce_bwd = {CE_ENTRY(ce_bwd_i64), CE_ENTRY(ce_bwd_i32), CE_ENTRY(ce_bwd_u8)},
+    .ce_prob_fwd = CE_ENTRY(ce_prob_fwd),
+    .ce_prob_bwd = CE_ENTRY(ce_prob_bwd),
     .nll_bwd_fill = {KERNEL(nll_bwd_fill_i64), KERNEL(nll_bwd_fill_i32), KERNEL(nll_bwd_fill_u8)},
 };

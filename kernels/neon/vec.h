@@ -257,4 +257,51 @@ static inline void v_zero_fill(void *p, size_t bytes)
         memset(p, 0, bytes);
 }
 
+/* 16-bit storage ------------------------------------------------------------------------------------------------
+ * With -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16 (kernels/common/kernels.c selects the float section above for the
+ * arithmetic): the storage operations of kernels/common/storage.h on uint16_t, lane by lane through
+ * kernels/common/half.h (exact to float; rounded once, to nearest even, to 16 bits), the same bits as every map.
+ * (NEON's fcvt/bfcvt were not used: this map runs under qemu only here, where their speed cannot be measured.) */
+#if defined(NLLK_STORAGE_16)
+#  include "../common/half.h"
+static inline float32x4_t nv_h_widen(const uint16_t *h, size_t m) /* lanes >= m read +0 */
+{
+    float f[4];
+    for (size_t i = 0; i < 4; i++)
+        f[i] = i < m ? nllk_h_to_f32(h[i]) : 0.0f;
+    return vld1q_f32(f);
+}
+static inline void nv_h_narrow(uint16_t *h, float32x4_t v, size_t m) /* lanes < m written */
+{
+    float f[4];
+    vst1q_f32(f, v);
+    for (size_t i = 0; i < m; i++)
+        h[i] = nllk_f32_to_h(f[i]);
+}
+static inline float32x4_t v_h_load(const uint16_t *p) { return nv_h_widen(p, 4); }
+static inline float32x4_t v_h_load_n(const uint16_t *p, size_t m) { return nv_h_widen(p, m); }
+static inline void v_h_store(uint16_t *p, float32x4_t v) { nv_h_narrow(p, v, 4); }
+static inline void v_h_store_n(uint16_t *p, float32x4_t v, size_t m) { nv_h_narrow(p, v, m); }
+static inline void v_h_stream(uint16_t *p, float32x4_t v) { nv_h_narrow(p, v, 4); }
+static inline float32x4_t v_h_gather(const uint16_t *base, vidx_t off, unsigned m)
+{
+    const int64_t o[4] = {vgetq_lane_s64(off.lo, 0), vgetq_lane_s64(off.lo, 1), vgetq_lane_s64(off.hi, 0),
+                          vgetq_lane_s64(off.hi, 1)};
+    float f[4];
+    for (int i = 0; i < 4; i++)
+        f[i] = m >> i & 1 ? nllk_h_to_f32(base[o[i]]) : 0.0f;
+    return vld1q_f32(f);
+}
+static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned m, float32x4_t v)
+{
+    const int64_t o[4] = {vgetq_lane_s64(off.lo, 0), vgetq_lane_s64(off.lo, 1), vgetq_lane_s64(off.hi, 0),
+                          vgetq_lane_s64(off.hi, 1)};
+    float f[4];
+    vst1q_f32(f, v);
+    for (int i = 0; i < 4; i++)
+        if (m >> i & 1)
+            base[o[i]] = nllk_f32_to_h(f[i]);
+}
+#endif
+
 #endif

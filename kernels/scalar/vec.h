@@ -135,4 +135,30 @@ static inline void v_zero_fill(void *p, size_t bytes)
         memset(p, 0, bytes);
 }
 
+/* 16-bit storage ------------------------------------------------------------------------------------------------
+ * With -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16 (kernels/common/kernels.c selects the float section above for the
+ * arithmetic): the storage operations of kernels/common/storage.h on uint16_t, converting with
+ * kernels/common/half.h (exact to float; rounded once, to nearest even, to 16 bits). */
+#if defined(NLLK_STORAGE_16)
+#  include "../common/half.h"
+static inline vec_t v_h_load(const uint16_t *p) { return nllk_h_to_f32(*p); }
+static inline vec_t v_h_load_n(const uint16_t *p, size_t m) { return m ? nllk_h_to_f32(*p) : 0.0f; }
+static inline void v_h_store(uint16_t *p, vec_t v) { *p = nllk_f32_to_h(v); }
+static inline void v_h_store_n(uint16_t *p, vec_t v, size_t m)
+{
+    if (m)
+        *p = nllk_f32_to_h(v);
+}
+static inline vec_t v_h_gather(const uint16_t *base, vidx_t off, unsigned bits)
+{
+    return bits & 1 ? nllk_h_to_f32(base[off]) : 0.0f;
+}
+static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned bits, vec_t v)
+{
+    if (bits & 1)
+        base[off] = nllk_f32_to_h(v);
+}
+static inline void v_h_stream(uint16_t *p, vec_t v) { *p = nllk_f32_to_h(v); } /* no 2-byte streaming store */
+#endif
+
 #endif

@@ -1,0 +1,44 @@
+/* The storage layer of the kernels: what the caller's arrays hold (stor_t) apart from what the kernels compute in
+ * (elem_t, vec_t of the map: float or double).
+ *
+ * f32, f64: the storage type is the compute type and the s_* operations are the map's own memory operations.
+ * bf16, f16 (kernels/common/kernels.c compiled with -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16, which selects the map's
+ * float section and its "16-bit storage" block): stor_t is uint16_t, loads and gathers convert exactly to float,
+ * stores, scatters and streaming stores round once to the storage type (kernels/common/half.h, the same bits on
+ * every ISA). Scratch buffers of computed values stay elem_t (float): a kernel sums the float values, never their
+ * 16-bit roundings (nllk.h, "bfloat16 and float16 storage").
+ *
+ *   stor_t                         one stored element
+ *   S_SAME                         1 when stor_t is elem_t (an output array may double as a scratch buffer)
+ *   s_load(p) s_load_n(p, m) s_store(p, v) s_store_n(p, v, m) s_gather(base, off, bits)
+ *   s_scatter(base, off, bits, v) s_stream(p, v)       as the v_ forms (kernels/common/vec_ops.h), on stor_t
+ *   s_get(p)                       one stored element, exactly, as a double (a scalar the kernel broadcasts) */
+#ifndef NLLK_KERNELS_COMMON_STORAGE_H
+#define NLLK_KERNELS_COMMON_STORAGE_H
+
+#if defined(NLLK_STORAGE_16)
+#  include "half.h"
+typedef uint16_t stor_t;
+#  define S_SAME 0
+static inline vec_t s_load(const stor_t *p) { return v_h_load(p); }
+static inline vec_t s_load_n(const stor_t *p, size_t m) { return v_h_load_n(p, m); }
+static inline void s_store(stor_t *p, vec_t v) { v_h_store(p, v); }
+static inline void s_store_n(stor_t *p, vec_t v, size_t m) { v_h_store_n(p, v, m); }
+static inline vec_t s_gather(const stor_t *base, vidx_t off, unsigned bits) { return v_h_gather(base, off, bits); }
+static inline void s_scatter(stor_t *base, vidx_t off, unsigned bits, vec_t v) { v_h_scatter(base, off, bits, v); }
+static inline void s_stream(stor_t *p, vec_t v) { v_h_stream(p, v); }
+static inline double s_get(const stor_t *p) { return nllk_h_to_f32(*p); }
+#else
+typedef elem_t stor_t;
+#  define S_SAME 1
+static inline vec_t s_load(const stor_t *p) { return v_load(p); }
+static inline vec_t s_load_n(const stor_t *p, size_t m) { return v_load_n(p, m); }
+static inline void s_store(stor_t *p, vec_t v) { v_store(p, v); }
+static inline void s_store_n(stor_t *p, vec_t v, size_t m) { v_store_n(p, v, m); }
+static inline vec_t s_gather(const stor_t *base, vidx_t off, unsigned bits) { return v_gather(base, off, bits); }
+static inline void s_scatter(stor_t *base, vidx_t off, unsigned bits, vec_t v) { v_scatter(base, off, bits, v); }
+static inline void s_stream(stor_t *p, vec_t v) { v_stream(p, v); }
+static inline double s_get(const stor_t *p) { return (double)*p; }
+#endif
+
+#endif

@@ -1,0 +1,425 @@
+/* bfloat16 and float16 storage (nllk.h, "bfloat16 and float16 storage"), against an independent reference:
+ *
+ *   - ref_decode / ref_round below: the 16-bit formats described by their precision and exponent range, decoded
+ *     with ldexp and rounded with nearbyint (round to nearest even) in double, no bit tricks: the reference for
+ *     the conversions of kernels/common/half.h (every 16-bit value; every midpoint between neighbours and the floats
+ *     next to it; random floats and doubles) and for every 16-bit output of the library;
+ *   - per element: each output equals the f32 function's value on the exactly converted inputs (or, for NLL, the
+ *     float product computed here in double and rounded to float), rounded once by ref_round;
+ *   - reductions: within 1 ulp (16-bit) of a long double sum of the per-element float values, and equal to the
+ *     accumulators' double value rounded once by ref_round;
+ *   - edge values: the smallest denormal, the largest finite, +-Inf, NaN, ties, float16 overflow of a sum whose
+ *     mean is finite.
+ * Run once per ISA (NLLK_ISA), like every C test. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/common/half.h"
+#include "testutil.h"
+
+typedef struct fmt {
+    const char *name;
+    nllk_dtype dt;
+    int p;     /* significand bits, the implicit one included */
+    int ebits; /* exponent bits                               */
+} fmt;
+static const fmt BF16 = {"bf16", NLLK_BF16, 8, 8}, F16 = {"f16", NLLK_F16, 11, 5};
+
+static int f_bias(const fmt *f) { return (1 << (f->ebits - 1)) - 1; }
+static int f_emin(const fmt *f) { return 1 - f_bias(f); }
+
+/* the value of bits h */
+static double ref_decode(const fmt *f, uint16_t h)
+{
+    const int mb = f->p - 1, emax_field = (1 << f->ebits) - 1;
+    const int e = (h >> mb) & emax_field, m = h & ((1 << mb) - 1);
+    double v;
+    if (e == emax_field)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexp(m, f_emin(f) - mb);
+    else
+        v = ldexp(m + (1 << mb), e - f_bias(f) - mb);
+    return h >> 15 ? -v : v;
+}
+
+/* v rounded to the format: to nearest, ties to even; overflow to +-Inf */
+static double ref_round(const fmt *f, double v)
+{
+    if (isnan(v) || isinf(v) || v == 0)
+        return v;
+    int e;
+    frexp(fabs(v), &e);
+    int lead = e - 1; /* |v| in [2^lead, 2^(lead+1)) */
+    if (lead < f_emin(f))
+        lead = f_emin(f);
+    const double q = ldexp(1.0, lead - (f->p - 1));
+    const double r = nearbyint(v / q) * q;
+    if (fabs(r) >= ldexp(1.0, f_bias(f) + 1))
+        return copysign(INFINITY, v);
+    return r;
+}
+static double ref_ulp(const fmt *f, double v) /* the spacing of the format at |v| (finite v) */
+{
+    int e;
+    frexp(fabs(v), &e);
+    int lead = e - 1;
+    if (v == 0 || lead < f_emin(f))
+        lead = f_emin(f);
+    return ldexp(1.0, lead - (f->p - 1));
+}
+
+/* got holds want (a value of the format): the same value and sign; NaN as documented (bf16 0x7FC0, f16 s|0x7E00) */
+static int same16(const fmt *f, uint16_t got, double want)
+{
+    if (isnan(want))
+        return f->dt == NLLK_BF16 ? got == 0x7fc0 : (got & 0x7fff) == 0x7e00;
+    const double g = ref_decode(f, got);
+    return g == want && !signbit(g) == !signbit(want);
+}
+
+static uint16_t to16(const fmt *f, double v) { return f->dt == NLLK_BF16 ? nllk_f64_to_bf16(v) : nllk_f64_to_f16(v); }
+static float from16(const fmt *f, uint16_t h) { return f->dt == NLLK_BF16 ? nllk_bf16_to_f32(h) : nllk_f16_to_f32(h); }
+
+/* ---- 1. the conversions (kernels/common/half.h) against the reference ---------------------------------------- */
+static void check_f32_to16(const fmt *f, float x)
+{
+    const uint16_t got = f->dt == NLLK_BF16 ? nllk_f32_to_bf16(x) : nllk_f32_to_f16(x);
+    const double want = ref_round(f, x);
+    CHECK(same16(f, got, want), "%s: %a -> 0x%04x, want %a", f->name, x, got, want);
+    if (isnan(x) && f->dt == NLLK_F16)
+        CHECK((got & 0x8000) == (nllk_f32_bits(x) >> 16 & 0x8000), "f16: NaN %a keeps its sign", x);
+}
+
+static void test_conversions(const fmt *f)
+{
+    for (uint32_t h = 0; h < 65536; h++) { /* every value to float: exact */
+        const float x = from16(f, (uint16_t)h);
+        const double want = ref_decode(f, (uint16_t)h);
+        if (isnan(want)) {
+            const uint32_t mb = (uint32_t)f->p - 1, frac = h & ((1u << mb) - 1);
+            CHECK(isnan(x) && nllk_f32_bits(x) == ((h & 0x8000u) << 16 | 0x7f800000u | frac << (23 - mb)),
+                  "%s: NaN 0x%04x -> %a keeps sign and payload", f->name, h, x);
+            check_f32_to16(f, x);
+            continue;
+        }
+        CHECK(x == want && !signbit(x) == !signbit(want), "%s: 0x%04x -> %a, want %a", f->name, h, x, want);
+        check_f32_to16(f, x); /* and back */
+        /* the midpoint to the next value up (in magnitude), and the floats next to it: ties and near-ties */
+        if ((h & 0x7fff) < 0x7fff && !isinf(want)) {
+            const double up = ref_decode(f, (uint16_t)(h + 1));
+            if (isinf(up) || isnan(up))
+                continue;
+            const float mid = (float)((want + up) / 2); /* exact: p + 1 bits */
+            CHECK((double)mid == (want + up) / 2, "%s: midpoint of 0x%04x exact in float", f->name, h);
+            check_f32_to16(f, mid);
+            check_f32_to16(f, nextafterf(mid, INFINITY));
+            check_f32_to16(f, nextafterf(mid, -INFINITY));
+            /* from double: just beside the midpoint (a float rounding would make a tie of it) */
+            const double eps = fabs(mid) * 0x1p-40;
+            for (int s = -1; s <= 1; s += 2) {
+                const double v = (double)mid + s * eps;
+                const uint16_t got = to16(f, v);
+                CHECK(same16(f, got, ref_round(f, v)), "%s: double %a -> 0x%04x, want %a", f->name, v, got,
+                      ref_round(f, v));
+            }
+        }
+    }
+    /* the largest finite and beyond: the overflow threshold is max + half an ulp (a tie, rounded to Inf) */
+    const double maxf = ldexp(2.0 - ldexp(1.0, 1 - f->p), f_bias(f));
+    const double thr = maxf + ldexp(1.0, f_bias(f) - f->p);
+    check_f32_to16(f, (float)maxf);
+    if ((double)(float)thr == thr) {
+        check_f32_to16(f, (float)thr);
+        check_f32_to16(f, nextafterf((float)thr, 0));
+        check_f32_to16(f, -(float)thr);
+    }
+    const float specials[] = {0.0f,       -0.0f,    INFINITY,  -INFINITY,   NAN,        -NAN,     FLT_MAX,
+                              -FLT_MAX,   FLT_MIN,  0x1p-149f, -0x1p-149f,  0x1p-24f,   0x1p-25f, 0x1.000002p-25f,
+                              0x1.8p-24f, 65504.0f, 65520.0f,  0x1.fep127f, 0x1.ffp127f};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
+        check_f32_to16(f, specials[i]);
+    check_f32_to16(f, nllk_f32_of_bits(0x7f800001u)); /* a signalling NaN */
+    check_f32_to16(f, nllk_f32_of_bits(0xffc12345u));
+    tu_seed(13);
+    for (int i = 0; i < (1 << 21); i++) {
+        const uint32_t u = (uint32_t)tu_next();
+        check_f32_to16(f, nllk_f32_of_bits(u));
+        /* from double: a random double, and one in the 16-bit range */
+        const double v = f->dt == NLLK_BF16 ? ldexp(tu_uniform(-1, 1), (int)tu_below(280) - 145)
+                                            : ldexp(tu_uniform(-1, 1), (int)tu_below(50) - 30);
+        CHECK(same16(f, to16(f, v), ref_round(f, v)), "%s: double %a", f->name, v);
+    }
+    const double dspecial[] = {0.0,  -0.0, INFINITY,          -INFINITY,          NAN, 1e300, -1e300, 1e-300, -1e-300,
+                               maxf, thr,  nextafter(thr, 0), (double)FLT_MAX * 2};
+    for (size_t i = 0; i < sizeof dspecial / sizeof dspecial[0]; i++)
+        CHECK(same16(f, to16(f, dspecial[i]), ref_round(f, dspecial[i])), "%s: double %a", f->name, dspecial[i]);
+}
+
+/* ---- generic calls ------------------------------------------------------------------------------------------- */
+static nllk_status nll_fwd16(const fmt *f, const uint16_t *x, const int64_t *t, size_t n, size_t c, size_t d,
+                             const uint16_t *w, nllk_reduction r, uint16_t *out, uint16_t *tw)
+{
+    return f->dt == NLLK_BF16 ? nllk_nll_fwd_bf16(x, t, NLLK_TARGET_I64, n, c, d, w, -100, r, out, tw)
+                              : nllk_nll_fwd_f16(x, t, NLLK_TARGET_I64, n, c, d, w, -100, r, out, tw);
+}
+static nllk_status nll_bwd16(const fmt *f, const uint16_t *go, const int64_t *t, size_t n, size_t c, size_t d,
+                             const uint16_t *w, nllk_reduction r, uint16_t tw, uint16_t *gx)
+{
+    return f->dt == NLLK_BF16 ? nllk_nll_bwd_bf16(go, t, NLLK_TARGET_I64, n, c, d, w, -100, r, tw, gx)
+                              : nllk_nll_bwd_f16(go, t, NLLK_TARGET_I64, n, c, d, w, -100, r, tw, gx);
+}
+static nllk_status poi_fwd16(const fmt *f, const uint16_t *x, const uint16_t *t, size_t n, int li, int full,
+                             nllk_reduction r, uint16_t *out)
+{
+    return f->dt == NLLK_BF16 ? nllk_poisson_nll_fwd_bf16(x, t, n, li, full, 1e-8, r, out)
+                              : nllk_poisson_nll_fwd_f16(x, t, n, li, full, 1e-8, r, out);
+}
+static nllk_status poi_bwd16(const fmt *f, const uint16_t *x, const uint16_t *t, size_t n, int li, int full,
+                             nllk_reduction r, const uint16_t *go, uint16_t *gx, uint16_t *gt)
+{
+    return f->dt == NLLK_BF16 ? nllk_poisson_nll_bwd_bf16(x, t, n, li, full, 1e-8, r, go, gx, gt)
+                              : nllk_poisson_nll_bwd_f16(x, t, n, li, full, 1e-8, r, go, gx, gt);
+}
+
+/* a random stored value: any bit pattern (NaN, Inf and denormals included) 1 time in 8, else a value of moderate
+ * size (so that products stay in range and ties are frequent) */
+static uint16_t rand16(const fmt *f, double lo, double hi)
+{
+    if (tu_below(8) == 0)
+        return (uint16_t)tu_next();
+    return to16(f, tu_uniform(lo, hi));
+}
+
+/* ---- 2. NLL per element, backward, reductions ------------------------------------------------------------------ */
+static void test_nll(const fmt *f, size_t n, size_t c, size_t d, int weighted)
+{
+    const size_t nd = n * d, ncd = n * c * d;
+    uint16_t *x = malloc(ncd * 2), *w = malloc(c * 2), *out = malloc(nd * 2), *gx = malloc(ncd * 2),
+             *go = malloc(nd * 2);
+    int64_t *t = malloc(nd * 8);
+    float *lossf = malloc(nd * sizeof(float)), *wf = malloc(nd * sizeof(float));
+    for (size_t i = 0; i < ncd; i++)
+        x[i] = rand16(f, -20, 0);
+    for (size_t k = 0; k < c; k++)
+        w[k] = tu_below(16) ? to16(f, tu_uniform(0, 3)) : (uint16_t)tu_next();
+    for (size_t i = 0; i < nd; i++) {
+        t[i] = tu_below(10) == 0 ? -100 : (int64_t)tu_below(c);
+        go[i] = rand16(f, -2, 2);
+    }
+    /* the f32 path's per-element values, computed here: -x * w in float (the double product is exact) */
+    long double sum = 0, wsum = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            const size_t e = i * d + j;
+            if (t[e] == -100) {
+                lossf[e] = 0.0f;
+                wf[e] = 0.0f;
+                continue;
+            }
+            const double xv = from16(f, x[(i * c + (size_t)t[e]) * d + j]);
+            wf[e] = weighted ? from16(f, w[t[e]]) : 1.0f;
+            lossf[e] = (float)(-xv * wf[e]);
+            sum += lossf[e];
+            wsum += wf[e];
+        }
+    const uint16_t *wp = weighted ? w : NULL;
+    CHECK_OK(nll_fwd16(f, x, t, n, c, d, wp, NLLK_REDUCTION_NONE, out, NULL));
+    for (size_t e = 0; e < nd; e++)
+        CHECK(same16(f, out[e], ref_round(f, lossf[e])), "%s nll (%zu,%zu,%zu) w%d: out[%zu] = 0x%04x, want %a",
+              f->name, n, c, d, weighted, e, out[e], ref_round(f, lossf[e]));
+    /* reductions: within 1 ulp of the long double sum; the accumulator's double rounded once gives the same bits */
+    uint16_t rs, rm, tws;
+    CHECK_OK(nll_fwd16(f, x, t, n, c, d, wp, NLLK_REDUCTION_SUM, &rs, &tws));
+    CHECK_OK(nll_fwd16(f, x, t, n, c, d, wp, NLLK_REDUCTION_MEAN, &rm, NULL));
+    const int finite = isfinite((double)sum) && isfinite((double)wsum);
+    if (finite) {
+        const double s = ref_decode(f, rs), m = ref_decode(f, rm), ws = ref_decode(f, tws);
+        CHECK(fabsl(s - sum) <= ref_ulp(f, (double)sum) || (isinf(s) && isinf(ref_round(f, (double)sum))),
+              "%s nll sum %a vs %La", f->name, s, sum);
+        CHECK(fabsl(ws - wsum) <= ref_ulp(f, (double)wsum), "%s nll total_weight %a vs %La", f->name, ws, wsum);
+        if (wsum != 0)
+            CHECK(fabsl(m - sum / wsum) <= ref_ulp(f, (double)(sum / wsum)), "%s nll mean %a vs %La", f->name, m,
+                  sum / wsum);
+    }
+    nllk_acc acc;
+    CHECK_OK(nllk_nll_acc_init(&acc, f->dt, NLLK_TARGET_I64, c, d, -100, 0));
+    uint16_t *out2 = malloc(nd * 2);
+    for (size_t e0 = 0; e0 < nd;) { /* chunks that start and end anywhere */
+        const size_t want = 1000 + tu_below(5000), len = want < nd - e0 ? want : nd - e0;
+        const uint16_t *xs = x + (e0 / d) * c * d;
+        CHECK_OK(f->dt == NLLK_BF16 ? nllk_nll_acc_update_out_bf16(&acc, xs, t + e0, len, wp, out2 + e0)
+                                    : nllk_nll_acc_update_out_f16(&acc, xs, t + e0, len, wp, out2 + e0));
+        e0 += len;
+    }
+    CHECK(memcmp(out, out2, nd * 2) == 0, "%s nll: accumulator's out = one-shot none", f->name);
+    double av, atw;
+    CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_SUM, &av, &atw, NULL));
+    CHECK(same16(f, rs, ref_round(f, av)), "%s nll: one-shot sum = the accumulator's double %a rounded once", f->name,
+          av);
+    CHECK(same16(f, tws, ref_round(f, atw)), "%s nll: total_weight = the accumulator's %a rounded once", f->name, atw);
+    CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_MEAN, &av, NULL, NULL));
+    CHECK(same16(f, rm, ref_round(f, av)), "%s nll: one-shot mean = the accumulator's double %a rounded once", f->name,
+          av);
+
+    /* backward: NONE, SUM, MEAN; at targets w * -g in float, rounded once (MEAN: g = go / total_weight in float,
+     * rounded to the storage type first) */
+    for (int r = 0; r < 3; r++) {
+        const nllk_reduction red = r == 0 ? NLLK_REDUCTION_NONE : r == 1 ? NLLK_REDUCTION_SUM : NLLK_REDUCTION_MEAN;
+        CHECK_OK(nll_bwd16(f, go, t, n, c, d, wp, red, tws, gx));
+        float g1 = from16(f, go[0]);
+        if (red == NLLK_REDUCTION_MEAN)
+            g1 = (float)ref_round(f, (double)(g1 / from16(f, tws)));
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < c; k++)
+                for (size_t j = 0; j < d; j++) {
+                    const size_t e = i * d + j;
+                    const float g = red == NLLK_REDUCTION_NONE ? from16(f, go[e]) : g1;
+                    double want = 0.0;
+                    if (t[e] == (int64_t)k)
+                        want = ref_round(f, (double)(weighted ? from16(f, w[k]) * -g : -g));
+                    bad += !same16(f, gx[(i * c + k) * d + j], want);
+                }
+        CHECK(bad == 0, "%s nll bwd (%zu,%zu,%zu) w%d red %d: %zu wrong", f->name, n, c, d, weighted, r, bad);
+    }
+    free(x), free(w), free(out), free(out2), free(gx), free(go), free(t), free(lossf), free(wf);
+}
+
+/* ---- 3. Poisson: per element = the f32 function on the converted inputs, rounded once ------------------------ */
+static void test_poisson(const fmt *f, size_t n, int li, int full)
+{
+    uint16_t *x = malloc(n * 2), *t = malloc(n * 2), *out = malloc(n * 2), *gx = malloc(n * 2), *gt = malloc(n * 2),
+             *go = malloc(n * 2);
+    float *xf = malloc(n * 4), *tf = malloc(n * 4), *of = malloc(n * 4), *gxf = malloc(n * 4), *gtf = malloc(n * 4),
+          *gof = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = li ? rand16(f, -6, 6) : rand16(f, 0, 8);
+        t[i] = rand16(f, 0, 12);
+        go[i] = rand16(f, -2, 2);
+        xf[i] = from16(f, x[i]);
+        tf[i] = from16(f, t[i]);
+        gof[i] = from16(f, go[i]);
+    }
+    CHECK_OK(poi_fwd16(f, x, t, n, li, full, NLLK_REDUCTION_NONE, out));
+    CHECK_OK(nllk_poisson_nll_fwd_f32(xf, tf, n, li, full, 1e-8, NLLK_REDUCTION_NONE, of));
+    size_t bad = 0;
+    long double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad += !same16(f, out[i], ref_round(f, of[i]));
+        sum += of[i];
+    }
+    CHECK(bad == 0, "%s poisson li%d full%d fwd: %zu of %zu wrong", f->name, li, full, bad, n);
+    uint16_t rs, rm;
+    CHECK_OK(poi_fwd16(f, x, t, n, li, full, NLLK_REDUCTION_SUM, &rs));
+    CHECK_OK(poi_fwd16(f, x, t, n, li, full, NLLK_REDUCTION_MEAN, &rm));
+    if (isfinite((double)sum)) {
+        CHECK(fabsl(ref_decode(f, rs) - sum) <= ref_ulp(f, (double)sum) || isinf(ref_round(f, (double)sum)),
+              "%s poisson sum %a vs %La", f->name, ref_decode(f, rs), sum);
+        CHECK(fabsl(ref_decode(f, rm) - sum / n) <= ref_ulp(f, (double)(sum / n)), "%s poisson mean %a vs %La", f->name,
+              ref_decode(f, rm), sum / n);
+    }
+    nllk_acc acc;
+    CHECK_OK(nllk_poisson_acc_init(&acc, f->dt, li, full, 1e-8, 0));
+    uint16_t *out2 = malloc(n * 2);
+    for (size_t e0 = 0; e0 < n;) {
+        const size_t want = 777 + tu_below(9000), len = want < n - e0 ? want : n - e0;
+        CHECK_OK(f->dt == NLLK_BF16 ? nllk_poisson_acc_update_out_bf16(&acc, x + e0, t + e0, len, out2 + e0)
+                                    : nllk_poisson_acc_update_out_f16(&acc, x + e0, t + e0, len, out2 + e0));
+        e0 += len;
+    }
+    CHECK(memcmp(out, out2, n * 2) == 0, "%s poisson: accumulator's out = one-shot none", f->name);
+    double av;
+    CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_MEAN, &av, NULL, NULL));
+    CHECK(same16(f, rm, ref_round(f, av)), "%s poisson: one-shot mean = the accumulator's double rounded once",
+          f->name);
+    CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_SUM, &av, NULL, NULL));
+    CHECK(same16(f, rs, ref_round(f, av)), "%s poisson: one-shot sum = the accumulator's double rounded once", f->name);
+
+    for (int r = 0; r < 3; r++) {
+        const nllk_reduction red = r == 0 ? NLLK_REDUCTION_NONE : r == 1 ? NLLK_REDUCTION_SUM : NLLK_REDUCTION_MEAN;
+        CHECK_OK(poi_bwd16(f, x, t, n, li, full, red, go, gx, gt));
+        /* the f32 function with the same (16-bit) factor: NONE the converted grad_output, SUM go[0], MEAN
+         * go[0] / n in float rounded to the storage type */
+        float g1 = gof[0];
+        if (red == NLLK_REDUCTION_MEAN)
+            g1 = (float)ref_round(f, (double)(g1 / (float)n));
+        CHECK_OK(nllk_poisson_nll_bwd_f32(xf, tf, n, li, full, 1e-8,
+                                          red == NLLK_REDUCTION_NONE ? NLLK_REDUCTION_NONE : NLLK_REDUCTION_SUM,
+                                          red == NLLK_REDUCTION_NONE ? gof : &g1, gxf, gtf));
+        bad = 0;
+        for (size_t i = 0; i < n; i++)
+            bad += !same16(f, gx[i], ref_round(f, gxf[i])) + !same16(f, gt[i], ref_round(f, gtf[i]));
+        CHECK(bad == 0, "%s poisson li%d full%d bwd red %d: %zu wrong", f->name, li, full, r, bad);
+    }
+    free(x), free(t), free(out), free(out2), free(gx), free(gt), free(go);
+    free(xf), free(tf), free(of), free(gxf), free(gtf), free(gof);
+}
+
+/* ---- 4. edge values through the public functions --------------------------------------------------------------- */
+static void test_edges(const fmt *f)
+{
+    /* NLL (1, c) unweighted over every stored value: the loss -x is exact (NaN: the canonical NaN) */
+    enum { C = 65536 };
+    uint16_t *x = malloc(C * 2), *out = malloc(C * 2);
+    int64_t *t = malloc(C * 8);
+    for (size_t i = 0; i < C; i++) { /* n = C samples of one class each: sample i's input is x[i] */
+        x[i] = (uint16_t)i;
+        t[i] = 0;
+    }
+    CHECK_OK(nll_fwd16(f, x, t, C, 1, 1, NULL, NLLK_REDUCTION_NONE, out, NULL));
+    size_t bad = 0;
+    for (size_t i = 0; i < C; i++)
+        bad += !same16(f, out[i], -ref_decode(f, (uint16_t)i));
+    CHECK(bad == 0, "%s: -x over every stored value: %zu wrong", f->name, bad);
+    /* weighted by one stored value w: -x*w, the float product rounded once (ties, overflow, denormals) */
+    const uint16_t ws[] = {to16(f, 3.0),   to16(f, 0.5), to16(f, 1.5), to16(f, 7.0),
+                           to16(f, -1.25), 0x0001,       0x8001,       f->dt == NLLK_BF16 ? 0x7f7f : 0x7bff};
+    for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) {
+        CHECK_OK(nll_fwd16(f, x, t, C, 1, 1, &ws[k], NLLK_REDUCTION_NONE, out, NULL));
+        bad = 0;
+        for (size_t i = 0; i < C; i++)
+            bad +=
+                !same16(f, out[i], ref_round(f, (double)(float)(-ref_decode(f, (uint16_t)i) * ref_decode(f, ws[k]))));
+        CHECK(bad == 0, "%s: -x*w, w = 0x%04x: %zu wrong", f->name, ws[k], bad);
+    }
+    /* a sum that overflows the format while the mean does not: double accumulation */
+    const double big = f->dt == NLLK_BF16 ? 3e38 : 60000.0;
+    for (size_t i = 0; i < 100; i++)
+        x[i] = to16(f, -big);
+    uint16_t s, m;
+    CHECK_OK(nll_fwd16(f, x, t, 100, 1, 1, NULL, NLLK_REDUCTION_SUM, &s, NULL));
+    CHECK_OK(nll_fwd16(f, x, t, 100, 1, 1, NULL, NLLK_REDUCTION_MEAN, &m, NULL));
+    CHECK(isinf(ref_decode(f, s)) && ref_decode(f, s) > 0, "%s: sum of 100 x %g overflows to +Inf", f->name, big);
+    CHECK(ref_decode(f, m) == ref_round(f, big), "%s: their mean is %g", f->name, ref_round(f, big));
+    /* empty and all-ignored batches: mean NaN (the canonical NaN), sum +0 */
+    t[0] = -100;
+    CHECK_OK(nll_fwd16(f, x, t, 1, 1, 1, NULL, NLLK_REDUCTION_MEAN, &m, &s));
+    CHECK(same16(f, m, NAN) && same16(f, s, 0.0), "%s: all ignored: mean NaN, total_weight 0", f->name);
+    free(x), free(out), free(t);
+}
+
+int main(void)
+{
+    tu_require_isa();
+    printf("ISA %s\n", nllk_active_isa());
+    const fmt *fs[] = {&BF16, &F16};
+    for (int k = 0; k < 2; k++) {
+        const fmt *f = fs[k];
+        tu_seed(1000 + (uint64_t)k);
+        test_conversions(f);
+        test_edges(f);
+        test_nll(f, 3000, 17, 1, 1);
+        test_nll(f, 3000, 17, 1, 0);
+        test_nll(f, 3, 5, 4099, 1);
+        test_nll(f, 2, 21, 20000, 0);
+        test_nll(f, 40000, 3, 1, 1); /* narrow rows: the prefetching forward, the pieces backward */
+        for (int li = 0; li < 2; li++)
+            for (int full = 0; full < 2; full++)
+                test_poisson(f, 100003, li, full);
+    }
+    return tu_summary();
+}
