@@ -126,7 +126,8 @@ def _report(what, nllk_err, torch_err):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_nll_reductions_large_batch(dtype, weighted, reduction):
-    n = 65536 if dtype == torch.bfloat16 or reduction == "mean" else 8192  # (a float16 sum stays below 65504)
+    # (float16: the sum and total_weight stay below 65504)
+    n = 65536 if dtype == torch.bfloat16 else 32768 if reduction == "mean" else 8192
     x = logprobs((n, 50), dtype, seed=5)
     t = torch.randint(0, 50, (n,), generator=torch.Generator().manual_seed(6))
     t[::97] = -100
@@ -204,24 +205,28 @@ def test_poisson_per_element(dtype, log_input, full):
     x, t = poisson_data(dtype, log_input)
     got = nllk.poisson_nll_loss(x, t, log_input=log_input, full=full, reduction="none")
     assert got.dtype == dtype
-    assert torch.equal(nt.poisson_nll_loss(x, t, log_input=log_input, full=full, reduction="none"), got)
+    assert np.array_equal(bits(nt.poisson_nll_loss(x, t, log_input=log_input, full=full, reduction="none")),
+                          bits(got))
     # the float32 result on the exactly converted inputs, rounded once
     f32 = nllk.poisson_nll_loss(x.float(), t.float(), log_input=log_input, full=full, reduction="none")
     assert np.array_equal(bits(got), bits(f32.to(dtype)))
     # and the float64 reference, within 1 ulp plus float32's rounding of the terms
     ref = F.poisson_nll_loss(x.double(), t.double(), log_input=log_input, full=full, reduction="none").numpy()
     xd, td = as64(x), as64(t)
-    scale = np.exp(xd) + np.abs(td * xd) if log_input else np.abs(xd) + np.abs(td * np.log(xd + 1e-8))
+    with np.errstate(invalid="ignore"):
+        scale = np.exp(xd) + np.abs(td * xd) if log_input else np.abs(xd) + np.abs(td * np.log(xd + 1e-8))
     if full:
         scale = scale + np.where(td > 1, np.abs(td * np.log(np.maximum(td, 1))) + td, 0.0)
     err = np.abs(as64(got) - ref)
-    assert np.all(err <= ulp(ref, dtype) + 8 * 2 ** -24 * scale), np.max(err / ulp(ref, dtype))
+    nan = np.isnan(ref)  # (x < 0 with log_input=False)
+    assert np.array_equal(nan, np.isnan(as64(got)))
+    assert np.all(err[~nan] <= (ulp(ref, dtype) + 8 * 2 ** -24 * scale)[~nan]), np.nanmax(err / ulp(ref, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_poisson_reductions_large_batch(dtype, reduction):
-    n = 1 << 20 if dtype == torch.bfloat16 or reduction == "mean" else 1 << 12
+    n = 1 << 20 if dtype == torch.bfloat16 or reduction == "mean" else 1 << 10  # (a float16 sum below 65504)
     x, t = poisson_data(dtype, True, n=n, seed=14)
     ref = math.fsum(nllk.poisson_nll_loss(x.float(), t.float(), reduction="none").double().numpy())
     ref = ref / n if reduction == "mean" else ref
