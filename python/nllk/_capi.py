@@ -71,6 +71,11 @@ def _per_dtype(real):
     ]
 
 
+# The dtypes: (function suffix, ctypes type of an element scalar, nllk_dtype). nllk_bf16 and nllk_f16 are the
+# uint16_t bits of a 16-bit value.
+DTYPES = (("f32", ctypes.c_float, DTYPE_F32), ("f64", ctypes.c_double, DTYPE_F64),
+          ("bf16", ctypes.c_uint16, DTYPE_BF16), ("f16", ctypes.c_uint16, DTYPE_F16))
+
 DECLARATIONS = [
     ("nllk_last_error", _str, []),
     ("nllk_last_error_index", _u64, []),
@@ -91,12 +96,7 @@ DECLARATIONS = [
     ("nllk_acc_merge", _st, [_p, _p]),                                   # (left, right)
     ("nllk_acc_range", _st, [_p, _p, _p]),                               # (acc, &begin, &end)
     ("nllk_acc_result", _st, [_p, _en, _p, _p, _p]),                     # (acc, reduction, &value, &tw, &count)
-] + [(f"nllk_{name}_{dt}", res, args)
-     for dt, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)) for name, res, args in _per_dtype(real)]
-
-# The 16-bit storage types (nllk_bf16, nllk_f16: uint16_t bits): (suffix, scalar type, nllk_dtype). A library
-# built without one of these functions still loads: the function then raises NllkRuntimeError when called.
-HALF_DTYPES = (("bf16", ctypes.c_uint16, DTYPE_BF16), ("f16", ctypes.c_uint16, DTYPE_F16))
+] + [(f"nllk_{name}_{dt}", res, args) for dt, real, _ in DTYPES for name, res, args in _per_dtype(real)]
 
 
 class Kernels(NamedTuple):
@@ -133,27 +133,9 @@ class Library:
             fn.argtypes = argtypes
         self.c = cdll
         self.path = path
-        self.f32 = Kernels(*(getattr(cdll, f"nllk_{name}_f32") for name, _, _ in _per_dtype(None)),
-                           ctypes.c_float, DTYPE_F32)
-        self.f64 = Kernels(*(getattr(cdll, f"nllk_{name}_f64") for name, _, _ in _per_dtype(None)),
-                           ctypes.c_double, DTYPE_F64)
-        for dt, real, code in HALF_DTYPES:
-            setattr(self, dt, Kernels(*(_declared(cdll, f"nllk_{name}_{dt}", res, args, path)
-                                        for name, res, args in _per_dtype(real)), real, code))
-
-
-def _declared(cdll: ctypes.CDLL, name: str, restype, argtypes, path: str):
-    """cdll's function `name` with its declaration, or (a library without it) a stand-in that raises."""
-    try:
-        fn = getattr(cdll, name)
-    except AttributeError:
-        def missing(*_args):
-            raise NllkRuntimeError(f"{name}: the loaded libnllk ({path}) does not have this function (a build "
-                                   "older than its 16-bit dtypes)")
-        return missing
-    fn.restype = restype
-    fn.argtypes = argtypes
-    return fn
+        for dt, real, code in DTYPES:
+            setattr(self, dt, Kernels(*(getattr(cdll, f"nllk_{name}_{dt}") for name, _, _ in _per_dtype(None)),
+                                      real, code))
 
 
 # ---- finding and loading ----------------------------------------------------------------------------------
