@@ -66,9 +66,10 @@ def _refuse_grad(fn: str, *args) -> None:
 
 
 def _to_numpy(a, role: str) -> np.ndarray:
-    """A numpy view of a (numpy array, CPU strided torch tensor, or anything np.asarray takes)."""
+    """A numpy view of a (numpy array, CPU strided torch tensor, or anything np.asarray takes); bfloat16 values
+    (torch.bfloat16, ml_dtypes.bfloat16) as their bits, of dtype _BF16."""
     if type(a) is np.ndarray:
-        return a
+        return a if a.dtype.kind != "V" or not _is_bf16(a.dtype) else a.view(_BF16)
     if _is_tensor(a):
         torch = _torch()
         if a.device.type != "cpu":
@@ -108,11 +109,8 @@ def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
     of another dtype are converted (_cast)."""
     if a.dtype is dtype and a.flags.c_contiguous and a.flags.aligned:  # (native dtypes are singletons)
         return a
-    if a.dtype is not dtype:
-        if a.dtype.kind == "V" and _is_bf16(a.dtype):
-            a = a.view(_BF16)  # (ml_dtypes' bfloat16: its bits)
-        if (dtype is _BF16 or a.dtype is _BF16) and _float_dtype(a.dtype) is not dtype:
-            a = _cast(a, dtype)
+    if a.dtype is not dtype and (dtype is _BF16 or a.dtype is _BF16) and _float_dtype(a.dtype) is not dtype:
+        a = _cast(a, dtype)
     return np.require(a, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
@@ -181,7 +179,8 @@ def _cast(a: np.ndarray, dt: np.dtype) -> np.ndarray:
     f = a.astype(np.float32) if a.dtype.kind == "f" and a.dtype.itemsize <= 4 else \
         _f32_round_to_odd(a.astype(np.float64))
     u = np.asarray(f, dtype=np.float32).view(np.uint32)
-    bits = np.where(np.isnan(f), np.uint32(0x7FC0), (u + (((u >> 16) & 1) + 0x7FFF)) >> 16)
+    with np.errstate(over="ignore"):  # (NaN bits may wrap: replaced)
+        bits = np.where(np.isnan(f), np.uint32(0x7FC0), (u + (((u >> 16) & 1) + 0x7FFF)) >> 16)
     return bits.astype(np.uint16).view(_BF16)
 
 
