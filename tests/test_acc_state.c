@@ -226,7 +226,7 @@ static void field_corruptions(const subject *u)
     CORRUPT("kind 0", "kind 0", a->kind = 0);
     CORRUPT("kind 5", "kind 5", a->kind = 5); /* 3 and 4 are cross-entropy's */
     CORRUPT("kind swapped", NULL, a->kind = g->kind == NLLK_ACC_NLL ? NLLK_ACC_POISSON : NLLK_ACC_NLL);
-    CORRUPT("dtype 2", "dtype 2", a->dtype = 2);
+    CORRUPT("dtype 4", "dtype 4", a->dtype = 4); /* 0 .. 3 are f32, f64, bf16, f16 */
     CORRUPT("dtype swapped", NULL, a->dtype ^= 1);
     CORRUPT("node count + 1", "open nodes", a->sum.nnodes++);
     CORRUPT("node count 131", "open nodes", a->sum.nnodes = NLLK_SUM_MAX_NODES + 1);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/common/half.h"
 #include "kernels.h"
 #include "nllk.h"
 
@@ -77,6 +78,18 @@ static void sink_int(sink *s, int64_t v)
 {
     sink_raw(s, &v, sizeof v, 0);
     hash_bytes(s, &v, sizeof v);
+}
+/* 16-bit values (f16: float16 bits, else bfloat16); NaNs as a class, as above (a float16 NaN keeps the sign of
+ * the float NaN rounded, which follows the hardware) */
+static void sink_h16(sink *s, const uint16_t *p, size_t n, int f16)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t u = p[i];
+        if ((u & 0x7fffu) > (f16 ? 0x7c00u : 0x7f80u))
+            u = f16 ? 0x7e00u : 0x7fc0u;
+        sink_raw(s, &u, 2, 1);
+        hash_bytes(s, &u, 2);
+    }
 }
 /* Returns whether the outputs are defined (a failed call's arrays hold unspecified values: not compared). */
 static int sink_status(sink *s, nllk_status st)
@@ -361,6 +374,82 @@ static void run_table(sink *s, const nllk_isa *isa)
     }
 }
 
+/* ---- 16-bit storage: the corpus rounded to bfloat16 / float16, through the public functions ---------------- */
+static uint16_t hx[BIG], ht[BIG], hg[BIG], hw[64];
+static uint16_t ho[BIG * 20], ho2[BIG * 20];
+
+static void run_half(sink *s, int f16)
+{
+    uint16_t (*to_h)(float) = f16 ? nllk_f32_to_f16 : nllk_f32_to_bf16;
+    for (size_t i = 0; i < BIG; i++) {
+        hx[i] = to_h(xf[i]);
+        ht[i] = to_h(tf[i]);
+        hg[i] = to_h(gf[i]);
+    }
+    for (int i = 0; i < 64; i++)
+        hw[i] = to_h(wf[i]);
+#define H16(fn, ...) (f16 ? fn##_f16(__VA_ARGS__) : fn##_bf16(__VA_ARGS__))
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 33, 95, 4097, 12300, BIG};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        const size_t n = sizes[si];
+        for (int li = 0; li < 2; li++)
+            for (int full = 0; full < 2; full++)
+                for (int red = 0; red < 3; red++) {
+                    const size_t no = red == NLLK_REDUCTION_NONE ? n : 1;
+                    LABEL("%s poisson n=%zu log_input=%d full=%d reduction=%d", f16 ? "f16" : "bf16", n, li, full, red);
+                    memset(ho, 0, (no + 1) * 2);
+                    sink_status(s, H16(nllk_poisson_nll_fwd, hx, ht, n, li, full, 1e-8, (nllk_reduction)red, ho));
+                    sink_h16(s, ho, no, f16);
+                    memset(ho, 0, n * 2);
+                    memset(ho2, 0, n * 2);
+                    sink_status(s, H16(nllk_poisson_nll_bwd, hx, ht, n, li, full, 1e-8, (nllk_reduction)red,
+                                       red ? hg + 3 : hg, ho, ho2));
+                    sink_h16(s, ho, n, f16);
+                    sink_h16(s, ho2, n, f16);
+                }
+    }
+    /* NLL: 2-D rows (narrow and wide), N-D planes; the input shifted as run_nll's */
+    static const size_t shapes[][3] = {{70, 3, 1}, {4097, 5, 1}, {300, 40, 1}, {3, 4, 1500}, {2, 21, 17}, {1, 40, 1}};
+    static uint16_t hin[BIG * 20];
+    for (size_t i = 0; i < BIG * 20; i++)
+        hin[i] = to_h(xf[i % BIG] - 13.0f);
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const size_t n = shapes[k][0], c = shapes[k][1], d = shapes[k][2], nd = n * d, ncd = n * c * d;
+        make_targets(nd, c, -100);
+        for (int wt = 0; wt < 2; wt++)
+            for (int red = 0; red < 3; red++) {
+                const size_t no = red == NLLK_REDUCTION_NONE ? nd : 1;
+                LABEL("%s nll n=%zu c=%zu d=%zu weight=%d reduction=%d", f16 ? "f16" : "bf16", n, c, d, wt, red);
+                uint16_t tw = 0x1234;
+                memset(ho, 0, (no + 1) * 2);
+                if (sink_status(s, H16(nllk_nll_fwd, hin, t64, NLLK_TARGET_I64, n, c, d, wt ? hw : NULL, -100,
+                                       (nllk_reduction)red, ho, &tw)))
+                    sink_h16(s, ho, no, f16);
+                sink_h16(s, &tw, 1, f16);
+                memset(ho, 0x42, ncd * 2);
+                if (sink_status(s, H16(nllk_nll_bwd, red ? hg + 5 : hg, t64, NLLK_TARGET_I64, n, c, d, wt ? hw : NULL,
+                                       -100, (nllk_reduction)red, to_h(2.5f), ho)))
+                    sink_h16(s, ho, ncd, f16);
+            }
+    }
+    /* every stored value through NLL's product -x*w (the conversions both ways) */
+    for (uint32_t i = 0; i < 65536; i++) {
+        hin[i] = (uint16_t)i;
+        t64[i % BIG] = 0;
+    }
+    for (int k = 0; k < 3; k++) {
+        const uint16_t w = k == 0 ? to_h(1.0f) : k == 1 ? to_h(1.5f) : to_h(-0.375f);
+        for (size_t o = 0; o < 65536; o += BIG) {
+            const size_t n = 65536 - o < BIG ? 65536 - o : BIG;
+            LABEL("%s every value w=%d from %zu", f16 ? "f16" : "bf16", k, o);
+            sink_status(
+                s, H16(nllk_nll_fwd, hin + o, t64, NLLK_TARGET_I64, n, 1, 1, &w, -100, NLLK_REDUCTION_NONE, ho, NULL));
+            sink_h16(s, ho, n, f16);
+        }
+    }
+#undef H16
+}
+
 static void run_corpus(sink *s)
 {
     rng = 0x9e3779b97f4a7c15ull;
@@ -399,6 +488,8 @@ static void run_corpus(sink *s)
         }
     run_ce(s, 2, 5000, 1, -100);
     run_ce(s, 3000, 5, 1, 2);
+    run_half(s, 0);
+    run_half(s, 1);
 }
 
 int main(int argc, char **argv)

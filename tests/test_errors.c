@@ -539,8 +539,8 @@ static void test_acc_errors(void)
     char what[160];
     expect_fail(nllk_poisson_acc_init(NULL, NLLK_F32, 1, 0, 1e-8, 0), NLLK_ERR_NULL_POINTER, "acc",
                 "poisson init NULL");
-    expect_fail(nllk_poisson_acc_init(&a, (nllk_dtype)2, 1, 0, 1e-8, 0), NLLK_ERR_INVALID_ARGUMENT, "dtype",
-                "poisson init dtype 2");
+    expect_fail(nllk_poisson_acc_init(&a, (nllk_dtype)4, 1, 0, 1e-8, 0), NLLK_ERR_INVALID_ARGUMENT, "dtype",
+                "poisson init dtype 4");
     expect_fail(nllk_nll_acc_init(NULL, NLLK_F32, NLLK_TARGET_I64, 3, 1, -100, 0), NLLK_ERR_NULL_POINTER, "acc",
                 "nll init NULL");
     expect_fail(nllk_nll_acc_init(&a, (nllk_dtype)-1, NLLK_TARGET_I64, 3, 1, -100, 0), NLLK_ERR_INVALID_ARGUMENT,

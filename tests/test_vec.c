@@ -16,6 +16,10 @@
 #include "kernels.h"
 #include "testutil.h"
 #include "vec_probe.h"
+#include "kernels/common/half.h"
+#if defined(__x86_64__)
+#    include <xmmintrin.h>
+#endif
 
 /* every build's probes, from the registry */
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
@@ -39,6 +43,23 @@ static const probe_set probes[] = {
                       need,                                                                                            \
                       {vec_f32_probe__##build, vec_f64_probe__##build},                                                \
                       {vec_f32_zero_fill__##build, vec_f64_zero_fill__##build}}, )
+#include "kernels/isas.h"
+#undef NLLK_ISA
+};
+
+/* every build's 16-bit storage probes (tests/vec_probe16.c) */
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch(size_t vec_bf16_probe16__##build(const vec_probe16 *);                                            \
+                     size_t vec_f16_probe16__##build(const vec_probe16 *);)
+#include "kernels/isas.h"
+#undef NLLK_ISA
+typedef struct probe16_set {
+    const char *build;
+    vec_probe16_fn probe[2]; /* bf16, f16 */
+} probe16_set;
+static const probe16_set probes16[] = {
+#define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
+    NLLK_ARCH_##arch({#build, {vec_bf16_probe16__##build, vec_f16_probe16__##build}}, )
 #include "kernels/isas.h"
 #undef NLLK_ISA
 };
@@ -237,6 +258,85 @@ static void check_zero_fill(const probe_set *cur)
     free(buf);
 }
 
+/* ---- 16-bit storage: every operation of the "16-bit storage" block against kernels/common/half.h, bit for bit, on
+ * every stored value, the floats at and beside every midpoint between stored values, and random floats; f16 also
+ * under MXCSR's FTZ and DAZ (x86), which the maps' integer conversions must ignore. */
+enum { N16 = 65536 };
+static void check_storage16(const char *build, int bf16, int ftz)
+{
+    const probe16_set *ps = NULL;
+    for (size_t i = 0; i < sizeof probes16 / sizeof probes16[0]; i++)
+        if (strcmp(probes16[i].build, build) == 0)
+            ps = &probes16[i];
+    CHECK(ps != NULL, "16-bit probes of %s", build);
+    if (!ps)
+        return;
+    float (*to_f)(uint16_t) = bf16 ? nllk_bf16_to_f32 : nllk_f16_to_f32;
+    uint16_t (*to_h)(float) = bf16 ? nllk_f32_to_bf16 : nllk_f32_to_f16;
+    uint16_t *h = malloc(N16 * 2), *st = malloc(N16 * 2), *stn = malloc(N16 * 2), *sm = malloc(N16 * 2),
+             *sc = malloc(N16 * 2);
+    float *f = malloc(N16 * 4), *ld = malloc(N16 * 4), *ldn = malloc(N16 * 4), *ga = malloc(N16 * 4);
+    int64_t *t = malloc(N16 * 8);
+    size_t *perm = malloc(N16 * sizeof(size_t));
+    for (size_t i = 0; i < N16; i++)
+        perm[i] = i;
+    for (size_t i = N16 - 1; i > 0; i--) { /* distinct scatter offsets */
+        const size_t j = tu_below(i + 1), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    for (int pass = 0; pass < 4; pass++) {
+        for (size_t i = 0; i < N16; i++) {
+            h[i] = (uint16_t)i;
+            const float a = to_f((uint16_t)i), b = to_f((uint16_t)(i + 1));
+            /* pass 0: the midpoints between neighbours (ties); 1, 2: the floats beside them; 3: random bits */
+            float v = (float)(((double)a + (double)b) / 2);
+            if (pass == 1)
+                v = nextafterf(v, INFINITY);
+            else if (pass == 2)
+                v = nextafterf(v, -INFINITY);
+            else if (pass == 3)
+                v = nllk_f32_of_bits((uint32_t)tu_next());
+            f[i] = v != v && pass < 3 ? a : v;
+            t[i] = tu_below(5) ? (int64_t)perm[i] : -1;
+            stn[i] = sc[i] = 0xa5a5;
+        }
+        f[0] = 0x1p-149f, f[1] = -0x1p-149f, f[2] = FLT_MAX, f[3] = INFINITY, f[4] = -INFINITY, f[5] = NAN;
+        f[6] = 65520.0f, f[7] = 0x1.ffp127f, f[8] = 0x1p-25f, f[9] = 0x1.000002p-25f,
+        f[10] = nllk_f32_of_bits(0x7f800001u);
+        f[11] = nllk_f32_of_bits(0xffc12345u), f[12] = -0.0f, f[13] = 0x1p-24f, f[14] = 0x1.8p-24f, f[15] = 1e-40f;
+        const vec_probe16 p = {N16, h, f, t, ld, ldn, ga, st, stn, sm, sc};
+#if defined(__x86_64__)
+        const unsigned csr = _mm_getcsr();
+        if (ftz)
+            _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ */
+#endif
+        const size_t vw = ps->probe[bf16 ? 0 : 1](&p);
+#if defined(__x86_64__)
+        _mm_setcsr(csr);
+#endif
+        size_t bad[6] = {0};
+        for (size_t i = 0; i < N16; i++) {
+            const size_t m = (i / vw % vw), lane = i % vw;
+            bad[0] += nllk_f32_bits(ld[i]) != nllk_f32_bits(to_f(h[i]));
+            bad[1] += nllk_f32_bits(ldn[i]) != (lane < m ? nllk_f32_bits(to_f(h[i])) : 0u);
+            bad[2] += st[i] != to_h(f[i]) || sm[i] != to_h(f[i]);
+            bad[3] += stn[i] != (lane < m ? to_h(f[i]) : 0xa5a5);
+            bad[4] += nllk_f32_bits(ga[i]) != (t[i] >= 0 ? nllk_f32_bits(to_f(h[t[i]])) : 0u);
+        }
+        for (size_t i = 0; i < N16; i++)
+            if (t[i] >= 0)
+                bad[5] += sc[t[i]] != to_h(f[i]);
+            else
+                bad[5] += sc[perm[i]] != 0xa5a5;
+        static const char *const what[6] = {"load", "load_n", "store/stream", "store_n", "gather", "scatter"};
+        for (int k = 0; k < 6; k++)
+            CHECK(bad[k] == 0, "%s %s%s pass %d: v_h_%s: %zu of %d wrong", build, bf16 ? "bf16" : "f16",
+                  ftz ? " (FTZ/DAZ)" : "", pass, what[k], bad[k], N16);
+    }
+    free(h), free(st), free(stn), free(sm), free(sc), free(f), free(ld), free(ldn), free(ga), free(t), free(perm);
+}
+
 int main(void)
 {
     tu_require_isa();
@@ -259,6 +359,9 @@ int main(void)
             check_dtype(cur, ref, dt ? NLLK_F64 : NLLK_F32, 0);
         }
     check_zero_fill(cur);
+    for (int bf = 0; bf < 2; bf++)
+        for (int ftz = 0; ftz < 2; ftz++)
+            check_storage16(build, bf, ftz);
     /* the lower builds of the same name this CPU runs (x86's baseline scalar, SLEEF purec, for CPUs without FMA):
      * every operation but exp/log bit for bit, exp/log within 1 ulp of libm */
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
@@ -271,6 +374,8 @@ int main(void)
             check_dtype(low, NULL, dt ? NLLK_F64 : NLLK_F32, 0);
         }
         check_zero_fill(low);
+        for (int bf = 0; bf < 2; bf++)
+            check_storage16(low->build, bf, 0);
     }
     return tu_summary();
 }
