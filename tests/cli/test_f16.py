@@ -86,6 +86,12 @@ def test_nll_f16(tmp_path, lib, weighted):
 
 @pytest.mark.parametrize("probs", [False, True])
 def test_ce_f16(tmp_path, lib, probs):
+    try:
+        lib.nllk.cross_entropy(np.zeros((1, 2), np.float16), np.zeros(1, np.int64))
+    except lib.nllk.NllkRuntimeError as e:
+        if e.status != 5:
+            raise
+        pytest.skip("this libnllk refuses 16-bit cross-entropy (NLLK_ERR_UNSUPPORTED)")
     x = (RNG.normal(size=(64, 9)) * 3).astype(np.float16)
     t = RNG.dirichlet(np.ones(9), size=64).astype(np.float16) if probs else RNG.integers(0, 9, size=64)
     args = ["ce", "--input", save(tmp_path / "x.npy", x), "--target", save(tmp_path / "t.npy", t), "--json",
