@@ -19,7 +19,7 @@
 //   --nllk_isas=avx512,scalar         restrict the ISAs (default: every one available)
 //   --nllk_threads=1,2                thread counts (default: 1 and all)
 //   --nllk_ops=poisson,nll            restrict the kernels
-//   --nllk_dtypes=f32,f64             restrict the dtypes
+//   --nllk_dtypes=f32,f64             the dtypes (default f32,f64; bf16 adds bfloat16 storage rows)
 //   --nllk_poisson_n=N,N,...          Poisson sizes in elements instead of the size set
 //   --nllk_nll_shapes=NxCxD,...       NLL shapes (batch x classes x positions) instead of the size set
 //   --nllk_nll_targets=random,coherent  N-D NLL target kinds (default both; 2-D shapes: random only). coherent:
@@ -191,12 +191,41 @@ T *filled(Role r, size_t count, const std::string &tag, Gen gen)
 
 double unit(uint64_t s) { return (double)(s >> 11) * (1.0 / 9007199254740992.0); }
 
+// A bfloat16 element of the benchmarks' arrays (nllk_bf16 bits): made from a double (through float, to nearest
+// even: good enough for test data) and read back as a double.
+struct bf16v {
+    nllk_bf16 bits = 0;
+    bf16v() = default;
+    bf16v(double v)
+    {
+        const float f = (float)v;
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        bits = f != f ? (nllk_bf16)0x7fc0 : (nllk_bf16)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+    operator double() const
+    {
+        const uint32_t u = (uint32_t)bits << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+};
+static_assert(sizeof(bf16v) == 2, "bf16v is its bits");
+inline const nllk_bf16 *bits(const bf16v *p) { return reinterpret_cast<const nllk_bf16 *>(p); }
+inline nllk_bf16 *bits(bf16v *p) { return reinterpret_cast<nllk_bf16 *>(p); }
+// the arrays as the bare loops read them (bfloat16: its bits)
+inline const float *raw(const float *p) { return p; }
+inline const double *raw(const double *p) { return p; }
+inline const uint16_t *raw(const bf16v *p) { return bits(p); }
+
 // ---- the cases ----------------------------------------------------------------------------------------------
 enum Op { P_FWD, P_BWD, N_FWD, N_BWD };
 
 struct Case {
     Op op = P_FWD;
     bool f64 = false;
+    bool bf16 = false;  // bfloat16 storage (f64 false)
     // Poisson
     int log_input = 1, full = 0;
     bool grad_target = false;
@@ -211,7 +240,8 @@ struct Case {
     bool coherent = false;  // N-D: label maps of blobs and rectangles (bench/labelmap.h) instead of random targets
     bool cold = false;      // N-D forward: caches evicted before every call
 
-    size_t esize() const { return f64 ? 8 : 4; }
+    size_t esize() const { return bf16 ? 2 : f64 ? 8 : 4; }
+    const char *dtname() const { return bf16 ? "bf16" : f64 ? "f64" : "f32"; }
     size_t tsize() const { return tt == NLLK_TARGET_I64 ? 8 : tt == NLLK_TARGET_I32 ? 4 : 1; }
     size_t positions() const { return op == P_FWD || op == P_BWD ? n : n * d; }
 
@@ -254,7 +284,7 @@ struct Case {
 
     std::string name() const
     {
-        const char *dt = f64 ? "f64" : "f32";
+        const char *dt = dtname();
         const char *rn = red == NLLK_REDUCTION_NONE ? "none" : red == NLLK_REDUCTION_SUM ? "sum" : "mean";
         char b[256];
         if (op == P_FWD || op == P_BWD)
@@ -281,7 +311,7 @@ template <class T>
 PoissonData<T> poisson_data(const Case &cs)
 {
     PoissonData<T> p;
-    const std::string dt = cs.f64 ? "f64" : "f32";
+    const std::string dt = cs.dtname();
     if (cs.log_input)
         p.x = filled<T>(R_X, cs.n, "px_log_" + dt, [](uint64_t s) { return (T)(4.0 * unit(s) - 2.0); });
     else
@@ -315,7 +345,7 @@ template <class T>
 NllData<T> nll_data(const Case &cs)
 {
     NllData<T> q;
-    const std::string dt = cs.f64 ? "f64" : "f32";
+    const std::string dt = cs.dtname();
     const size_t c = cs.c, nd = cs.n * cs.d;
     q.x = filled<T>(R_X, cs.n * c * cs.d, "nx_" + dt, [](uint64_t s) { return (T)(-10.0 * unit(s)); });
     q.w = filled<T>(R_W, c, "nw_" + dt + std::to_string(c), [](uint64_t s) { return (T)(0.5 + unit(s)); });
@@ -590,6 +620,29 @@ struct Api<float> {
     static constexpr auto nb = nllk_nll_bwd_f32;
 };
 template <>
+struct Api<bf16v> {
+    static nllk_status pf(const bf16v *x, const bf16v *t, size_t n, int li, int full, double eps, nllk_reduction r,
+                          bf16v *out)
+    {
+        return nllk_poisson_nll_fwd_bf16(bits(x), bits(t), n, li, full, eps, r, bits(out));
+    }
+    static nllk_status pb(const bf16v *x, const bf16v *t, size_t n, int li, int full, double eps, nllk_reduction r,
+                          const bf16v *go, bf16v *gx, bf16v *gt)
+    {
+        return nllk_poisson_nll_bwd_bf16(bits(x), bits(t), n, li, full, eps, r, bits(go), bits(gx), bits(gt));
+    }
+    static nllk_status nf(const bf16v *x, const void *t, nllk_target_type tt, size_t n, size_t c, size_t d,
+                          const bf16v *w, int64_t ig, nllk_reduction r, bf16v *out, bf16v *tw)
+    {
+        return nllk_nll_fwd_bf16(bits(x), t, tt, n, c, d, bits(w), ig, r, bits(out), bits(tw));
+    }
+    static nllk_status nb(const bf16v *go, const void *t, nllk_target_type tt, size_t n, size_t c, size_t d,
+                          const bf16v *w, int64_t ig, nllk_reduction r, bf16v tw, bf16v *gx)
+    {
+        return nllk_nll_bwd_bf16(bits(go), t, tt, n, c, d, bits(w), ig, r, tw.bits, bits(gx));
+    }
+};
+template <>
 struct Api<double> {
     static constexpr auto pf = nllk_poisson_nll_fwd_f64;
     static constexpr auto pb = nllk_poisson_nll_bwd_f64;
@@ -647,13 +700,13 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
                     t = std::min(t, median_time([&] {
                         switch (cs.tt) {
                         case NLLK_TARGET_I64:
-                            gather_pass(q.x, (const int64_t *)q.t, cs.n, cs.c, cs.d, cs.ignore_index, th);
+                            gather_pass(raw(q.x), (const int64_t *)q.t, cs.n, cs.c, cs.d, cs.ignore_index, th);
                             break;
                         case NLLK_TARGET_I32:
-                            gather_pass(q.x, (const int32_t *)q.t, cs.n, cs.c, cs.d, cs.ignore_index, th);
+                            gather_pass(raw(q.x), (const int32_t *)q.t, cs.n, cs.c, cs.d, cs.ignore_index, th);
                             break;
                         default:
-                            gather_pass(q.x, (const uint8_t *)q.t, cs.n, cs.c, cs.d, cs.ignore_index, th);
+                            gather_pass(raw(q.x), (const uint8_t *)q.t, cs.n, cs.c, cs.d, cs.ignore_index, th);
                             break;
                         }
                     }));
@@ -664,13 +717,13 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
                             best = std::min(best, median_time([&] {
                                 switch (cs.tt) {
                                 case NLLK_TARGET_I64:
-                                    gather_pass(q.x, (const int64_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
+                                    gather_pass(raw(q.x), (const int64_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
                                     break;
                                 case NLLK_TARGET_I32:
-                                    gather_pass(q.x, (const int32_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
+                                    gather_pass(raw(q.x), (const int32_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
                                     break;
                                 default:
-                                    gather_pass(q.x, (const uint8_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
+                                    gather_pass(raw(q.x), (const uint8_t *)q.t, cs.n, cs.c, 1, cs.ignore_index, th, dist);
                                     break;
                                 }
                             }));
@@ -840,12 +893,15 @@ void add(const Case &cs)
     for (const std::string &isa : g_isas)
         for (int th : g_threads) {
             const std::string name = cs.name() + "/isa:" + isa + "/threads:" + std::to_string(th);
-            auto *b = cs.f64 ? benchmark::RegisterBenchmark(name.c_str(), [cs, isa, th](benchmark::State &s) {
+            auto *b = cs.bf16  ? benchmark::RegisterBenchmark(name.c_str(), [cs, isa, th](benchmark::State &s) {
+                run_case<bf16v>(s, cs, isa, th);
+            })
+                      : cs.f64 ? benchmark::RegisterBenchmark(name.c_str(), [cs, isa, th](benchmark::State &s) {
                 run_case<double>(s, cs, isa, th);
             })
-                             : benchmark::RegisterBenchmark(name.c_str(), [cs, isa, th](benchmark::State &s) {
-                                   run_case<float>(s, cs, isa, th);
-                               });
+                               : benchmark::RegisterBenchmark(name.c_str(), [cs, isa, th](benchmark::State &s) {
+                                     run_case<float>(s, cs, isa, th);
+                                 });
             if (cs.cold)
                 b->UseManualTime();
             else
@@ -884,10 +940,12 @@ void register_all()
                     })->Iterations(1)->Unit(benchmark::kMicrosecond);
                 }
 
-    for (int f64 = 0; f64 < 2; f64++) {
-        if (g_dtypes.find(f64 ? "f64" : "f32") == std::string::npos)
+    for (int dti = 0; dti < 3; dti++) {  // f32, f64, bf16
+        const int f64 = dti == 1;
+        const bool bf = dti == 2;
+        if (g_dtypes.find(bf ? "bf16" : f64 ? "f64" : "f32") == std::string::npos)
             continue;
-        const size_t es = f64 ? 8 : 4;
+        const size_t es = bf ? 2 : f64 ? 8 : 4;
         if (want_op("poisson")) {
             std::vector<size_t> ns;
             if (!g_poisson_n.empty())
@@ -903,6 +961,7 @@ void register_all()
                         Case cs;
                         cs.op = P_FWD;
                         cs.f64 = f64;
+                        cs.bf16 = bf;
                         cs.n = n;
                         cs.log_input = li;
                         cs.full = full;
@@ -942,6 +1001,7 @@ void register_all()
                 Case cs;
                 cs.op = N_FWD;
                 cs.f64 = f64;
+                cs.bf16 = bf;
                 cs.shape = sh.family;
                 cs.n = sh.n;
                 cs.c = sh.c;

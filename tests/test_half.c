@@ -402,10 +402,79 @@ static void test_edges(const fmt *f)
     free(x), free(out), free(t);
 }
 
+/* ---- 5. the hardware converters, against the software rounding: why the maps do not use them ------------------
+ * vcvtneps2bf16 (AVX-512 BF16) and vcvtps2ph (F16C) round to nearest even like kernels/common/half.h on every finite
+ * input except (bf16) float denormals, which it flushes to +-0; NaNs keep their payload (truncated, quieted)
+ * where nllk (as c10) gives the canonical NaN. This test checks that claim (nllk.h, kernels/avx512/vec.h) on the
+ * CPUs that have the instructions: every difference is in those classes, and the classes do differ. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#    include <immintrin.h>
+__attribute__((target("avx512f,avx512bf16,avx512vl"))) static void hw_bf16(const float *f, uint16_t *h)
+{
+    const __m256bh r = _mm512_cvtneps_pbh(_mm512_loadu_ps(f));
+    memcpy(h, &r, 32);
+}
+__attribute__((target("f16c,avx"))) static void hw_f16(const float *f, uint16_t *h)
+{
+    const __m128i r = _mm256_cvtps_ph(_mm256_loadu_ps(f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    memcpy(h, &r, 16);
+}
+static void test_hardware(void)
+{
+    __builtin_cpu_init();
+    const int has_bf16 = __builtin_cpu_supports("avx512bf16"), has_f16c = __builtin_cpu_supports("f16c");
+    size_t diff[2][3] = {{0}}; /* [bf16, f16][denormal input, NaN, other] */
+    float f[16];
+    uint16_t h[16];
+    tu_seed(77);
+    for (int it = 0; it < (1 << 18); it++) {
+        for (int i = 0; i < 16; i++) { /* random bits, biased to denormals and NaNs */
+            uint32_t u = (uint32_t)tu_next();
+            const int k = (int)tu_below(4);
+            if (k == 0)
+                u &= 0x807fffffu; /* a denormal */
+            else if (k == 1)
+                u |= 0x7f800000u; /* Inf or NaN */
+            f[i] = nllk_f32_of_bits(u);
+        }
+        for (int fm = 0; fm < 2; fm++) {
+            if (fm == 0 ? !has_bf16 : !has_f16c)
+                continue;
+            for (int half = 0; half < (fm ? 2 : 1); half++) {
+                if (fm == 0)
+                    hw_bf16(f, h);
+                else
+                    hw_f16(f + 8 * half, h + 8 * half);
+            }
+            for (int i = 0; i < 16; i++) {
+                const uint16_t sw = fm == 0 ? nllk_f32_to_bf16(f[i]) : nllk_f32_to_f16(f[i]);
+                if (sw == h[i])
+                    continue;
+                const uint32_t a = nllk_f32_bits(f[i]) & 0x7fffffffu;
+                diff[fm][a > 0x7f800000u ? 1 : a < 0x00800000u ? 0 : 2]++;
+            }
+        }
+    }
+    if (has_bf16) {
+        printf("vcvtneps2bf16 vs software: %zu denormal inputs, %zu NaNs, %zu others differ\n", diff[0][0], diff[0][1],
+               diff[0][2]);
+        CHECK(diff[0][2] == 0 && diff[0][0] > 0 && diff[0][1] > 0, "vcvtneps2bf16 differs only on denormals, NaNs");
+    }
+    if (has_f16c) {
+        printf("vcvtps2ph vs software: %zu denormal inputs, %zu NaNs, %zu others differ\n", diff[1][0], diff[1][1],
+               diff[1][2]);
+        CHECK(diff[1][2] == 0 && diff[1][0] == 0 && diff[1][1] > 0, "vcvtps2ph differs only on NaNs");
+    }
+}
+#else
+static void test_hardware(void) {}
+#endif
+
 int main(void)
 {
     tu_require_isa();
     printf("ISA %s\n", nllk_active_isa());
+    test_hardware();
     const fmt *fs[] = {&BF16, &F16};
     for (int k = 0; k < 2; k++) {
         const fmt *f = fs[k];
