@@ -209,11 +209,12 @@ static nllk_status ce_check(ce_ctx *c, const void *input, const char *input_name
     return NLLK_OK;
 }
 
-/* The active ISA's cross-entropy kernels of dt exist (16-bit storage has none yet: kernels/common/kernels.c). */
-static nllk_status ce_check_dtype(const nllk_dtype_desc *dt)
+/* 16-bit storage takes rows of at most NLLK_CE_HALF_MAX_C classes (kernels/common/ce_half.h). */
+static nllk_status ce_check_dtype(const nllk_dtype_desc *dt, size_t c)
 {
-    if (!nllk_active()->kernels[dt->slot]->ce_prob_fwd)
-        return nllk_fail(NLLK_ERR_UNSUPPORTED, "cross-entropy on %s storage is not implemented yet", dt->name);
+    if (dt->size == 2 && c > NLLK_CE_HALF_MAX_C)
+        return nllk_fail(NLLK_ERR_UNSUPPORTED, "cross-entropy on %s storage takes at most %d classes (c = %zu)",
+                         dt->name, (int)NLLK_CE_HALF_MAX_C, c);
     return NLLK_OK;
 }
 
@@ -223,7 +224,7 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
                           nllk_target_type tt, size_t n, size_t c, size_t d, const void *weight, int64_t ignore_index,
                           double ls, nllk_reduction reduction, void *out, void *total_weight, void *lse)
 {
-    if (ce_check_dtype(dt) != NLLK_OK)
+    if (ce_check_dtype(dt, c) != NLLK_OK)
         return NLLK_ERR_UNSUPPORTED;
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
@@ -273,7 +274,7 @@ static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, co
                           int64_t ignore_index, double ls, nllk_reduction reduction, double total_weight,
                           const void *lse, void *grad_input, void *grad_target)
 {
-    if (ce_check_dtype(dt) != NLLK_OK)
+    if (ce_check_dtype(dt, c) != NLLK_OK)
         return NLLK_ERR_UNSUPPORTED;
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
@@ -324,12 +325,12 @@ static nllk_status ce_acc_init(nllk_acc *acc, nllk_dtype dtype, int prob, nllk_t
 static nllk_status ce_acc_update(const nllk_dtype_desc *dt, int prob, nllk_acc *acc, const void *input,
                                  const void *target, size_t n, const void *weight, void *out)
 {
-    if (ce_check_dtype(dt) != NLLK_OK)
-        return NLLK_ERR_UNSUPPORTED;
     nllk_status st;
     nllk_acc_impl *a = nllk_acc_get(acc, prob ? NLLK_ACC_CE_PROB : NLLK_ACC_CE, dt->id, &st);
     if (!a)
         return st;
+    if (ce_check_dtype(dt, a->c) != NLLK_OK)
+        return NLLK_ERR_UNSUPPORTED;
     if (n > UINT64_MAX - a->sum.end)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
     const size_t j0 = (size_t)(a->sum.end % a->d);
@@ -478,7 +479,7 @@ nllk_status nllk_cross_entropy_prob_acc_update_out_f64(nllk_acc *acc, const doub
     return ce_acc_update(&nllk_dtype_f64, 1, acc, input, target, n, weight, out);
 }
 
-/* ---- bfloat16 and float16 storage (nllk.h): refused until the kernels exist (ce_check_dtype) ------------------ */
+/* ---- bfloat16 and float16 storage (nllk.h): the same driver over the 16-bit descriptors ------------------------ */
 
 nllk_status nllk_cross_entropy_fwd_bf16(const nllk_bf16 *input, const void *target, nllk_target_type target_type,
                                         size_t n, size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,

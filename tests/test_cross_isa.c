@@ -432,6 +432,38 @@ static void run_half(sink *s, int f16)
                     sink_h16(s, ho, ncd, f16);
             }
     }
+    /* cross-entropy: rows and planes, class-index (weighted, smoothed) and probability targets */
+    static const size_t ce_shapes[][3] = {{40, 17, 1}, {3, 100, 1}, {2, 5, 33}};
+    for (size_t k = 0; k < sizeof ce_shapes / sizeof *ce_shapes; k++) {
+        const size_t n = ce_shapes[k][0], c = ce_shapes[k][1], d = ce_shapes[k][2], nd = n * d, ncd = n * c * d;
+        make_targets(nd, c, -100);
+        for (int prob = 0; prob < 2; prob++)
+            for (int red = 0; red < 3; red++) {
+                const size_t no = red == NLLK_REDUCTION_NONE ? nd : 1;
+                const double ls = red == 1 ? 0.1 : 0.0;
+                LABEL("%s ce n=%zu c=%zu d=%zu prob=%d reduction=%d", f16 ? "f16" : "bf16", n, c, d, prob, red);
+                uint16_t tw = 0x1234;
+                memset(ho, 0, (no + 1) * 2);
+                memset(ho2, 0, nd * 2);
+                if (sink_status(s, prob ? H16(nllk_cross_entropy_prob_fwd, hin, hin + 7, n, c, d, hw, ls,
+                                              (nllk_reduction)red, ho, ho2)
+                                        : H16(nllk_cross_entropy_fwd, hin, t64, NLLK_TARGET_I64, n, c, d, hw, -100,
+                                              ls, (nllk_reduction)red, ho, &tw, ho2))) {
+                    sink_h16(s, ho, no, f16);
+                    sink_h16(s, ho2, nd, f16);
+                }
+                sink_h16(s, &tw, 1, f16);
+                memset(ho, 0, ncd * 2);
+                memset(ho2, 0, ncd * 2);
+                if (sink_status(s, prob ? H16(nllk_cross_entropy_prob_bwd, red ? hg + 5 : hg, hin, hin + 7, n, c, d,
+                                              NULL, ls, (nllk_reduction)red, NULL, ho, ho2)
+                                        : H16(nllk_cross_entropy_bwd, red ? hg + 5 : hg, hin, t64, NLLK_TARGET_I64, n,
+                                              c, d, NULL, -100, ls, (nllk_reduction)red, to_h(2.5f), NULL, ho))) {
+                    sink_h16(s, ho, ncd, f16);
+                    sink_h16(s, ho2, prob ? ncd : 0, f16);
+                }
+            }
+    }
     /* every stored value through NLL's product -x*w (the conversions both ways) */
     for (uint32_t i = 0; i < 65536; i++) {
         hin[i] = (uint16_t)i;

@@ -402,6 +402,107 @@ static void test_edges(const fmt *f)
     free(x), free(out), free(t);
 }
 
+/* ---- 4b. cross-entropy: every output = the f32 function's on the converted inputs, rounded once ---------------- */
+static size_t count_bad(const fmt *f, const uint16_t *got, const float *want, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += !same16(f, got[i], ref_round(f, want[i]));
+    return bad;
+}
+static void test_ce(const fmt *f, size_t n, size_t c, size_t d, int weighted, double ls, int prob)
+{
+    const size_t nd = n * d, ncd = n * c * d;
+    uint16_t *x = malloc(ncd * 2), *q = malloc(ncd * 2), *w = malloc(c * 2), *out = malloc(nd * 2),
+             *lse = malloc(nd * 2), *gx = malloc(ncd * 2), *gq = malloc(ncd * 2), *go = malloc(nd * 2);
+    float *xf = malloc(ncd * 4), *qf = malloc(ncd * 4), *wf = malloc(c * 4), *of = malloc(nd * 4), *lf = malloc(nd * 4),
+          *gxf = malloc(ncd * 4), *gqf = malloc(ncd * 4), *gof = malloc(nd * 4);
+    int64_t *t = malloc(nd * 8);
+    for (size_t i = 0; i < ncd; i++) {
+        x[i] = tu_below(500) ? to16(f, tu_uniform(-8, 8)) : (uint16_t)tu_next();
+        q[i] = to16(f, tu_unit());
+        xf[i] = from16(f, x[i]);
+        qf[i] = from16(f, q[i]);
+    }
+    for (size_t k = 0; k < c; k++) {
+        w[k] = to16(f, tu_uniform(0.25, 2));
+        wf[k] = from16(f, w[k]);
+    }
+    for (size_t i = 0; i < nd; i++) {
+        t[i] = tu_below(9) == 0 ? -100 : (int64_t)tu_below(c);
+        go[i] = to16(f, tu_uniform(-2, 2));
+        gof[i] = from16(f, go[i]);
+    }
+    const uint16_t *wp = weighted ? w : NULL;
+    const float *wpf = weighted ? wf : NULL;
+#define CE16(fn, ...) (f->dt == NLLK_BF16 ? fn##_bf16(__VA_ARGS__) : fn##_f16(__VA_ARGS__))
+    for (int r = 0; r < 3; r++) {
+        const nllk_reduction red = r == 0 ? NLLK_REDUCTION_NONE : r == 1 ? NLLK_REDUCTION_SUM : NLLK_REDUCTION_MEAN;
+        uint16_t tw = 0;
+        float twf = 0;
+        if (prob) {
+            CHECK_OK(CE16(nllk_cross_entropy_prob_fwd, x, q, n, c, d, wp, ls, red, out, lse));
+            CHECK_OK(nllk_cross_entropy_prob_fwd_f32(xf, qf, n, c, d, wpf, ls, red, of, lf));
+        } else {
+            CHECK_OK(CE16(nllk_cross_entropy_fwd, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, ls, red, out, &tw, lse));
+            CHECK_OK(nllk_cross_entropy_fwd_f32(xf, t, NLLK_TARGET_I64, n, c, d, wpf, -100, ls, red, of, &twf, lf));
+        }
+        size_t bad = count_bad(f, lse, lf, nd);
+        if (r == 0)
+            bad += count_bad(f, out, of, nd);
+        else /* the reduction: the same double total, rounded once to 16 bits (f32: to float) */
+            CHECK(fabs(ref_decode(f, out[0]) - of[0]) <= ref_ulp(f, of[0]) + fabs(of[0]) * 0x1p-23 || isnan(of[0]) ||
+                      (isinf(ref_decode(f, out[0])) && isinf(ref_round(f, of[0]))),
+                  "%s ce reduction %d: %a vs f32 %a", f->name, r, ref_decode(f, out[0]), of[0]);
+        CHECK(bad == 0, "%s ce (%zu,%zu,%zu) w%d ls %g prob %d red %d fwd: %zu wrong", f->name, n, c, d, weighted, ls,
+              prob, r, bad);
+        /* backward: with MEAN the factor go / count is rounded to the storage type first */
+        float g1 = gof[0];
+        const uint16_t *gop = go;
+        if (r == 2) {
+            const float den = prob ? (float)nd : from16(f, tw);
+            g1 = (float)ref_round(f, (double)(g1 / den));
+        }
+        const float *gfp = r == 0 ? gof : &g1;
+        const nllk_reduction fred = r == 0 ? NLLK_REDUCTION_NONE : NLLK_REDUCTION_SUM;
+        if (prob) {
+            CHECK_OK(CE16(nllk_cross_entropy_prob_bwd, gop, x, q, n, c, d, wp, ls, red, lse, gx, gq));
+            CHECK_OK(nllk_cross_entropy_prob_bwd_f32(gfp, xf, qf, n, c, d, wpf, ls, fred, NULL, gxf, gqf));
+            bad = count_bad(f, gx, gxf, ncd) + count_bad(f, gq, gqf, ncd);
+        } else {
+            CHECK_OK(CE16(nllk_cross_entropy_bwd, gop, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, ls, red, tw, lse, gx));
+            CHECK_OK(
+                nllk_cross_entropy_bwd_f32(gfp, xf, t, NLLK_TARGET_I64, n, c, d, wpf, -100, ls, fred, 1.0f, NULL, gxf));
+            bad = count_bad(f, gx, gxf, ncd);
+        }
+        CHECK(bad == 0, "%s ce (%zu,%zu,%zu) w%d ls %g prob %d red %d bwd: %zu wrong", f->name, n, c, d, weighted, ls,
+              prob, r, bad);
+    }
+    /* the accumulator: chunked out = one-shot none; its double result rounded once = the one-shot mean */
+    if (!prob) {
+        nllk_acc acc;
+        CHECK_OK(nllk_cross_entropy_acc_init(&acc, f->dt, NLLK_TARGET_I64, c, d, -100, ls, 0));
+        uint16_t *out2 = malloc(nd * 2), m;
+        CHECK_OK(CE16(nllk_cross_entropy_fwd, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, ls, NLLK_REDUCTION_NONE, out,
+                      NULL, NULL));
+        for (size_t e0 = 0; e0 < nd;) {
+            const size_t want = 1 + tu_below(700), len = want < nd - e0 ? want : nd - e0;
+            CHECK_OK(CE16(nllk_cross_entropy_acc_update_out, &acc, x + (e0 / d) * c * d, t + e0, len, wp, out2 + e0));
+            e0 += len;
+        }
+        CHECK(memcmp(out, out2, nd * 2) == 0, "%s ce: accumulator's out = one-shot none", f->name);
+        double av;
+        CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_MEAN, &av, NULL, NULL));
+        CHECK_OK(CE16(nllk_cross_entropy_fwd, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, ls, NLLK_REDUCTION_MEAN, &m,
+                      NULL, NULL));
+        CHECK(same16(f, m, ref_round(f, av)), "%s ce: one-shot mean = the accumulator's double rounded once", f->name);
+        free(out2);
+    }
+#undef CE16
+    free(x), free(q), free(w), free(out), free(lse), free(gx), free(gq), free(go), free(t);
+    free(xf), free(qf), free(wf), free(of), free(lf), free(gxf), free(gqf), free(gof);
+}
+
 /* ---- 5. the hardware converters, against the software rounding: why the maps do not use them ------------------
  * vcvtneps2bf16 (AVX-512 BF16) and vcvtps2ph (F16C) round to nearest even like kernels/common/half.h on every finite
  * input except (bf16) float denormals, which it flushes to +-0; NaNs keep their payload (truncated, quieted)
@@ -489,6 +590,20 @@ int main(void)
         for (int li = 0; li < 2; li++)
             for (int full = 0; full < 2; full++)
                 test_poisson(f, 100003, li, full);
+        for (int prob = 0; prob < 2; prob++) {
+            test_ce(f, 300, 37, 1, 1, 0.0, prob);
+            test_ce(f, 200, 5, 1, 0, 0.1, prob);
+            test_ce(f, 2, 21, 300, 1, 0.2, prob);
+            test_ce(f, 3, 1000, 1, 0, 0.0, prob);
+        }
+        uint16_t one = to16(f, 1.0), o;
+        const int64_t t0 = 0;
+        CHECK((f->dt == NLLK_BF16
+                   ? nllk_cross_entropy_fwd_bf16(&one, &t0, NLLK_TARGET_I64, 1, 5000, 1, NULL, -100, 0.0,
+                                                 NLLK_REDUCTION_SUM, &o, NULL, NULL)
+                   : nllk_cross_entropy_fwd_f16(&one, &t0, NLLK_TARGET_I64, 1, 5000, 1, NULL, -100, 0.0,
+                                                NLLK_REDUCTION_SUM, &o, NULL, NULL)) == NLLK_ERR_UNSUPPORTED,
+              "%s ce: more than NLLK_CE_HALF_MAX_C classes refused", f->name);
     }
     return tu_summary();
 }

@@ -516,9 +516,13 @@ void KERNEL(zero_fill)(void *p, size_t bytes) { v_zero_fill(p, bytes); }
 /* ---- cross-entropy (kept apart from the NLL kernels) ---------------------------------------------------------- */
 #if S_SAME
 #  include "ce_kernels.h"
-#  define CE_ENTRY(op) KERNEL(op)
-#else /* 16-bit storage: not yet (dispatch/ce.c refuses the dtype before it reaches the table) */
-#  define CE_ENTRY(op) NULL
+#else /* 16-bit storage: the float kernels (named *_f32core) under the converting ones of ce_half.h */
+#  undef KERNEL
+#  define KERNEL(op) NLLK_NAME(NLLK_DTYPE, op##_f32core, NLLK_BUILD)
+#  include "ce_kernels.h"
+#  undef KERNEL
+#  define KERNEL(op) NLLK_NAME(NLLK_DTYPE, op, NLLK_BUILD)
+#  include "ce_half.h"
 #endif
 
 /* ---- the table ------------------------------------------------------------------------------------------------ */
@@ -529,9 +533,9 @@ const nllk_kernels KERNEL(kernels) = {
     .nll_bwd = {KERNEL(nll_bwd_i64), KERNEL(nll_bwd_i32), KERNEL(nll_bwd_u8)},
     .nll_check = {KERNEL(nll_check_i64), KERNEL(nll_check_i32), KERNEL(nll_check_u8)},
     .zero_fill = KERNEL(zero_fill),
-    .ce_fwd = {CE_ENTRY(ce_fwd_i64), CE_ENTRY(ce_fwd_i32), CE_ENTRY(ce_fwd_u8)},
-    .ce_bwd = {CE_ENTRY(ce_bwd_i64), CE_ENTRY(ce_bwd_i32), CE_ENTRY(ce_bwd_u8)},
-    .ce_prob_fwd = CE_ENTRY(ce_prob_fwd),
-    .ce_prob_bwd = CE_ENTRY(ce_prob_bwd),
+    .ce_fwd = {KERNEL(ce_fwd_i64), KERNEL(ce_fwd_i32), KERNEL(ce_fwd_u8)},
+    .ce_bwd = {KERNEL(ce_bwd_i64), KERNEL(ce_bwd_i32), KERNEL(ce_bwd_u8)},
+    .ce_prob_fwd = KERNEL(ce_prob_fwd),
+    .ce_prob_bwd = KERNEL(ce_prob_bwd),
     .nll_bwd_fill = {KERNEL(nll_bwd_fill_i64), KERNEL(nll_bwd_fill_i32), KERNEL(nll_bwd_fill_u8)},
 };

@@ -12,7 +12,8 @@
  *   S_SAME                         1 when stor_t is elem_t (an output array may double as a scratch buffer)
  *   s_load(p) s_load_n(p, m) s_store(p, v) s_store_n(p, v, m) s_gather(base, off, bits)
  *   s_scatter(base, off, bits, v) s_stream(p, v)       as the v_ forms (kernels/common/vec_ops.h), on stor_t
- *   s_get(p)                       one stored element, exactly, as a double (a scalar the kernel broadcasts) */
+ *   s_get(p)                       one stored element, exactly, as a double (a scalar the kernel broadcasts)
+ *   s_set(p, v)                    one computed value stored (rounded once to the storage type) */
 #ifndef NLLK_KERNELS_COMMON_STORAGE_H
 #define NLLK_KERNELS_COMMON_STORAGE_H
 
@@ -28,6 +29,7 @@ static inline vec_t s_gather(const stor_t *base, vidx_t off, unsigned bits) { re
 static inline void s_scatter(stor_t *base, vidx_t off, unsigned bits, vec_t v) { v_h_scatter(base, off, bits, v); }
 static inline void s_stream(stor_t *p, vec_t v) { v_h_stream(p, v); }
 static inline double s_get(const stor_t *p) { return nllk_h_to_f32(*p); }
+static inline void s_set(stor_t *p, float v) { *p = nllk_f32_to_h(v); }
 #else
 typedef elem_t stor_t;
 #  define S_SAME 1
@@ -39,6 +41,7 @@ static inline vec_t s_gather(const stor_t *base, vidx_t off, unsigned bits) { re
 static inline void s_scatter(stor_t *base, vidx_t off, unsigned bits, vec_t v) { v_scatter(base, off, bits, v); }
 static inline void s_stream(stor_t *p, vec_t v) { v_stream(p, v); }
 static inline double s_get(const stor_t *p) { return (double)*p; }
+static inline void s_set(stor_t *p, elem_t v) { *p = v; }
 #endif
 
 #endif
