@@ -488,7 +488,7 @@ def _ce_prepare(input, target, weight, ignore_index, reduction, label_smoothing,
     x = _to_numpy(input, f"{fn} input")
     t = _to_numpy(target, f"{fn} target")
     w = _to_numpy(weight, f"{fn} weight") if weight is not None else None
-    prob = _args.ce_is_prob(x.shape, t.shape, t.dtype, ii)
+    prob = _args.ce_is_prob(x.shape, t.shape, t.dtype, ii, t.dtype.kind == "f" or _is_bf16(t.dtype))
     dt = _compute_dtype(x, f"{fn} input")
     if prob:
         n, c, d, out_shape = _args.ce_prob_geometry(x.shape, None if w is None else w.shape, red)
