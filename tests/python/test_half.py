@@ -291,7 +291,9 @@ def test_cross_entropy(dtype):
     p = torch.softmax(torch.randn(500, 11, generator=g), 1).to(dtype)
     ref_p = F.cross_entropy(x.double(), p.double()).item()
     assert abs(nllk.cross_entropy(x, p).double().item() - ref_p) <= ulp(ref_p, dtype)
-    # autograd through nllk.torch
+    # autograd through nllk.torch (its operators: the ctypes fallback leaves cross_entropy to PyTorch)
+    if nt._OP_CE is None:
+        return
     xr = x.clone().requires_grad_(True)
     nt.cross_entropy(xr, t, reduction="sum").backward()
     assert xr.grad.dtype == dtype
