@@ -6,7 +6,8 @@ same data, timed in interleaved triples in one process (median of the per-triple
     NLLK_LIBRARY=build/libnllk.so /usr/bin/python3 bench/bench_half.py [--threads 2] [--reps 21] [--isa avx512]
 
 Workloads (the issue's targets): NLL (65536, 1000) mean, unweighted; NLL (4, 21, 512, 512) mean with class weights
-and ignore_index=255 (random targets); Poisson n = 2^24, log_input, mean; each forward and forward+backward
+and ignore_index=255 (random targets); Poisson n = 2^24, log_input, mean; each forward and forward+backward;
+cross-entropy (65536, 1000) and (4, 21, 512, 512) forward mean
 (PyTorch: torch.autograd.grad of the loss; nllk: the forward then the backward into a preallocated gradient).
 nllk is called through ctypes on the tensors' memory (no copies), so the timings are the C library's own.
 Also prints each bf16 result next to the float64 reference (PyTorch's bf16 result accumulates in bf16).
@@ -34,6 +35,9 @@ def load(path):
                                                                ctypes.c_double, ctypes.c_int, P]
         getattr(lib, "nllk_poisson_nll_bwd_" + dt).argtypes = [P, P, SZ, ctypes.c_int, ctypes.c_int,
                                                                ctypes.c_double, ctypes.c_int, P, P, P]
+    for dt in ("f32", "bf16"):
+        getattr(lib, "nllk_cross_entropy_fwd_" + dt).argtypes = [P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64,
+                                                                 ctypes.c_double, ctypes.c_int, P, P, P]
     lib.nllk_nll_bwd_f32.argtypes = [P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64, ctypes.c_int,
                                      ctypes.c_float, P]
     lib.nllk_nll_bwd_bf16.argtypes = [P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64, ctypes.c_int,
@@ -151,7 +155,7 @@ def main():
             bufs[dt] = poisson_case(lib, dt, xx, tt, n, fb, torch.zeros(1, dtype=tdt), torch.zeros_like(xx),
                                     torch.ones(1, dtype=tdt))
 
-        def torch_call(fb=fb):
+        def torch_call(fb=fb, x16=x16, t16=t16):
             if fb:
                 xg = x16.detach().requires_grad_()
                 loss = F.poisson_nll_loss(xg, t16, log_input=True, full=False)
@@ -164,6 +168,27 @@ def main():
         check(lib, lib.nllk_poisson_nll_fwd_bf16(ptr(x16), ptr(t16), n, 1, 0, 1e-8, MEAN, ptr(out)))
         cases.append(("poisson n=2^24 log_input" + (" fwd+bwd" if fb else " fwd"), torch_call, bufs["bf16"],
                       bufs["f32"], (ref, pt, out.item())))
+
+    # cross-entropy (65536, 1000) and (4, 21, 512, 512) forward, mean (compute-bound: an exp per logit)
+    for name, n, c, d in (("cross_entropy (65536, 1000)", 65536, 1000, 1), ("cross_entropy (4, 21, 512, 512)", 4, 21,
+                                                                             512 * 512)):
+        cx16 = torch.randn(n, c, d).to(torch.bfloat16) if d > 1 else torch.randn(n, c).to(torch.bfloat16)
+        cx32 = cx16.float()
+        t = torch.randint(0, c, (n, d) if d > 1 else (n,), dtype=torch.int64)
+        cxs16 = cx16.view(n, c, 512, 512) if d > 1 else cx16
+        ts = t.view(n, 512, 512) if d > 1 else t
+
+        def ce(dt, xx, n=n, c=c, d=d, t=t):
+            fn = getattr(lib, "nllk_cross_entropy_fwd_" + dt)
+            out = torch.zeros(1, dtype=xx.dtype)
+            return lambda: check(lib, fn(ptr(xx), ptr(t), 0, n, c, d, None, -100, 0.0, MEAN, ptr(out), None, None))
+        out = torch.zeros(1, dtype=torch.bfloat16)
+        check(lib, lib.nllk_cross_entropy_fwd_bf16(ptr(cx16), ptr(t), 0, n, c, d, None, -100, 0.0, MEAN, ptr(out),
+                                                   None, None))
+        ref = F.cross_entropy(cxs16.double(), ts).item()
+        pt = F.cross_entropy(cxs16, ts).item()
+        cases.append((name + " fwd", lambda cxs16=cxs16, ts=ts: F.cross_entropy(cxs16, ts), ce("bf16", cx16),
+                      ce("f32", cx32), (ref, pt, out.item())))
 
     print(f"{'workload':42s} {'torch bf16':>11s} {'nllk bf16':>10s} {'nllk f32':>9s} {'bf16 vs torch':>14s} "
           f"{'bf16 vs f32':>12s}   result: float64 ref / torch bf16 / nllk bf16")

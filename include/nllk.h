@@ -672,7 +672,14 @@ NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reducti
  * Accuracy: per element, the f32 function's value (a few ulp of float for Poisson, exact for NLL's product)
  * then one 16-bit rounding; so within 0.5 ulp (16-bit) of the float64 value plus the f32 error, ties aside.
  * float16 has a narrow range (largest finite 65504, smallest denormal 2^-24): per-element results beyond it
- * become +-Inf or 0, exactly as the rounding says.
+ * become +-Inf or 0, exactly as the rounding says (a float16 sum may overflow where its mean does not: the
+ * double accumulation gives the right mean).
+ * Cross-entropy on 16-bit storage: at most 4096 classes (more: NLLK_ERR_UNSUPPORTED); lse is written rounded to
+ * the storage type, and the backward ignores a 16-bit lse passed to it and recomputes it in float (a bfloat16
+ * lse, 8 bits, is far too coarse for exp(x - lse)), so the backward's bits do not depend on lse.
+ * Speed: the arrays hold half the bytes of f32, so memory-bound calls (NLL, Poisson without full) run at least as
+ * fast as f32 ones; compute-bound ones (exp/log per element: Poisson full, cross-entropy) at f32's speed plus the
+ * conversions (BENCHMARKS.md, "bfloat16 and float16").
  */
 NLLK_API nllk_status nllk_poisson_nll_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, int log_input,
                                                int full, double eps, nllk_reduction reduction, nllk_bf16 *out);

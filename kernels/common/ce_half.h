@@ -1,10 +1,11 @@
 /* Cross-entropy on 16-bit storage (bf16, f16), included by kernels/common/kernels.c in those builds only.
  *
- * The float kernels of ce_kernels.h (compiled in the same object, named *_f32core) do the work, one position at a
- * time: the position's c logits (and probability targets, and the weights once per run) are converted exactly to a
- * float row on the stack (kernels/common/storage.h), the float kernel computes the position as a one-position row
- * (both layouts give the same bits: nllk.h), and its float results are rounded once to the storage type; the
- * losses (float) and weights go into the canonical lanes in increasing k, as the float kernels add them. So every
+ * The float kernels of ce_kernels.h (compiled in the same object, named *_f32core) do the work on float copies on
+ * the stack (kernels/common/storage.h: converted exactly): 2-D runs one position at a time (its c logits, and
+ * probability targets, as a one-position row; the weights once per run), N-D runs in blocks of positions (float
+ * planes); every float result is rounded once to the storage type. One-position rows add their losses (float) and
+ * weights into the canonical lanes in increasing k themselves, as the float kernels do; plane blocks start at
+ * multiples of 16 and pass the lanes on. Both layouts give the same bits (nllk.h). So every
  * 16-bit result is the f32 function's on the converted inputs, rounded once, and ce_kernels.h needs no 16-bit code.
  * The backward always recomputes lse in float (a 16-bit lse passed in is not used: it is too coarse for exp(x - lse);
  * nllk.h). Rows of at most NLLK_CE_HALF_MAX_C classes (dispatch/kernels.h; the driver refuses more). */
@@ -49,6 +50,10 @@ INLINE nllk_ce_run ce16_row(const nllk_ce_run *r)
     return one;
 }
 
+/* An N-D run of at most CE16_C / 16 classes goes through the float kernels in blocks of positions (float planes of
+ * L positions on the stack, L a multiple of 16); other runs one position at a time. */
+INLINE int ce16_planes(const nllk_ce_run *r) { return r->k_stride == 1 && r->c_stride != 1 && r->c * 16 <= CE16_C; }
+
 /* class-index (prob == 0, core_i) or probability targets (core_p); returns len or the first bad target's k */
 INLINE size_t ce16_fwd(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *q, const stor_t *w,
                        stor_t *out, stor_t *lse, double *lanes, nllk_ce_fwd_fn core_i, nllk_ce_prob_fwd_fn core_p,
@@ -58,6 +63,34 @@ INLINE size_t ce16_fwd(const nllk_ce_run *r, const stor_t *x, const void *tg, co
     const size_t c = r->c, tsz = tt == NLLK_TARGET_I64 ? 8 : tt == NLLK_TARGET_I32 ? 4 : 1;
     if (w)
         ce16_widen(wf, w, c, 1);
+    if (ce16_planes(r)) { /* blocks of L positions (a multiple of 16: the lanes stay the run's) */
+        float ob[CE16_C], lb[CE16_C];
+        const size_t L = CE16_C / c / 16 * 16, cs = r->c_stride;
+        for (size_t k0 = 0; k0 < r->len; k0 += L) {
+            const size_t m = r->len - k0 < L ? r->len - k0 : L;
+            for (size_t cl = 0; cl < c; cl++) {
+                ce16_widen(xr + cl * m, x + cl * cs + k0, m, 1);
+                if (core_p)
+                    ce16_widen(qr + cl * m, q + cl * cs + k0, m, 1);
+            }
+            nllk_ce_run pr = *r;
+            pr.len = m;
+            pr.c_stride = m;
+            if (core_p) {
+                core_p(&pr, xr, qr, w ? wf : NULL, out ? ob : NULL, lse ? lb : NULL, lanes);
+            } else {
+                const size_t done = core_i(&pr, xr, (const char *)tg + k0 * tsz, w ? wf : NULL, out ? ob : NULL,
+                                           lse ? lb : NULL, lanes);
+                if (done != m)
+                    return k0 + done;
+            }
+            if (out)
+                ce16_narrow(out + k0, ob, m, 1);
+            if (lse)
+                ce16_narrow(lse + k0, lb, m, 1);
+        }
+        return r->len;
+    }
     const nllk_ce_run one = ce16_row(r);
     for (size_t k = 0; k < r->len; k++) {
         ce16_widen(xr, x + k * r->k_stride, c, r->c_stride);
@@ -91,6 +124,35 @@ INLINE void ce16_bwd(const nllk_ce_run *r, const stor_t *x, const void *tg, cons
     const size_t c = r->c, tsz = tt == NLLK_TARGET_I64 ? 8 : tt == NLLK_TARGET_I32 ? 4 : 1;
     if (w)
         ce16_widen(wf, w, c, 1);
+    if (ce16_planes(r)) { /* blocks of L positions */
+        float gb[CE16_C];
+        const size_t L = CE16_C / c / 16 * 16, cs = r->c_stride;
+        for (size_t k0 = 0; k0 < r->len; k0 += L) {
+            const size_t m = r->len - k0 < L ? r->len - k0 : L;
+            for (size_t cl = 0; cl < c; cl++) {
+                ce16_widen(xr + cl * m, x + cl * cs + k0, m, 1);
+                if (core_p)
+                    ce16_widen(qr + cl * m, q + cl * cs + k0, m, 1);
+            }
+            if (gs)
+                ce16_widen(gb, g + k0, m, 1);
+            else
+                gb[0] = (float)s_get(g);
+            nllk_ce_run pr = *r;
+            pr.len = m;
+            pr.c_stride = m;
+            if (core_p)
+                core_p(&pr, xr, qr, w ? wf : NULL, NULL, gb, gs ? 1 : 0, gr, gq ? gqr : NULL);
+            else
+                core_i(&pr, xr, (const char *)tg + k0 * tsz, w ? wf : NULL, NULL, gb, gs ? 1 : 0, gr);
+            for (size_t cl = 0; cl < c; cl++) {
+                ce16_narrow(gx + cl * cs + k0, gr + cl * m, m, 1);
+                if (core_p && gq)
+                    ce16_narrow(gq + cl * cs + k0, gqr + cl * m, m, 1);
+            }
+        }
+        return;
+    }
     const nllk_ce_run one = ce16_row(r);
     for (size_t k = 0; k < r->len; k++) {
         ce16_widen(xr, x + k * r->k_stride, c, r->c_stride);

@@ -47,7 +47,12 @@
  *                              larger than the caches
  *   v_stream(p, v)             store VW elements with a streaming (non-temporal) store where the ISA has one (p
  *                              aligned to VW elements' bytes, 64 at most); an ordinary store otherwise
- *   v_stream_fence()           orders earlier streaming stores before later stores (after a series of v_stream) */
+ *   v_stream_fence()           orders earlier streaming stores before later stores (after a series of v_stream)
+ *
+ * 16-bit storage (bf16, f16: compiled with NLLK_STORAGE_16 over the float section; kernels/common/storage.h)
+ *   v_h_load(p) v_h_load_n(p, m) v_h_gather(base, off, bits)     uint16_t -> float lanes, exactly (half.h)
+ *   v_h_store(p, v) v_h_store_n(p, v, m) v_h_scatter(base, off, bits, v) v_h_stream(p, v)
+ *                              float lanes rounded once to 16 bits (kernels/common/half.h's bits on every ISA) */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 
