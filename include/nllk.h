@@ -677,9 +677,8 @@ NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reducti
  * Cross-entropy on 16-bit storage: at most 4096 classes (more: NLLK_ERR_UNSUPPORTED); lse is written rounded to
  * the storage type, and the backward ignores a 16-bit lse passed to it and recomputes it in float (a bfloat16
  * lse, 8 bits, is far too coarse for exp(x - lse)), so the backward's bits do not depend on lse.
- * Speed: the arrays hold half the bytes of f32, so memory-bound calls (NLL, Poisson without full) run at least as
- * fast as f32 ones; compute-bound ones (exp/log per element: Poisson full, cross-entropy) at f32's speed plus the
- * conversions (BENCHMARKS.md, "bfloat16 and float16").
+ * Speed: the arrays hold half the bytes of f32, which helps the memory-bound NLL; calls dominated by exp/log
+ * (Poisson, cross-entropy) run at about f32's speed plus the conversions (BENCHMARKS.md, "bfloat16 and float16").
  */
 NLLK_API nllk_status nllk_poisson_nll_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, int log_input,
                                                int full, double eps, nllk_reduction reduction, nllk_bf16 *out);

@@ -95,11 +95,11 @@ static inline uint16_t nllk_f64_to_f16(double v) { return nllk_f32_to_f16(nllk_f
 
 /* The kernels' 16-bit dtype (compiled with -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16): its pair, as nllk_h_*. */
 #if defined(NLLK_DTYPE_BF16)
-#  define nllk_h_to_f32 nllk_bf16_to_f32
-#  define nllk_f32_to_h nllk_f32_to_bf16
+#    define nllk_h_to_f32 nllk_bf16_to_f32
+#    define nllk_f32_to_h nllk_f32_to_bf16
 #elif defined(NLLK_DTYPE_F16)
-#  define nllk_h_to_f32 nllk_f16_to_f32
-#  define nllk_f32_to_h nllk_f32_to_f16
+#    define nllk_h_to_f32 nllk_f16_to_f32
+#    define nllk_f32_to_h nllk_f32_to_f16
 #endif
 
 #endif

@@ -18,9 +18,9 @@
 #define NLLK_KERNELS_COMMON_STORAGE_H
 
 #if defined(NLLK_STORAGE_16)
-#  include "half.h"
+#    include "half.h"
 typedef uint16_t stor_t;
-#  define S_SAME 0
+#    define S_SAME 0
 static inline vec_t s_load(const stor_t *p) { return v_h_load(p); }
 static inline vec_t s_load_n(const stor_t *p, size_t m) { return v_h_load_n(p, m); }
 static inline void s_store(stor_t *p, vec_t v) { v_h_store(p, v); }
@@ -32,7 +32,7 @@ static inline double s_get(const stor_t *p) { return nllk_h_to_f32(*p); }
 static inline void s_set(stor_t *p, float v) { *p = nllk_f32_to_h(v); }
 #else
 typedef elem_t stor_t;
-#  define S_SAME 1
+#    define S_SAME 1
 static inline vec_t s_load(const stor_t *p) { return v_load(p); }
 static inline vec_t s_load_n(const stor_t *p, size_t m) { return v_load_n(p, m); }
 static inline void s_store(stor_t *p, vec_t v) { v_store(p, v); }
