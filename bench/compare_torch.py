@@ -34,6 +34,11 @@ whose "nllk vs PyTorch" is the median of the per-pair ratios): "nllk vs PyTorch"
 the same allocator, "nllk of limit" = limit / nllk (retaining), "ceiling" = PyTorch (retaining) / limit. The
 targets are judged at full size only: --quick (small arrays, one repetition) and --only runs print no verdicts.
 
+--half: the bfloat16 / float16 comparison of issue 13 instead (NLL (65536, 1000) and (4, 21, 512, 512) weighted,
+Poisson n = 2^24 log_input fwd and fwd+bwd, full and log_input=False fwd, cross-entropy (65536, 1000) fwd and
+fwd+bwd; PyTorch 16-bit, nllk 16-bit and nllk float32 on the same values in interleaved rounds under the retaining
+allocator): compare_torch_half.md / .json, with the issue's targets judged at full size.
+
 Outputs in --out (default build-bench/compare_torch): compare_torch.json, compare_torch.md (the table),
 compare_torch.png (every workload measured, Poisson and NLL, forward and forward+backward: nllk's speed-up over
 PyTorch with its spread over the repetitions, and the ceiling the machine's limit allows).
@@ -693,6 +698,196 @@ def ce_targets(rows, th):
 # ==== end of the cross-entropy block ==========================================================================
 
 
+# ---- bfloat16 / float16 (issue 13): --half ----------------------------------------------------------------------
+# The same arrays in a 16-bit dtype through PyTorch and nllk.torch, and their float32 values (the 16-bit values
+# widened exactly) through nllk.torch in float32: one worker under the retaining allocator, the three calls timed
+# in interleaved rounds (PyTorch, nllk 16-bit, nllk f32, ...), medians of the per-round ratios. PyTorch 1.13 has
+# no CPU float16 for these losses: the float16 rows compare nllk with itself (float16 against float32).
+HALF_TARGETS = {  # workload id prefix -> (minimum nllk vs PyTorch, minimum nllk f32 time / nllk 16-bit time)
+    "nll/fwd/65536x1000/": (4.0, 1.0),
+    "nll/fwd/4x21x512x512/": (4.0, 1.0),
+    "poisson/fwd/log_input=1/full=0/": (3.5, None),
+    "poisson/fwdbwd/log_input=1/full=0/": (4.0, None),
+    "poisson/fwd/log_input=1/full=1/": (None, 1.0),
+    "poisson/fwd/log_input=0/full=0/": (None, 1.0),
+    "ce/": (None, 1.0),
+}
+
+
+def half_workloads(quick):
+    n = 2 ** 16 if quick else 2 ** 24
+    nll2 = (256, 100) if quick else (65536, 1000)
+    nll4 = (2, 21, 32, 32) if quick else (4, 21, 512, 512)
+    W = []
+    for dt in ("bf16", "f16"):
+        W.append(dict(loss="nll", kind="fwd", shape=nll2, weighted=0, dtype=dt))
+        W.append(dict(loss="nll", kind="fwdbwd", shape=nll2, weighted=0, dtype=dt))
+        W.append(dict(loss="nll", kind="fwd", shape=nll4, weighted=1, dtype=dt))
+        for li, full, kind in ((1, 0, "fwd"), (1, 0, "fwdbwd"), (1, 1, "fwd"), (0, 0, "fwd")):
+            W.append(dict(loss="poisson", kind=kind, n=n, log_input=li, full=full, dtype=dt))
+        W.append(dict(loss="ce", kind="fwd", shape=nll2, dtype=dt))
+        W.append(dict(loss="ce", kind="fwdbwd", shape=nll2, dtype=dt))
+    for w in W:
+        if w["loss"] == "poisson":
+            w["id"] = f"poisson/{w['kind']}/log_input={w['log_input']}/full={w['full']}/n={w['n']}"
+        else:
+            extra = "/weight+ignore255" if w.get("weighted") else ""
+            w["id"] = f"{w['loss']}/{w['kind']}/{'x'.join(map(str, w['shape']))}{extra}/mean"
+    if ONLY:
+        W = [w for w in W if re.search(ONLY, w["id"] + "/" + w["dtype"])]
+    return W
+
+
+def measure_rounds(fns, reps):
+    """fns timed in interleaved rounds (each call alone). Returns (medians, per-round samples)."""
+    for f in fns:
+        f()  # warm-up
+    samples = [[] for _ in fns]
+    for _ in range(max(reps, 5) * 3):
+        for f, s in zip(fns, samples):
+            t0 = time.perf_counter()
+            f()
+            s.append(time.perf_counter() - t0)
+    return [statistics.median(s) for s in samples], samples
+
+
+def half_worker(args):
+    import torch
+    import torch.nn.functional as F
+
+    os.environ.setdefault("NLLK_LIBRARY", args.lib)
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    import nllk.torch as nt
+    g = torch.Generator().manual_seed(0)
+    dtypes = {"bf16": torch.bfloat16, "f16": torch.float16}
+    results = []
+    for w in half_workloads(args.quick):
+        dt = dtypes[w["dtype"]]
+        kw = {}
+        if w["loss"] == "poisson":
+            n = w["n"]
+            x = torch.rand(n, generator=g) * 4 - 2 if w["log_input"] else torch.rand(n, generator=g) * 5 + 0.01
+            t = torch.randint(0, 7, (n,), generator=g).float()
+            args16, args32 = (x.to(dt), t.to(dt)), (x.to(dt).float(), t.to(dt).float())
+            kw = dict(log_input=bool(w["log_input"]), full=bool(w["full"]))
+            loss_t, loss_n = F.poisson_nll_loss, nt.poisson_nll_loss
+        else:
+            sh = w["shape"]
+            x = torch.randn(sh, generator=g) * 3
+            if w["loss"] == "nll":
+                x = torch.log_softmax(x, 1)
+            tsh = (sh[0],) + tuple(sh[2:])
+            t = torch.randint(0, sh[1], tsh, generator=g)
+            if w.get("weighted"):
+                t[torch.rand(tsh, generator=g) < 0.1] = 255
+                kw = dict(ignore_index=255, weight=torch.rand(sh[1], generator=g) + 0.5)
+            args16, args32 = (x.to(dt), t), (x.to(dt).float(), t)
+            loss_t, loss_n = (F.nll_loss, nt.nll_loss) if w["loss"] == "nll" else (F.cross_entropy, nt.cross_entropy)
+        # (a class weight in the input's dtype, as PyTorch requires)
+        kw16 = {k: v.to(dt) if torch.is_tensor(v) else v for k, v in kw.items()}
+        kw32 = {k: v.to(dt).float() if torch.is_tensor(v) else v for k, v in kw.items()}
+
+        def make(fn, a, k):
+            if w["kind"] == "fwd":
+                return lambda: fn(*a, **k)
+            xg = a[0].detach().requires_grad_(True)
+            return lambda: torch.autograd.grad(fn(xg, *a[1:], **k), xg)
+
+        f_torch, f_16, f_32 = make(loss_t, args16, kw16), make(loss_n, args16, kw16), make(loss_n, args32, kw32)
+        try:
+            f_torch()
+        except RuntimeError as e:  # float16: not implemented on PyTorch's CPU
+            f_torch, torch_note = None, str(e).splitlines()[0]
+        else:
+            torch_note = ""
+        # PyTorch in float64 on the same (16-bit) values: the reference of the forward rows' error columns
+        ref = loss_t(*(a.double() if a.is_floating_point() else a for a in args16),
+                     **{k: v.double() if torch.is_tensor(v) else v for k, v in kw16.items()}).item() \
+            if w["kind"] == "fwd" else None
+        for th in [int(v) for v in args.threads.split(",")]:
+            torch.set_num_threads(th)
+            nt.set_num_threads(th)
+            fns = [f for f in (f_torch, f_16, f_32) if f is not None]
+            med, samples = measure_rounds(fns, args.reps)
+            if f_torch is None:
+                med, samples = [None] + med, [None] + samples
+            r = dict(id=w["id"], dtype=w["dtype"], workload=w, threads=th, torch_s=med[0], nllk16_s=med[1],
+                     nllk32_s=med[2], torch_note=torch_note,
+                     vs_torch=statistics.median(a / b for a, b in zip(samples[0], samples[1])) if med[0] else None,
+                     vs_f32=statistics.median(a / b for a, b in zip(samples[2], samples[1])))
+            if ref is not None:  # the results' distance from the float64 reference (a sanity check, not a test)
+                r["err_nllk"] = abs(f_16().double().item() - ref)
+                r["err_torch"] = abs(f_torch().double().item() - ref) if f_torch else None
+            results.append(r)
+            print(f"  [half] {w['id']} {w['dtype']} threads={th}: torch {fmt_t(med[0])}, nllk {fmt_t(med[1])}, "
+                  f"nllk f32 {fmt_t(med[2])}", file=sys.stderr, flush=True)
+    json.dump(dict(torch_version=torch.__version__, nllk=nt.library_info(), results=results),
+              open(args.worker_out, "w"))
+
+
+def half_verdict(r):
+    for prefix, (min_torch, min_f32) in HALF_TARGETS.items():
+        if r["id"].startswith(prefix) and r["dtype"] == "bf16":
+            parts, ok = [], True
+            if min_torch is not None:
+                ok &= r["vs_torch"] is not None and r["vs_torch"] >= min_torch
+                parts.append(f">= {min_torch}x PyTorch")
+            if min_f32 is not None:
+                ok &= r["vs_f32"] >= min_f32
+                parts.append("no slower than nllk f32")
+            return (" and ".join(parts)), ok
+    return "", None
+
+
+def half_main(args, jemalloc):
+    os.makedirs(args.out, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    wout = os.path.join(args.out, "worker_half.json")
+    if not (args.reuse and os.path.exists(wout)):
+        env = dict(os.environ, NLLK_LIBRARY=args.lib)
+        if jemalloc:
+            env.update(LD_PRELOAD=jemalloc, MALLOC_CONF=JEMALLOC_CONF)
+        else:
+            print("compare_torch: libjemalloc2 not installed: PyTorch runs on the plain allocator", file=sys.stderr)
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "half", "--worker-out", wout, "--threads",
+               args.threads, "--reps", str(args.reps), "--lib", args.lib] + (["--quick"] if args.quick else []) + (
+                   ["--only", args.only] if args.only else [])
+        subprocess.run(cmd, env=env, check=True)
+    data = json.load(open(wout))
+    load_after = os.getloadavg()[0]
+    header = (f"nllk {data['nllk']['version']} ({data['nllk']['isa']}), PyTorch {data['torch_version']} "
+              f"({'retaining allocator' if jemalloc else 'plain allocator'}), {os.cpu_count()} CPUs, load average "
+              f"before/after: {load_before:.2f}/{load_after:.2f}; medians of {max(args.reps, 5) * 3} interleaved "
+              "rounds")
+    out = ["| workload | dtype | thr | PyTorch 16-bit | nllk 16-bit | nllk f32 | nllk vs PyTorch | nllk f32 / 16-bit "
+           "| target | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    verdicts = []
+    for r in data["results"]:
+        target, ok = half_verdict(r)
+        judged = ok is not None and not args.quick and r["threads"] == max(int(v) for v in args.threads.split(","))
+        vt = f"**{r['vs_torch']:.2f}x**" if r["vs_torch"] else ("n/a (not implemented)" if r["torch_note"] else "-")
+        out.append(f"| {r['id']} | {r['dtype']} | {r['threads']} | {fmt_t(r['torch_s'])} | {fmt_t(r['nllk16_s'])} "
+                   f"| {fmt_t(r['nllk32_s'])} | {vt} | {r['vs_f32']:.2f}x | {target} "
+                   f"| {('MET' if ok else 'MISSED') if judged else '-'} |")
+        if judged:
+            verdicts.append((ok, r, target))
+    errs = [r for r in data["results"] if r.get("err_nllk") is not None and r.get("err_torch") is not None]
+    err_md = ["| workload | thr | abs. error of nllk bf16 | abs. error of PyTorch bf16 |", "|---|---:|---:|---:|"]
+    err_md += [f"| {r['id']} | {r['threads']} | {r['err_nllk']:.3g} | {r['err_torch']:.3g} |" for r in errs
+               if r["dtype"] == "bf16"]
+    md = header + "\n\n" + "\n".join(out) + "\n\nDistance of the forward results from the float64 reference:\n\n" + \
+        "\n".join(err_md) + "\n"
+    with open(os.path.join(args.out, "compare_torch_half.md"), "w") as f:
+        f.write(md)
+    json.dump(dict(header=header, command=" ".join(sys.argv), **data),
+              open(os.path.join(args.out, "compare_torch_half.json"), "w"), indent=1)
+    print(md)
+    for ok, r, target in verdicts:
+        print(f"{'MET   ' if ok else 'MISSED'} {r['id']} bf16: {target} (vs PyTorch "
+              f"{r['vs_torch'] or float('nan'):.2f}x, f32/bf16 {r['vs_f32']:.2f}x)")
+    print(f"compare_torch: wrote {args.out}/compare_torch_half.md, .json", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions (smoke test)")
@@ -705,6 +900,8 @@ def main():
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the worker JSON files in --out (limits and report only)")
     ap.add_argument("--only", default=None, help="only workloads whose id matches this regex")
+    ap.add_argument("--half", action="store_true",
+                    help="the bfloat16/float16 comparison (issue 13) instead: compare_torch_half.md in --out")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -712,6 +909,8 @@ def main():
     ONLY = args.only
     if args.reps is None:
         args.reps = 3 if args.quick else 7
+    if args.worker == "half":
+        return half_worker(args)
     if args.worker:
         return worker(args)
 
@@ -723,6 +922,8 @@ def main():
             jemalloc = cand
     if jemalloc is None and ctypes.util.find_library("jemalloc"):
         jemalloc = "libjemalloc.so.2"
+    if args.half:
+        return half_main(args, jemalloc)
     modes = {}
     for mode in args.modes.split(","):
         wout = os.path.join(args.out, f"worker_{mode}.json")

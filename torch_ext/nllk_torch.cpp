@@ -10,8 +10,10 @@
 //   nllk::poisson_nll_loss_backward, nllk::cross_entropy_forward, nllk::cross_entropy_backward (no autograd of
 //   their own: autograd's "not implemented" error).
 //
-// reduction is ATen's enum (0 none, 1 mean, 2 sum, at::Reduction). CPU kernels compute float32/float64 with
-// libnllk; anything else (other dtypes, devices, layouts) is an error here (nllk.torch routes it to PyTorch).
+// reduction is ATen's enum (0 none, 1 mean, 2 sum, at::Reduction). CPU kernels compute float32, float64, bfloat16
+// and float16 with libnllk (16-bit storage: f32 math, outputs and gradients rounded once to the input's dtype, which
+// the results have; float16 although PyTorch's CPU kernels do not implement it); anything else (other dtypes,
+// devices, layouts) is an error here (nllk.torch routes it to PyTorch).
 // The Autograd kernels keep what backward reads with save_for_backward (so an in-place change of an input, or
 // set_, after the forward is detected by autograd's version check, as in PyTorch). First derivatives run nllk's
 // backward kernels; a backward that must itself be differentiable (create_graph=True: double backward, gradient
@@ -75,8 +77,55 @@ void check_float(const Tensor &t, const char *fn, const char *role)
 {
     TORCH_CHECK(t.device().is_cpu() && t.layout() == at::kStrided, fn, ": nllk computes on dense CPU tensors, got ",
                 role, " on ", t.device(), " with layout ", t.layout());
-    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, fn,
-                ": nllk computes in float32 and float64, got ", role, " of dtype ", t.scalar_type());
+    const at::ScalarType st = t.scalar_type();
+    TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kBFloat16 || st == at::kHalf, fn,
+                ": nllk computes in float32, float64, bfloat16 and float16, got ", role, " of dtype ", st);
+}
+
+// ---- dtypes: the libnllk entry points of each storage type ------------------------------------------------------
+// Api<T>: the functions of ATen's element type T; E is their C element type (float, double, nllk_bf16, nllk_f16:
+// at::BFloat16 and at::Half hold exactly those bits).
+template <typename T> struct Api;
+#define NLLK_TORCH_API(T, E_, sfx)                                                                                  \
+    template <> struct Api<T> {                                                                                     \
+        using E = E_;                                                                                               \
+        static constexpr auto nll_fwd = nllk_nll_fwd_##sfx;                                                         \
+        static constexpr auto nll_bwd = nllk_nll_bwd_##sfx;                                                         \
+        static constexpr auto poisson_fwd = nllk_poisson_nll_fwd_##sfx;                                             \
+        static constexpr auto poisson_bwd = nllk_poisson_nll_bwd_##sfx;                                             \
+        static constexpr auto ce_fwd = nllk_cross_entropy_fwd_##sfx;                                                \
+        static constexpr auto ce_bwd = nllk_cross_entropy_bwd_##sfx;                                                \
+        static constexpr auto ce_prob_fwd = nllk_cross_entropy_prob_fwd_##sfx;                                      \
+        static constexpr auto ce_prob_bwd = nllk_cross_entropy_prob_bwd_##sfx;                                      \
+    };
+NLLK_TORCH_API(float, float, f32)
+NLLK_TORCH_API(double, double, f64)
+NLLK_TORCH_API(at::BFloat16, nllk_bf16, bf16)
+NLLK_TORCH_API(at::Half, nllk_f16, f16)
+#undef NLLK_TORCH_API
+
+// Calls f(Api<T>{}) for the element type of st (checked by check_float before).
+template <typename F> void with_api(at::ScalarType st, F &&f)
+{
+    switch (st) {
+    case at::kFloat: f(Api<float>{}); break;
+    case at::kDouble: f(Api<double>{}); break;
+    case at::kBFloat16: f(Api<at::BFloat16>{}); break;
+    case at::kHalf: f(Api<at::Half>{}); break;
+    default: TORCH_CHECK(false, "nllk: no kernels for dtype ", st);
+    }
+}
+
+// The data of a contiguous tensor of C element type E (nullptr for an undefined tensor).
+template <typename E> E *ptr(const Tensor &t) { return t.defined() ? static_cast<E *>(t.data_ptr()) : nullptr; }
+
+// The one value of a tensor as an element scalar of E (the C API's total_weight), converted by ATen to st.
+template <typename E> E scalar(const Tensor &t, at::ScalarType st)
+{
+    if (!t.defined())
+        return E{};  // (+0.0: all-zero bits for every element type)
+    const Tensor v = t.to(st).contiguous();
+    return *static_cast<const E *>(v.data_ptr());
 }
 
 // ---- NLL -------------------------------------------------------------------------------------------------------
@@ -155,14 +204,12 @@ std::tuple<Tensor, Tensor> nll_loss_forward_cpu(const Tensor &self, const Tensor
     Tensor out = at::empty(g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(g.out_shape) : at::IntArrayRef{},
                            x.options());
     Tensor tw = at::empty({}, x.options());
-    if (x.scalar_type() == at::kFloat)
-        check(nllk_nll_fwd_f32(x.data_ptr<float>(), t.data_ptr(), g.target_type, g.n, g.c, g.d,
-                               wp ? w.data_ptr<float>() : nullptr, ignore_index, g.reduction, out.data_ptr<float>(),
-                               tw.data_ptr<float>()));
-    else
-        check(nllk_nll_fwd_f64(x.data_ptr<double>(), t.data_ptr(), g.target_type, g.n, g.c, g.d,
-                               wp ? w.data_ptr<double>() : nullptr, ignore_index, g.reduction,
-                               out.data_ptr<double>(), tw.data_ptr<double>()));
+    with_api(x.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
+        check(A::nll_fwd(ptr<E>(x), t.data_ptr(), g.target_type, g.n, g.c, g.d, ptr<E>(w), ignore_index,
+                         g.reduction, ptr<E>(out), ptr<E>(tw)));
+    });
     return {out, tw};
 }
 
@@ -186,16 +233,12 @@ Tensor nll_loss_backward_cpu(const Tensor &grad_output, const Tensor &self, cons
     const Tensor *wp = defined(weight);
     const Tensor w = wp ? wp->contiguous() : Tensor();
     Tensor gx = at::empty(self.sizes(), self.options().memory_format(at::MemoryFormat::Contiguous));
-    const Tensor tw = total_weight.to(at::kDouble);
-    const double twv = *tw.data_ptr<double>();
-    if (self.scalar_type() == at::kFloat)
-        check(nllk_nll_bwd_f32(go.data_ptr<float>(), t.data_ptr(), g.target_type, g.n, g.c, g.d,
-                               wp ? w.data_ptr<float>() : nullptr, ignore_index, g.reduction,
-                               static_cast<float>(twv), gx.data_ptr<float>()));
-    else
-        check(nllk_nll_bwd_f64(go.data_ptr<double>(), t.data_ptr(), g.target_type, g.n, g.c, g.d,
-                               wp ? w.data_ptr<double>() : nullptr, ignore_index, g.reduction, twv,
-                               gx.data_ptr<double>()));
+    with_api(self.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
+        check(A::nll_bwd(ptr<E>(go), t.data_ptr(), g.target_type, g.n, g.c, g.d, ptr<E>(w), ignore_index,
+                         g.reduction, scalar<E>(total_weight, self.scalar_type()), ptr<E>(gx)));
+    });
     return gx;
 }
 
@@ -296,12 +339,11 @@ Tensor poisson_nll_loss_cpu(const Tensor &input, const Tensor &target, bool log_
     const PoissonArgs a = poisson_args(input, target, reduction);
     Tensor out = at::empty(a.reduction == NLLK_REDUCTION_NONE ? a.x.sizes() : at::IntArrayRef{}, a.x.options());
     const size_t n = a.x.numel();
-    if (a.x.scalar_type() == at::kFloat)
-        check(nllk_poisson_nll_fwd_f32(a.x.data_ptr<float>(), a.t.data_ptr<float>(), n, log_input, full, eps,
-                                       a.reduction, out.data_ptr<float>()));
-    else
-        check(nllk_poisson_nll_fwd_f64(a.x.data_ptr<double>(), a.t.data_ptr<double>(), n, log_input, full, eps,
-                                       a.reduction, out.data_ptr<double>()));
+    with_api(a.x.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
+        check(A::poisson_fwd(ptr<E>(a.x), ptr<E>(a.t), n, log_input, full, eps, a.reduction, ptr<E>(out)));
+    });
     return out;
 }
 
@@ -321,14 +363,12 @@ std::tuple<Tensor, Tensor> poisson_nll_loss_backward_cpu(const Tensor &grad_outp
     Tensor gx = at::empty(a.x.sizes(), a.x.options());
     Tensor gt = grad_target ? at::empty(a.x.sizes(), a.x.options()) : Tensor();
     const size_t n = a.x.numel();
-    if (a.x.scalar_type() == at::kFloat)
-        check(nllk_poisson_nll_bwd_f32(a.x.data_ptr<float>(), a.t.data_ptr<float>(), n, log_input, full, eps,
-                                       a.reduction, go.data_ptr<float>(), gx.data_ptr<float>(),
-                                       grad_target ? gt.data_ptr<float>() : nullptr));
-    else
-        check(nllk_poisson_nll_bwd_f64(a.x.data_ptr<double>(), a.t.data_ptr<double>(), n, log_input, full, eps,
-                                       a.reduction, go.data_ptr<double>(), gx.data_ptr<double>(),
-                                       grad_target ? gt.data_ptr<double>() : nullptr));
+    with_api(a.x.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
+        check(A::poisson_bwd(ptr<E>(a.x), ptr<E>(a.t), n, log_input, full, eps, a.reduction, ptr<E>(go),
+                             ptr<E>(gx), ptr<E>(gt)));
+    });
     if (gx.sizes() != input.sizes())
         gx = gx.sum_to_size(input.sizes());
     if (grad_target && gt.sizes() != target.sizes())
@@ -472,29 +512,16 @@ std::tuple<Tensor, Tensor, Tensor> cross_entropy_impl(const Tensor &self, const 
                            x.options());
     Tensor tw = saved ? at::zeros({}, x.options()) : Tensor();
     Tensor lse = saved ? at::empty({static_cast<int64_t>(g.n * g.d)}, x.options()) : Tensor();
-    if (x.scalar_type() == at::kFloat) {
-        const float *wd = wp ? w.data_ptr<float>() : nullptr;
+    with_api(x.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
         if (r.prob)
-            check(nllk_cross_entropy_prob_fwd_f32(x.data_ptr<float>(), t.data_ptr<float>(), g.n, g.c, g.d, wd,
-                                                  label_smoothing, g.reduction, out.data_ptr<float>(),
-                                                  saved ? lse.data_ptr<float>() : nullptr));
+            check(A::ce_prob_fwd(ptr<E>(x), ptr<E>(t), g.n, g.c, g.d, ptr<E>(w), label_smoothing, g.reduction,
+                                 ptr<E>(out), ptr<E>(lse)));
         else
-            check(nllk_cross_entropy_fwd_f32(x.data_ptr<float>(), t.data_ptr(), g.target_type, g.n, g.c, g.d, wd,
-                                             ignore_index, label_smoothing, g.reduction, out.data_ptr<float>(),
-                                             saved ? tw.data_ptr<float>() : nullptr,
-                                             saved ? lse.data_ptr<float>() : nullptr));
-    } else {
-        const double *wd = wp ? w.data_ptr<double>() : nullptr;
-        if (r.prob)
-            check(nllk_cross_entropy_prob_fwd_f64(x.data_ptr<double>(), t.data_ptr<double>(), g.n, g.c, g.d, wd,
-                                                  label_smoothing, g.reduction, out.data_ptr<double>(),
-                                                  saved ? lse.data_ptr<double>() : nullptr));
-        else
-            check(nllk_cross_entropy_fwd_f64(x.data_ptr<double>(), t.data_ptr(), g.target_type, g.n, g.c, g.d, wd,
-                                             ignore_index, label_smoothing, g.reduction, out.data_ptr<double>(),
-                                             saved ? tw.data_ptr<double>() : nullptr,
-                                             saved ? lse.data_ptr<double>() : nullptr));
-    }
+            check(A::ce_fwd(ptr<E>(x), t.data_ptr(), g.target_type, g.n, g.c, g.d, ptr<E>(w), ignore_index,
+                            label_smoothing, g.reduction, ptr<E>(out), ptr<E>(tw), ptr<E>(lse)));
+    });
     return {out, tw, lse};
 }
 
@@ -530,29 +557,17 @@ std::tuple<Tensor, Tensor> cross_entropy_backward_cpu(const Tensor &grad_output,
     const Tensor l = lse.defined() && lse.numel() == static_cast<int64_t>(g.n * g.d) ? lse.contiguous() : Tensor();
     Tensor gx = at::empty(self.sizes(), x.options());
     Tensor gt = r.prob && grad_target ? at::empty(self.sizes(), x.options()) : Tensor();
-    const double twv = total_weight.defined() ? total_weight.item<double>() : 0.0;
-    if (x.scalar_type() == at::kFloat) {
-        const float *wd = wp ? w.data_ptr<float>() : nullptr, *ld = l.defined() ? l.data_ptr<float>() : nullptr;
+    with_api(x.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
         if (r.prob)
-            check(nllk_cross_entropy_prob_bwd_f32(go.data_ptr<float>(), x.data_ptr<float>(), t.data_ptr<float>(),
-                                                  g.n, g.c, g.d, wd, label_smoothing, g.reduction, ld,
-                                                  gx.data_ptr<float>(), gt.defined() ? gt.data_ptr<float>() : nullptr));
+            check(A::ce_prob_bwd(ptr<E>(go), ptr<E>(x), ptr<E>(t), g.n, g.c, g.d, ptr<E>(w), label_smoothing,
+                                 g.reduction, ptr<E>(l), ptr<E>(gx), ptr<E>(gt)));
         else
-            check(nllk_cross_entropy_bwd_f32(go.data_ptr<float>(), x.data_ptr<float>(), t.data_ptr(), g.target_type,
-                                             g.n, g.c, g.d, wd, ignore_index, label_smoothing, g.reduction,
-                                             static_cast<float>(twv), ld, gx.data_ptr<float>()));
-    } else {
-        const double *wd = wp ? w.data_ptr<double>() : nullptr, *ld = l.defined() ? l.data_ptr<double>() : nullptr;
-        if (r.prob)
-            check(nllk_cross_entropy_prob_bwd_f64(go.data_ptr<double>(), x.data_ptr<double>(), t.data_ptr<double>(),
-                                                  g.n, g.c, g.d, wd, label_smoothing, g.reduction, ld,
-                                                  gx.data_ptr<double>(),
-                                                  gt.defined() ? gt.data_ptr<double>() : nullptr));
-        else
-            check(nllk_cross_entropy_bwd_f64(go.data_ptr<double>(), x.data_ptr<double>(), t.data_ptr(),
-                                             g.target_type, g.n, g.c, g.d, wd, ignore_index, label_smoothing,
-                                             g.reduction, twv, ld, gx.data_ptr<double>()));
-    }
+            check(A::ce_bwd(ptr<E>(go), ptr<E>(x), t.data_ptr(), g.target_type, g.n, g.c, g.d, ptr<E>(w),
+                            ignore_index, label_smoothing, g.reduction, scalar<E>(total_weight, x.scalar_type()),
+                            ptr<E>(l), ptr<E>(gx)));
+    });
     return {gx, gt};
 }
 

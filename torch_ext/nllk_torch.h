@@ -5,8 +5,9 @@
 //   at::Tensor loss = nllk_torch::nll_loss(log_probs, target);   // at::Reduction::Mean, ignore_index -100
 //   loss.backward();
 //
-// reduction is at::Reduction::None / Mean / Sum. Inputs: dense CPU float32/float64 tensors (NLL targets int64,
-// int32 or uint8); anything else raises c10::Error. See torch_ext/nllk_torch.cpp for the operator schemas.
+// reduction is at::Reduction::None / Mean / Sum. Inputs: dense CPU float32/float64/bfloat16/float16 tensors (NLL
+// targets int64, int32 or uint8; results in the input's dtype); anything else raises c10::Error. See
+// torch_ext/nllk_torch.cpp for the operator schemas.
 #ifndef NLLK_TORCH_H
 #define NLLK_TORCH_H
 

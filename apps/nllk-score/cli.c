@@ -163,7 +163,7 @@ static const opt_spec opts[] = {
      "input holds rates (loss x - t*log(x+eps)); default: log-rates (exp(x) - t*x)"},
     {"full", 0, NULL, P, set_full, "add the Stirling term where t > 1"},
     {"eps", 0, "E", P, set_eps, "default 1e-8 (used with --no-log-input)"},
-    {"weight", 0, "W.npy", N | C, set_weight, "C class weights (float32/float64)"},
+    {"weight", 0, "W.npy", N | C, set_weight, "C class weights (float32/float64/float16)"},
     {"ignore-index", 0, "I", N | C, set_ignore, "default -100 (class-index targets)"},
     {"label-smoothing", 0, "S", C, set_smoothing, "in [0, 1], default 0 (PyTorch's label_smoothing)"},
     {"probs", 0, NULL, C, set_probs,
@@ -247,16 +247,21 @@ static void usage(void)
           "b.npy), use a glob ('preds_*.npy', sorted), a list file (@LIST: one name per line, relative to LIST's\n"
           "directory), or a member of an np.savez archive (ARCHIVE.npz:NAME; stored, not compressed).\n"
           "\n"
-          "poisson   PyTorch's poisson_nll_loss. input and target: float32 or float64 (the same), the same shape;\n"
-          "          integer targets (int8..int64, uint8..uint64) are converted exactly to the input's dtype.\n",
+          "poisson   PyTorch's poisson_nll_loss. input and target: float32, float64 or float16 (the same), the same\n"
+          "          shape;"
+          " integer targets (int8..int64, uint8..uint64) are converted exactly to the input's dtype.\n"
+          "          float16 ('<f2') inputs: float math, double sums, the results the double values, --out\n"
+          "          float16 (the same for nll and ce).\n",
           stdout);
     usage_section(P);
-    fputs("nll       PyTorch's nll_loss. input (C), (N, C) or (N, C, d1..dK) log-probabilities, float32/float64;\n"
-          "          target (), (N) or (N, d1..dK): int64, int32 or uint8.\n",
+    fputs("nll       PyTorch's nll_loss. input (C), (N, C) or (N, C, d1..dK) log-probabilities, float32/float64/\n"
+          "          float16;"
+          " target (), (N) or (N, d1..dK): int64, int32 or uint8.\n",
           stdout);
     usage_section(N);
-    fputs("ce        PyTorch's cross_entropy. input (C), (N, C) or (N, C, d1..dK) logits, float32/float64; target\n"
-          "          class indices as for nll, or (--probs) class probabilities of the input's shape and dtype.\n",
+    fputs("ce        PyTorch's cross_entropy. input (C), (N, C) or (N, C, d1..dK) logits, float32/float64/float16;\n"
+          "          target"
+          " class indices as for nll, or (--probs) class probabilities of the input's shape and dtype.\n",
           stdout);
     usage_section(C);
     fputs("nll, ce:\n", stdout);

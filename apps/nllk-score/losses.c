@@ -10,7 +10,7 @@
 #include "score.h"
 #include "util.h"
 
-static int is_float(npy_dtype t) { return t == NPY_F32 || t == NPY_F64; }
+static int is_float(npy_dtype t) { return t == NPY_F32 || t == NPY_F64 || t == NPY_F16; }
 
 /* A source's name for messages: its file, or "FIRST ... LAST (K parts)". */
 static const char *src_label(const source *s, char *buf, size_t cap)
@@ -114,7 +114,7 @@ static void count_warning(job *j, int kind, double v, uint64_t flat)
         for (uint64_t k = 0; k < m; k++) {                                                                        \
             y[k] = (OUT)v[k];                                                                                     \
             bad |= SIGNED && (int64_t)v[k] < 0;                                                                   \
-            if (sizeof(S) * 8 > (sizeof(OUT) == 4 ? 24 : 53))                                                     \
+            if (sizeof(S) * 8 > (sizeof(OUT) == 2 ? 11 : sizeof(OUT) == 4 ? 24 : 53))                             \
                 inexact |= (double)y[k] >= 0x1p63 || (double)y[k] < -0x1p63 ||                                    \
                            (SIGNED ? (int64_t)y[k] != (int64_t)v[k] : (uint64_t)y[k] != (uint64_t)v[k]);           \
         }                                                                                                         \
@@ -127,6 +127,8 @@ static const void *poisson_prepare(job *j, const void *x, const void *t, uint64_
         if ((j->warned & (WARN_NEGATIVE | WARN_FRACTION)) != (WARN_NEGATIVE | WARN_FRACTION)) {
             if (j->dtype == NPY_F32)
                 SCAN_COUNTS(float, 0x1p23f);
+            else if (j->dtype == NPY_F16)
+                SCAN_COUNTS(_Float16, 0x1p23f); /* (each value widened to float: |t| < 2^16) */
             else
                 SCAN_COUNTS(double, 0x1p52);
         }
@@ -147,6 +149,8 @@ static const void *poisson_prepare(job *j, const void *x, const void *t, uint64_
     }
     if (j->dtype == NPY_F32) {
         CONVERT_TO(float)
+    } else if (j->dtype == NPY_F16) {
+        CONVERT_TO(_Float16)
     } else {
         CONVERT_TO(double)
     }
@@ -168,7 +172,7 @@ static const void *poisson_prepare(job *j, const void *x, const void *t, uint64_
                 else if (ts == 4) uv = ((const uint32_t *)b)[k];
                 else uv = ((const uint64_t *)b)[k];
             }
-            const double y = j->dtype == NPY_F32 ? (double)((const float *)j->tconv)[k] : ((const double *)j->tconv)[k];
+            const double y = elem_value(j->dtype, j->tconv, k);
             const int neg = is_signed(j->tg.h.dtype) && sv < 0;
             const int exact = y < 0x1p63 && y >= -0x1p63 && (neg ? (int64_t)y == sv : (uint64_t)y == uv);
             char w[1024];
@@ -190,8 +194,7 @@ static const void *poisson_prepare(job *j, const void *x, const void *t, uint64_
 static nllk_status poisson_init(nllk_acc *acc, const job *j, uint64_t begin)
 {
     const options *o = j->o;
-    return nllk_poisson_acc_init(acc, j->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64, o->log_input, o->full, o->eps,
-                                 begin);
+    return nllk_poisson_acc_init(acc, loss_dtype(j->dtype), o->log_input, o->full, o->eps, begin);
 }
 
 static nllk_status poisson_f32(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
@@ -206,17 +209,24 @@ static nllk_status poisson_f64(nllk_acc *acc, const void *x, const void *t, size
     return nllk_poisson_acc_update_out_f64(acc, x, t, n, out);
 }
 
-const loss loss_poisson = {"poisson", poisson_setup, poisson_init, poisson_f32, poisson_f64, poisson_prepare};
+static nllk_status poisson_f16(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    (void)w;
+    return nllk_poisson_acc_update_out_f16(acc, x, t, n, out);
+}
+
+const loss loss_poisson = {"poisson", poisson_setup, poisson_init, poisson_f32, poisson_f64, poisson_prepare,
+                           poisson_f16};
 
 /* ---- nll: input (C) with a 0-d target, or (N, C, d1..dK) with target (N, d1..dK) ------------------------- */
 
-/* The C class weights of --weight in the input's dtype (malloc'ed). */
+/* The C class weights of --weight in the input's dtype (malloc'ed; float16 input: each rounded once). */
 static void *load_weight(const options *o, npy_dtype want, size_t c)
 {
     npy_file wf = {.fd = -1};
     open_npy(&wf, o->weight, o, "weight");
     if (!is_float(wf.h.dtype))
-        die(EX_FORMAT, "weight %s: dtype %s is not supported (float32 or float64)", wf.path,
+        die(EX_FORMAT, "weight %s: dtype %s is not supported (float32, float64 or float16)", wf.path,
             npy_dtype_name(wf.h.dtype));
     if (wf.h.ndim != 1 || wf.h.shape[0] != c) {
         char a[256];
@@ -229,15 +239,13 @@ static void *load_weight(const options *o, npy_dtype want, size_t c)
         die(EX_IO, "out of memory (weight)");
     const unsigned char *src = npyf_data(&wf);
     for (size_t k = 0; k < c; k++) {
-        double v;
-        if (wf.h.dtype == NPY_F32) {
-            float f;
-            memcpy(&f, src + 4 * k, 4);
-            v = f;
-        } else
-            memcpy(&v, src + 8 * k, 8);
+        unsigned char one[8];
+        memcpy(one, src + wf.h.itemsize * k, wf.h.itemsize); /* (the mapping may not be aligned) */
+        const double v = elem_value(wf.h.dtype, one, 0);
         if (want == NPY_F32)
             ((float *)w)[k] = (float)v;
+        else if (want == NPY_F16)
+            ((_Float16 *)w)[k] = (_Float16)v;
         else
             ((double *)w)[k] = v;
     }
@@ -337,7 +345,7 @@ static void nll_setup(job *j)
 
 static nllk_status nll_init(nllk_acc *acc, const job *j, uint64_t begin)
 {
-    return nllk_nll_acc_init(acc, j->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64, j->tt, (size_t)j->c,
+    return nllk_nll_acc_init(acc, loss_dtype(j->dtype), j->tt, (size_t)j->c,
                              (size_t)(j->d ? j->d : 1), j->o->ignore_index, begin);
 }
 
@@ -361,16 +369,14 @@ static const void *nll_prepare(job *j, const void *x, const void *t, uint64_t f,
     const uint64_t pos = f % j->d, step = j->d;
     double mx = -INFINITY, sum = 0;
     for (uint64_t k = 0; k < j->c; k++) {
-        const double v = j->dtype == NPY_F32 ? ((const float *)x)[k * step + (j->sub ? pos : 0)]
-                                             : ((const double *)x)[k * step + (j->sub ? pos : 0)];
+        const double v = elem_value(j->dtype, x, k * step + (j->sub ? pos : 0));
         if (v > mx)
             mx = v;
     }
     if (isnan(mx) || mx == INFINITY)
         return t;
     for (uint64_t k = 0; k < j->c && mx > -INFINITY; k++) {
-        const double v = j->dtype == NPY_F32 ? ((const float *)x)[k * step + (j->sub ? pos : 0)]
-                                             : ((const double *)x)[k * step + (j->sub ? pos : 0)];
+        const double v = elem_value(j->dtype, x, k * step + (j->sub ? pos : 0));
         sum += exp(v - mx);
     }
     const double lse = mx > -INFINITY ? mx + log(sum) : -INFINITY;
@@ -385,7 +391,12 @@ static const void *nll_prepare(job *j, const void *x, const void *t, uint64_t f,
     return t;
 }
 
-const loss loss_nll = {"nll", nll_setup, nll_init, nll_f32, nll_f64, nll_prepare};
+static nllk_status nll_f16(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_nll_acc_update_out_f16(acc, x, t, n, w, out);
+}
+
+const loss loss_nll = {"nll", nll_setup, nll_init, nll_f32, nll_f64, nll_prepare, nll_f16};
 
 /* ---- ce: logits as nll's input; class-index targets as nll's, or (--probs) probabilities of the input's shape -- */
 
@@ -408,7 +419,7 @@ static void ce_probs_setup(job *j)
 
 static nllk_status ce_init(nllk_acc *acc, const job *j, uint64_t begin)
 {
-    return nllk_cross_entropy_acc_init(acc, j->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64, j->tt, (size_t)j->c,
+    return nllk_cross_entropy_acc_init(acc, loss_dtype(j->dtype), j->tt, (size_t)j->c,
                                        (size_t)(j->d ? j->d : 1), j->o->ignore_index, j->o->label_smoothing, begin);
 }
 
@@ -422,11 +433,16 @@ static nllk_status ce_f64(nllk_acc *acc, const void *x, const void *t, size_t n,
     return nllk_cross_entropy_acc_update_out_f64(acc, x, t, n, w, out);
 }
 
-const loss loss_ce = {"ce", nll_setup, ce_init, ce_f32, ce_f64, NULL};
+static nllk_status ce_f16(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_cross_entropy_acc_update_out_f16(acc, x, t, n, w, out);
+}
+
+const loss loss_ce = {"ce", nll_setup, ce_init, ce_f32, ce_f64, NULL, ce_f16};
 
 static nllk_status ce_probs_init(nllk_acc *acc, const job *j, uint64_t begin)
 {
-    return nllk_cross_entropy_prob_acc_init(acc, j->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64, (size_t)j->c,
+    return nllk_cross_entropy_prob_acc_init(acc, loss_dtype(j->dtype), (size_t)j->c,
                                             (size_t)(j->d ? j->d : 1), j->o->label_smoothing, begin);
 }
 
@@ -440,4 +456,9 @@ static nllk_status ce_probs_f64(nllk_acc *acc, const void *x, const void *t, siz
     return nllk_cross_entropy_prob_acc_update_out_f64(acc, x, t, n, w, out);
 }
 
-const loss loss_ce_probs = {"ce", ce_probs_setup, ce_probs_init, ce_probs_f32, ce_probs_f64, NULL};
+static nllk_status ce_probs_f16(nllk_acc *acc, const void *x, const void *t, size_t n, const void *w, void *out)
+{
+    return nllk_cross_entropy_prob_acc_update_out_f16(acc, x, t, n, w, out);
+}
+
+const loss loss_ce_probs = {"ce", ce_probs_setup, ce_probs_init, ce_probs_f32, ce_probs_f64, NULL, ce_probs_f16};

@@ -36,6 +36,7 @@ const char *npy_dtype_name(npy_dtype t)
     case NPY_U16: return "uint16";
     case NPY_U32: return "uint32";
     case NPY_U64: return "uint64";
+    case NPY_F16: return "float16";
     }
     return "?";
 }
@@ -53,6 +54,7 @@ size_t npy_dtype_size(npy_dtype t)
     case NPY_U16: return 2;
     case NPY_U32: return 4;
     case NPY_U64: return 8;
+    case NPY_F16: return 2;
     }
     return 0;
 }
@@ -70,6 +72,7 @@ static const char *dtype_descr(npy_dtype t)
     case NPY_U16: return "<u2";
     case NPY_U32: return "<u4";
     case NPY_U64: return "<u8";
+    case NPY_F16: return "<f2";
     }
     return "";
 }
@@ -198,7 +201,8 @@ static npy_status parse_descr(const char *d, npy_header *h, char *err, size_t er
         const char *name;
         npy_dtype dtype;
     } known[] = {{"f4", NPY_F32}, {"f8", NPY_F64}, {"i8", NPY_I64}, {"i4", NPY_I32}, {"u1", NPY_U8},
-                 {"i1", NPY_I8},   {"i2", NPY_I16},  {"u2", NPY_U16}, {"u4", NPY_U32}, {"u8", NPY_U64}};
+                 {"i1", NPY_I8},   {"i2", NPY_I16},  {"u2", NPY_U16}, {"u4", NPY_U32}, {"u8", NPY_U64},
+                 {"f2", NPY_F16}};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         if (strcmp(t, known[k].name) != 0)
             continue;
@@ -213,7 +217,8 @@ static npy_status parse_descr(const char *d, npy_header *h, char *err, size_t er
         h->itemsize = size;
         return NPY_OK;
     }
-    return fail(NPY_E_DTYPE, err, errlen, "unsupported dtype '%s' (float32, float64 and integers of 8 to 64 bits are read)",
+    return fail(NPY_E_DTYPE, err, errlen, "unsupported dtype '%s' (float32, float64, float16 and integers of 8 to 64 bits are "
+                "read)",
                 d);
 }
 

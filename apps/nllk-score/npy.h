@@ -2,7 +2,8 @@
  *
  * The parser takes bytes (no file access), so the fuzzer and the corpus test drive exactly the code the
  * program runs. It accepts what numpy.save writes for the dtypes nllk-score uses — little-endian (or '|' /
- * '=' for one-byte and native types on a little-endian host) float32, float64, int8..int64, uint8..uint64 — and
+ * '=' for one-byte and native types on a little-endian host) float32, float64, float16, int8..int64,
+ * uint8..uint64 — and
  * classifies everything else (not an .npy, a malformed or truncated header, Fortran order, big-endian,
  * an unsupported dtype, a shape whose size overflows) with a one-line message. */
 #ifndef NLLK_SCORE_NPY_H
@@ -17,7 +18,8 @@
 
 typedef enum npy_dtype {
     NPY_F32 = 0, NPY_F64, NPY_I64, NPY_I32, NPY_U8, /* the first five: what the losses read directly        */
-    NPY_I8, NPY_I16, NPY_U16, NPY_U32, NPY_U64      /* integer counts (Poisson targets, converted exactly)   */
+    NPY_I8, NPY_I16, NPY_U16, NPY_U32, NPY_U64,     /* integer counts (Poisson targets, converted exactly)   */
+    NPY_F16                                         /* float16 ('<f2'): 16-bit storage, read directly too    */
 } npy_dtype;
 
 typedef enum npy_status {
@@ -28,7 +30,7 @@ typedef enum npy_status {
     NPY_E_HEADER,      /* the header dictionary is malformed                                         */
     NPY_E_FORTRAN,     /* fortran_order: True                                                        */
     NPY_E_BIG_ENDIAN,  /* a big-endian dtype                                                         */
-    NPY_E_DTYPE,       /* a dtype other than the ten above (or a structured one)                     */
+    NPY_E_DTYPE,       /* a dtype other than the eleven above (or a structured one)                  */
     NPY_E_SHAPE        /* too many dimensions, or a size that overflows 64 bits                      */
 } npy_status;
 
@@ -52,7 +54,7 @@ npy_status npy_header_size(const unsigned char *buf, size_t len, uint64_t *need,
  * h->data_offset + h->nbytes with the file size. On failure err holds one line (no newline). */
 npy_status npy_parse(const unsigned char *buf, size_t len, npy_header *h, char *err, size_t errlen);
 
-/* "float32", "float64", "int64", "int32", "uint8". */
+/* "float32", "float64", "float16", "int64", "int32", "uint8", ... */
 const char *npy_dtype_name(npy_dtype t);
 size_t npy_dtype_size(npy_dtype t);
 

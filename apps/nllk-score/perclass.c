@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "score.h"
 #include "shard.h"
 
 enum { STAGE = 1024 }; /* losses staged per class between accumulator updates */
@@ -41,13 +42,13 @@ perclass *pc_new(uint64_t c, npy_dtype dtype, int64_t ignore_index, const void *
     return p;
 }
 
-static nllk_dtype ldt(const perclass *p) { return p->dtype == NPY_F32 ? NLLK_F32 : NLLK_F64; }
+static nllk_dtype ldt(const perclass *p) { return loss_dtype(p->dtype); }
 
 static void flush(perclass *p, cls *k, const void *weight)
 {
-    const nllk_status st = p->dtype == NPY_F32
-                               ? nllk_nll_acc_update_f32(k->acc, k->stage, p->zeros, k->n, weight)
-                               : nllk_nll_acc_update_f64(k->acc, k->stage, p->zeros, k->n, weight);
+    const nllk_status st = p->dtype == NPY_F32   ? nllk_nll_acc_update_f32(k->acc, k->stage, p->zeros, k->n, weight)
+                           : p->dtype == NPY_F16 ? nllk_nll_acc_update_f16(k->acc, k->stage, p->zeros, k->n, weight)
+                                                 : nllk_nll_acc_update_f64(k->acc, k->stage, p->zeros, k->n, weight);
     if (st != NLLK_OK)
         die(EX_INTERNAL, "--per-class: accumulator update: %s", nllk_last_error());
     k->n = 0;
@@ -79,6 +80,8 @@ void pc_add(perclass *p, const void *losses, const void *target, nllk_target_typ
         cls *k = p->k[t].acc ? &p->k[t] : open_class(p, (uint64_t)t);
         if (p->dtype == NPY_F32)
             ((float *)k->stage)[k->n] = -((const float *)losses)[i];
+        else if (p->dtype == NPY_F16)
+            ((_Float16 *)k->stage)[k->n] = -((const _Float16 *)losses)[i];
         else
             ((double *)k->stage)[k->n] = -((const double *)losses)[i];
         if (++k->n == STAGE)

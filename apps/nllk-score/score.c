@@ -144,7 +144,7 @@ static void score_chunks(const loss *L, job *j, out_file *out, void *obuf, uint6
                          progress *pr, result *r)
 {
     const options *o = j->o;
-    const update_fn update = j->dtype == NPY_F32 ? L->update_f32 : L->update_f64;
+    const update_fn update = loss_update(L, j->dtype);
     const uint64_t unit_bytes = j->c * j->es + j->tc * j->ts; /* file bytes per target element */
     const int pipe = !j->sub && j->in.mode == IO_PREFETCH;
     const int big_runs = j->sub && j->chunk * j->es >= 65536; /* else c tiny runs: leave them to page faults */
@@ -311,8 +311,8 @@ void score(const loss *L, const options *o, out_file *out, result *r)
     warnings_off(o->no_warn);
     src_open(&j.in, o->inputs.v, o->inputs.n, io_for(o), !o->keep_pages, "input");
     src_open(&j.tg, o->targets.v, o->targets.n, io_for(o), !o->keep_pages, "target");
-    if (j.in.h.dtype != NPY_F32 && j.in.h.dtype != NPY_F64)
-        die(EX_FORMAT, "input %s: dtype %s is not supported (float32 or float64)", j.in.parts[0].spec,
+    if (j.in.h.dtype != NPY_F32 && j.in.h.dtype != NPY_F64 && j.in.h.dtype != NPY_F16)
+        die(EX_FORMAT, "input %s: dtype %s is not supported (float32, float64 or float16)", j.in.parts[0].spec,
             npy_dtype_name(j.in.h.dtype));
     j.dtype = j.in.h.dtype;
     j.es = j.in.h.itemsize;

@@ -51,7 +51,25 @@ typedef struct loss {
     /* optional: looks at chunk [f, f + m) before its update (warnings) and returns the targets to pass (t, or
      * Poisson's integer targets converted); errors end the program */
     const void *(*prepare)(job *j, const void *x, const void *t, uint64_t f, uint64_t m);
+    update_fn update_f16; /* float16 ('<f2') inputs */
 } loss;
+
+/* The update of input dtype t (float32, float64, float16). */
+static inline update_fn loss_update(const loss *L, npy_dtype t)
+{
+    return t == NPY_F32 ? L->update_f32 : t == NPY_F64 ? L->update_f64 : L->update_f16;
+}
+
+/* The library's nllk_dtype of input dtype t. float16 is 16-bit storage: float math, double sums; the accumulators'
+ * results (what nllk-score reports) are the double values, the per-element losses (--out) float16. */
+static inline nllk_dtype loss_dtype(npy_dtype t) { return t == NPY_F32 ? NLLK_F32 : t == NPY_F64 ? NLLK_F64 : NLLK_F16; }
+
+/* Element k of an array of float dtype t (float32, float64, float16), as a double (exactly). */
+static inline double elem_value(npy_dtype t, const void *p, uint64_t k)
+{
+    return t == NPY_F32 ? (double)((const float *)p)[k]
+         : t == NPY_F64 ? ((const double *)p)[k] : (double)((const _Float16 *)p)[k];
+}
 
 extern const loss loss_poisson, loss_nll, loss_ce, loss_ce_probs;
 

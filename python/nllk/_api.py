@@ -9,6 +9,13 @@ The compiled path: when nllk._capi.fast (the _nllk_fast module, python/src/nllk_
 hands it its arguments first; it computes the common numpy call (the same C call, so the same bits) or returns
 None, and the code below runs as it always does (all checks and exceptions are its).
 
+Dtypes: float32, float64, float16 and bfloat16 (16-bit storage: converted exactly to float32, computed in float32,
+each output rounded once to the storage type; see nllk.h). numpy has no bfloat16: a torch.bfloat16 tensor (or an
+ml_dtypes.bfloat16 array) is handled here as a view of its bits, a uint16 array of the dtype _BF16 (uint16 with
+metadata {'nllk': 'bfloat16'}, so that an integer uint16 array is never taken for one), and results go back to
+the caller as torch.bfloat16 (or ml_dtypes.bfloat16). Every conversion between float dtypes made here rounds
+once to nearest even (_cast).
+
 Autograd: nll_loss and poisson_nll_loss given a tensor that requires grad (with grad mode on) are computed by
 nllk.torch, so the result takes part in autograd; the other functions raise NllkRuntimeError there rather than
 return a silently detached result.
@@ -29,6 +36,8 @@ from ._errors import DTypeError, NllkIndexError, NllkRuntimeError, NllkTypeError
 ArrayLike = Any  # a numpy array, a CPU torch tensor, or anything np.asarray takes
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
+_F16 = np.dtype(np.float16)
+_BF16 = np.dtype(np.uint16, metadata={"nllk": "bfloat16"})  # bfloat16 bits (see above)
 
 
 # ---- kinds: numpy or torch ----------------------------------------------------------------------------------
@@ -61,39 +70,51 @@ def _refuse_grad(fn: str, *args) -> None:
 
 
 def _to_numpy(a, role: str) -> np.ndarray:
-    """A numpy view of a (numpy array, CPU strided torch tensor, or anything np.asarray takes)."""
+    """A numpy view of a (numpy array, CPU strided torch tensor, or anything np.asarray takes); bfloat16 values
+    (torch.bfloat16, ml_dtypes.bfloat16) as their bits, of dtype _BF16."""
     if type(a) is np.ndarray:
-        return a
+        return a if a.dtype.kind != "V" or not _is_bf16(a.dtype) else a.view(_BF16)
     if _is_tensor(a):
         torch = _torch()
         if a.device.type != "cpu":
             raise NllkValueError(f"{role}: nllk runs on the CPU, got a tensor on {a.device}")
         if a.layout != torch.strided:
             raise NllkTypeError(f"{role}: nllk takes dense (strided) tensors, got layout {a.layout}")
-        if a.dtype in (torch.bfloat16, torch.complex32) or a.is_complex() or a.is_quantized:
-            raise DTypeError(f"{role}: nllk computes in float32 and float64, got {a.dtype}")
+        if a.is_complex() or a.is_quantized:
+            raise DTypeError(f"{role}: nllk computes in {_DTYPES_TEXT}, got {a.dtype}")
         if a.requires_grad:  # (grad mode is off here: see _tracks_grad)
             a = a.detach()
         if a.is_conj():
             a = a.resolve_conj()
         if a.is_neg():
             a = a.resolve_neg()
+        if a.dtype is torch.bfloat16:
+            return a.view(torch.int16).numpy().view(_BF16)
         return a.numpy()
     try:
-        return np.asarray(a)
+        a = np.asarray(a)
+        return a.view(_BF16) if _is_bf16(a.dtype) else a
     except Exception as e:  # pragma: no cover - exotic objects
         raise NllkTypeError(f"{role}: expected a numpy array or a torch tensor, got {type(a).__name__}") from e
 
 
 def _wrap(arr: np.ndarray, as_torch: bool):
-    """arr as the caller's kind."""
+    """arr as the caller's kind (bfloat16 bits as torch.bfloat16, or as ml_dtypes.bfloat16 when it is loaded)."""
+    if arr.dtype is _BF16:
+        if as_torch:
+            return _torch().from_numpy(arr.view(np.int16)).view(_torch().bfloat16)
+        ml_dtypes = sys.modules.get("ml_dtypes")
+        return arr.view(ml_dtypes.bfloat16) if ml_dtypes is not None else arr
     return _torch().from_numpy(arr) if as_torch else arr
 
 
 def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
-    """a as a C-contiguous, aligned, native-byte-order array of dtype (no copy when it already is one)."""
+    """a as a C-contiguous, aligned, native-byte-order array of dtype (no copy when it already is one); values
+    of another dtype are converted (_cast)."""
     if a.dtype is dtype and a.flags.c_contiguous and a.flags.aligned:  # (native dtypes are singletons)
         return a
+    if a.dtype is not dtype and (dtype is _BF16 or a.dtype is _BF16) and _float_dtype(a.dtype) is not dtype:
+        a = _cast(a, dtype)
     return np.require(a, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
@@ -106,11 +127,77 @@ def _ptr(a: Optional[np.ndarray]) -> Optional[int]:
     return a.ctypes.data
 
 
+_DTYPES_TEXT = "float16, bfloat16, float32 and float64"
+_FLOAT_SIZES = {2: _F16, 4: _F32, 8: _F64}
+
+
+def _is_bf16(dt: np.dtype) -> bool:
+    """True for nllk's bfloat16-bits dtype and for ml_dtypes' bfloat16."""
+    return dt is _BF16 or (dt.itemsize == 2 and (dt.kind == "V" and dt.name == "bfloat16" or (
+        dt.metadata is not None and dt.metadata.get("nllk") == "bfloat16")))
+
+
 def _float_dtype(dt: np.dtype) -> Optional[np.dtype]:
-    """dt normalized to native float32/float64, or None if dt is neither."""
-    if dt.kind == "f" and dt.itemsize in (4, 8):
-        return _F32 if dt.itemsize == 4 else _F64
-    return None
+    """dt normalized to native float16/float32/float64 or _BF16, or None if dt is none of them."""
+    if dt.kind == "f":
+        return _FLOAT_SIZES.get(dt.itemsize)
+    return _BF16 if _is_bf16(dt) else None
+
+
+def dtype_name(dt: np.dtype) -> str:
+    return "bfloat16" if _is_bf16(dt) else str(dt)
+
+
+def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
+    """PyTorch's promote_types of two float dtypes: float64 wins; two different ones otherwise give float32
+    (float16 with bfloat16 included)."""
+    if a is b:
+        return a
+    return _F64 if a is _F64 or b is _F64 else _F32
+
+
+def _widen(a: np.ndarray) -> np.ndarray:
+    """a's values, with bfloat16 bits widened exactly to float32 (other dtypes as they are)."""
+    if _is_bf16(a.dtype):
+        return (a.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return a
+
+
+def _f32_round_to_odd(d: np.ndarray) -> np.ndarray:
+    """float64 values as float32, rounded to odd (an inexact result takes the neighbour whose last bit is 1): a
+    second rounding to a format of at most 22 significand bits (bfloat16) is then the correct rounding of d."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = d.astype(np.float32)
+    inexact = (r.astype(np.float64) != d) & ((r.view(np.uint32) & 1) == 0) & np.isfinite(d)
+    away = np.nextafter(r, np.where(d > r, np.float32(np.inf), np.float32(-np.inf)))
+    return np.where(inexact, away, r).astype(np.float32)
+
+
+def _cast(a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """a's values (any real dtype, bfloat16 bits included) in float dtype dt, each rounded once to nearest even
+    (to bfloat16: as PyTorch's c10::BFloat16 and libnllk round a float, NaN 0x7FC0)."""
+    a = _widen(np.asarray(a))
+    if dt is not _BF16:
+        with np.errstate(over="ignore", invalid="ignore"):  # (overflow to inf is the rounding's result)
+            return a.astype(dt)
+    f = a.astype(np.float32) if a.dtype.kind == "f" and a.dtype.itemsize <= 4 else \
+        _f32_round_to_odd(a.astype(np.float64))
+    u = np.asarray(f, dtype=np.float32).view(np.uint32)
+    with np.errstate(over="ignore"):  # (NaN bits may wrap: replaced)
+        bits = np.where(np.isnan(f), np.uint32(0x7FC0), (u + (((u >> 16) & 1) + 0x7FFF)) >> 16)
+    return bits.astype(np.uint16).view(_BF16)
+
+
+def _value(a) -> float:
+    """The one value of a (a number, a 1-element array or tensor, bfloat16 bits included) as a Python float."""
+    return float(_widen(np.asarray(a)).reshape(()))
+
+
+def _scalar(dt: np.dtype, v: float):
+    """v as the C API's element scalar of dt (a float; for 16-bit storage the bits of v rounded once)."""
+    if dt is _F32 or dt is _F64:
+        return v
+    return int(_cast(np.asarray(v, dtype=np.float64), dt).view(np.uint16))
 
 
 def _compute_dtype(a: np.ndarray, role: str) -> np.dtype:
@@ -119,24 +206,40 @@ def _compute_dtype(a: np.ndarray, role: str) -> np.dtype:
         return dt
     dt = _float_dtype(dt)
     if dt is None:
-        raise DTypeError(f"{role}: nllk computes in float32 and float64 only, got {a.dtype}")
+        raise DTypeError(f"{role}: nllk computes in {_DTYPES_TEXT} only, got {a.dtype}")
     return dt
 
 
 def _kernels(dt: np.dtype) -> _capi.Kernels:
     lib = _capi.get()
-    return lib.f32 if dt is _F32 else lib.f64
+    return lib.f32 if dt is _F32 else lib.f64 if dt is _F64 else lib.f16 if dt is _F16 else lib.bf16
+
+
+def as_dtype(dtype: Any) -> Optional[np.dtype]:
+    """A dtype argument (numpy dtype or type, its name, "bfloat16", a torch dtype, ml_dtypes.bfloat16) as one of
+    nllk's four (_F32, _F64, _F16, _BF16), or None."""
+    torch = _torch()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        return {torch.float32: _F32, torch.float64: _F64, torch.float16: _F16, torch.bfloat16: _BF16}.get(dtype)
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        return _BF16
+    try:
+        return _float_dtype(np.dtype(dtype))
+    except TypeError:
+        return None
 
 
 # ---- Poisson ------------------------------------------------------------------------------------------------
 def _poisson_dtype(x: np.ndarray, t: np.ndarray) -> np.dtype:
-    """PyTorch's result dtype of poisson_nll_loss(x, t): input must be float32/float64; a floating target
-    promotes with it (float32 with float64 gives float64), an integer or bool target takes input's dtype."""
+    """PyTorch's result dtype of poisson_nll_loss(x, t): input must be a float dtype; a floating target promotes
+    with it (_promote: float32 with float64 gives float64, a 16-bit type with another float type float32 or
+    float64), an integer or bool target takes input's dtype."""
     dt = _compute_dtype(x, "poisson_nll_loss input")
+    tdt = _float_dtype(t.dtype)
+    if tdt is not None:
+        return _promote(dt, tdt)
     if t.dtype.kind == "f":
-        if t.dtype.itemsize > 8:
-            raise DTypeError(f"poisson_nll_loss target: nllk computes in float32 and float64, got {t.dtype}")
-        return _F64 if t.dtype.itemsize == 8 else dt
+        raise DTypeError(f"poisson_nll_loss target: nllk computes in {_DTYPES_TEXT}, got {t.dtype}")
     if t.dtype.kind in "iub":
         return dt
     raise DTypeError(f"poisson_nll_loss target: expected a real number dtype, got {t.dtype}")
@@ -148,7 +251,7 @@ def _poisson_prepare(input, target):
     x = _to_numpy(input, "poisson_nll_loss input")
     t = _to_numpy(target, "poisson_nll_loss target")
     if isinstance(target, (int, float)) and _float_dtype(x.dtype) is not None:
-        t = t.astype(x.dtype)  # a Python number is weakly typed, as in PyTorch: it takes input's dtype
+        t = _cast(t, _float_dtype(x.dtype))  # a Python number is weakly typed, as in PyTorch: input's dtype
     dt = _poisson_dtype(x, t)
     x_shape, t_shape, x_dtype, t_dtype = x.shape, t.shape, x.dtype, t.dtype
     shape = _args.broadcast_shape(x.shape, t.shape, "poisson_nll_loss")
@@ -163,8 +266,9 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
                      eps: float = 1e-8, reduction: str = "mean"):
     """Poisson negative log-likelihood, as torch.nn.functional.poisson_nll_loss.
 
-    input, target: numpy arrays or torch tensors (broadcast together as in PyTorch). float32/float64; mixed
-    float32/float64 computes in float64, an integer target takes input's dtype (PyTorch's promotion).
+    input, target: numpy arrays or torch tensors (broadcast together as in PyTorch). float32/float64/float16/
+    bfloat16; mixed dtypes compute in PyTorch's promoted dtype (float32 with float64: float64; a 16-bit type
+    with another float type: float32 or float64), an integer target takes input's dtype.
     Returns the kind of `input`: a 0-d result for 'mean'/'sum', the broadcast shape for 'none'. Tensors that
     require grad are computed by nllk.torch.poisson_nll_loss (the result takes part in autograd)."""
     if _capi.fast is not None:  # the compiled path: the common numpy call, else None
@@ -188,7 +292,9 @@ def _sum_to_shape(g: np.ndarray, shape) -> np.ndarray:
         return g
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
-    if axes:
+    if axes and g.itemsize == 2:  # 16-bit storage: summed in float64, rounded once
+        g = _cast(_widen(g).sum(axis=axes, keepdims=True, dtype=np.float64), _float_dtype(g.dtype))
+    elif axes:
         g = g.sum(axis=axes, keepdims=True, dtype=g.dtype)
     # np.require keeps a 0-d result 0-d (np.ascontiguousarray would make it 1-d)
     return np.require(g.reshape(shape), requirements=("C_CONTIGUOUS",))
@@ -236,13 +342,15 @@ def poisson_nll_loss_backward(grad_output: ArrayLike, input: ArrayLike, target: 
     _capi.check(_kernels(dt).poisson_nll_bwd(_ptr(x), _ptr(t), x.size, li, fu, ep, red, _ptr(g), _ptr(gx),
                                              _ptr(gt)))
     gx = _sum_to_shape(gx, x_shape)
-    if x_dtype.kind == "f" and x_dtype != dt:
-        gx = gx.astype(x_dtype)
+    x_dtype = _float_dtype(x_dtype)
+    if x_dtype is not None and x_dtype is not dt:
+        gx = _cast(gx, x_dtype)
     if not want_gt:
         return _wrap(gx, as_torch)
     gt = _sum_to_shape(gt, t_shape)
-    if t_dtype.kind == "f" and t_dtype != dt:
-        gt = gt.astype(_float_dtype(t_dtype) or t_dtype)
+    t_dtype = _float_dtype(t_dtype)
+    if t_dtype is not None and t_dtype is not dt:
+        gt = _cast(gt, t_dtype)
     return _wrap(gx, as_torch), _wrap(gt, as_torch)
 
 
@@ -274,7 +382,7 @@ def _nll_weight(weight, dt: np.dtype) -> Optional[np.ndarray]:
         return None
     w = _to_numpy(weight, "nll_loss weight")
     if _float_dtype(w.dtype) is not dt:
-        raise DTypeError(f"nll_loss weight: expected dtype {dt} (input's), got {w.dtype}")
+        raise DTypeError(f"nll_loss weight: expected dtype {dtype_name(dt)} (input's), got {dtype_name(w.dtype)}")
     return _contiguous(w, dt)
 
 
@@ -342,7 +450,8 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = 
              reduction: str = "mean"):
     """Negative log-likelihood, as torch.nn.functional.nll_loss.
 
-    input: (C), (N, C) or (N, C, d1, ..., dK), float32/float64; target: () , (N) or (N, d1, ..., dK) class
+    input: (C), (N, C) or (N, C, d1, ..., dK), float32/float64/float16/bfloat16 (float16 is computed although
+    PyTorch's CPU nll_loss does not implement it); target: () , (N) or (N, d1, ..., dK) class
     indices, int64, int32 or uint8 for every shape (other integer dtypes are converted to int64); weight: (C)
     of input's dtype. A target outside [0, C) that is not ignore_index raises IndexError (NllkIndexError).
     A tensor input that requires grad is computed by nllk.torch.nll_loss (the result takes part in autograd)."""
@@ -382,14 +491,14 @@ def nll_loss_backward(grad_output: ArrayLike, input: ArrayLike, target: ArrayLik
     g = _grad_output(grad_output, red, out_shape, dt, fn)
     k = _kernels(dt)
     if total_weight is not None:
-        total_weight = float(np.asarray(_to_numpy(total_weight, f"{fn} total_weight")).reshape(()))
+        total_weight = _scalar(dt, _value(_to_numpy(total_weight, f"{fn} total_weight")))
     elif red == REDUCTION_MEAN:
         tw, scratch = k.real(), k.real()
         _capi.check(k.nll_fwd(_ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, red, ctypes.addressof(scratch),
                               ctypes.addressof(tw)))
-        total_weight = tw.value
+        total_weight = tw.value  # (the C type's value: for 16-bit storage, its bits)
     else:
-        total_weight = 0.0
+        total_weight = _scalar(dt, 0.0)
     gx = np.empty(x.shape, dtype=dt)
     _capi.check(k.nll_bwd(_ptr(g), _ptr(t), ttype, n, c, d, _ptr(w), ii, red, total_weight, _ptr(gx)))
     return _wrap(gx, as_torch)
@@ -404,19 +513,22 @@ def _ce_prepare(input, target, weight, ignore_index, reduction, label_smoothing,
     x = _to_numpy(input, f"{fn} input")
     t = _to_numpy(target, f"{fn} target")
     w = _to_numpy(weight, f"{fn} weight") if weight is not None else None
-    prob = _args.ce_is_prob(x.shape, t.shape, t.dtype, ii)
+    prob = _args.ce_is_prob(x.shape, t.shape, t.dtype, ii, t.dtype.kind == "f" or _is_bf16(t.dtype))
     dt = _compute_dtype(x, f"{fn} input")
     if prob:
         n, c, d, out_shape = _args.ce_prob_geometry(x.shape, None if w is None else w.shape, red)
         tdt = _float_dtype(t.dtype)
         if tdt is None:
-            raise DTypeError(f"{fn} target: probabilities must be float32 or float64, got {t.dtype}")
-        if tdt is _F64 and dt is _F32:
-            # PyTorch promotes: float32 logits with float64 probabilities give a float64 loss (nllk computes it
-            # all in float64); a float32 weight is then taken as well
-            dt = _F64
-            if w is not None and _float_dtype(w.dtype) is _F32:
-                w = w.astype(_F64)
+            raise DTypeError(f"{fn} target: probabilities must be of a float dtype ({_DTYPES_TEXT}), got "
+                             f"{t.dtype}")
+        pdt = _promote(dt, tdt)
+        if pdt is not dt:
+            # PyTorch promotes: e.g. float32 logits with float64 probabilities give a float64 loss, bfloat16 logits
+            # with float32 probabilities a float32 one (nllk computes it all in that dtype); a weight of the
+            # logits' dtype is then taken as well
+            if w is not None and _float_dtype(w.dtype) is dt:
+                w = _cast(w, pdt)
+            dt = pdt
         t, ttype = _contiguous(t, dt), None
     else:
         n, c, d, out_shape, red = _args.nll_geometry(x.shape, t.shape, None if w is None else w.shape, red)
@@ -438,10 +550,10 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLik
     """Cross-entropy from logits (log_softmax over the class dimension + NLL, fused), as
     torch.nn.functional.cross_entropy (PyTorch 1.13), with its signature and argument rules.
 
-    input: logits (C), (N, C) or (N, C, d1, ..., dK), float32/float64. target: class indices of shape (), (N) or
-    (N, d1, ..., dK) (int64, int32 or uint8 as they are; other integer dtypes converted to int64), or class
-    probabilities of input's shape (float32/float64; float32 logits with float64 probabilities compute and
-    return float64, as PyTorch promotes). weight: (C) of input's dtype.
+    input: logits (C), (N, C) or (N, C, d1, ..., dK), float32/float64/float16/bfloat16. target: class indices of
+    shape (), (N) or (N, d1, ..., dK) (int64, int32 or uint8 as they are; other integer dtypes converted to int64),
+    or class probabilities of input's shape (a float dtype; mixed dtypes compute and return PyTorch's promoted
+    dtype, e.g. float32 logits with float64 probabilities float64). weight: (C) of input's dtype.
     ignore_index: class-index targets only (a probability target takes no ignore_index >= 0).
     label_smoothing in [0, 1] (> 1 RuntimeError; negative or NaN is no smoothing, as in PyTorch 1.13), with
     PyTorch 1.13's normalisation: for class indices and 'mean', both terms are divided by total_weight (the weight
@@ -490,7 +602,7 @@ def cross_entropy_forward(input: ArrayLike, target: ArrayLike, weight: Optional[
                                                                                 label_smoothing, fn)
     out = np.empty(out_shape if red == REDUCTION_NONE else (), dtype=dt)
     lse = np.empty(out_shape, dtype=dt)
-    tw = np.zeros((), dtype=dt) if ttype is not None else np.asarray(n * d, dtype=dt)
+    tw = np.zeros((), dtype=dt) if ttype is not None else _cast(np.asarray(float(n * d)), dt)
     _ce_fwd(_kernels(dt), x, t, ttype, n, c, d, w, ii, red, ls, out, tw if ttype is not None else None, lse)
     return _wrap(out, as_torch), _wrap(tw, as_torch), _wrap(lse, as_torch)
 
@@ -526,7 +638,7 @@ def cross_entropy_backward(grad_output: ArrayLike, input: ArrayLike, target: Arr
             raise NllkRuntimeError(f"{fn}: lse has shape {_args.shape_str(lse.shape)}, expected "
                                    f"{_args.shape_str(out_shape)} (one log-sum-exp per position)")
         if _float_dtype(lse.dtype) is not dt:
-            raise DTypeError(f"{fn} lse: expected dtype {dt} (input's), got {lse.dtype}")
+            raise DTypeError(f"{fn} lse: expected dtype {dtype_name(dt)} (input's), got {dtype_name(lse.dtype)}")
         lse = _contiguous(lse, dt)
     gx = np.empty(x.shape, dtype=dt)
     if ttype is None:
@@ -534,26 +646,26 @@ def cross_entropy_backward(grad_output: ArrayLike, input: ArrayLike, target: Arr
         _capi.check(k.cross_entropy_prob_bwd(_ptr(g), _ptr(x), _ptr(t), n, c, d, _ptr(w), ls, red, _ptr(lse),
                                              _ptr(gx), _ptr(gt)))
         x_dtype = _float_dtype(_to_numpy(input, f"{fn} input").dtype)
-        if x_dtype is not dt:  # (float32 logits with float64 probabilities: computed in float64)
-            gx = gx.astype(x_dtype)
+        if x_dtype is not dt:  # (e.g. float32 logits with float64 probabilities: computed in float64)
+            gx = _cast(gx, x_dtype)
         if not want_gt:
             return _wrap(gx, as_torch)
         t_dtype = _float_dtype(_to_numpy(target, f"{fn} target").dtype)
         if t_dtype is not dt:
-            gt = gt.astype(t_dtype)
+            gt = _cast(gt, t_dtype)
         return _wrap(gx, as_torch), _wrap(gt, as_torch)
     if total_weight is not None:
-        total_weight = float(np.asarray(_to_numpy(total_weight, f"{fn} total_weight")).reshape(()))
+        total_weight = _value(_to_numpy(total_weight, f"{fn} total_weight"))
     elif red == REDUCTION_MEAN:
         tw = np.zeros((), dtype=dt)
         fresh = np.empty(n * d, dtype=dt) if lse is None else None  # (the caller's lse is only read)
         _ce_fwd(k, x, t, ttype, n, c, d, w, ii, red, ls, np.empty((), dtype=dt), tw, fresh)
         lse = fresh if lse is None else lse
-        total_weight = float(tw)
+        total_weight = _value(tw)
     else:
         total_weight = 0.0
-    _capi.check(k.cross_entropy_bwd(_ptr(g), _ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, ls, red, total_weight,
-                                    _ptr(lse), _ptr(gx)))
+    _capi.check(k.cross_entropy_bwd(_ptr(g), _ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, ls, red,
+                                    _scalar(dt, total_weight), _ptr(lse), _ptr(gx)))
     return _wrap(gx, as_torch)
 
 

@@ -221,13 +221,16 @@ def check_nll_weight(weight_shape: Tuple[int, ...], c: int, prefix: str = "") ->
 _TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
-def ce_is_prob(x_shape: Tuple[int, ...], t_shape: Tuple[int, ...], t_dtype: np.dtype, ignore_index: int) -> bool:
+def ce_is_prob(x_shape: Tuple[int, ...], t_shape: Tuple[int, ...], t_dtype: np.dtype, ignore_index: int,
+               t_floating: Optional[bool] = None) -> bool:
     """True when cross_entropy's target holds class probabilities: PyTorch 1.13 assumes so exactly when target
     has input's shape, and then requires a floating target (RuntimeError) and no ignore_index >= 0
-    (RuntimeError). A 0-d input has no class dimension (IndexError, as PyTorch's log_softmax over dim 1)."""
+    (RuntimeError). A 0-d input has no class dimension (IndexError, as PyTorch's log_softmax over dim 1).
+    t_floating: whether the target is floating point (default: t_dtype's kind is 'f'; the front end says so for
+    the bits of bfloat16 values too)."""
     prob = tuple(x_shape) == tuple(t_shape)
     if prob:
-        if t_dtype.kind != "f":
+        if not (t_dtype.kind == "f" if t_floating is None else t_floating):
             name = _TORCH_NAMES.get(t_dtype.name, t_dtype.name)
             raise NllkRuntimeError(f"Expected floating point type for target with class probabilities, got {name}")
         if ignore_index >= 0:

@@ -30,7 +30,7 @@ from ._errors import (NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeE
 OK, ERR_NULL_POINTER, ERR_INVALID_ARGUMENT, ERR_SIZE_OVERFLOW, ERR_TARGET_OUT_OF_RANGE, ERR_UNSUPPORTED = range(6)
 REDUCTION_NONE, REDUCTION_MEAN, REDUCTION_SUM = 0, 1, 2
 TARGET_I64, TARGET_I32, TARGET_U8 = 0, 1, 2
-DTYPE_F32, DTYPE_F64 = 0, 1
+DTYPE_F32, DTYPE_F64, DTYPE_BF16, DTYPE_F16 = 0, 1, 2, 3
 NO_INDEX = (1 << 64) - 1  # NLLK_NO_INDEX
 ACC_SIZE = 72 * 1024      # NLLK_ACC_SIZE
 
@@ -43,7 +43,9 @@ _en = ctypes.c_int  # nllk_reduction, nllk_target_type, nllk_dtype
 
 
 def _per_dtype(real):
-    """The float-typed functions of one dtype: (name suffix-less, restype, argtypes)."""
+    """The float-typed functions of one dtype: (name suffix-less, restype, argtypes). `real` is the ctypes type of
+    an element scalar passed by value (total_weight): c_float, c_double, or c_uint16 (the bits of a bfloat16 /
+    float16 value, nllk_bf16 / nllk_f16)."""
     return [
         # (input, target, n, log_input, full, eps, reduction, out)
         ("poisson_nll_fwd", _st, [_p, _p, _sz, _int, _int, _dbl, _en, _p]),
@@ -74,6 +76,11 @@ def _per_dtype(real):
     ]
 
 
+# The dtypes: (function suffix, ctypes type of an element scalar, nllk_dtype). nllk_bf16 and nllk_f16 are the
+# uint16_t bits of a 16-bit value.
+DTYPES = (("f32", ctypes.c_float, DTYPE_F32), ("f64", ctypes.c_double, DTYPE_F64),
+          ("bf16", ctypes.c_uint16, DTYPE_BF16), ("f16", ctypes.c_uint16, DTYPE_F16))
+
 DECLARATIONS = [
     ("nllk_last_error", _str, []),
     ("nllk_last_error_index", _u64, []),
@@ -94,8 +101,7 @@ DECLARATIONS = [
     ("nllk_acc_merge", _st, [_p, _p]),                                   # (left, right)
     ("nllk_acc_range", _st, [_p, _p, _p]),                               # (acc, &begin, &end)
     ("nllk_acc_result", _st, [_p, _en, _p, _p, _p]),                     # (acc, reduction, &value, &tw, &count)
-] + [(f"nllk_{name}_{dt}", res, args)
-     for dt, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)) for name, res, args in _per_dtype(real)]
+] + [(f"nllk_{name}_{dt}", res, args) for dt, real, _ in DTYPES for name, res, args in _per_dtype(real)]
 
 
 class Kernels(NamedTuple):
@@ -116,13 +122,14 @@ class Kernels(NamedTuple):
     cross_entropy_acc_update_out: ctypes._CFuncPtr
     cross_entropy_prob_acc_update: ctypes._CFuncPtr
     cross_entropy_prob_acc_update_out: ctypes._CFuncPtr
-    real: type          # ctypes.c_float or ctypes.c_double
+    real: type          # ctypes.c_float, ctypes.c_double, or ctypes.c_uint16 (16-bit storage: the value's bits)
     code: int           # nllk_dtype
 
 
 class Library:
     """libnllk, loaded and declared. `c` is the ctypes.CDLL with every nllk_* function declared, `path` the file
-    it was loaded from (the name given to the loader for a system library), `f32`/`f64` the Kernels."""
+    it was loaded from (the name given to the loader for a system library), `f32`/`f64`/`bf16`/`f16` the
+    Kernels."""
 
     def __init__(self, cdll: ctypes.CDLL, path: str):
         for name, restype, argtypes in DECLARATIONS:
@@ -131,10 +138,9 @@ class Library:
             fn.argtypes = argtypes
         self.c = cdll
         self.path = path
-        self.f32 = Kernels(*(getattr(cdll, f"nllk_{name}_f32") for name, _, _ in _per_dtype(None)),
-                           ctypes.c_float, DTYPE_F32)
-        self.f64 = Kernels(*(getattr(cdll, f"nllk_{name}_f64") for name, _, _ in _per_dtype(None)),
-                           ctypes.c_double, DTYPE_F64)
+        for dt, real, code in DTYPES:
+            setattr(self, dt, Kernels(*(getattr(cdll, f"nllk_{name}_{dt}") for name, _, _ in _per_dtype(None)),
+                                      real, code))
 
 
 # ---- finding and loading ----------------------------------------------------------------------------------

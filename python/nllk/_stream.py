@@ -15,8 +15,9 @@ SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
 
 @dataclass(frozen=True)
 class AccumulatorResult:
-    """The reductions over everything folded so far (each rounded to the accumulator's dtype, as the one-shot
-    call rounds them). total_weight is NLL's sum of weights of non-ignored elements; Poisson's count."""
+    """The reductions over everything folded so far: float32/float64 accumulators round them to their dtype, as
+    the one-shot call does; float16/bfloat16 accumulators give the double value (the one-shot call rounds it to
+    the 16-bit type). total_weight is NLL's sum of weights of non-ignored elements; Poisson's count."""
     mean: float
     sum: float
     total_weight: float
@@ -25,34 +26,37 @@ class AccumulatorResult:
 
 class _Accumulator:
     def __init__(self, dtype):
-        self._dtype = np.dtype(dtype)
-        if self._dtype not in (_api._F32, _api._F64):
-            raise DTypeError(f"accumulator dtype must be float32 or float64, got {self._dtype}")
-        self._dtype = _api._float_dtype(self._dtype)
+        self._dtype = _api.as_dtype(dtype)
+        if self._dtype is None:
+            raise DTypeError(f"accumulator dtype must be float32, float64, float16 or bfloat16, got {dtype}")
         self._buf = ctypes.create_string_buffer(_capi.ACC_SIZE)
         lib = _capi.get()
         self._c = lib.c
-        self._k = lib.f32 if self._dtype is _api._F32 else lib.f64
+        self._k = _api._kernels(self._dtype)
 
     @property
     def dtype(self) -> np.dtype:
+        """float32, float64, float16, or for bfloat16 nllk's marker of bfloat16 bits (uint16 with metadata
+        {'nllk': 'bfloat16'}: numpy has no bfloat16)."""
         return self._dtype
 
     def _array(self, a, role: str) -> np.ndarray:
         arr = _api._to_numpy(a, role)
         if _api._float_dtype(arr.dtype) is not self._dtype:
-            raise DTypeError(f"{role}: this accumulator takes {self._dtype}, got {arr.dtype}")
+            raise DTypeError(f"{role}: this accumulator takes {_api.dtype_name(self._dtype)}, got "
+                             f"{_api.dtype_name(arr.dtype)}")
         return _api._contiguous(arr, self._dtype)
 
-    def _out(self, out: Optional[np.ndarray], shape) -> Optional[int]:
+    def _out(self, out, shape) -> Optional[int]:
         """The address for the per-element losses of an update (None: not wanted)."""
         if out is None:
             return None
-        if (type(out) is not np.ndarray or out.dtype is not self._dtype or out.shape != tuple(shape)
-                or not out.flags.c_contiguous or not out.flags.writeable):
-            raise NllkValueError(f"out: expected a writable C-contiguous {self._dtype} numpy array of shape "
-                                 f"{tuple(shape)}")
-        return _api._ptr(out)
+        arr = _api._to_numpy(out, "out") if _api._is_tensor(out) else out
+        if (type(arr) is not np.ndarray or _api._float_dtype(arr.dtype) is not self._dtype
+                or arr.shape != tuple(shape) or not arr.flags.c_contiguous or not arr.flags.writeable):
+            raise NllkValueError(f"out: expected a writable C-contiguous {_api.dtype_name(self._dtype)} numpy array "
+                                 f"(or CPU tensor) of shape {tuple(shape)}")
+        return _api._ptr(arr)
 
     @property
     def range(self) -> Tuple[int, int]:
@@ -112,8 +116,8 @@ class PoissonAccumulator(_Accumulator):
         _capi.check(self._c.nllk_poisson_acc_init(self._buf, self._k.code, li, fu, ep, b))
 
     def update(self, input, target, out: Optional[np.ndarray] = None):
-        """Folds the next chunk; with `out` (a float array of the chunk's shape) also writes its per-element
-        losses there (the one-shot call's 'none' values)."""
+        """Folds the next chunk; with `out` (an array or tensor of the accumulator's dtype and the chunk's shape)
+        also writes its per-element losses there (the one-shot call's 'none' values)."""
         x = self._array(input, "poisson accumulator input")
         t = self._array(target, "poisson accumulator target")
         if x.shape != t.shape:

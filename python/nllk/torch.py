@@ -27,7 +27,8 @@ PyTorch operations, so higher derivatives are PyTorch's, never silently dropped.
 Arguments are checked by the rules nllk's numpy front end uses (nllk._args: PyTorch's, with PyTorch's messages),
 and errors are the same exception classes as nllk.*'s (nllk.NllkError subclasses that are also the built-in
 exception PyTorch raises). What nllk does not compute runs on PyTorch unchanged, errors included: tensors not on
-the CPU, dtypes other than float32/float64 (or input and target/weight of different dtypes), NLL targets other
+the CPU, dtypes other than float32/float64/bfloat16/float16 (or input and target/weight of different dtypes), NLL
+targets other
 than int64/int32/uint8, tensor subclasses other than nn.Parameter, a class weight that requires grad (PyTorch's
 "not differentiable with respect to argument 'weight'"), forward-mode AD (inside torch.autograd.forward_ad.dual_level)
 and functorch transforms (vmap, grad, jvp).
@@ -35,6 +36,12 @@ and functorch transforms (vmap, grad, jvp).
 Differences from PyTorch, by design (see include/nllk.h): mean and sum are reduced in double along a fixed tree
 (the same bits for any thread count; within ~1 ulp of the exact sum), and the Poisson gradient w.r.t. target
 with full=True is finite where target <= 0 (PyTorch gives NaN there, an artefact of its masked Stirling term).
+
+bfloat16 and float16: the losses return the input's dtype, computed as nllk.h describes (inputs converted exactly
+to float32, float32 math, each output and gradient rounded once, mean and sum reduced in double and rounded once),
+where PyTorch 1.13 accumulates bfloat16 NLL sums in bfloat16. float16 is computed by nllk although PyTorch's CPU
+kernels do not implement it (its nll_loss, log_softmax and exp raise "not implemented for 'Half'"); a create_graph
+(double) backward of a float16 loss is PyTorch's composite and raises that error.
 """
 import ctypes
 import os
@@ -56,7 +63,7 @@ __all__ = ["PoissonNLLLoss", "NLLLoss", "CrossEntropyLoss", "poisson_nll_loss", 
 
 library_info = _api.library_info
 set_num_threads = _api.set_num_threads
-_FLOATS = (torch.float32, torch.float64)
+_FLOATS = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _TARGET_TYPES = {torch.int64: _capi.TARGET_I64, torch.int32: _capi.TARGET_I32, torch.uint8: _capi.TARGET_U8}
 _STRIDED = torch.strided
 _TENSORS = (Tensor, torch.nn.Parameter)  # classes computed by nllk (other subclasses may override torch functions)
@@ -165,7 +172,8 @@ def _kernels(dtype: torch.dtype) -> _capi.Kernels:
     k = _KERNELS.get(dtype)
     if k is None:
         lib = _capi.get()
-        k = _KERNELS.setdefault(dtype, lib.f32 if dtype is torch.float32 else lib.f64)
+        k = _KERNELS.setdefault(dtype, {torch.float32: lib.f32, torch.float64: lib.f64, torch.bfloat16: lib.bf16,
+                                        torch.float16: lib.f16}[dtype])
     return k
 
 

@@ -78,7 +78,7 @@ def cases():
     c.append(("fortran-order", P(), {"x.npy": np.asfortranarray(GOOD_X.reshape(6, 4)).T.copy(order="F"),
                                      "t.npy": GOOD_T}, FORMAT, "Fortran"))
     c.append(("big-endian", P(), {"x.npy": GOOD_X.astype(">f4"), "t.npy": GOOD_T}, FORMAT, "big-endian"))
-    c.append(("float16", P(), {"x.npy": GOOD_X.astype(np.float16), "t.npy": GOOD_T}, FORMAT, "unsupported dtype"))
+    c.append(("complex64", P(), {"x.npy": GOOD_X.astype(np.complex64), "t.npy": GOOD_T}, FORMAT, "unsupported dtype"))
     c.append(("int-poisson-input", P(), {"x.npy": GOOD_X.astype(np.int64), "t.npy": GOOD_T}, FORMAT, "int64"))
     c.append(("mixed-poisson-dtypes", P(), {"x.npy": GOOD_X, "t.npy": GOOD_T.astype(np.float64)}, FORMAT,
               "same dtype"))

@@ -86,7 +86,6 @@ NLL_CASES = [
     ("1-D target for 1-D input", _nll_both(_x(3), _t(1)), RuntimeError, re.escape("size mismatch")),
     ("float target", _nll_both(_x(4, 3), np.array([0, 1, 2, 1], f32)), RuntimeError, "integer class indices"),
     ("bool target", _nll_both(_x(2, 3), np.array([True, False])), RuntimeError, "integer class indices"),
-    ("float16 input", _nll_both(_x(2, 3, dt=np.float16), _t(0, 1)), RuntimeError, "float32 and float64"),
     ("int input", _nll_both(np.zeros((2, 3), np.int64), _t(0, 1)), RuntimeError, "float32 and float64"),
     ("ignore_index overflow", _nll_both(_x(2, 3), _t(0, 1), ignore_index=2 ** 70), RuntimeError, "Overflow"),
     ("ignore_index float", _nll_both(_x(2, 3), _t(0, 1), ignore_index=1.5), TypeError, "ignore_index"),
@@ -105,13 +104,10 @@ def test_nll_rejects_what_pytorch_rejects(case):
 
 
 def test_nll_dtype_errors_are_type_errors():
-    for x, t in ((_x(2, 3, dt=np.float16), _t(0, 1)), (_x(2, 3), np.array([0.0, 1.0], f32))):
+    # (float16 and bfloat16 inputs are computed, float16 although PyTorch's CPU nll_loss rejects it: test_half.py)
+    for x, t in ((np.zeros((2, 3), np.int16), _t(0, 1)), (_x(2, 3), np.array([0.0, 1.0], f32))):
         with pytest.raises(TypeError):
             nllk.nll_loss(x, t)
-    with pytest.raises(TypeError):
-        nllk.nll_loss(torch.zeros(2, 3, dtype=torch.bfloat16), torch.tensor([0, 1]))
-    # PyTorch computes bfloat16 (in bfloat16); nllk computes in float32 and float64 only
-    F.nll_loss(torch.zeros(2, 3, dtype=torch.bfloat16), torch.tensor([0, 1]))
 
 
 def test_nll_accepts_int32_and_uint8_targets_where_pytorch_does_not():
@@ -162,8 +158,6 @@ POISSON_CASES = [
     ("shapes do not broadcast", _poisson_both(np.ones(3, f32), np.ones(4, f32)), RuntimeError, "broadcast"),
     ("shapes do not broadcast 2-D", _poisson_both(np.ones((2, 3), f32), np.ones((3, 2), f32)), RuntimeError,
      "broadcast"),
-    ("float16", _poisson_both(np.ones(3, np.float16), np.ones(3, np.float16)), RuntimeError,
-     "float32 and float64"),
 ]
 
 
@@ -184,7 +178,7 @@ def test_poisson_other_errors():
     with pytest.raises(TypeError, match="float32 and float64"):
         nllk.poisson_nll_loss(np.ones(3, np.int64), x)
     with pytest.raises(TypeError, match="float32 and float64"):
-        nllk.poisson_nll_loss(torch.ones(3, dtype=torch.bfloat16), torch.ones(3))
+        nllk.poisson_nll_loss(np.ones(3, np.complex64), x)
     with pytest.raises(TypeError):
         nllk.poisson_nll_loss(x, np.array(["a", "b", "c"]))
     with pytest.raises(ValueError, match="is not valid"):

@@ -366,11 +366,12 @@ def test_calls_reach_the_operators(monkeypatch):
     nt.poisson_nll_loss(p, pt, reduction="none")
     nt.PoissonNLLLoss()(p, pt)
     assert counts == {"nll": 2, "poisson": 2, "F": 0}
-    nt.nll_loss(x.bfloat16(), t)                       # bfloat16: PyTorch's
+    nt.nll_loss(x.bfloat16(), t)                       # bfloat16: nllk's (issue 13)
+    nt.nll_loss(x.to("meta"), t.to("meta"))            # not on the CPU: PyTorch's
     nt.poisson_nll_loss(p, pt.float())                 # mixed dtypes: PyTorch's
     with fwAD.dual_level():
         nt.poisson_nll_loss(fwAD.make_dual(p, p), pt)  # forward AD: PyTorch's
-    assert counts == {"nll": 2, "poisson": 2, "F": 3}
+    assert counts == {"nll": 3, "poisson": 2, "F": 3}
 
 
 # ---- cross-entropy (operators only) ------------------------------------------------------------------------------
