@@ -112,6 +112,42 @@ static void open_unnamed(out_file *o)
     o->unnamed = 1;
 }
 
+/* Makes the temporary file under a fresh name (tmp_name) with make, retrying while the name exists: the name is
+ * registered before make runs, with signals blocked, so that from the moment the file may exist a signal on any
+ * thread removes it (fail.h). Returns make's result (>= 0), or -1 with errno set by the last failure. */
+static int claim_tmp_name(const out_file *o, char *tmp, size_t cap, int (*make)(const out_file *o, const char *tmp))
+{
+    int rc = -1, err = EEXIST;
+    for (int tries = 0; tries < 100 && rc < 0 && err == EEXIST; tries++) {
+        tmp_name(tmp, cap, o->target);
+        sigset_t old;
+        signals_block(&old);
+        tmp_register(tmp);
+        rc = make(o, tmp);
+        err = errno;
+        if (rc < 0)
+            tmp_release();
+        signals_restore(&old);
+    }
+    errno = err;
+    return rc;
+}
+
+/* make for claim_tmp_name: a new named file, its descriptor. */
+static int create_named(const out_file *o, const char *tmp)
+{
+    (void)o;
+    return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+/* make for claim_tmp_name: a name for the unnamed file open as o->fd, 0. */
+static int link_named(const out_file *o, const char *tmp)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd);
+    return linkat(AT_FDCWD, self, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
+}
+
 static void write_all(out_file *o, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -142,20 +178,11 @@ static void create_tmp(out_file *o, const char *path, npy_dtype dt, int ndim, co
         if (shard_local_size() == shard_size()) /* the other ranks can open it through /proc */
             open_unnamed(o);
         char tmp[PATH_MAX + 128];
-        int err = EEXIST;
-        for (int tries = 0; tries < 100 && o->fd < 0 && err == EEXIST; tries++) {
-            tmp_name(tmp, sizeof tmp, o->target);
-            sigset_t old;
-            signals_block(&old);
-            tmp_register(tmp); /* before it exists: a signal on another thread removes it from now on */
-            o->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            err = errno;
+        if (o->fd < 0) {
+            o->fd = claim_tmp_name(o, tmp, sizeof tmp, create_named);
             if (o->fd < 0)
-                tmp_release();
-            signals_restore(&old);
+                die(EX_IO, "cannot create '%s': %s", tmp, strerror(errno));
         }
-        if (o->fd < 0)
-            die(EX_IO, "cannot create '%s': %s", tmp, strerror(err));
         if (uid != (uid_t)-1 && geteuid() == 0 && fchown(o->fd, uid, gid) != 0)
             errno = 0; /* best effort: the mode below still applies */
         fchmod(o->fd, mode);
@@ -229,10 +256,11 @@ static void sync_in_pieces(const out_file *o)
 
 void out_close(out_file *o)
 {
-    if (!o->direct)
+    if (!o->direct) {
         sync_in_pieces(o);
-    if (!o->direct && fsync(o->fd) != 0)
-        die(EX_IO, "writing '%s': fsync: %s", shown(o), strerror(errno));
+        if (fsync(o->fd) != 0)
+            die(EX_IO, "writing '%s': fsync: %s", shown(o), strerror(errno));
+    }
     if (!(o->unnamed && shard_rank() == 0)) { /* closing rank 0's unnamed file would delete it */
         const int rc = close(o->fd);
         o->fd = -1;
@@ -246,22 +274,9 @@ void out_close(out_file *o)
  * the rename removes it) and closes it. */
 static void link_unnamed(out_file *o)
 {
-    char self[64], tmp[PATH_MAX + 128];
-    snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd);
-    int rc = -1, err = EEXIST;
-    for (int tries = 0; tries < 100 && rc != 0 && err == EEXIST; tries++) {
-        tmp_name(tmp, sizeof tmp, o->target);
-        sigset_t old;
-        signals_block(&old);
-        tmp_register(tmp);
-        rc = linkat(AT_FDCWD, self, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
-        err = errno;
-        if (rc != 0)
-            tmp_release();
-        signals_restore(&old);
-    }
-    if (rc != 0)
-        die(EX_IO, "cannot give the temporary file of '%s' a name: %s", o->path, strerror(err));
+    char tmp[PATH_MAX + 128];
+    if (claim_tmp_name(o, tmp, sizeof tmp, link_named) < 0)
+        die(EX_IO, "cannot give the temporary file of '%s' a name: %s", o->path, strerror(errno));
     o->unnamed = 0;
     const int cl = close(o->fd);
     o->fd = -1;
