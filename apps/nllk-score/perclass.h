@@ -6,6 +6,9 @@
  * weights and options. That is: the per-element losses of those elements (the --out values, from
  * nllk_*_acc_update_out_*) summed by the canonical tree over their rank in the class (element m of class k is
  * the m-th element of class k), and the canonical sum of w[k] over them. Ignored elements belong to no class.
+ * float16 input: the per-element losses are the --out values, which are rounded to float16, so class k's sum is
+ * the canonical sum of those rounded losses; the one-shot float16 call sums the unrounded float losses and may
+ * differ from it (by up to half a float16 ulp of each loss). For float32 and float64 the two are the same.
  *
  * How: each class that occurs gets an NLL accumulator of one class (c = d = 1, no weight) fed the negated
  * per-element losses of its elements (the accumulator's per-element value is then -(-loss) = loss, exactly, and

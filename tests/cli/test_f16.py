@@ -102,3 +102,33 @@ def test_ce_f16(tmp_path, lib, probs):
     check(run(*args), nllk.cross_entropy(x, t), nllk.cross_entropy(x, t, reduction="sum"), ref.mean().item(),
           ref.sum().item(), 10)
     check_out(tmp_path / "o.npy", nllk.cross_entropy(x, t, reduction="none"), ref.numpy())
+
+
+def test_per_class_f16(tmp_path):
+    """--per-class on float16 input: each class's sum adds the float16 per-element losses (the --out values, as
+    perclass.h defines it), its total weight is count copies of w[k], its count the class's size. Reference: the
+    losses computed here in float64 from the float16 values (the product of two float16 values is exact, so its
+    rounding to float16 is the library's per-element result), summed exactly (math.fsum)."""
+    import math
+    c = 6
+    x = np.log(RNG.dirichlet(np.ones(c), size=(300, 7))).transpose(0, 2, 1).astype(np.float16).copy()  # (300, c, 7)
+    t = RNG.integers(0, c - 1, size=(300, 7))  # class c-1 never occurs
+    t[RNG.random(t.shape) < 0.1] = 2           # ignored
+    w = (RNG.random(c) + 0.5).astype(np.float16)
+    r = run("nll", "--input", save(tmp_path / "x.npy", x), "--target", save(tmp_path / "t.npy", t),
+            "--weight", save(tmp_path / "w.npy", w), "--ignore-index", 2, "--per-class", "--json",
+            "--chunk-rows", 11, "--out", tmp_path / "o.npy")
+    assert r.rc == 0, r.err
+    pc = r.json()["per_class"]
+    xt = np.take_along_axis(x, t.clip(0, c - 1)[:, None, :], 1)[:, 0, :].astype(np.float64)
+    losses = (-(w.astype(np.float64)[t.clip(0, c - 1)] * xt)).astype(np.float16)
+    out = np.load(tmp_path / "o.npy")
+    assert same_bits(out[t != 2], losses[t != 2])
+    expect = [k for k in range(c) if k != 2 and (t == k).any()]
+    assert pc["class"] == expect
+    for i, k in enumerate(expect):
+        sel = t == k
+        assert pc["count"][i] == sel.sum()
+        assert pc["total_weight"][i] == float(w[k]) * sel.sum()  # exact: at most 2100 copies of an 11-bit value
+        ref = math.fsum(losses[sel].astype(np.float64))
+        assert abs(pc["sum"][i] - ref) <= 1e-13 * abs(ref), (k, pc["sum"][i], ref)

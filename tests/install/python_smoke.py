@@ -1,13 +1,18 @@
 """Smoke test of an installed nllk package (run by check_python.sh from outside the source tree): the library is
 the one inside the package, the version is CMake's, the losses match PyTorch, and a fork-based Pool works after a
-2-thread call. Usage: python_smoke.py <expected version> [<folder the package must come from>]"""
+2-thread call. With NLLK_EXPECT_FAST=1 (check_python.sh sets it when the interpreter has its headers, so the
+build made the compiled numpy front end) _nllk_fast must be loaded from the package too and agree with PyTorch.
+Usage: python_smoke.py <expected version> [<folder the package must come from>]"""
 import multiprocessing
 import os
 import sys
 
 import torch
 
+import numpy as np
+
 import nllk
+import nllk._capi
 import nllk.torch
 
 expected_version = sys.argv[1]
@@ -30,6 +35,14 @@ xr = x.clone().requires_grad_()
 torch.nn.functional.nll_loss(xr, t).backward()
 torch.testing.assert_close(xg.grad, xr.grad)
 
+if os.environ.get("NLLK_EXPECT_FAST") == "1":
+    fast = nllk._capi.fast
+    assert fast is not None, f"_nllk_fast not loaded: {nllk._capi.FAST_ERROR}"
+    assert os.path.dirname(os.path.abspath(fast.__file__)) == package_dir, f"{fast.__file__} not in {package_dir}"
+    xn, tn = x.numpy(), t.numpy()
+    np.testing.assert_allclose(nllk.nll_loss(xn, tn), torch.nn.functional.nll_loss(x, t).item(), rtol=1e-6)
+    np.testing.assert_allclose(nllk.cross_entropy(xn, tn), torch.nn.functional.cross_entropy(x, t).item(), rtol=1e-6)
+
 # fork after a 2-thread call: libgomp's thread pool does not survive fork; the child must still finish (nllk runs
 # single-threaded there, with the same bits)
 big_x, big_t = torch.randn(1 << 21), torch.rand(1 << 21) * 5
@@ -46,5 +59,6 @@ def child_loss(_):
 with multiprocessing.get_context("fork").Pool(2) as pool:
     got = pool.map_async(child_loss, range(4)).get(timeout=120)
 assert got == [(parent, 1)] * 4, (got, parent)
-print(f"python package: nllk {nllk.__version__} from {package_dir}, ISA {info['isa']}: matches PyTorch; "
+print(f"python package: nllk {nllk.__version__} from {package_dir}, ISA {info['isa']}, compiled numpy front end "
+      f"{'loaded' if nllk._capi.fast is not None else 'absent'}: matches PyTorch; "
       f"fork Pool after a 2-thread call gives the parent's bits")
