@@ -84,7 +84,29 @@ static inline __m256 v_sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
 static inline __m256 v_mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
 static inline __m256 v_div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
 static inline __m256 v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-static inline __m256 v_exp(__m256 a) { return Sleef_expf8_u10avx2(a); }
+/* Sleef_expf8_u10avx2 inline (SLEEF 3.5's xexpf with FMA: its operations, constants and order), so the kernels'
+ * loops need no call: the same bits for all 2^32 inputs (checked exhaustively against the library function, NaN
+ * payloads included; test_vec checks it against the scalar map's Sleef_expf1_u10purecfma). */
+static inline __m256 nv_sleef_expf(__m256 d)
+{
+    const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(d, _mm256_set1_ps(0x1.715476p+0f))); /* rint(d / log 2) */
+    const __m256 qf = _mm256_cvtepi32_ps(q);
+    __m256 s = _mm256_fmadd_ps(qf, _mm256_set1_ps(-0x1.62e4p-1f), d);
+    s = _mm256_fmadd_ps(qf, _mm256_set1_ps(-0x1.7f7d1cp-20f), s);
+    __m256 u = _mm256_fmadd_ps(_mm256_set1_ps(0x1.a057b4p-13f), s, _mm256_set1_ps(0x1.6d2d92p-10f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0x1.11114cp-7f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0x1.5554f4p-5f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0x1.555556p-3f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0.5f));
+    u = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(s, s), u, s), _mm256_set1_ps(1.0f));
+    /* u * 2^q as u * 2^(q >> 1) * 2^(q - (q >> 1)); 0 below -104 (NaN kept), Inf above 100 */
+    const __m256i q1 = _mm256_srai_epi32(q, 1), one = _mm256_set1_epi32(0x3f800000);
+    u = _mm256_mul_ps(u, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(q1, 23), one)));
+    u = _mm256_mul_ps(u, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(_mm256_sub_epi32(q, q1), 23), one)));
+    u = _mm256_andnot_ps(_mm256_cmp_ps(d, _mm256_set1_ps(-104.0f), _CMP_LT_OS), u);
+    return _mm256_blendv_ps(u, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(_mm256_set1_ps(100.0f), d, _CMP_LT_OS));
+}
+static inline __m256 v_exp(__m256 a) { return nv_sleef_expf(a); }
 static inline __m256 v_log(__m256 a) { return Sleef_logf8_u10avx2(a); }
 static inline __m256 v_set1(double a) { return _mm256_set1_ps((float)a); }
 static inline __m256 v_le(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
