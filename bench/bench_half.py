@@ -21,6 +21,7 @@ import argparse
 import ctypes
 import os
 import statistics
+import textwrap
 import time
 
 import torch
@@ -251,7 +252,7 @@ def chart(rows, path, head):
         if lab not in seen:
             seen[lab] = hd
     ax.legend(list(seen.values()), list(seen.keys()), fontsize=7, loc="lower right")
-    ax.set_title(head, fontsize=7)
+    ax.set_title("\n".join(textwrap.wrap(head, 120)), fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
