@@ -18,7 +18,7 @@ unsigned nllk_cpu_features(void)
     unsigned a, b, c, d, f = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return 0;
-    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
     if (!osxsave || !avx)
         return 0;
     const uint64_t xcr0 = xgetbv0();
@@ -30,7 +30,7 @@ unsigned nllk_cpu_features(void)
         return f;
     __cpuid_count(7, 0, a, b, c, d);
     const int avx2 = (b >> 5) & 1;
-    if (avx2 && fma)
+    if (avx2 && fma && f16c) /* F16C: the AVX2 map's float16 conversions (every AVX2 CPU has it) */
         f |= NLLK_CPU_AVX2;
     const unsigned need512 = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31); /* F, DQ, BW, VL */
     if ((f & NLLK_CPU_AVX2) && (b & need512) == need512 && (xcr0 & 0xe6) == 0xe6) /* opmask, ZMM_Hi256, Hi16_ZMM */

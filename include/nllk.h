@@ -153,9 +153,9 @@ NLLK_API unsigned nllk_version_number(void);
 /* ------------------------------------------------------------------------------------------------------- */
 
 /*
- * nllk has kernels for "scalar" (portable C), "avx2" (AVX2 + FMA), "avx512" (AVX-512 F/DQ/BW/VL + FMA) on
+ * nllk has kernels for "scalar" (portable C), "avx2" (AVX2 + FMA + F16C), "avx512" (AVX-512 F/DQ/BW/VL + FMA) on
  * x86-64, and "scalar" and "neon" (Advanced SIMD) on AArch64. At the first call it detects the CPU (cpuid, and
- * xgetbv for the operating system's support of the wider registers; AVX2 requires FMA, AVX-512 every extension
+ * xgetbv for the operating system's support of the wider registers; AVX2 requires FMA and F16C, AVX-512 every extension
  * above) and picks the best; the choice is cached (thread-safe).
  *
  * The environment variable NLLK_ISA=scalar|avx2|avx512|neon, read once at the first call, lowers that choice;

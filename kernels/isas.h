@@ -39,6 +39,6 @@
 /*       name    build       dir     arch     need             flags */
 NLLK_ISA(scalar, scalar,     scalar, any,     0,               "")
 NLLK_ISA(scalar, scalar_fma, scalar, x86_64,  NLLK_CPU_FMA,    "-mfma -fno-tree-vectorize -fno-tree-slp-vectorize")
-NLLK_ISA(avx2,   avx2,       avx2,   x86_64,  NLLK_CPU_AVX2,   "-mavx2 -mfma")
+NLLK_ISA(avx2,   avx2,       avx2,   x86_64,  NLLK_CPU_AVX2,   "-mavx2 -mfma -mf16c")
 NLLK_ISA(avx512, avx512,     avx512, x86_64,  NLLK_CPU_AVX512, "-mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma")
 NLLK_ISA(neon,   neon,       neon,   aarch64, NLLK_CPU_NEON,   "")

@@ -503,11 +503,12 @@ static void test_ce(const fmt *f, size_t n, size_t c, size_t d, int weighted, do
     free(xf), free(qf), free(wf), free(of), free(lf), free(gxf), free(gqf), free(gof);
 }
 
-/* ---- 5. the hardware converters, against the software rounding: why the maps do not use them ------------------
+/* ---- 5. the hardware converters, against the software rounding: where the maps may use them -------------------
  * vcvtneps2bf16 (AVX-512 BF16) and vcvtps2ph (F16C) round to nearest even like kernels/common/half.h on every finite
  * input except (bf16) float denormals, which it flushes to +-0; NaNs keep their payload (truncated, quieted)
  * where nllk (as c10) gives the canonical NaN. This test checks that claim (nllk.h, kernels/avx512/vec.h) on the
- * CPUs that have the instructions: every difference is in those classes, and the classes do differ. */
+ * CPUs that have the instructions: every difference is in those classes, and the classes do differ. So the AVX-512
+ * map converts float16 with vcvtps2ph / vcvtph2ps and fixes up only NaN lanes; bfloat16 stays in software. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #    include <immintrin.h>
 __attribute__((target("avx512f,avx512bf16,avx512vl"))) static void hw_bf16(const float *f, uint16_t *h)

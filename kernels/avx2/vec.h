@@ -1,4 +1,4 @@
-/* The AVX2+FMA vector map (compiled with -mavx2 -mfma): float x 8, double x 4; SLEEF's u10avx2 exp/log.
+/* The AVX2+FMA vector map (compiled with -mavx2 -mfma -mf16c): float x 8, double x 4; SLEEF's u10avx2 exp/log.
  * The operations: kernels/common/vec_ops.h. Targets are held as int64 lanes (__m256i x 2 for float, x 1 for
  * double); gathers use 64-bit indices with a lane mask, so masked lanes are never read. */
 #ifndef NLLK_KERNELS_AVX2_VEC_H
@@ -84,7 +84,29 @@ static inline __m256 v_sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
 static inline __m256 v_mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
 static inline __m256 v_div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
 static inline __m256 v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-static inline __m256 v_exp(__m256 a) { return Sleef_expf8_u10avx2(a); }
+/* Sleef_expf8_u10avx2 inline (SLEEF 3.5's xexpf with FMA: its operations, constants and order), so the kernels'
+ * loops need no call: the same bits for all 2^32 inputs (checked exhaustively against the library function, NaN
+ * payloads included; test_vec checks it against the scalar map's Sleef_expf1_u10purecfma). */
+static inline __m256 nv_sleef_expf(__m256 d)
+{
+    const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(d, _mm256_set1_ps(0x1.715476p+0f))); /* rint(d / log 2) */
+    const __m256 qf = _mm256_cvtepi32_ps(q);
+    __m256 s = _mm256_fmadd_ps(qf, _mm256_set1_ps(-0x1.62e4p-1f), d);
+    s = _mm256_fmadd_ps(qf, _mm256_set1_ps(-0x1.7f7d1cp-20f), s);
+    __m256 u = _mm256_fmadd_ps(_mm256_set1_ps(0x1.a057b4p-13f), s, _mm256_set1_ps(0x1.6d2d92p-10f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0x1.11114cp-7f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0x1.5554f4p-5f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0x1.555556p-3f));
+    u = _mm256_fmadd_ps(u, s, _mm256_set1_ps(0.5f));
+    u = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(s, s), u, s), _mm256_set1_ps(1.0f));
+    /* u * 2^q as u * 2^(q >> 1) * 2^(q - (q >> 1)); 0 below -104 (NaN kept), Inf above 100 */
+    const __m256i q1 = _mm256_srai_epi32(q, 1), one = _mm256_set1_epi32(0x3f800000);
+    u = _mm256_mul_ps(u, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(q1, 23), one)));
+    u = _mm256_mul_ps(u, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(_mm256_sub_epi32(q, q1), 23), one)));
+    u = _mm256_andnot_ps(_mm256_cmp_ps(d, _mm256_set1_ps(-104.0f), _CMP_LT_OS), u);
+    return _mm256_blendv_ps(u, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(_mm256_set1_ps(100.0f), d, _CMP_LT_OS));
+}
+static inline __m256 v_exp(__m256 a) { return nv_sleef_expf(a); }
 static inline __m256 v_log(__m256 a) { return Sleef_logf8_u10avx2(a); }
 static inline __m256 v_set1(double a) { return _mm256_set1_ps((float)a); }
 static inline __m256 v_le(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
@@ -295,13 +317,18 @@ static inline void v_zero_fill(void *p, size_t bytes)
 
 /* 16-bit storage ------------------------------------------------------------------------------------------------
  * With -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16 (kernels/common/kernels.c selects the float section above for the
- * arithmetic): the storage operations of kernels/common/storage.h on uint16_t, kernels/common/half.h's formulas lane
- * by lane in integer operations (one exact float multiplication of normal floats for float16 denormals), whatever
- * MXCSR's FTZ/DAZ say. (F16C is not among this build's flags.) A gather reads the aligned 4 bytes holding each
- * element (inside one 4-byte granule, so never past a page): the arrays must be 2-byte aligned. */
+ * arithmetic): the storage operations of kernels/common/storage.h on uint16_t, kernels/common/half.h's bits.
+ * bfloat16: half.h's formulas lane by lane in integer operations. float16: F16C's converters (this build's -mf16c;
+ * the AVX2 level requires F16C) where they give half.h's bits: vcvtph2ps for every value but NaN (it quiets a
+ * signalling NaN; DAZ does not apply to it), vcvtps2ph (round to nearest even, from the immediate; FTZ does not
+ * apply) for every value but NaN (it keeps a truncated payload); lanes holding a NaN take the integer formulas (one
+ * exact float multiplication of normal floats for denormals) or sign | 0x7E00 (the same bits as half.h on all 2^32
+ * floats and 2^16 values, with and without FTZ/DAZ, checked once; test_vec checks every stored value, ties, NaNs,
+ * under FTZ/DAZ too). A gather reads the aligned 4 bytes holding each element (inside one 4-byte granule, so never
+ * past a page): the arrays must be 2-byte aligned. */
 #if defined(NLLK_STORAGE_16)
-/* 8 stored values, zero-extended in 32-bit lanes -> 8 floats (nllk_h_to_f32) */
-static inline __m256 nv_h_widen32(__m256i x)
+/* 8 stored values, zero-extended in 32-bit lanes -> 8 floats (nllk_h_to_f32), in integer operations */
+static inline __m256 nv_h_widen32_sw(__m256i x)
 {
 #  if defined(NLLK_DTYPE_BF16)
     return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
@@ -317,42 +344,57 @@ static inline __m256 nv_h_widen32(__m256i x)
     return _mm256_castsi256_ps(_mm256_or_si256(r, sign));
 #  endif
 }
-/* 8 floats -> their 16-bit roundings in 32-bit lanes (nllk_f32_to_h); a is non-negative, so signed compares */
-static inline __m256i nv_h_narrow32(__m256 v)
+/* 8 stored values (16-bit lanes) -> 8 floats (nllk_h_to_f32) */
+static inline __m256 nv_h_widen16(__m128i h)
+{
+#  if defined(NLLK_DTYPE_BF16)
+    return nv_h_widen32_sw(_mm256_cvtepu16_epi32(h));
+#  else
+    const __m256 r = _mm256_cvtph_ps(h);
+    const __m128i nan = _mm_cmpgt_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7fff)), _mm_set1_epi16(0x7c00));
+    if (!_mm_movemask_epi8(nan))
+        return r;
+    return _mm256_blendv_ps(r, nv_h_widen32_sw(_mm256_cvtepu16_epi32(h)),
+                            _mm256_castsi256_ps(_mm256_cvtepi16_epi32(nan)));
+#  endif
+}
+/* 8 stored values, zero-extended in 32-bit lanes -> 8 floats */
+static inline __m256 nv_h_widen32(__m256i x)
+{
+#  if defined(NLLK_DTYPE_BF16)
+    return nv_h_widen32_sw(x);
+#  else
+    return nv_h_widen16(_mm_packus_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+#  endif
+}
+#  if defined(NLLK_DTYPE_BF16)
+/* 8 floats -> their bfloat16 roundings (nllk_f32_to_bf16); a is non-negative, so signed compares */
+static inline __m128i nv_h_narrow(__m256 v)
 {
     const __m256i u = _mm256_castps_si256(v), one = _mm256_set1_epi32(1);
     const __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
     const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
-#  if defined(NLLK_DTYPE_BF16)
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
     const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
-    return _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), nan);
-#  else
-    const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000));
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(a, 13), one);
-    const __m256i norm = _mm256_sub_epi32(
-        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(0xfff)), lsb), 13),
-        _mm256_set1_epi32(112 << 10));
-    /* denormal: shifts of 32 or more give 0, which is the rounding of everything that far below 2^-24 */
-    const __m256i s = _mm256_sub_epi32(_mm256_set1_epi32(126), _mm256_srli_epi32(a, 23));
-    const __m256i m = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi32(0x7fffff)), _mm256_set1_epi32(0x800000));
-    const __m256i half = _mm256_sllv_epi32(one, _mm256_sub_epi32(s, one));
-    const __m256i dlsb = _mm256_and_si256(_mm256_srlv_epi32(m, s), one);
-    const __m256i den = _mm256_srlv_epi32(_mm256_add_epi32(_mm256_add_epi32(m, half), _mm256_sub_epi32(dlsb, one)), s);
-    __m256i r = _mm256_blendv_epi8(den, norm, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x387fffff)));
-    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7c00), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x477fefff)));
-    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7e00), nan);
-    return _mm256_or_si256(r, sign);
-#  endif
+    const __m256i b = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), nan);
+    return _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
 }
+#  else
+/* 8 floats -> their float16 roundings (nllk_f32_to_f16): vcvtps2ph, NaN lanes sign | 0x7E00 */
 static inline __m128i nv_h_narrow(__m256 v)
 {
-    const __m256i r = nv_h_narrow32(v);
-    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    const __m128i r = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    if (!_mm256_movemask_epi8(nan))
+        return r;
+    const __m128i m = _mm_packs_epi32(_mm256_castsi256_si128(nan), _mm256_extracti128_si256(nan, 1));
+    return _mm_blendv_epi8(r, _mm_or_si128(_mm_and_si128(r, _mm_set1_epi16((short)0x8000)), _mm_set1_epi16(0x7e00)),
+                           m);
 }
+#  endif
 static inline __m256 v_h_load(const uint16_t *p)
 {
-    return nv_h_widen32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
+    return nv_h_widen16(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 static inline __m256 v_h_load_n(const uint16_t *p, size_t m)
 {

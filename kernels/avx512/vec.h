@@ -53,7 +53,30 @@ static inline __m512 v_sub(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
 static inline __m512 v_mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
 static inline __m512 v_div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
 static inline __m512 v_neg(__m512 a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
-static inline __m512 v_exp(__m512 a) { return Sleef_expf16_u10avx512f(a); }
+/* Sleef_expf16_u10avx512f inline (SLEEF 3.5's xexpf with FMA: its operations, constants and order), so the kernels'
+ * loops need no call: the same bits for all 2^32 inputs (checked exhaustively against the library function, NaN
+ * payloads included; test_vec checks it against the scalar map's Sleef_expf1_u10purecfma). */
+static inline __m512 nv_sleef_expf(__m512 d)
+{
+    const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(d, _mm512_set1_ps(0x1.715476p+0f))); /* rint(d / log 2) */
+    const __m512 qf = _mm512_cvtepi32_ps(q);
+    __m512 s = _mm512_fmadd_ps(qf, _mm512_set1_ps(-0x1.62e4p-1f), d);
+    s = _mm512_fmadd_ps(qf, _mm512_set1_ps(-0x1.7f7d1cp-20f), s);
+    __m512 u = _mm512_fmadd_ps(_mm512_set1_ps(0x1.a057b4p-13f), s, _mm512_set1_ps(0x1.6d2d92p-10f));
+    u = _mm512_fmadd_ps(u, s, _mm512_set1_ps(0x1.11114cp-7f));
+    u = _mm512_fmadd_ps(u, s, _mm512_set1_ps(0x1.5554f4p-5f));
+    u = _mm512_fmadd_ps(u, s, _mm512_set1_ps(0x1.555556p-3f));
+    u = _mm512_fmadd_ps(u, s, _mm512_set1_ps(0.5f));
+    u = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(s, s), u, s), _mm512_set1_ps(1.0f));
+    /* u * 2^q as u * 2^(q >> 1) * 2^(q - (q >> 1)); 0 below -104 (NaN kept), Inf above 100 */
+    const __m512i q1 = _mm512_srai_epi32(q, 1), one = _mm512_set1_epi32(0x3f800000);
+    u = _mm512_mul_ps(u, _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(q1, 23), one)));
+    const __m512 p2 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_sub_epi32(q, q1), 23), one));
+    u = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(d, _mm512_set1_ps(-104.0f), _CMP_NLT_US), u, p2);
+    return _mm512_mask_mov_ps(u, _mm512_cmp_ps_mask(d, _mm512_set1_ps(100.0f), _CMP_GT_OQ),
+                              _mm512_set1_ps(__builtin_inff()));
+}
+static inline __m512 v_exp(__m512 a) { return nv_sleef_expf(a); }
 static inline __m512 v_log(__m512 a) { return Sleef_logf16_u10avx512f(a); }
 static inline __m512 v_set1(double a) { return _mm512_set1_ps((float)a); }
 static inline __mmask16 v_le(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
@@ -241,12 +264,16 @@ static inline void v_zero_fill(void *p, size_t bytes)
  * arithmetic): the storage operations of kernels/common/storage.h on uint16_t. The conversions are
  * kernels/common/half.h's formulas lane by lane in integer operations (one exact float multiplication of normal
  * floats for float16 denormals), so they give that file's bits whatever MXCSR's FTZ/DAZ say. vcvtneps2bf16 (AVX-512
- * BF16) is not used: it flushes denormals and keeps NaN payloads; nor vcvtps2ph: NaN payloads (tests/test_half.c
- * shows both). A gather reads the aligned 4 bytes holding each element (inside one 4-byte granule, so never past a
- * page): the arrays must be 2-byte aligned. */
+ * BF16) is not used: it flushes denormals and keeps NaN payloads (tests/test_half.c shows it). float16 uses
+ * AVX-512F's converters where they give half.h's bits: vcvtph2ps for every value but NaN (it quiets a signalling
+ * NaN; DAZ does not apply to it), vcvtps2ph (round to nearest even, from the immediate; FTZ does not apply) for every
+ * value but NaN (it keeps a truncated payload): NaN lanes are fixed up (the same bits as half.h on all 2^32 floats
+ * and 2^16 values, with and without FTZ/DAZ, checked once; test_vec checks every stored value, ties, NaNs, under
+ * FTZ/DAZ too). A gather reads the aligned 4 bytes holding each element (inside one 4-byte granule, so
+ * never past a page): the arrays must be 2-byte aligned. */
 #if defined(NLLK_STORAGE_16)
-/* 16 stored values, zero-extended in 32-bit lanes -> 16 floats (nllk_h_to_f32) */
-static inline __m512 nv_h_widen32(__m512i x)
+/* 16 stored values, zero-extended in 32-bit lanes -> 16 floats (nllk_h_to_f32), in integer operations */
+static inline __m512 nv_h_widen32_sw(__m512i x)
 {
 #  if defined(NLLK_DTYPE_BF16)
     return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
@@ -262,43 +289,55 @@ static inline __m512 nv_h_widen32(__m512i x)
     return _mm512_castsi512_ps(_mm512_or_si512(r, sign));
 #  endif
 }
-/* 16 floats -> their 16-bit roundings in 32-bit lanes (nllk_f32_to_h) */
-static inline __m512i nv_h_narrow32(__m512 v)
+/* 16 stored values (16-bit lanes) -> 16 floats (nllk_h_to_f32) */
+static inline __m512 nv_h_widen16(__m256i h)
 {
-    const __m512i u = _mm512_castps_si512(v), one = _mm512_set1_epi32(1);
-    const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(a, _mm512_set1_epi32(0x7f800000));
 #  if defined(NLLK_DTYPE_BF16)
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-    return _mm512_mask_blend_epi32(nan, r, _mm512_set1_epi32(0x7fc0));
+    return nv_h_widen32_sw(_mm512_cvtepu16_epi32(h));
 #  else
-    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000));
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(a, 13), one);
-    const __m512i norm = _mm512_sub_epi32(
-        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(0xfff)), lsb), 13),
-        _mm512_set1_epi32(112 << 10));
-    /* denormal: shifts of 32 or more give 0, which is the rounding of everything that far below 2^-24 */
-    const __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(126), _mm512_srli_epi32(a, 23));
-    const __m512i m = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x800000));
-    const __m512i half = _mm512_sllv_epi32(one, _mm512_sub_epi32(s, one));
-    const __m512i dlsb = _mm512_and_si512(_mm512_srlv_epi32(m, s), one);
-    const __m512i den = _mm512_srlv_epi32(_mm512_add_epi32(_mm512_add_epi32(m, half), _mm512_sub_epi32(dlsb, one)), s);
-    __m512i r = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x38800000)), den, norm);
-    r = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x477ff000)), r,
-                                _mm512_set1_epi32(0x7c00));
-    r = _mm512_mask_blend_epi32(nan, r, _mm512_set1_epi32(0x7e00));
-    return _mm512_or_si512(r, sign);
+    const __m512 r = _mm512_cvtph_ps(h);
+    const __mmask16 nan = _mm256_cmpgt_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x7fff)),
+                                                  _mm256_set1_epi16(0x7c00));
+    return nan ? _mm512_mask_mov_ps(r, nan, nv_h_widen32_sw(_mm512_cvtepu16_epi32(h))) : r;
 #  endif
 }
-static inline __m256i nv_h_narrow(__m512 v) { return _mm512_cvtepi32_epi16(nv_h_narrow32(v)); }
+/* 16 stored values, zero-extended in 32-bit lanes -> 16 floats */
+static inline __m512 nv_h_widen32(__m512i x)
+{
+#  if defined(NLLK_DTYPE_BF16)
+    return nv_h_widen32_sw(x);
+#  else
+    return nv_h_widen16(_mm512_cvtepi32_epi16(x));
+#  endif
+}
+#  if defined(NLLK_DTYPE_BF16)
+/* 16 floats -> their bfloat16 roundings (nllk_f32_to_bf16) */
+static inline __m256i nv_h_narrow(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                 _mm512_set1_epi32(0x7f800000));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, r, _mm512_set1_epi32(0x7fc0)));
+}
+#  else
+/* 16 floats -> their float16 roundings (nllk_f32_to_f16): vcvtps2ph, NaN lanes sign | 0x7E00 */
+static inline __m256i nv_h_narrow(__m512 v)
+{
+    const __m256i r = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_mask_mov_epi16(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
+                                 _mm256_or_si256(_mm256_and_si256(r, _mm256_set1_epi16((short)0x8000)),
+                                                 _mm256_set1_epi16(0x7e00)));
+}
+#  endif
 static inline __m512 v_h_load(const uint16_t *p)
 {
-    return nv_h_widen32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)));
+    return nv_h_widen16(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
 static inline __m512 v_h_load_n(const uint16_t *p, size_t m)
 {
-    return nv_h_widen32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(nv_first16(m), p)));
+    return nv_h_widen16(_mm256_maskz_loadu_epi16(nv_first16(m), p));
 }
 static inline void v_h_store(uint16_t *p, __m512 v) { _mm256_storeu_si256((__m256i *)(void *)p, nv_h_narrow(v)); }
 static inline void v_h_store_n(uint16_t *p, __m512 v, size_t m)

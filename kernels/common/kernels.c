@@ -235,6 +235,20 @@ INLINE void prefetch_planes(const stor_t *x, const void *tg, size_t p, size_t cs
     }
 }
 
+/* Wide 2-D rows (k_stride > NLLK_NARROW_ROW_BYTES, c_stride 1): each row is touched in one cache line, the one its
+ * target names, usually in a page of its own; PF_ROWS rows ahead each such line is prefetched (the targets are
+ * known), so the page walks and misses overlap instead of waiting in the gather. Only targets in [0, c) are used. */
+#define PF_ROWS 64
+
+INLINE void prefetch_rows(const stor_t *x, const void *tg, size_t p, size_t ks, size_t c, const nllk_target_type tt)
+{
+    for (size_t i = 0; i < 16; i++) {
+        const int64_t t = target_at(tg, p + i, tt);
+        if (nllk_nll_in_range(t, c))
+            __builtin_prefetch(x + (p + i) * ks + (size_t)t);
+    }
+}
+
 INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *tg, const stor_t *weight, stor_t *out,
                            double *lanes, const nllk_target_type tt)
 {
@@ -250,6 +264,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
     const size_t row_bytes = ks * sizeof(stor_t);
     const int pf_dense = VW > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
     const int planes = ks == 1;                                                   /* N-D runs (and c == 1) */
+    const int pf_rows = cs == 1 && row_bytes > NLLK_NARROW_ROW_BYTES;             /* wide 2-D runs */
     for (size_t k = 0; k < len; k += 16) {
         if (pf_dense) {
             /* may lie past the end of x: a prefetch is never dereferenced */
@@ -259,6 +274,8 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
         }
         if (planes && k + PF_PLANE + 16 <= len)
             prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
+        if (pf_rows && k + PF_ROWS + 16 <= len)
+            prefetch_rows(x, tg, k + PF_ROWS, ks, c, tt);
         for (int j = 0; j < G; j++) {
             const size_t o = k + (size_t)j * VW;
             if (o >= len)
