@@ -215,9 +215,10 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg,
     return r->len;
 }
 
-/* The backward keeps a row's exps here up to this many classes (else in the row's gradient, rewritten in place; with
- * 16-bit storage, whose gradient cannot hold them, computed again CE_EBUF at a time by ce_row_exps). */
-#define CE_EBUF 4096
+/* The backward keeps a row's exps here up to this many classes (else in the row's gradient, rewritten in place). With
+ * 16-bit storage, whose gradient cannot hold them, a larger buffer (128 KiB: vocabularies up to 32768 classes), and
+ * beyond it the exps computed again, CE_EBUF at a time, by ce_row_exps. */
+#define CE_EBUF (S_SAME ? 4096 : 32768)
 
 /* e[i] = exp(x[i] - m), i < n: the exp pass's values (ce_row_step), the same bits. */
 INLINE void ce_row_exps(const stor_t *x, size_t n, vec_t mv, elem_t *e)
