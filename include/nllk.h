@@ -692,9 +692,9 @@ NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reducti
  * Cross-entropy on 16-bit storage: any number of classes (LLM vocabularies of 32000 .. 2^18 and more), the same
  * kernels as f32 reading and writing 16-bit arrays; lse is written rounded to the storage type, and the backward
  * ignores a 16-bit lse passed to it and recomputes it in float (a bfloat16 lse, 8 bits, is far too coarse for
- * exp(x - lse)), so the backward's bits do not depend on lse. Its exps stay in float: up to 4096 classes (rows) or
- * 256 (N-D) on the stack, beyond that the backward computes them a second time (the f32 backward keeps them in
- * grad_input, which 16 bits cannot hold), so 16-bit backward of larger rows costs two exps per logit.
+ * exp(x - lse)), so the backward's bits do not depend on lse. Its exps stay in float: up to 32768 classes (rows;
+ * a 128 KiB stack buffer) or 256 (N-D) on the stack, beyond that the backward computes them a second time (the f32
+ * backward keeps them in grad_input, which 16 bits cannot hold), so there it costs two exps per logit.
  * Speed: the arrays hold half the bytes of f32, which helps the memory-bound NLL; calls dominated by exp/log
  * (Poisson, cross-entropy) run at about f32's speed plus the conversions (BENCHMARKS.md, "bfloat16 and float16").
  */

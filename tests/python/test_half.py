@@ -261,21 +261,8 @@ def test_poisson_autograd(dtype):
 
 
 # ---- cross-entropy ------------------------------------------------------------------------------------------------
-def ce16_in_library() -> bool:
-    """False while libnllk refuses 16-bit cross-entropy (NLLK_ERR_UNSUPPORTED: its kernels not built yet)."""
-    try:
-        nllk.cross_entropy(torch.zeros(1, 2, dtype=torch.bfloat16), torch.tensor([0]))
-        return True
-    except nllk.NllkRuntimeError as e:
-        if e.status != 5:  # NLLK_ERR_UNSUPPORTED
-            raise
-        return False
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_cross_entropy(dtype):
-    if not ce16_in_library():
-        pytest.skip("this libnllk refuses 16-bit cross-entropy (NLLK_ERR_UNSUPPORTED)")
     g = torch.Generator().manual_seed(16)
     x = (torch.randn(500, 11, generator=g) * 3).to(dtype)
     t = torch.randint(0, 11, (500,), generator=g)
