@@ -553,6 +553,60 @@ static void test_ce_threads(const fmt *f, size_t n, size_t c, int prob)
     free(x), free(q), free(t);
 }
 
+/* The case that tells the two apart: a batch of rows whose float losses all round down to 16 bits, so that the mean
+ * of the rounded losses rounds to other bits than the mean of the losses (checked here: the witness). The one-shot
+ * mean on 2 threads (one shared block) must be the latter. */
+static void test_ce_block_witness(const fmt *f)
+{
+    enum { C = 1000, N = 96, POOL = 400 };
+    float *xf = malloc((size_t)POOL * C * 4), *lf = malloc(POOL * 4);
+    uint16_t *x = malloc((size_t)POOL * C * 2), *xs = malloc((size_t)N * C * 2);
+    int64_t t[POOL], ts[N];
+    int found = 0;
+    for (int tries = 0; tries < 40 && !found; tries++) {
+        for (size_t i = 0; i < (size_t)POOL * C; i++) {
+            x[i] = to16(f, tu_uniform(-4, 4));
+            xf[i] = from16(f, x[i]);
+        }
+        for (int k = 0; k < POOL; k++)
+            t[k] = (int64_t)tu_below(C);
+        CHECK_OK(nllk_cross_entropy_fwd_f32(xf, t, NLLK_TARGET_I64, POOL, C, 1, NULL, -100, 0.0, NLLK_REDUCTION_NONE, lf,
+                                            NULL, NULL));
+        size_t n = 0;
+        long double exact = 0, rounded = 0;
+        for (int k = 0; k < POOL && n < N; k++)
+            if (ref_round(f, lf[k]) < lf[k]) { /* this row's loss rounds down */
+                memcpy(xs + n * C, x + (size_t)k * C, C * 2);
+                ts[n++] = t[k];
+                exact += lf[k];
+                rounded += ref_round(f, lf[k]);
+            }
+        found = n == N && ref_round(f, (double)(exact / N)) != ref_round(f, (double)(rounded / N));
+    }
+    CHECK(found, "%s: a batch whose mean of rounded losses rounds otherwise", f->name);
+    if (found) {
+        const int had = nllk_get_num_threads();
+        double mean;
+        nllk_acc acc;
+        CHECK_OK(nllk_cross_entropy_acc_init(&acc, f->dt, NLLK_TARGET_I64, C, 1, -100, 0.0, 0));
+        CHECK_OK(f->dt == NLLK_BF16 ? nllk_cross_entropy_acc_update_bf16(&acc, xs, ts, N, NULL)
+                                    : nllk_cross_entropy_acc_update_f16(&acc, xs, ts, N, NULL));
+        CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_MEAN, &mean, NULL, NULL));
+        for (int th = 1; th <= 2; th++) {
+            uint16_t m;
+            CHECK_OK(nllk_set_num_threads(th));
+            CHECK_OK(f->dt == NLLK_BF16 ? nllk_cross_entropy_fwd_bf16(xs, ts, NLLK_TARGET_I64, N, C, 1, NULL, -100, 0.0,
+                                                                      NLLK_REDUCTION_MEAN, &m, NULL, NULL)
+                                        : nllk_cross_entropy_fwd_f16(xs, ts, NLLK_TARGET_I64, N, C, 1, NULL, -100, 0.0,
+                                                                     NLLK_REDUCTION_MEAN, &m, NULL, NULL));
+            CHECK(same16(f, m, ref_round(f, mean)), "%s: witness batch mean on %d threads 0x%04x, want %a rounded",
+                  f->name, th, m, mean);
+        }
+        CHECK_OK(nllk_set_num_threads(had));
+    }
+    free(xf), free(lf), free(x), free(xs);
+}
+
 /* ---- 5. the hardware converters, against the software rounding: why the maps do not use them ------------------
  * vcvtneps2bf16 (AVX-512 BF16) and vcvtps2ph (F16C) round to nearest even like kernels/common/half.h on every finite
  * input except (bf16) float denormals, which it flushes to +-0; NaNs keep their payload (truncated, quieted)
@@ -658,6 +712,7 @@ int main(void)
             test_ce_threads(f, 100, 1000, prob);
             test_ce_threads(f, 40, 32000, prob);
         }
+        test_ce_block_witness(f);
     }
     return tu_summary();
 }
