@@ -570,8 +570,8 @@ static void test_ce_block_witness(const fmt *f)
         }
         for (int k = 0; k < POOL; k++)
             t[k] = (int64_t)tu_below(C);
-        CHECK_OK(nllk_cross_entropy_fwd_f32(xf, t, NLLK_TARGET_I64, POOL, C, 1, NULL, -100, 0.0, NLLK_REDUCTION_NONE, lf,
-                                            NULL, NULL));
+        CHECK_OK(nllk_cross_entropy_fwd_f32(xf, t, NLLK_TARGET_I64, POOL, C, 1, NULL, -100, 0.0, NLLK_REDUCTION_NONE,
+                                            lf, NULL, NULL));
         size_t n = 0;
         long double exact = 0, rounded = 0;
         for (int k = 0; k < POOL && n < N; k++)

@@ -287,8 +287,8 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
                 ce_row_exps(row + o, n, v_set1((double)m), ebuf);
                 for (size_t i = 0; i < n; i += VW)
                     ce_sst(grow + o + i,
-                           ce_index_grad(ebuf, w ? w + o : NULL, i, n - i, tk < 0 ? tk : tk - (int64_t)o, gtv, gsv,
-                                         fv, sm),
+                           ce_index_grad(ebuf, w ? w + o : NULL, i, n - i, tk < 0 ? tk : tk - (int64_t)o, gtv, gsv, fv,
+                                         sm),
                            n - i);
             }
         for (; o < c; o += VW)
