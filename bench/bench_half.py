@@ -8,8 +8,9 @@
 
 Workloads (the issue's targets): NLL (65536, 1000) mean, unweighted; NLL (4, 21, 512, 512) mean with class weights
 and ignore_index=255 (random targets); Poisson n = 2^24, mean: log_input forward and forward+backward, full=True
-and log_input=False forward; each NLL forward and forward+backward; cross-entropy (65536, 1000) and
-(4, 21, 512, 512) forward mean (bf16 only). Every workload in each dtype of --dtypes (float16: PyTorch 1.13 has no
+and log_input=False forward; each NLL forward and forward+backward; cross-entropy (65536, 1000), (8192, 32000) and
+(4, 21, 512, 512) mean, forward and forward+backward (bf16 only; --only skips allocating the others). Every
+workload in each dtype of --dtypes (float16: PyTorch 1.13 has no
 CPU float16 NLL or Poisson; its column says n/a and the float16 row compares nllk with its own float32).
 (PyTorch: torch.autograd.grad of the loss; nllk: the forward then the backward into a preallocated gradient).
 nllk is called through ctypes on the tensors' memory (no copies), so the timings are the C library's own.
@@ -44,6 +45,10 @@ def load(path):
     for dt in ("f32", "bf16", "f16"):
         getattr(lib, "nllk_cross_entropy_fwd_" + dt).argtypes = [P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64,
                                                                  ctypes.c_double, ctypes.c_int, P, P, P]
+    lib.nllk_cross_entropy_bwd_f32.argtypes = [P, P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64, ctypes.c_double,
+                                               ctypes.c_int, ctypes.c_float, P, P]
+    lib.nllk_cross_entropy_bwd_bf16.argtypes = [P, P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64,
+                                                ctypes.c_double, ctypes.c_int, ctypes.c_uint16, P, P]
     lib.nllk_nll_bwd_f32.argtypes = [P, P, ctypes.c_int, SZ, SZ, SZ, P, ctypes.c_int64, ctypes.c_int,
                                      ctypes.c_float, P]
     for dt in ("bf16", "f16"):
@@ -111,7 +116,7 @@ def torch_or_none(fn):
     return fn
 
 
-def build_cases(libs, dtypes, quick):
+def build_cases(libs, dtypes, quick, only=""):
     """(name, dtype, PyTorch call or None, {lib: nllk 16-bit call}, {lib: nllk f32 call}, (ref, torch, nllk))"""
     lib = libs[0]
     cases = []
@@ -189,29 +194,50 @@ def build_cases(libs, dtypes, quick):
             cases.append((f"poisson n=2^{n.bit_length() - 1} {opts}" + (" fwd+bwd" if fb else " fwd"), dt, tc,
                           calls[dt], calls["f32"], (ref, pt, out.item())))
 
-    # cross-entropy (65536, 1000) and (4, 21, 512, 512) forward, mean (compute-bound: an exp per logit), bf16
+    # cross-entropy, mean: forward (compute-bound: an exp per logit), and forward then backward into a preallocated
+    # gradient; bf16
     if "bf16" not in dtypes:
         return cases
-    for name, n, c, d in ((f"cross_entropy ({n2}, {c2})", n2, c2, 1),
+    n3, c3 = (64, 3000) if quick else (8192, 32000)
+    for name, n, c, d in ((f"cross_entropy ({n2}, {c2})", n2, c2, 1), (f"cross_entropy ({n3}, {c3})", n3, c3, 1),
                           (f"cross_entropy ({n4}, {c4}, {hw}, {hw})", n4, c4, hw * hw)):
+        if only and only not in name:
+            continue
         cx16 = torch.randn(n, c, d).to(torch.bfloat16) if d > 1 else torch.randn(n, c).to(torch.bfloat16)
         cx32 = cx16.float()
         t = torch.randint(0, c, (n, d) if d > 1 else (n,), dtype=torch.int64)
         cxs16 = cx16.view(n, c, hw, hw) if d > 1 else cx16
         ts = t.view(n, hw, hw) if d > 1 else t
+        grads = {}
 
-        def ce(L, dt, xx, n=n, c=c, d=d, t=t):
+        def ce(L, dt, xx, fb, n=n, c=c, d=d, t=t, grads=grads):
             fn = getattr(L, "nllk_cross_entropy_fwd_" + dt)
-            out = torch.zeros(1, dtype=xx.dtype)
-            return lambda: check(L, fn(ptr(xx), ptr(t), 0, n, c, d, None, -100, 0.0, MEAN, ptr(out), None, None))
+            bwd = getattr(L, "nllk_cross_entropy_bwd_" + dt)
+            out, tw, go = torch.zeros(1, dtype=xx.dtype), torch.zeros(1, dtype=xx.dtype), torch.ones(1, dtype=xx.dtype)
+            gx = grads.setdefault((id(L), dt), torch.zeros_like(xx)) if fb else None  # one per library and dtype
+
+            def run():
+                check(L, fn(ptr(xx), ptr(t), 0, n, c, d, None, -100, 0.0, MEAN, ptr(out), ptr(tw), None))
+                if fb:
+                    twv = tw.view(torch.int16).item() & 0xFFFF if dt == "bf16" else tw.item()
+                    check(L, bwd(ptr(go), ptr(xx), ptr(t), 0, n, c, d, None, -100, 0.0, MEAN, twv, None, ptr(gx)))
+            return run
+
+        def torch_ce(fb, cxs16=cxs16, ts=ts):
+            if fb:
+                xg = cxs16.detach().requires_grad_()
+                torch.autograd.grad(F.cross_entropy(xg, ts), xg)
+            else:
+                F.cross_entropy(cxs16, ts)
         out = torch.zeros(1, dtype=torch.bfloat16)
         check(lib, lib.nllk_cross_entropy_fwd_bf16(ptr(cx16), ptr(t), 0, n, c, d, None, -100, 0.0, MEAN, ptr(out),
                                                    None, None))
         ref = F.cross_entropy(cxs16.double(), ts).item()
         pt = F.cross_entropy(cxs16, ts).item()
-        cases.append((name + " fwd", "bf16", lambda cxs16=cxs16, ts=ts: F.cross_entropy(cxs16, ts),
-                      {L: ce(L, "bf16", cx16) for L in libs}, {L: ce(L, "f32", cx32) for L in libs},
-                      (ref, pt, out.item())))
+        for fb in (False, True):
+            cases.append((name + (" fwd+bwd" if fb else " fwd"), "bf16", lambda fb=fb, tc=torch_ce: tc(fb),
+                          {L: ce(L, "bf16", cx16, fb) for L in libs}, {L: ce(L, "f32", cx32, fb) for L in libs},
+                          (ref, pt, out.item())))
     return cases
 
 
@@ -291,7 +317,7 @@ def main():
             f"torch {torch.__version__}, "
             f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}, load {os.getloadavg()[0]:.1f}")
     print(head)
-    cases = build_cases(libs, [d for d in a.dtypes.split(",") if d], a.quick)
+    cases = build_cases(libs, [d for d in a.dtypes.split(",") if d], a.quick, a.only)
 
     print(f"{'workload':42s} {'dtype':5s} {'torch 16':>10s} {'nllk 16':>9s} {'nllk f32':>9s} {'16 vs torch':>12s} "
           f"{'16 vs f32':>10s}" + (f" {'vs base':>8s}" if a.baseline else "") +

@@ -28,6 +28,7 @@ typedef struct ce_ctx {
     void *out, *lse, *gx, *gq;
     size_t g_stride;
     int stream; /* backward: grad_input beyond the caches (streaming stores) */
+    double *exact; /* 16-bit storage, one block shared by threads: each position's loss as computed (float) */
 } ce_ctx;
 
 static nllk_status ce_check_options(double label_smoothing)
@@ -124,7 +125,23 @@ static size_t ce_sum_run(void *vctx, size_t off, size_t len, double *lanes)
 
 static size_t ce_none_span(void *vctx, size_t off, size_t len) { return ce_fwd_span(vctx, off, len, NULL); }
 
-/* Room for one block's losses in any dtype. */
+/* 16-bit storage: out would hold the losses rounded, but the lanes add them as computed. So each position is a
+ * one-position kernel call with lanes of its own, whose lane 0 is +0 + loss: the loss exactly, kept in c->exact. */
+static size_t ce_exact_span(void *vctx, size_t off, size_t len)
+{
+    const ce_ctx *c = vctx;
+    for (size_t k = 0; k < len; k++) {
+        size_t x_off;
+        const nllk_ce_run r = ce_run_at(c, off + k, 1, &x_off);
+        double l[2 * NLLK_LANES] = {0};
+        if (ce_fwd_run(c, &r, off + k, x_off, l) != 1)
+            return k;
+        c->exact[off + k] = l[0];
+    }
+    return len;
+}
+
+/* Room for one block's losses in any dtype (or as doubles). */
 typedef struct nllk_scalar_block {
     nllk_scalar v[NLLK_BLOCK / (sizeof(nllk_scalar) / sizeof(double))];
 } nllk_scalar_block;
@@ -141,7 +158,7 @@ static size_t ce_buffer_run(void *vctx, size_t off, size_t len, double *lanes)
             const int64_t t = nllk_target_at(c->target, c->tt, f);
             w = t == c->ignore_index ? 0.0 : c->weight ? c->dt->load(nllk_elem(c->dt, c->weight, (size_t)t)) : 1.0;
         }
-        lanes[k % NLLK_LANES] += c->dt->load(nllk_elem(c->dt, c->out, f));
+        lanes[k % NLLK_LANES] += c->exact ? c->exact[f] : c->dt->load(nllk_elem(c->dt, c->out, f));
         lanes[NLLK_LANES + k % NLLK_LANES] += w;
     }
     return len;
@@ -205,23 +222,12 @@ static nllk_status ce_check(ce_ctx *c, const void *input, const char *input_name
     return NLLK_OK;
 }
 
-/* 16-bit storage takes rows of at most NLLK_CE_HALF_MAX_C classes (kernels/common/ce_half.h). */
-static nllk_status ce_check_dtype(const nllk_dtype_desc *dt, size_t c)
-{
-    if (dt->size == 2 && c > NLLK_CE_HALF_MAX_C)
-        return nllk_fail(NLLK_ERR_UNSUPPORTED, "cross-entropy on %s storage takes at most %d classes (c = %zu)",
-                         dt->name, (int)NLLK_CE_HALF_MAX_C, c);
-    return NLLK_OK;
-}
-
 /* ---- one-shot ------------------------------------------------------------------------------------------------- */
 
 static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const void *target, int prob,
                           nllk_target_type tt, size_t n, size_t c, size_t d, const void *weight, int64_t ignore_index,
                           double ls, nllk_reduction reduction, void *out, void *total_weight, void *lse)
 {
-    if (ce_check_dtype(dt, c) != NLLK_OK)
-        return NLLK_ERR_UNSUPPORTED;
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
     size_t nd;
@@ -249,8 +255,13 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
         /* one block of costly positions (e.g. a few thousand rows of a huge vocabulary): the threads share it,
          * writing the losses to a stack buffer, which is then summed in the canonical order (the same bits) */
         nllk_scalar_block buf;
-        ctx.out = buf.v;
-        done = nllk_parallel_spans(nd, grain, ce_none_span, &ctx);
+        if (dt->size == 2) { /* the losses as computed, not their 16-bit roundings (ce_exact_span) */
+            ctx.exact = (double *)(void *)buf.v;
+            done = nllk_parallel_spans(nd, grain, ce_exact_span, &ctx);
+        } else {
+            ctx.out = buf.v;
+            done = nllk_parallel_spans(nd, grain, ce_none_span, &ctx);
+        }
         if (done == nd)
             done = nllk_sum_feed(&s, NULL, nd, ce_buffer_run, &ctx);
     } else {
@@ -270,8 +281,6 @@ static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, co
                           int64_t ignore_index, double ls, nllk_reduction reduction, double total_weight,
                           const void *lse, void *grad_input, void *grad_target)
 {
-    if (ce_check_dtype(dt, c) != NLLK_OK)
-        return NLLK_ERR_UNSUPPORTED;
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
     size_t nd;
@@ -326,8 +335,6 @@ static nllk_status ce_acc_update(const nllk_dtype_desc *dt, int prob, nllk_acc *
     nllk_acc_impl *a = nllk_acc_get(acc, prob ? NLLK_ACC_CE_PROB : NLLK_ACC_CE, dt->id, &st);
     if (!a)
         return st;
-    if (ce_check_dtype(dt, a->c) != NLLK_OK)
-        return NLLK_ERR_UNSUPPORTED;
     if (n > UINT64_MAX - a->sum.end)
         return nllk_fail(NLLK_ERR_INVALID_ARGUMENT, "the element count would pass 2^64");
     const size_t j0 = (size_t)(a->sum.end % a->d);

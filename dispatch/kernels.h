@@ -106,10 +106,6 @@ typedef void (*nllk_ce_prob_bwd_fn)(const nllk_ce_run *r, const void *x, const v
 
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 
-/* Cross-entropy on 16-bit storage converts one position's classes to a float row on the stack
- * (kernels/common/ce_half.h): at most this many classes (the driver refuses more). */
-enum { NLLK_CE_HALF_MAX_C = 4096 };
-
 /* The kernels of one (build, dtype): nllk_<dtype>_kernels__<build>, defined by kernels/common/kernels.c. */
 typedef struct nllk_kernels {
     nllk_poisson_fwd_fn poisson_fwd;

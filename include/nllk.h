@@ -406,11 +406,12 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * Threads (section 4): a position costs about c elements' work, so a thread takes from about 32768 / c positions
  * on. MEAN and SUM give threads whole 4096-position blocks of the canonical sum; a call of at most 4096
  * positions (e.g. 2048 tokens of a 256k vocabulary) shares its one block between threads instead (the losses go
- * through a 32 KiB stack buffer, then into the canonical sum: the same bits). Calls of a few blocks use at most
+ * through a 32 KiB stack buffer, then into the canonical sum: the same bits; on 16-bit storage the buffer keeps each
+ * loss as computed, not its 16-bit rounding, one position per kernel call). Calls of a few blocks use at most
  * that many threads. NONE and the backward split positions freely. The backward reads the logits again and
  * recomputes the softmax (nothing of size n*c is stored); it writes grad_input once, with streaming
- * (non-temporal) stores when grad_input has 32 MiB or more ((n, c) rows of up to 4096 classes; (n, c, d) with
- * up to 256 classes and d a multiple of the vector width).
+ * (non-temporal) stores when grad_input has 32 MiB or more ((n, c) rows of up to 4096 classes, 32768 on 16-bit
+ * storage; (n, c, d) with up to 256 classes and d a multiple of the vector width).
  *
  * Errors (every function): NLLK_ERR_NULL_POINTER, NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_INVALID_ARGUMENT (reduction,
  * target_type; label_smoothing NaN or outside [0, 1], as PyTorch's "label_smoothing must be between 0.0 and
@@ -689,9 +690,12 @@ NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reducti
  * float16 has a narrow range (largest finite 65504, smallest denormal 2^-24): per-element results beyond it
  * become +-Inf or 0, exactly as the rounding says (a float16 sum may overflow where its mean does not: the
  * double accumulation gives the right mean).
- * Cross-entropy on 16-bit storage: at most 4096 classes (more: NLLK_ERR_UNSUPPORTED); lse is written rounded to
- * the storage type, and the backward ignores a 16-bit lse passed to it and recomputes it in float (a bfloat16
- * lse, 8 bits, is far too coarse for exp(x - lse)), so the backward's bits do not depend on lse.
+ * Cross-entropy on 16-bit storage: any number of classes (LLM vocabularies of 32000 .. 2^18 and more), the same
+ * kernels as f32 reading and writing 16-bit arrays; lse is written rounded to the storage type, and the backward
+ * ignores a 16-bit lse passed to it and recomputes it in float (a bfloat16 lse, 8 bits, is far too coarse for
+ * exp(x - lse)), so the backward's bits do not depend on lse. Its exps stay in float: up to 32768 classes (rows;
+ * a 128 KiB stack buffer) or 256 (N-D) on the stack, beyond that the backward computes them a second time (the f32
+ * backward keeps them in grad_input, which 16 bits cannot hold), so there it costs two exps per logit.
  * Speed: the arrays hold half the bytes of f32, which helps the memory-bound NLL; calls dominated by exp/log
  * (Poisson, cross-entropy) run at about f32's speed plus the conversions (BENCHMARKS.md, "bfloat16 and float16").
  */

@@ -4,7 +4,10 @@
  * lanes are accumulators j = 0 .. G-1 of VW lanes (class k in lane k % 16, as the canonical in-block order).
  * Planes (d > 1, k_stride == 1): VW positions at a time, vectorised along positions; class k of every position
  * adds into accumulator k % 16. Both read a row (column) twice, a max pass then an exp pass (nllk.h), and finish
- * each position with the scalar formulas of ce_formula.h, so both layouts and every ISA give the same bits. */
+ * each position with the scalar formulas of ce_formula.h, so both layouts and every ISA give the same bits.
+ * Storage-generic (kernels/common/storage.h): the caller's arrays are stor_t, read and written through the s_*
+ * operations (16-bit storage: converted exactly to float on load, rounded once on store); scratch buffers of computed
+ * values (exps) are elem_t. So a 16-bit result is the f32 kernel's on the converted inputs, rounded once. */
 #include "ce_formula.h"
 
 /* Target i of a run widened to int64. */
@@ -31,6 +34,15 @@ INLINE void ce_st(elem_t *p, vec_t v, size_t mm)
     else
         v_store_n(p, v, mm);
 }
+/* The same on the caller's arrays (stor_t). */
+INLINE vec_t ce_sld(const stor_t *p, size_t mm) { return mm >= VW ? s_load(p) : s_load_n(p, mm); }
+INLINE void ce_sst(stor_t *p, vec_t v, size_t mm)
+{
+    if (mm >= VW)
+        s_store(p, v);
+    else
+        s_store_n(p, v, mm);
+}
 INLINE vec_t ce_keep(vec_t v, size_t mm) { return mm >= VW ? v : v_mzero(first_lanes(mm), v); }
 
 /* A probability target after smoothing, times the weight: (q * (1 - ls) + ls / c) * w. */
@@ -53,7 +65,7 @@ enum { CE_S = 0, CE_SMOOTH = 1 /* D = sum w (x - m) */, CE_PROB = 2 /* A = sum q
 /* The exact max (order-free, so any vector walk gives the same value): four accumulators, the last partial vector as
  * the row's last whole one (overlapping, max is idempotent), one vector reduced in scalar. */
 INLINE vec_t ce_vmax(vec_t a, vec_t b) { return v_select(v_le(a, b), b, a); }
-INLINE elem_t ce_row_max(const elem_t *x, size_t c)
+INLINE elem_t ce_row_max(const stor_t *x, size_t c)
 {
     vec_t mv[4];
     for (int u = 0; u < 4; u++)
@@ -61,16 +73,16 @@ INLINE elem_t ce_row_max(const elem_t *x, size_t c)
     size_t k = 0;
     for (; k + 4 * VW <= c; k += 4 * VW)
         for (int u = 0; u < 4; u++)
-            mv[u] = ce_vmax(mv[u], v_load(x + k + (size_t)u * VW));
+            mv[u] = ce_vmax(mv[u], s_load(x + k + (size_t)u * VW));
     for (; k + VW <= c; k += VW)
-        mv[0] = ce_vmax(mv[0], v_load(x + k));
+        mv[0] = ce_vmax(mv[0], s_load(x + k));
     elem_t m = -INFINITY;
     if (k < c) {
         if (c >= VW)
-            mv[1] = ce_vmax(mv[1], v_load(x + c - VW));
+            mv[1] = ce_vmax(mv[1], s_load(x + c - VW));
         else
             for (; k < c; k++)
-                m = ce_max(m, x[k]);
+                m = ce_max(m, (elem_t)s_get(x + k));
     }
     elem_t buf[VW];
     v_store(buf, ce_vmax(ce_vmax(mv[0], mv[1]), ce_vmax(mv[2], mv[3])));
@@ -81,20 +93,20 @@ INLINE elem_t ce_row_max(const elem_t *x, size_t c)
 
 /* One vector of the exp pass at class o (mm classes left; full: mm >= VW): e = exp(x - m) into s (and to e_out when
  * set), and the mode's other lanes. */
-INLINE void ce_row_step(const elem_t *x, const elem_t *q, const elem_t *w, size_t o, size_t mm, vec_t mv, ce_factors f,
+INLINE void ce_row_step(const stor_t *x, const stor_t *q, const stor_t *w, size_t o, size_t mm, vec_t mv, ce_factors f,
                         const int mode, const int full, elem_t *e_out, vacc_t *s, vacc_t *a, vacc_t *b)
 {
-    const vec_t dv = v_sub(full ? v_load(x + o) : ce_ld(x + o, mm), mv);
+    const vec_t dv = v_sub(full ? s_load(x + o) : ce_sld(x + o, mm), mv);
     const vec_t ev = full ? v_exp_ce(dv) : ce_keep(v_exp_ce(dv), mm);
     if (e_out)
         ce_st(e_out + o, ev, full ? VW : mm);
     *s = v_acc_add(*s, ev);
     if (mode == CE_SMOOTH)
         *a = v_acc_add(*a,
-                       full ? (w ? v_mul(v_load(w + o), dv) : dv) : ce_keep(w ? v_mul(ce_ld(w + o, mm), dv) : dv, mm));
+                       full ? (w ? v_mul(s_load(w + o), dv) : dv) : ce_keep(w ? v_mul(ce_sld(w + o, mm), dv) : dv, mm));
     if (mode == CE_PROB) {
-        const vec_t qs = ce_qs(full ? v_load(q + o) : ce_ld(q + o, mm), f);
-        const vec_t qw = w ? v_mul(qs, full ? v_load(w + o) : ce_ld(w + o, mm)) : qs;
+        const vec_t qs = ce_qs(full ? s_load(q + o) : ce_sld(q + o, mm), f);
+        const vec_t qw = w ? v_mul(qs, full ? s_load(w + o) : ce_sld(w + o, mm)) : qs;
         *b = v_acc_add(*b, full ? qw : ce_keep(qw, mm));
         *a = v_acc_add(*a, full ? v_mul(qw, dv) : ce_keep(v_mul(qw, dv), mm));
     }
@@ -105,8 +117,8 @@ INLINE void ce_row_step(const elem_t *x, const elem_t *q, const elem_t *w, size_
  * lanes add +0.0, bit-neutral). e_out, when set, receives the c exps (the backward's). v_exp_ce is inline, so the
  * lanes stay in registers across it. next: the next row, prefetched a line per 16 classes while this one
  * computes, so that its max pass finds it in cache. */
-INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, elem_t m, ce_factors f,
-                        const int mode, const elem_t *next, elem_t *e_out, double *res)
+INLINE void ce_row_sums(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, elem_t m, ce_factors f,
+                        const int mode, const stor_t *next, elem_t *e_out, double *res)
 {
     vacc_t s[G], a[G], b[G];
     for (int j = 0; j < G; j++)
@@ -116,7 +128,7 @@ INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_
     for (; k + 16 <= c; k += 16) {
         if (next) {
             __builtin_prefetch(next + k);
-            if (sizeof(elem_t) == 8)
+            if (sizeof(stor_t) == 8)
                 __builtin_prefetch(next + k + 8);
         }
         for (int j = 0; j < G; j++)
@@ -134,8 +146,8 @@ INLINE void ce_row_sums(const elem_t *x, const elem_t *q, const elem_t *w, size_
 }
 
 /* One row's max, sums and logsum (e_out as ce_row_sums). */
-INLINE void ce_row_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, ce_factors f, const int mode,
-                         const elem_t *next, elem_t *e_out, elem_t *m, elem_t *logsum, double *res)
+INLINE void ce_row_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, ce_factors f, const int mode,
+                         const stor_t *next, elem_t *e_out, elem_t *m, elem_t *logsum, double *res)
 {
     *m = ce_row_max(x, c);
     ce_row_sums(x, q, w, c, *m, f, mode, next, e_out, res);
@@ -144,8 +156,8 @@ INLINE void ce_row_stats(const elem_t *x, const elem_t *q, const elem_t *w, size
 
 /* VW rows at a time: each row's max and exp pass, then one ce_logsums for all of them (one vector log instead of one
  * per row; the same bits per row), then the losses in row order. */
-INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, elem_t *out,
-                          elem_t *lse, double *lanes, const nllk_target_type tt)
+INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, stor_t *out,
+                          stor_t *lse, double *lanes, const nllk_target_type tt)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -165,7 +177,7 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg,
         for (size_t p = 0; p < good; p++) {
             const size_t k = k0 + p;
             const int ign = tb[p] == r->ignore_index;
-            const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+            const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
             double res[3] = {1.0, 0, 0}; /* an ignored row without lse: nothing to compute */
             m[p] = 0;
             if (!ign || lse) {
@@ -184,13 +196,14 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg,
             const int64_t t = tb[p];
             elem_t loss = 0, wt = 0;
             if (lse)
-                lse[k] = m[p] + logsum[p];
+                s_set(lse + k, m[p] + logsum[p]);
             if (t != r->ignore_index) {
-                wt = w ? w[t] : (elem_t)1;
-                loss = ce_index_loss(x[k * r->k_stride + (size_t)t], m[p], logsum[p], wt, dsum[p], r->wsum, f);
+                wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
+                loss = ce_index_loss((elem_t)s_get(x + k * r->k_stride + (size_t)t), m[p], logsum[p], wt, dsum[p],
+                                     r->wsum, f);
             }
             if (out)
-                out[k] = loss;
+                s_set(out + k, loss);
             if (lanes) {
                 lanes[k % 16] += (double)loss;
                 lanes[16 + k % 16] += (double)wt;
@@ -202,30 +215,39 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg,
     return r->len;
 }
 
-/* The backward keeps a row's exps here up to this many classes (else in the row's gradient, rewritten in place). */
-#define CE_EBUF 4096
+/* The backward keeps a row's exps here up to this many classes (else in the row's gradient, rewritten in place). With
+ * 16-bit storage, whose gradient cannot hold them, a larger buffer (128 KiB: vocabularies up to 32768 classes), and
+ * beyond it the exps computed again, CE_EBUF at a time, by ce_row_exps. */
+#define CE_EBUF (S_SAME ? 4096 : 32768)
+
+/* e[i] = exp(x[i] - m), i < n: the exp pass's values (ce_row_step), the same bits. */
+INLINE void ce_row_exps(const stor_t *x, size_t n, vec_t mv, elem_t *e)
+{
+    for (size_t o = 0; o < n; o += VW)
+        ce_st(e + o, v_exp_ce(v_sub(ce_sld(x + o, n - o), mv)), n - o);
+}
 
 /* The class-index gradient of the classes [o, o + mm) (mm <= VW lanes used): G_k - e_k * fac, G_k = gt at k == t
  * (t < 0: none) minus w_k * gs with smoothing. Elementwise, so any cut of the row gives the same bits. */
-INLINE vec_t ce_index_grad(const elem_t *e, const elem_t *w, size_t o, size_t mm, int64_t t, vec_t gtv, vec_t gsv,
+INLINE vec_t ce_index_grad(const elem_t *e, const stor_t *w, size_t o, size_t mm, int64_t t, vec_t gtv, vec_t gsv,
                            vec_t fv, const int sm)
 {
     vec_t gv = t >= (int64_t)o && t < (int64_t)(o + VW) ? v_mzero(1u << (t - (int64_t)o), gtv) : v_set1(0.0);
     if (sm)
-        gv = v_sub(gv, v_mul(w ? ce_ld(w + o, mm) : v_set1(1.0), gsv));
+        gv = v_sub(gv, v_mul(w ? ce_sld(w + o, mm) : v_set1(1.0), gsv));
     return v_sub(gv, v_mul(ce_ld(e + o, mm), fv));
 }
 
 /* Streaming stores need the VW-element grid: the elements from p to it (< VW), or VW when p is off the element grid
  * (then no streaming). */
-INLINE size_t ce_stream_head(const elem_t *p)
+INLINE size_t ce_stream_head(const stor_t *p)
 {
-    const uintptr_t a = (uintptr_t)p, al = VW * sizeof(elem_t);
-    return a % sizeof(elem_t) != 0 ? VW : (size_t)((-a) % al) / sizeof(elem_t);
+    const uintptr_t a = (uintptr_t)p, al = VW * sizeof(stor_t);
+    return a % sizeof(stor_t) != 0 ? VW : (size_t)((-a) % al) / sizeof(stor_t);
 }
 
-INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *g,
-                        size_t g_stride, elem_t *gx, const nllk_target_type tt)
+INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                        size_t g_stride, stor_t *gx, const nllk_target_type tt)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -234,15 +256,16 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
     for (size_t k = 0; k < r->len; k++) {
         const int64_t t = ce_target(tg, k, tt);
         const int ign = t == r->ignore_index;
-        const elem_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
-        elem_t *grow = gx + k * r->k_stride, *e = c <= CE_EBUF ? ebuf : grow;
+        const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+        stor_t *grow = gx + k * r->k_stride;
+        elem_t *e = c <= CE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)grow : NULL; /* NULL: exps again */
         const elem_t m = ce_row_max(row, c);
         double res[3] = {0, 0, 0};
         ce_row_sums(row, NULL, w, c, m, f, CE_S, next, e, res);
-        const elem_t gk = g[k * g_stride];
+        const elem_t gk = (elem_t)s_get(g + k * g_stride);
         elem_t gt = 0, gs = 0, sum = 0;
         if (!ign) {
-            const elem_t wt = w ? w[t] : (elem_t)1;
+            const elem_t wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
             gt = -(wt * (f.smooth ? f.keep * gk : gk));
             gs = f.smooth ? f.spread * gk : (elem_t)0;
             sum = ce_index_gsum(gt, gs, r->wsum, f.smooth);
@@ -254,19 +277,29 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const elem_t *x, const void *tg, c
         const size_t h = stream ? ce_stream_head(grow) : VW;
         if (h < VW && h < c) {
             if (h)
-                ce_st(grow, ce_index_grad(e, w, 0, h, tk, gtv, gsv, fv, sm), h);
+                ce_sst(grow, ce_index_grad(e, w, 0, h, tk, gtv, gsv, fv, sm), h);
             for (o = h; o + VW <= c; o += VW)
-                v_stream(grow + o, ce_index_grad(e, w, o, VW, tk, gtv, gsv, fv, sm));
+                s_stream(grow + o, ce_index_grad(e, w, o, VW, tk, gtv, gsv, fv, sm));
         }
+        if (!S_SAME && !e) /* the exps of CE_EBUF classes at a time, and their gradient (class indices relative) */
+            for (; o < c; o += CE_EBUF) {
+                const size_t n = c - o < CE_EBUF ? c - o : CE_EBUF;
+                ce_row_exps(row + o, n, v_set1((double)m), ebuf);
+                for (size_t i = 0; i < n; i += VW)
+                    ce_sst(grow + o + i,
+                           ce_index_grad(ebuf, w ? w + o : NULL, i, n - i, tk < 0 ? tk : tk - (int64_t)o, gtv, gsv, fv,
+                                         sm),
+                           n - i);
+            }
         for (; o < c; o += VW)
-            ce_st(grow + o, ce_index_grad(e, w, o, c - o, tk, gtv, gsv, fv, sm), c - o);
+            ce_sst(grow + o, ce_index_grad(e, w, o, c - o, tk, gtv, gsv, fv, sm), c - o);
     }
     if (stream)
         v_stream_fence();
 }
 
-INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, elem_t *out,
-                             elem_t *lse, double *lanes)
+INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const stor_t *x, const stor_t *q, const stor_t *w, stor_t *out,
+                             stor_t *lse, double *lanes)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -276,9 +309,9 @@ INLINE void ce_prob_fwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
         ce_row_stats(x + k * r->k_stride, q + k * r->k_stride, w, c, f, CE_PROB, NULL, NULL, &m, &logsum, res);
         const elem_t loss = ce_prob_loss(logsum, res[2], res[1]);
         if (lse)
-            lse[k] = m + logsum;
+            s_set(lse + k, m + logsum);
         if (out)
-            out[k] = loss;
+            s_set(out + k, loss);
         if (lanes) {
             lanes[k % 16] += (double)loss;
             lanes[16 + k % 16] += 1.0;
@@ -296,29 +329,32 @@ INLINE void ce_prob_grads(vec_t xv, vec_t qv, vec_t wv, vec_t ev, vec_t mv, vec_
     *gq = f.smooth ? v_mul(t, v_set1(f.keep)) : t;
 }
 
-INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *g,
-                             size_t g_stride, elem_t *gx, elem_t *gq)
+INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const stor_t *x, const stor_t *q, const stor_t *w, const stor_t *g,
+                             size_t g_stride, stor_t *gx, stor_t *gq)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
     elem_t ebuf[CE_EBUF];
     for (size_t k = 0; k < r->len; k++) {
-        const elem_t *row = x + k * r->k_stride, *qrow = q + k * r->k_stride;
-        elem_t *grow = gx + k * r->k_stride, *e = c <= CE_EBUF ? ebuf : grow;
+        const stor_t *row = x + k * r->k_stride, *qrow = q + k * r->k_stride;
+        stor_t *grow = gx + k * r->k_stride;
+        elem_t *e = c <= CE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)grow : NULL; /* NULL: exps again */
         elem_t m, logsum;
         double res[3] = {0, 0, 0};
         ce_row_stats(row, qrow, w, c, f, CE_PROB, NULL, e, &m, &logsum, res);
-        const elem_t gk = g[k * g_stride];
+        const elem_t gk = (elem_t)s_get(g + k * g_stride);
         const vec_t mv = v_set1((double)m), lv = v_set1((double)logsum), gv = v_set1((double)gk);
         const vec_t fv = v_set1((double)ce_pfac((elem_t)(-(double)gk * res[2]), res[0]));
         for (size_t o = 0; o < c; o += VW) {
             const size_t mm = c - o;
+            if (!S_SAME && !e && o % CE_EBUF == 0) /* the exps of the next CE_EBUF classes */
+                ce_row_exps(row + o, mm < CE_EBUF ? mm : CE_EBUF, mv, ebuf);
             vec_t a, b;
-            ce_prob_grads(ce_ld(row + o, mm), ce_ld(qrow + o, mm), w ? ce_ld(w + o, mm) : v_set1(1.0), ce_ld(e + o, mm),
-                          mv, lv, gv, fv, f, &a, &b);
-            ce_st(grow + o, a, mm);
+            ce_prob_grads(ce_sld(row + o, mm), ce_sld(qrow + o, mm), w ? ce_sld(w + o, mm) : v_set1(1.0),
+                          !S_SAME && !e ? ce_ld(ebuf + o % CE_EBUF, mm) : ce_ld(e + o, mm), mv, lv, gv, fv, f, &a, &b);
+            ce_sst(grow + o, a, mm);
             if (gq)
-                ce_st(gq + k * r->k_stride + o, b, mm);
+                ce_sst(gq + k * r->k_stride + o, b, mm);
         }
     }
 }
@@ -327,7 +363,7 @@ INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const elem_t *x, const elem_t
 
 /* How far ahead (elements) the plane kernels prefetch each class's stream; may point past the array (a prefetch is
  * never dereferenced). */
-#define CE_PLANE_PF (512 / sizeof(elem_t))
+#define CE_PLANE_PF (512 / sizeof(stor_t))
 #define CE_PLANE_CHUNK 64 /* classes whose exps are buffered at once (a multiple of 16) */
 
 typedef struct ce_plane {
@@ -338,7 +374,7 @@ typedef struct ce_plane {
 /* VW positions' max, sums and logsums (mm < VW: the first mm; no logsums for CE_S with e set: the class-index
  * backward). e, when set, receives the exps: class k's VW lanes at
  * e + k * es (masked to mm lanes); otherwise they go through a stack buffer of CE_PLANE_CHUNK classes. */
-INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, size_t c, size_t cs, size_t mm,
+INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
                            ce_factors f, const int mode, elem_t *e, size_t es, ce_plane *st)
 {
     /* four max chains (classes k % 4; the exact max is order-free up to the sign of zero, which the + 0 fixes) */
@@ -350,10 +386,10 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
         for (int u = 0; u < 4; u++) {
             if (VW > 1) /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead */
                 __builtin_prefetch(x + (k + (size_t)u) * cs + CE_PLANE_PF);
-            mq[u] = ce_vmax(mq[u], ce_ld(x + (k + (size_t)u) * cs, mm));
+            mq[u] = ce_vmax(mq[u], ce_sld(x + (k + (size_t)u) * cs, mm));
         }
     for (; k < c; k++)
-        mq[0] = ce_vmax(mq[0], ce_ld(x + k * cs, mm));
+        mq[0] = ce_vmax(mq[0], ce_sld(x + k * cs, mm));
     const vec_t mv = v_add(ce_vmax(ce_vmax(mq[0], mq[1]), ce_vmax(mq[2], mq[3])), v_set1(0.0)); /* -0 reads as +0 */
     vacc_t s[16], a[16], b[16];
     for (int j = 0; j < 16; j++)
@@ -369,7 +405,7 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
         elem_t *dst = e ? e + k0 * es : &eb[0][0];
         const size_t ds = e ? es : VW;
         for (size_t k = 0; k < len; k++)
-            ce_st(dst + k * ds, v_exp_ce(v_sub(ce_ld(x + (k0 + k) * cs, mm), mv)), mm);
+            ce_st(dst + k * ds, v_exp_ce(v_sub(ce_sld(x + (k0 + k) * cs, mm), mv)), mm);
         for (size_t lane = 0; lane < 16 && lane < len; lane++) {
             vacc_t acc = s[lane];
             for (size_t k = lane; k < len; k += 16)
@@ -378,12 +414,12 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
         }
     }
     for (size_t k = 0; k < c && mode != CE_S; k++) {
-        const vec_t dv = v_sub(ce_ld(x + k * cs, mm), mv);
+        const vec_t dv = v_sub(ce_sld(x + k * cs, mm), mv);
         if (mode == CE_SMOOTH)
-            a[k % 16] = v_acc_add(a[k % 16], w ? v_mul(v_set1((double)w[k]), dv) : dv);
+            a[k % 16] = v_acc_add(a[k % 16], w ? v_mul(v_set1(s_get(w + k)), dv) : dv);
         if (mode == CE_PROB) {
-            const vec_t qs = ce_qs(ce_ld(q + k * cs, mm), f);
-            const vec_t qw = w ? v_mul(qs, v_set1((double)w[k])) : qs;
+            const vec_t qs = ce_qs(ce_sld(q + k * cs, mm), f);
+            const vec_t qw = w ? v_mul(qs, v_set1(s_get(w + k))) : qs;
             b[k % 16] = v_acc_add(b[k % 16], qw);
             a[k % 16] = v_acc_add(a[k % 16], v_mul(qw, dv));
         }
@@ -407,8 +443,8 @@ INLINE void ce_plane_stats(const elem_t *x, const elem_t *q, const elem_t *w, si
         ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
 }
 
-INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, elem_t *out,
-                            elem_t *lse, double *lanes, const nllk_target_type tt)
+INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, stor_t *out,
+                            stor_t *lse, double *lanes, const nllk_target_type tt)
 {
     const size_t c = r->c, cs = r->c_stride;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -435,12 +471,12 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
             const vidx_t tv = v_tload_i64(tb);
             const unsigned valid = v_tvalid(tv, r->ignore_index);
             const vec_t mv = v_load(st.m), lg = v_load(st.logsum);
-            const vec_t wt = w ? v_gather(w, tv, valid) : v_mzero(valid, v_set1(1.0));
-            const vec_t loss = v_mzero(valid, ce_nll(v_gather(x + o, v_toff(tv, kofs, cs), valid), mv, lg, wt));
+            const vec_t wt = w ? s_gather(w, tv, valid) : v_mzero(valid, v_set1(1.0));
+            const vec_t loss = v_mzero(valid, ce_nll(s_gather(x + o, v_toff(tv, kofs, cs), valid), mv, lg, wt));
             if (lse)
-                ce_st(lse + o, v_add(mv, lg), mm);
+                ce_sst(lse + o, v_add(mv, lg), mm);
             if (out)
-                ce_st(out + o, loss, mm);
+                ce_sst(out + o, loss, mm);
             const int j = (int)((o / VW) % G);
             acc[j] = v_acc_add(acc[j], loss);
             accw[j] = v_acc_add(accw[j], wt);
@@ -451,13 +487,14 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
             const int64_t t = ce_target(tg, k, tt);
             elem_t loss = 0, wt = 0;
             if (t != r->ignore_index) {
-                wt = w ? w[t] : (elem_t)1;
-                loss = ce_index_loss(x[(size_t)t * cs + k], st.m[p], st.logsum[p], wt, st.res[1][p], r->wsum, f);
+                wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
+                loss = ce_index_loss((elem_t)s_get(x + (size_t)t * cs + k), st.m[p], st.logsum[p], wt, st.res[1][p],
+                                     r->wsum, f);
             }
             if (lse)
-                lse[k] = st.m[p] + st.logsum[p];
+                s_set(lse + k, st.m[p] + st.logsum[p]);
             if (out)
-                out[k] = loss;
+                s_set(out + k, loss);
             if (lanes) {
                 lanes[k % 16] += (double)loss;
                 lanes[16 + k % 16] += (double)wt;
@@ -477,12 +514,12 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const elem_t *x, const void *t
 
 /* The class-index backward of the mm <= VW positions [o, o + mm) of a run; nt: streaming stores (then gx + o is on
  * the VW-element grid, and so is every class's plane). */
-INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *g,
-                               size_t g_stride, elem_t *gx, size_t o, size_t mm, ce_factors f, elem_t *ebuf,
+INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                               size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f, elem_t *ebuf,
                                const int nt, const nllk_target_type tt)
 {
     const size_t c = r->c, cs = r->c_stride, cnt = mm < VW ? mm : VW;
-    elem_t *e = c <= CE_PLANE_EBUF ? ebuf : gx + o;
+    elem_t *e = c <= CE_PLANE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)(gx + o) : NULL; /* NULL: exps again */
     const size_t es = c <= CE_PLANE_EBUF ? VW : cs;
     ce_plane st;
     ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, e, es, &st);
@@ -496,7 +533,7 @@ INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const elem_t *x, const void
         const int64_t t = ce_target(tg, o + p, tt);
         elem_t sum = 0;
         if (t != r->ignore_index) {
-            const elem_t gk = g[(o + p) * g_stride], wt = w ? w[t] : (elem_t)1;
+            const elem_t gk = (elem_t)s_get(g + (o + p) * g_stride), wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
             tb[p] = t;
             gt[p] = -(wt * (f.smooth ? f.keep * gk : gk));
             gs[p] = f.smooth ? f.spread * gk : (elem_t)0;
@@ -505,22 +542,23 @@ INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const elem_t *x, const void
         fac[p] = ce_pfac(sum, st.res[0][p]);
     }
     const vidx_t tv = v_tload_i64(tb);
-    const vec_t gtv = v_load(gt), gsv = v_load(gs), fv = v_load(fac);
+    const vec_t gtv = v_load(gt), gsv = v_load(gs), fv = v_load(fac), mv = v_load(st.m);
     const unsigned all = (1u << VW) - 1u;
     for (size_t k = 0; k < c; k++) {
         vec_t gv = v_mzero(~v_tvalid(tv, (int64_t)k) & all, gtv);
         if (f.smooth)
-            gv = v_sub(gv, v_mul(v_set1(w ? (double)w[k] : 1.0), gsv));
-        const vec_t v = v_sub(gv, v_mul(ce_ld(e + k * es, mm), fv));
+            gv = v_sub(gv, v_mul(v_set1(w ? s_get(w + k) : 1.0), gsv));
+        const vec_t ev = !S_SAME && !e ? v_exp_ce(v_sub(ce_sld(x + o + k * cs, mm), mv)) : ce_ld(e + k * es, mm);
+        const vec_t v = v_sub(gv, v_mul(ev, fv));
         if (nt)
-            v_stream(gx + k * cs + o, v);
+            s_stream(gx + k * cs + o, v);
         else
-            ce_st(gx + k * cs + o, v, mm);
+            ce_sst(gx + k * cs + o, v, mm);
     }
 }
 
-INLINE void ce_bwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg, const elem_t *w, const elem_t *g,
-                          size_t g_stride, elem_t *gx, const nllk_target_type tt)
+INLINE void ce_bwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                          size_t g_stride, stor_t *gx, const nllk_target_type tt)
 {
     const size_t c = r->c, cs = r->c_stride, len = r->len;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -541,8 +579,8 @@ INLINE void ce_bwd_planes(const nllk_ce_run *r, const elem_t *x, const void *tg,
         v_stream_fence();
 }
 
-INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, elem_t *out,
-                               elem_t *lse, double *lanes)
+INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const stor_t *x, const stor_t *q, const stor_t *w, stor_t *out,
+                               stor_t *lse, double *lanes)
 {
     const size_t c = r->c, cs = r->c_stride;
     const ce_factors f = ce_factors_of(r->ls, c);
@@ -554,9 +592,9 @@ INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const elem_t *x, const elem
             const size_t k = o + p;
             const elem_t loss = ce_prob_loss(st.logsum[p], st.res[2][p], st.res[1][p]);
             if (lse)
-                lse[k] = st.m[p] + st.logsum[p];
+                s_set(lse + k, st.m[p] + st.logsum[p]);
             if (out)
-                out[k] = loss;
+                s_set(out + k, loss);
             if (lanes) {
                 lanes[k % 16] += (double)loss;
                 lanes[16 + k % 16] += 1.0;
@@ -565,31 +603,32 @@ INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const elem_t *x, const elem
     }
 }
 
-INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const elem_t *x, const elem_t *q, const elem_t *w, const elem_t *g,
-                               size_t g_stride, elem_t *gx, elem_t *gq)
+INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const stor_t *x, const stor_t *q, const stor_t *w, const stor_t *g,
+                               size_t g_stride, stor_t *gx, stor_t *gq)
 {
     const size_t c = r->c, cs = r->c_stride;
     const ce_factors f = ce_factors_of(r->ls, c);
     elem_t ebuf[CE_PLANE_EBUF * VW];
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
-        elem_t *e = c <= CE_PLANE_EBUF ? ebuf : gx + o;
+        elem_t *e = c <= CE_PLANE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)(gx + o) : NULL; /* NULL: exps again */
         const size_t es = c <= CE_PLANE_EBUF ? VW : cs;
         ce_plane st;
         ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, e, es, &st);
         elem_t gk[VW], fac[VW];
         for (size_t p = 0; p < VW; p++) {
-            gk[p] = p < cnt ? g[(o + p) * g_stride] : (elem_t)0;
+            gk[p] = p < cnt ? (elem_t)s_get(g + (o + p) * g_stride) : (elem_t)0;
             fac[p] = p < cnt ? ce_pfac((elem_t)(-(double)gk[p] * st.res[2][p]), st.res[0][p]) : (elem_t)0;
         }
         const vec_t gv = v_load(gk), fv = v_load(fac), mv = v_load(st.m), lv = v_load(st.logsum);
         for (size_t k = 0; k < c; k++) {
             vec_t a, b;
-            ce_prob_grads(ce_ld(x + k * cs + o, mm), ce_ld(q + k * cs + o, mm), v_set1(w ? (double)w[k] : 1.0),
-                          ce_ld(e + k * es, mm), mv, lv, gv, fv, f, &a, &b);
-            ce_st(gx + k * cs + o, a, mm);
+            const vec_t xv = ce_sld(x + k * cs + o, mm);
+            ce_prob_grads(xv, ce_sld(q + k * cs + o, mm), v_set1(w ? s_get(w + k) : 1.0),
+                          !S_SAME && !e ? v_exp_ce(v_sub(xv, mv)) : ce_ld(e + k * es, mm), mv, lv, gv, fv, f, &a, &b);
+            ce_sst(gx + k * cs + o, a, mm);
             if (gq)
-                ce_st(gq + k * cs + o, b, mm);
+                ce_sst(gq + k * cs + o, b, mm);
         }
     }
 }

@@ -530,17 +530,8 @@ size_t KERNEL(nll_check_u8)(size_t len, const void *tg, size_t c, int64_t ign)
 /* ---- zero fill ------------------------------------------------------------------------------------------------ */
 void KERNEL(zero_fill)(void *p, size_t bytes) { v_zero_fill(p, bytes); }
 
-/* ---- cross-entropy (kept apart from the NLL kernels) ---------------------------------------------------------- */
-#if S_SAME
-#  include "ce_kernels.h"
-#else /* 16-bit storage: the float kernels (named *_f32core) under the converting ones of ce_half.h */
-#  undef KERNEL
-#  define KERNEL(op) NLLK_NAME(NLLK_DTYPE, op##_f32core, NLLK_BUILD)
-#  include "ce_kernels.h"
-#  undef KERNEL
-#  define KERNEL(op) NLLK_NAME(NLLK_DTYPE, op, NLLK_BUILD)
-#  include "ce_half.h"
-#endif
+/* ---- cross-entropy (kept apart from the NLL kernels; storage-generic like the rest) ---------------------------- */
+#include "ce_kernels.h"
 
 /* ---- the table ------------------------------------------------------------------------------------------------ */
 const nllk_kernels KERNEL(kernels) = {
