@@ -293,18 +293,14 @@ INLINE int nll_group_is(const void *tg, size_t k, int64_t t0, const nllk_target_
 
 /* Coherent targets, N-D runs: a stretch of whole groups [k, e) whose targets are all t0 goes as one tight loop over
  * plane t0 (contiguous loads, one weight broadcast, no target loads but the prefetch's): element k + i still adds
- * into lane (k + i) % 16, in order, so the sums are the per-group loop's bits. An ignored stretch adds +0.0 to every
- * lane once (adding +0.0 again changes nothing: x + 0 is never -0). Returns 0, or 1 + the first bad target. */
+ * into lane (k + i) % 16, in order, so the sums are the per-group loop's bits. An ignored stretch leaves the lanes
+ * alone: its +0.0 adds change nothing. Returns 0, or 1 + the first bad target. */
 INLINE size_t nll_fwd_stretch(size_t k, size_t e, size_t len, int64_t t0, const stor_t *x, const void *tg,
                               const stor_t *weight, stor_t *out, vacc_t *acc, vacc_t *accw, size_t cs, size_t c,
                               int64_t ign, const nllk_target_type tt)
 {
     const vec_t zero = v_set1(0.0);
-    if (nllk_nll_is_ignored(t0, ign)) {
-        for (int j = 0; j < G; j++) {
-            acc[j] = v_acc_add(acc[j], zero);
-            accw[j] = v_acc_add(accw[j], zero);
-        }
+    if (nllk_nll_is_ignored(t0, ign)) { /* +0.0 to the lanes: no change (a lane starts at +0.0, so is never -0.0) */
         if (out)
             for (size_t q = k; q < e; q += VW)
                 s_store(out + q, zero);
