@@ -1,19 +1,20 @@
 /* nll_seg_minrun: the N-D NLL kernel and its limits in one process (BENCHMARKS.md, "NLL on segmentation targets"),
- * for a loaded machine: one or two builds of the library (dlopen'ed side by side: before/after in one process),
+ * for a loaded machine: one to four builds of the library (dlopen'ed side by side: before/after in one process),
  * called in interleaved rounds with the limit loops between them; minimum and median of each, and the median of the
  * per-round ratios.
  *
  *   /usr/bin/python3 -c "import sys; sys.path.insert(0, 'bench'); import labelmaps, numpy as np; \
  *       labelmaps.labelmaps(4, 512, 512, 21).astype(np.uint8).tofile('labels.bin')"   # = bench_nllk --nllk_dump_labels
  *   gcc -O2 -mavx512f -fopenmp -I build/include -o nll_seg_minrun bench/nll_seg_minrun.c -ldl
- *   ./nll_seg_minrun COHERENT(0|1) INT64(0|1) THREADS BACKWARD(0|1) labels.bin [ROUNDS] LIB_A.so [LIB_B.so]
+ *   ./nll_seg_minrun COHERENT(0|1) INT64(0|1) THREADS BACKWARD(0|1) labels.bin [ROUNDS]  LIB_A.so [LIB_B.so ..]
  *
- * (Give the two libraries as distinct files: copy one build's libnllk.so.0.1.0 elsewhere first.) Forward limits:
+ * (Give the libraries as distinct files: copy one build's libnllk.so.0.1.0 elsewhere first.) Forward limits:
  * "touched" -- a vectorized read of as many contiguous bytes as the call touches (targets + every 64-byte input line
  * a non-ignored target names) in the same cache state (warm: repeated; cold: after writing 96 MiB); "dram" -- the
  * touched bytes at the streaming read bandwidth from memory measured in the same run (a 256 MiB read, cold). Backward
  * limit: streaming stores over grad_input's bytes. (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random
- * targets: 10% ignored. */
+ * targets: 10% ignored. SEG_D=65536 in the environment takes the first d positions of each map instead (the touched
+ * bytes then fit L2: the kernel's own cost, little disturbed by other processes' use of L3 and memory). */
 #include <dlfcn.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -99,17 +100,17 @@ static double minimum(const double *v, int n)
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s COHERENT INT64 THREADS BACKWARD labels.bin [ROUNDS] LIB_A [LIB_B]\n", argv[0]);
+        fprintf(stderr, "usage: %s COHERENT INT64 THREADS BACKWARD labels.bin [ROUNDS] LIB_A [LIB_B ..]\n", argv[0]);
         return 2;
     }
-    const size_t n = 4, c = 21, d = 262144;
+    const size_t n = 4, c = 21, d = getenv("SEG_D") ? (size_t)atol(getenv("SEG_D")) : 262144; /* d <= 262144 */
     const int coh = atoi(argv[1]), i64 = atoi(argv[2]), th = atoi(argv[3]), bwd = atoi(argv[4]);
     int a = 6, rounds = 40;
     if (argv[a][0] >= '0' && argv[a][0] <= '9')
         rounds = atoi(argv[a++]);
     rounds = rounds > 400 ? 400 : rounds;
-    const int nl = argc - a > 2 ? 2 : argc - a;
-    lib L[2];
+    const int nl = argc - a > 4 ? 4 : argc - a;
+    static lib L[4];
     for (int i = 0; i < nl; i++) {
         void *h = dlopen(argv[a + i], RTLD_NOW | RTLD_LOCAL);
         if (!h) {
@@ -138,9 +139,13 @@ int main(int argc, char **argv)
         w[i] = 0.5f + i * 0.01f;
     if (coh) {
         FILE *f = fopen(argv[5], "rb");
-        if (!f || fread(t8, 1, n * d, f) != n * d)
+        unsigned char *full = malloc(n * 262144);
+        if (!f || fread(full, 1, n * 262144, f) != n * 262144)
             return 1;
         fclose(f);
+        for (size_t i = 0; i < n; i++) /* the first d positions of each map */
+            memcpy(t8 + i * d, full + i * 262144, d);
+        free(full);
     } else {
         unsigned s = 1;
         for (size_t i = 0; i < n * d; i++) {
@@ -172,22 +177,25 @@ int main(int argc, char **argv)
     size_t tb = lines * 64 + n * d * (i64 ? 8 : 1);
     tb = tb / 256 * 256;
     const size_t lb = bwd ? xb : tb;
-    float out[2] = {0, 0}, tw = 1, one = 1;
+    float out[4] = {0, 0, 0, 0}, tw = 1, one = 1;
     for (int i = 0; i < nl; i++)
         L[i].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[i], &tw);
-    if (nl == 2 && memcmp(&out[0], &out[1], sizeof(float)))
-        printf("RESULTS DIFFER: %.9g %.9g\n", out[0], out[1]);
+    for (int i = 1; i < nl; i++)
+        if (memcmp(&out[0], &out[i], sizeof(float)))
+            printf("RESULTS DIFFER: lib A %.9g, lib %c %.9g\n", out[0], 'A' + i, out[i]);
     double lw[400], lc[400], bw[400];
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < nl + 2; i++) {
             const int k = (i + r) % (nl + 2); /* rotate the order each round */
             double t0;
             if (k < nl) {
-                t0 = now();
-                if (bwd)
-                    L[k].bwd(&one, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, tw, x);
-                else
-                    L[k].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[k], &tw);
+                for (int rep = 0; rep < 2; rep++) { /* warm: the second of two calls */
+                    t0 = now();
+                    if (bwd)
+                        L[k].bwd(&one, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, tw, x);
+                    else
+                        L[k].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[k], &tw);
+                }
                 L[k].w[r] = now() - t0;
                 if (bwd)
                     continue;
@@ -196,11 +204,13 @@ int main(int argc, char **argv)
                 L[k].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[k], &tw);
                 L[k].c[r] = now() - t0;
             } else if (k == nl) {
-                t0 = now();
-                if (bwd)
-                    ntwrite(rb, lb, th);
-                else
-                    readpass(rb, lb, th);
+                for (int rep = 0; rep < 2; rep++) {
+                    t0 = now();
+                    if (bwd)
+                        ntwrite(rb, lb, th);
+                    else
+                        readpass(rb, lb, th);
+                }
                 lw[r] = now() - t0;
                 if (bwd)
                     continue;
@@ -238,17 +248,18 @@ int main(int argc, char **argv)
         printf("lib %c warm: min %.3f med %.3f ms, of limit %.0f%% (median of rounds)", 'A' + i,
                minimum(L[i].w, rounds) * 1e3, median(L[i].w, rounds) * 1e3, 100 * median(rw, rounds));
         if (!bwd)
-            printf(" | cold: min %.3f med %.3f ms, of touched-cold %.0f%%, of dram %.0f%%", minimum(L[i].c, rounds) * 1e3,
-                   median(L[i].c, rounds) * 1e3, 100 * median(rc, rounds), 100 * median(rd, rounds));
+            printf(" | cold: min %.3f med %.3f ms, of touched-cold %.0f%%, of dram %.0f%%",
+                   minimum(L[i].c, rounds) * 1e3, median(L[i].c, rounds) * 1e3, 100 * median(rc, rounds),
+                   100 * median(rd, rounds));
         printf("\n");
     }
-    if (nl == 2) {
+    for (int i = 1; i < nl; i++) {
         double rw[400], rc[400];
         for (int r = 0; r < rounds; r++) {
-            rw[r] = L[0].w[r] / L[1].w[r];
-            rc[r] = bwd ? 0 : L[0].c[r] / L[1].c[r];
+            rw[r] = L[0].w[r] / L[i].w[r];
+            rc[r] = bwd ? 0 : L[0].c[r] / L[i].c[r];
         }
-        printf("A/B (B faster when > 1), median of rounds: warm %.2fx", median(rw, rounds));
+        printf("A/%c (%c faster when > 1), median of rounds: warm %.2fx", 'A' + i, 'A' + i, median(rw, rounds));
         if (!bwd)
             printf(", cold %.2fx", median(rc, rounds));
         printf("\n");

@@ -235,12 +235,46 @@ INLINE void prefetch_planes(const stor_t *x, const void *tg, size_t p, size_t cs
     }
 }
 
+/* A vector of VW whole lanes of an N-D run (validated targets tv, from position o) made of at most NLL_SEGS runs of
+ * equal targets (a class boundary, or one with an ignored ring in between): each run's lanes from one contiguous
+ * load of its class plane and one weight, blended -- the gather's values (+0 loss and weight in ignored lanes).
+ * Returns 0 for more runs than that (random targets: then the caller gathers, and skips the attempt for its next
+ * NLL_SEG_SKIP mixed vectors, so random targets pay it on one vector in 17). */
+#define NLL_SEGS 4
+#define NLL_SEG_SKIP 16
+
+INLINE int nll_fwd_segments(const stor_t *x, const void *tg, size_t o, vidx_t tv, const stor_t *weight, size_t cs,
+                            int64_t ign, vec_t *loss, vec_t *wv, const nllk_target_type tt)
+{
+    unsigned left = VW >= 32 ? ~0u : (1u << VW) - 1u, eq[NLL_SEGS];
+    int64_t t[NLL_SEGS];
+    int ns = 0;
+    for (; ns < NLL_SEGS && left; ns++) {
+        t[ns] = target_at(tg, o + (size_t)__builtin_ctz(left), tt);
+        eq[ns] = ~v_tvalid(tv, t[ns]) & left;
+        left &= ~eq[ns];
+    }
+    if (left)
+        return 0;
+    vec_t l = v_set1(0.0), w = l;
+    for (int i = 0; i < ns; i++) {
+        if (nllk_nll_is_ignored(t[i], ign))
+            continue;
+        const vec_t ws = weight ? v_set1(s_get(weight + t[i])) : v_set1(1.0);
+        l = v_mblend(eq[i], v_mul(v_neg(s_load(x + (size_t)t[i] * cs)), ws), l);
+        w = v_mblend(eq[i], ws, w);
+    }
+    *loss = l;
+    *wv = w;
+    return 1;
+}
+
 /* One group of 16 positions from k (or the run's last, shorter one): losses to out, lanes to acc / accw. Returns 0,
  * or 1 + the offset of the first bad target. A vector of VW equal targets in an N-D run (planes) reads its class plane
- * with one contiguous load; other vectors gather. */
+ * with one contiguous load, one of a few runs (nll_fwd_segments) one load per run; other vectors gather. */
 INLINE size_t nll_fwd_group(size_t k, size_t len, const stor_t *x, const void *tg, const stor_t *weight, stor_t *out,
                             vacc_t *acc, vacc_t *accw, size_t ks, size_t cs, size_t c, int64_t ign, vidx_t kofs,
-                            const int planes, const nllk_target_type tt)
+                            unsigned *seg_skip, const int planes, const nllk_target_type tt)
 {
     const vec_t one = v_set1(1.0), zero = v_set1(0.0);
     for (int j = 0; j < G; j++) {
@@ -265,11 +299,20 @@ INLINE size_t nll_fwd_group(size_t k, size_t len, const stor_t *x, const void *t
             const unsigned bad = v_tbad(tv, c, ign);
             if (bad)
                 return 1 + o + (size_t)__builtin_ctz(bad);
+            if (planes && m >= VW) { /* after a vector of too many runs, the next NLL_SEG_SKIP mixed ones gather */
+                if (!*seg_skip) {
+                    if (nll_fwd_segments(x + o, tg, o, tv, weight, cs, ign, &loss, &wv, tt))
+                        goto done;
+                    *seg_skip = NLL_SEG_SKIP;
+                } else
+                    --*seg_skip;
+            }
             const unsigned valid = v_tvalid(tv, ign);
             const vec_t xv = s_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
             wv = weight ? s_gather(weight, tv, valid) : v_mzero(valid, one);
             loss = v_mzero(valid, v_mul(v_neg(xv), wv));
         }
+    done:
         if (out) {
             if (m >= VW)
                 s_store(out + o, loss);
@@ -339,6 +382,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
     const size_t row_bytes = ks * sizeof(stor_t);
     const int pf_dense = VW > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
     size_t bad = 0;
+    unsigned seg_skip = 0;
     if (ks == 1) { /* N-D runs (and c == 1): stretches of equal targets, other groups one by one */
         for (size_t k = 0; k < len && !bad;) {
             if (len - k >= 16) {
@@ -354,7 +398,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
             }
             if (k + PF_PLANE + 16 <= len)
                 prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
-            bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, 1, tt);
+            bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, &seg_skip, 1, tt);
             k += 16;
         }
     } else {
@@ -365,7 +409,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
                 for (size_t b = 0; b < 16 * row_bytes; b += 64)
                     __builtin_prefetch((const void *)(p + b));
             }
-            bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, 0, tt);
+            bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, &seg_skip, 0, tt);
         }
     }
     if (bad)
