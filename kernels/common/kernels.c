@@ -385,7 +385,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
     unsigned seg_skip = 0;
     if (ks == 1) { /* N-D runs (and c == 1): stretches of equal targets, other groups one by one */
         for (size_t k = 0; k < len && !bad;) {
-            if (len - k >= 16) {
+            if (len - k >= 16 && !seg_skip) { /* (not right after a vector of too many runs: random targets) */
                 const int64_t t0 = target_at(tg, k, tt);
                 size_t e = k;
                 while (e + 16 <= len && nll_group_is(tg, e, t0, tt))
