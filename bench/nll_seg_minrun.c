@@ -1,15 +1,22 @@
-/* nll_seg_minrun: the N-D NLL kernel and its limit in one process, each the minimum of N calls (BENCHMARKS.md,
- * "NLL on segmentation targets"): for a loaded machine, where medians measure the other processes.
+/* nll_seg_minrun: the N-D NLL kernel and its limits in one process (BENCHMARKS.md, "NLL on segmentation targets"),
+ * for a loaded machine: one to four builds of the library (dlopen'ed side by side: before/after in one process),
+ * called in interleaved rounds with the limit loops between them; minimum and median of each, and the median of the
+ * per-round ratios.
  *
- *   build-bench/bench/bench_nllk --nllk_dump_labels=labels.bin     # the coherent (4, 512, 512) uint8 map
- *   gcc -O2 -mavx512f -fopenmp -I include -I build/include -o nll_seg_minrun bench/nll_seg_minrun.c -L build -lnllk
- *   LD_LIBRARY_PATH=build ./nll_seg_minrun COHERENT(0|1) INT64(0|1) THREADS BACKWARD(0|1) [labels.bin]
+ *   /usr/bin/python3 -c "import sys; sys.path.insert(0, 'bench'); import labelmaps, numpy as np; \
+ *       labelmaps.labelmaps(4, 512, 512, 21).astype(np.uint8).tofile('labels.bin')"   # = bench_nllk --nllk_dump_labels
+ *   gcc -O2 -mavx512f -fopenmp -I build/include -o nll_seg_minrun bench/nll_seg_minrun.c -ldl
+ *   ./nll_seg_minrun COHERENT(0|1) INT64(0|1) THREADS BACKWARD(0|1) labels.bin [ROUNDS]  LIB_A.so [LIB_B.so ..]
  *
- * Prints: kernel warm, limit warm, kernel cold, limit cold (ms), touched MB. Forward limit: a vectorized read of as
- * many contiguous bytes as the call touches (targets + input lines named), same cache state; backward: streaming
- * stores over grad_input's bytes. (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random targets: 10% ignored. */
+ * (Give the libraries as distinct files: copy one build's libnllk.so.0.1.0 elsewhere first.) Forward limits:
+ * "touched" -- a vectorized read of as many contiguous bytes as the call touches (targets + every 64-byte input line
+ * a non-ignored target names) in the same cache state (warm: repeated; cold: after writing 96 MiB); "dram" -- the
+ * touched bytes at the streaming read bandwidth from memory measured in the same run (a 256 MiB read, cold). Backward
+ * limit: streaming stores over grad_input's bytes. (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random
+ * targets: 10% ignored. SEG_D=65536 in the environment takes the first d positions of each map instead (the touched
+ * bytes then fit L2: the kernel's own cost, little disturbed by other processes' use of L3 and memory). */
+#include <dlfcn.h>
 #include <immintrin.h>
-#include <nllk.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +24,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-static double now()
+
+#include "../include/nllk.h"
+
+static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -55,32 +65,87 @@ static void ntwrite(char *p, size_t bytes, int th)
         _mm_sfence();
     }
 }
+
+typedef nllk_status (*fwd_fn)(const float *, const void *, nllk_target_type, size_t, size_t, size_t, const float *,
+                              int64_t, nllk_reduction, float *, float *);
+typedef nllk_status (*bwd_fn)(const float *, const void *, nllk_target_type, size_t, size_t, size_t, const float *,
+                              int64_t, nllk_reduction, float, float *);
+typedef struct lib {
+    fwd_fn fwd;
+    bwd_fn bwd;
+    nllk_status (*threads)(int);
+    double w[400], c[400];
+} lib;
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(const double *v, int n)
+{
+    double s[400];
+    memcpy(s, v, n * sizeof *v);
+    qsort(s, n, sizeof *s, cmpd);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+static double minimum(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++)
+        m = v[i] < m ? v[i] : m;
+    return m;
+}
+
 int main(int argc, char **argv)
 {
-    size_t n = 4, c = 21, d = 262144;
-    int coh = atoi(argv[1]), i64 = atoi(argv[2]), th = atoi(argv[3]), bwd = atoi(argv[4]);
-    size_t xb = n * c * d * 4;
+    if (argc < 7) {
+        fprintf(stderr, "usage: %s COHERENT INT64 THREADS BACKWARD labels.bin [ROUNDS] LIB_A [LIB_B ..]\n", argv[0]);
+        return 2;
+    }
+    const size_t n = 4, c = 21, d = getenv("SEG_D") ? (size_t)atol(getenv("SEG_D")) : 262144; /* d <= 262144 */
+    const int coh = atoi(argv[1]), i64 = atoi(argv[2]), th = atoi(argv[3]), bwd = atoi(argv[4]);
+    int a = 6, rounds = 40;
+    if (argv[a][0] >= '0' && argv[a][0] <= '9')
+        rounds = atoi(argv[a++]);
+    rounds = rounds > 400 ? 400 : rounds;
+    const int nl = argc - a > 4 ? 4 : argc - a;
+    static lib L[4];
+    for (int i = 0; i < nl; i++) {
+        void *h = dlopen(argv[a + i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            fprintf(stderr, "%s\n", dlerror());
+            return 1;
+        }
+        L[i].fwd = (fwd_fn)dlsym(h, "nllk_nll_fwd_f32");
+        L[i].bwd = (bwd_fn)dlsym(h, "nllk_nll_bwd_f32");
+        L[i].threads = (nllk_status(*)(int))dlsym(h, "nllk_set_num_threads");
+        L[i].threads(th);
+    }
+    const size_t xb = n * c * d * 4, dram = (size_t)256 << 20;
     float *x = aligned_alloc(1 << 21, xb);
     madvise(x, xb, MADV_HUGEPAGE);
     for (size_t i = 0; i < n * c * d; i++)
         x[i] = -(float)(i % 1000) * 0.01f;
     char *ev = aligned_alloc(1 << 21, 96 << 20);
     memset(ev, 1, 96 << 20);
-    char *rb = aligned_alloc(1 << 21, xb);
-    madvise(rb, xb, MADV_HUGEPAGE);
-    memset(rb, 3, xb);
+    char *rb = aligned_alloc(1 << 21, dram);
+    madvise(rb, dram, MADV_HUGEPAGE);
+    memset(rb, 3, dram);
     unsigned char *t8 = malloc(n * d);
     int64_t *t64 = malloc(n * d * 8);
     float w[21];
     for (int i = 0; i < 21; i++)
         w[i] = 0.5f + i * 0.01f;
     if (coh) {
-        FILE *f = fopen(argc > 5 ? argv[5] : "labels.bin", "rb");
-        if (!f)
-            return 1;
-        if (fread(t8, 1, n * d, f) != n * d)
+        FILE *f = fopen(argv[5], "rb");
+        unsigned char *full = malloc(n * 262144);
+        if (!f || fread(full, 1, n * 262144, f) != n * 262144)
             return 1;
         fclose(f);
+        for (size_t i = 0; i < n; i++) /* the first d positions of each map */
+            memcpy(t8 + i * d, full + i * 262144, d);
+        free(full);
     } else {
         unsigned s = 1;
         for (size_t i = 0; i < n * d; i++) {
@@ -93,8 +158,7 @@ int main(int argc, char **argv)
         t64[i] = t8[i];
     const void *t = i64 ? (void *)t64 : (void *)t8;
     nllk_target_type tt = i64 ? NLLK_TARGET_I64 : NLLK_TARGET_U8;
-    /* touched bytes */
-    size_t lines = 0;
+    size_t lines = 0; /* touched bytes */
     {
         unsigned char *seen = calloc(xb / 64 + 1, 1);
         for (size_t i = 0; i < n; i++)
@@ -112,46 +176,93 @@ int main(int argc, char **argv)
     }
     size_t tb = lines * 64 + n * d * (i64 ? 8 : 1);
     tb = tb / 256 * 256;
-    float out, tw = 1, one = 1;
-    nllk_set_num_threads(th);
-    nllk_nll_fwd_f32(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out, &tw);
-    double k_w = 1e9, k_c = 1e9, l_w = 1e9, l_c = 1e9;
-    for (int r = 0; r < 40; r++) {
-        double t0 = now();
-        if (bwd)
-            nllk_nll_bwd_f32(&one, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, tw, x);
-        else
-            nllk_nll_fwd_f32(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out, &tw);
-        double e = now() - t0;
-        if (e < k_w)
-            k_w = e;
-        t0 = now();
-        if (bwd)
-            ntwrite(rb, xb, th);
-        else
-            readpass(rb, tb, th);
-        e = now() - t0;
-        if (e < l_w)
-            l_w = e;
-    }
-    if (!bwd)
-        for (int r = 0; r < 15; r++) {
-            memset(ev, r, 96 << 20);
-            double t0 = now();
-            nllk_nll_fwd_f32(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out, &tw);
-            double e = now() - t0;
-            if (e < k_c)
-                k_c = e;
-            memset(ev, r + 1, 96 << 20);
-            t0 = now();
-            readpass(rb, tb, th);
-            e = now() - t0;
-            if (e < l_c)
-                l_c = e;
+    const size_t lb = bwd ? xb : tb;
+    float out[4] = {0, 0, 0, 0}, tw = 1, one = 1;
+    for (int i = 0; i < nl; i++)
+        L[i].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[i], &tw);
+    for (int i = 1; i < nl; i++)
+        if (memcmp(&out[0], &out[i], sizeof(float)))
+            printf("RESULTS DIFFER: lib A %.9g, lib %c %.9g\n", out[0], 'A' + i, out[i]);
+    double lw[400], lc[400], bw[400];
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < nl + 2; i++) {
+            const int k = (i + r) % (nl + 2); /* rotate the order each round */
+            double t0;
+            if (k < nl) {
+                for (int rep = 0; rep < 2; rep++) { /* warm: the second of two calls */
+                    t0 = now();
+                    if (bwd)
+                        L[k].bwd(&one, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, tw, x);
+                    else
+                        L[k].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[k], &tw);
+                }
+                L[k].w[r] = now() - t0;
+                if (bwd)
+                    continue;
+                memset(ev, r + i, 96 << 20);
+                t0 = now();
+                L[k].fwd(x, t, tt, n, c, d, w, 255, NLLK_REDUCTION_MEAN, &out[k], &tw);
+                L[k].c[r] = now() - t0;
+            } else if (k == nl) {
+                for (int rep = 0; rep < 2; rep++) {
+                    t0 = now();
+                    if (bwd)
+                        ntwrite(rb, lb, th);
+                    else
+                        readpass(rb, lb, th);
+                }
+                lw[r] = now() - t0;
+                if (bwd)
+                    continue;
+                memset(ev, r + i, 96 << 20);
+                t0 = now();
+                readpass(rb, lb, th);
+                lc[r] = now() - t0;
+            } else {
+                memset(ev, r + i, 96 << 20);
+                t0 = now();
+                readpass(rb, dram, th);
+                bw[r] = dram / (now() - t0); /* bytes/s from memory */
+            }
         }
-    if (bwd)
-        printf("%.3f %.3f - - %.2f\n", k_w * 1e3, l_w * 1e3, tb / 1e6);
-    else
-        printf("%.3f %.3f %.3f %.3f %.2f\n", k_w * 1e3, l_w * 1e3, k_c * 1e3, l_c * 1e3, tb / 1e6);
+    const double bwm = median(bw, rounds), dl = lb / bwm;
+    double bwx = bw[0];
+    for (int r = 1; r < rounds; r++)
+        bwx = bw[r] > bwx ? bw[r] : bwx;
+    printf("%s %s %d thr, %s, %.2f MB touched, %d rounds; DRAM read %.1f GB/s (median; max %.1f)\n",
+           coh ? "coherent" : "random", i64 ? "int64" : "uint8", th, bwd ? "backward" : "forward", lb / 1e6, rounds,
+           bwm / 1e9, bwx / 1e9);
+    printf("limit warm (%s): min %.3f med %.3f ms", bwd ? "streaming write" : "touched", minimum(lw, rounds) * 1e3,
+           median(lw, rounds) * 1e3);
+    if (!bwd)
+        printf(" | cold: min %.3f med %.3f ms | dram: %.3f ms", minimum(lc, rounds) * 1e3, median(lc, rounds) * 1e3,
+               dl * 1e3);
+    printf("\n");
+    for (int i = 0; i < nl; i++) {
+        double rw[400], rc[400], rd[400];
+        for (int r = 0; r < rounds; r++) {
+            rw[r] = lw[r] / L[i].w[r];
+            rc[r] = bwd ? 0 : lc[r] / L[i].c[r];
+            rd[r] = bwd ? 0 : lb / bw[r] / L[i].c[r];
+        }
+        printf("lib %c warm: min %.3f med %.3f ms, of limit %.0f%% (median of rounds)", 'A' + i,
+               minimum(L[i].w, rounds) * 1e3, median(L[i].w, rounds) * 1e3, 100 * median(rw, rounds));
+        if (!bwd)
+            printf(" | cold: min %.3f med %.3f ms, of touched-cold %.0f%%, of dram %.0f%%",
+                   minimum(L[i].c, rounds) * 1e3, median(L[i].c, rounds) * 1e3, 100 * median(rc, rounds),
+                   100 * median(rd, rounds));
+        printf("\n");
+    }
+    for (int i = 1; i < nl; i++) {
+        double rw[400], rc[400];
+        for (int r = 0; r < rounds; r++) {
+            rw[r] = L[0].w[r] / L[i].w[r];
+            rc[r] = bwd ? 0 : L[0].c[r] / L[i].c[r];
+        }
+        printf("A/%c (%c faster when > 1), median of rounds: warm %.2fx", 'A' + i, 'A' + i, median(rw, rounds));
+        if (!bwd)
+            printf(", cold %.2fx", median(rc, rounds));
+        printf("\n");
+    }
     return 0;
 }

@@ -297,6 +297,9 @@ NLLK_API nllk_status nllk_poisson_nll_bwd_f64(const double *input, const double 
  * (n*c*d or n*d or their byte counts overflow), NLLK_ERR_TARGET_OUT_OF_RANGE (the message names the lowest
  * offending flat index i*d + j and its value; checked for every reduction, as PyTorch does).
  * Accuracy: per element exact (a sign change and one multiplication); mean/sum/total_weight as in section 2.
+ * Memory: for N-D input (d > 1) only the input lines that targets name are read; where targets come in runs of one
+ * class along the positions (segmentation masks) each run is read from its class plane with contiguous loads, and
+ * other targets are gathered. The same bits either way.
  */
 NLLK_API nllk_status nllk_nll_fwd_f32(const float *input, const void *target, nllk_target_type target_type,
                                       size_t n, size_t c, size_t d, const float *weight, int64_t ignore_index,

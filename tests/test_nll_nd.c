@@ -29,18 +29,19 @@ static void make_targets(nllk_target_type tt, void *tg, size_t nd, size_t c, int
     }
 }
 
-static void check_fwd(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, size_t d, int64_t ign, int kind,
-                      int weighted)
+/* zero_x: every input +0, so every loss is -0.0 and the sums' signs depend on how ignored positions add (+0.0) */
+static void check_fwd_x(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, size_t d, int64_t ign, int kind,
+                        int weighted, int zero_x)
 {
     const size_t es = tu_esz(dt), nd = n * d;
     void *x = malloc(n * c * d * es), *w = malloc(c * es), *out = malloc(nd * es + 1);
     void *tg = malloc(nd * tu_tsize(tt) + 1);
     for (size_t i = 0; i < n * c * d; i++)
-        tu_set(dt, x, i, tu_uniform(-8.0, 0.0));
+        tu_set(dt, x, i, zero_x ? 0.0 : tu_uniform(-8.0, 0.0));
     for (size_t k = 0; k < c; k++)
         tu_set(dt, w, k, tu_uniform(0.25, 2.0));
     make_targets(tt, tg, nd, c, ign, kind);
-    double tw = 0;
+    double tw = 0, *lv = malloc(nd * sizeof *lv), *wv = malloc(nd * sizeof *wv);
     CHECK_OK(tu_nll_fwd(dt, x, tg, tt, n, c, d, weighted ? w : NULL, ign, NLLK_REDUCTION_NONE, out, NULL));
     size_t wrong = 0;
     for (size_t i = 0; i < n; i++)
@@ -52,6 +53,8 @@ static void check_fwd(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, si
                 want = tu_mul(dt, -tu_get(dt, x, (i * c + (size_t)t) * d + j), wt);
                 tw += wt;
             }
+            lv[i * d + j] = want;
+            wv[i * d + j] = t != ign ? (weighted ? tu_get(dt, w, (size_t)t) : 1.0) : 0.0;
             wrong += !tu_same(dt, tu_get(dt, out, i * d + j), want);
         }
     CHECK(wrong == 0, "fwd %s %s (%zu, %zu, %zu) ign %lld kind %d w %d: %zu of %zu losses differ", tu_dtname(dt),
@@ -61,7 +64,25 @@ static void check_fwd(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, si
     CHECK_OK(tu_nll_fwd(dt, x, tg, tt, n, c, d, weighted ? w : NULL, ign, NLLK_REDUCTION_MEAN, out, &tw_buf));
     const double got_tw = tu_get(dt, &tw_buf, 0);
     CHECK(fabs(got_tw - tw) <= 1e-6 * tw + 1e-9, "fwd %s total_weight %.17g, want %.17g", tu_dtname(dt), got_tw, tw);
-    free(x), free(w), free(out), free(tg);
+    /* sum and total_weight bit for bit: the canonical tree (nllk.h section 2, tu_tree_sum) over the per-element losses
+     * and weights, rounded once to the dtype -- whichever path (runs of one class, gathers) each position took */
+    double sum_buf = 0, want_buf[2] = {0, 0};
+    CHECK_OK(tu_nll_fwd(dt, x, tg, tt, n, c, d, weighted ? w : NULL, ign, NLLK_REDUCTION_SUM, &sum_buf, &tw_buf));
+    tu_set(dt, want_buf, 0, tu_tree_sum(lv, nd));
+    tu_set(dt, want_buf, 1, tu_tree_sum(wv, nd));
+    CHECK(tu_same(dt, tu_get(dt, &sum_buf, 0), tu_get(dt, want_buf, 0)) &&
+              !signbit(tu_get(dt, &sum_buf, 0)) == !signbit(tu_get(dt, want_buf, 0)) &&
+              tu_same(dt, tu_get(dt, &tw_buf, 0), tu_get(dt, want_buf, 1)),
+          "fwd %s %s (%zu, %zu, %zu) ign %lld kind %d w %d: sum %.17g total_weight %.17g, tree %.17g %.17g",
+          tu_dtname(dt), tu_ttname(tt), n, c, d, (long long)ign, kind, weighted, tu_get(dt, &sum_buf, 0),
+          tu_get(dt, &tw_buf, 0), tu_get(dt, want_buf, 0), tu_get(dt, want_buf, 1));
+    free(x), free(w), free(out), free(tg), free(lv), free(wv);
+}
+
+static void check_fwd(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, size_t d, int64_t ign, int kind,
+                      int weighted)
+{
+    check_fwd_x(dt, tt, n, c, d, ign, kind, weighted, 0);
 }
 
 /* misalign: grad_input starts this many elements past a 64-byte boundary */
@@ -136,6 +157,7 @@ int main(void)
                         check_fwd(dt, tt, 3, 5, 4099, igns[ii], kind, weighted);
                         check_fwd(dt, tt, 2, 21, 1024, igns[ii], kind, weighted);
                         check_fwd(dt, tt, 5, 3, 37, igns[ii], kind, weighted);
+                        check_fwd_x(dt, tt, 2, 3, 700, igns[ii], kind, weighted, 1);
                         check_bwd(dt, tt, 3, 5, 1029, igns[ii], kind, weighted, NLLK_REDUCTION_SUM, 0);
                         check_bwd(dt, tt, 2, 7, 1024, igns[ii], kind, weighted, NLLK_REDUCTION_NONE, 1);
                         check_bwd(dt, tt, 4, 3, 37, igns[ii], kind, weighted, NLLK_REDUCTION_SUM, 0);

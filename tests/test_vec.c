@@ -74,7 +74,7 @@ static const probe_set *probes_of(const char *build)
 
 static const char *const op_names[P_NUM_OUT] = {"add",    "sub",    "mul",    "div",   "neg",   "exp",    "log",
                                                 "set1",   "le",     "select", "mzero", "load",  "load_n", "store_n",
-                                                "gather", "stream", "tsel",   "tnsel", "exp_ce"};
+                                                "gather", "stream", "tsel",   "tnsel", "exp_ce", "mblend"};
 
 enum { N = 512 };
 
@@ -198,6 +198,7 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_LE] = le ? 1.0 : 0.0;
         want[P_SELECT] = le ? ai : bi;
         want[P_MZERO] = keep[i] ? ai : 0.0;
+        want[P_MBLEND] = keep[i] ? ai : bi;
         want[P_LOAD] = ai;
         want[P_LOAD_N] = lane < m ? ai : 0.0;
         want[P_STORE_N] = lane < m ? ai : sentinel;

@@ -37,6 +37,7 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         for (size_t i = 0; i < VW; i++)
             keep |= (unsigned)p->keep[o + i] << i;
         v_store(res[P_MZERO], v_mzero(keep, va));
+        v_store(res[P_MBLEND], v_mblend(keep, va, vb));
         v_store(res[P_LOAD], va);
         const size_t m = (o / VW) % VW;
         v_store(res[P_LOAD_N], v_load_n(a + o, m));

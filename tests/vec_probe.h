@@ -29,6 +29,7 @@ enum {
     P_TSEL,    /* v_tsel(i64 targets, 3, keep bits, a)                                            */
     P_TNSEL,   /* v_tnsel(v_tnarrow(i64 targets, keep bits), 3, a)                                */
     P_EXP_CE,  /* v_exp_ce(a) (cross-entropy)                                                    */
+    P_MBLEND,  /* v_mblend(keep bits, a, b)                                                      */
     P_NUM_OUT
 };
 

@@ -473,4 +473,18 @@ static inline __m256 v_exp_ce(__m256 a)
 static inline __m256d v_exp_ce(__m256d a) { return v_exp(a); }
 #endif
 
+/* N-D NLL */
+/* v_mblend(bits, a, b): lane i of a where bit i is set, else of b */
+#if defined(NLLK_DTYPE_F32)
+static inline __m256 v_mblend(unsigned m, __m256 a, __m256 b)
+{
+    return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(nv_bits32(m)));
+}
+#else
+static inline __m256d v_mblend(unsigned m, __m256d a, __m256d b)
+{
+    return _mm256_blendv_pd(b, a, _mm256_castsi256_pd(nv_bits64(m)));
+}
+#endif
+
 #endif

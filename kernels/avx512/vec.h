@@ -400,4 +400,12 @@ static inline __m512 v_exp_ce(__m512 a)
 static inline __m512d v_exp_ce(__m512d a) { return v_exp(a); }
 #endif
 
+/* N-D NLL */
+/* v_mblend(bits, a, b): lane i of a where bit i is set, else of b */
+#if defined(NLLK_DTYPE_F32)
+static inline __m512 v_mblend(unsigned m, __m512 a, __m512 b) { return _mm512_mask_blend_ps((__mmask16)m, b, a); }
+#else
+static inline __m512d v_mblend(unsigned m, __m512d a, __m512d b) { return _mm512_mask_blend_pd((__mmask8)m, b, a); }
+#endif
+
 #endif

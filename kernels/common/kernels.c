@@ -249,13 +249,145 @@ INLINE void prefetch_rows(const stor_t *x, const void *tg, size_t p, size_t ks, 
     }
 }
 
+/* A vector of VW whole lanes of an N-D run (validated targets tv, from position o) made of at most NLL_SEGS runs of
+ * equal targets (a class boundary, or one with an ignored ring in between): each run's lanes from one contiguous
+ * load of its class plane and one weight, blended -- the gather's values (+0 loss and weight in ignored lanes).
+ * Returns 0 for more runs than that (random targets: then the caller gathers, and skips the attempt for its next
+ * NLL_SEG_SKIP mixed vectors, so random targets pay it on one vector in 17). */
+#define NLL_SEGS 4
+#define NLL_SEG_SKIP 16
+
+INLINE int nll_fwd_segments(const stor_t *x, const void *tg, size_t o, vidx_t tv, const stor_t *weight, size_t cs,
+                            int64_t ign, vec_t *loss, vec_t *wv, const nllk_target_type tt)
+{
+    unsigned left = VW >= 32 ? ~0u : (1u << VW) - 1u, eq[NLL_SEGS];
+    int64_t t[NLL_SEGS];
+    int ns = 0;
+    for (; ns < NLL_SEGS && left; ns++) {
+        t[ns] = target_at(tg, o + (size_t)__builtin_ctz(left), tt);
+        eq[ns] = ~v_tvalid(tv, t[ns]) & left;
+        left &= ~eq[ns];
+    }
+    if (left)
+        return 0;
+    vec_t l = v_set1(0.0), w = l;
+    for (int i = 0; i < ns; i++) {
+        if (nllk_nll_is_ignored(t[i], ign))
+            continue;
+        const vec_t ws = weight ? v_set1(s_get(weight + t[i])) : v_set1(1.0);
+        l = v_mblend(eq[i], v_mul(v_neg(s_load(x + (size_t)t[i] * cs)), ws), l);
+        w = v_mblend(eq[i], ws, w);
+    }
+    *loss = l;
+    *wv = w;
+    return 1;
+}
+
+/* One group of 16 positions from k (or the run's last, shorter one): losses to out, lanes to acc / accw. Returns 0,
+ * or 1 + the offset of the first bad target. A vector of VW equal targets in an N-D run (planes) reads its class plane
+ * with one contiguous load, one of a few runs (nll_fwd_segments) one load per run; other vectors gather. */
+INLINE size_t nll_fwd_group(size_t k, size_t len, const stor_t *x, const void *tg, const stor_t *weight, stor_t *out,
+                            vacc_t *acc, vacc_t *accw, size_t ks, size_t cs, size_t c, int64_t ign, vidx_t kofs,
+                            unsigned *seg_skip, const int planes, const nllk_target_type tt)
+{
+    const vec_t one = v_set1(1.0), zero = v_set1(0.0);
+    for (int j = 0; j < G; j++) {
+        const size_t o = k + (size_t)j * VW;
+        if (o >= len)
+            break;
+        const size_t m = len - o;
+        const vidx_t tv = tload_at(tg, o, len, ign, tt);
+        vec_t loss, wv;
+        const int64_t t0 = planes && m >= VW ? target_at(tg, o, tt) : 0;
+        if (planes && m >= VW && !v_tvalid(tv, t0)) { /* VW equal targets: one plane, contiguous */
+            if (!nllk_nll_is_ignored(t0, ign) && !nllk_nll_in_range(t0, c))
+                return 1 + o; /* every lane is t0: lane 0 is the first bad one */
+            if (nllk_nll_is_ignored(t0, ign)) {
+                loss = zero;
+                wv = zero;
+            } else {
+                wv = weight ? v_set1(s_get(weight + t0)) : one;
+                loss = v_mul(v_neg(s_load(x + o + (size_t)t0 * cs)), wv);
+            }
+        } else {
+            const unsigned bad = v_tbad(tv, c, ign);
+            if (bad)
+                return 1 + o + (size_t)__builtin_ctz(bad);
+            if (planes && m >= VW) { /* after a vector of too many runs, the next NLL_SEG_SKIP mixed ones gather */
+                if (!*seg_skip) {
+                    if (nll_fwd_segments(x + o, tg, o, tv, weight, cs, ign, &loss, &wv, tt))
+                        goto done;
+                    *seg_skip = NLL_SEG_SKIP;
+                } else
+                    --*seg_skip;
+            }
+            const unsigned valid = v_tvalid(tv, ign);
+            const vec_t xv = s_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
+            wv = weight ? s_gather(weight, tv, valid) : v_mzero(valid, one);
+            loss = v_mzero(valid, v_mul(v_neg(xv), wv));
+        }
+    done:
+        if (out) {
+            if (m >= VW)
+                s_store(out + o, loss);
+            else
+                s_store_n(out + o, loss, m);
+        }
+        acc[j] = v_acc_add(acc[j], loss);
+        accw[j] = v_acc_add(accw[j], wv);
+    }
+    return 0;
+}
+
+/* Whether the 16 targets from k (all inside the run) are all t0. */
+INLINE int nll_group_is(const void *tg, size_t k, int64_t t0, const nllk_target_type tt)
+{
+    unsigned diff = 0;
+    for (int j = 0; j < G; j++)
+        diff |= v_tvalid(tload(tg, k + (size_t)j * VW, tt), t0);
+    return diff == 0;
+}
+
+/* Coherent targets, N-D runs: a stretch of whole groups [k, e) whose targets are all t0 goes as one tight loop over
+ * plane t0 (contiguous loads, one weight broadcast, no target loads but the prefetch's): element k + i still adds
+ * into lane (k + i) % 16, in order, so the sums are the per-group loop's bits. An ignored stretch leaves the lanes
+ * alone: its +0.0 adds change nothing. Returns 0, or 1 + the first bad target. */
+INLINE size_t nll_fwd_stretch(size_t k, size_t e, size_t len, int64_t t0, const stor_t *x, const void *tg,
+                              const stor_t *weight, stor_t *out, vacc_t *acc, vacc_t *accw, size_t cs, size_t c,
+                              int64_t ign, const nllk_target_type tt)
+{
+    const vec_t zero = v_set1(0.0);
+    if (nllk_nll_is_ignored(t0, ign)) { /* +0.0 to the lanes: no change (a lane starts at +0.0, so is never -0.0) */
+        if (out)
+            for (size_t q = k; q < e; q += VW)
+                s_store(out + q, zero);
+        return 0;
+    }
+    if (!nllk_nll_in_range(t0, c))
+        return 1 + k;
+    const vec_t wv = weight ? v_set1(s_get(weight + t0)) : v_set1(1.0);
+    const stor_t *xp = x + (size_t)t0 * cs;
+    for (size_t q = k; q < e; q += 16) {
+        if (q + PF_PLANE + 16 <= len)
+            prefetch_planes(x, tg, q + PF_PLANE, cs, c, tt);
+        for (int j = 0; j < G; j++) {
+            const size_t o = q + (size_t)j * VW;
+            const vec_t loss = v_mul(v_neg(s_load(xp + o)), wv);
+            if (out)
+                s_store(out + o, loss);
+            acc[j] = v_acc_add(acc[j], loss);
+            accw[j] = v_acc_add(accw[j], wv);
+        }
+    }
+    return 0;
+}
+
 INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *tg, const stor_t *weight, stor_t *out,
                            double *lanes, const nllk_target_type tt)
 {
     const size_t len = r->len, ks = r->k_stride, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
     const vidx_t kofs = v_kofs(ks);
-    const vec_t one = v_set1(1.0), zero = v_set1(0.0);
     vacc_t acc[G], accw[G];
     for (int j = 0; j < G; j++) {
         acc[j] = lanes ? v_acc_load(lanes + j * VW) : v_acc_zero();
@@ -263,56 +395,42 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
     }
     const size_t row_bytes = ks * sizeof(stor_t);
     const int pf_dense = VW > 1 && cs == 1 && row_bytes <= NLLK_NARROW_ROW_BYTES; /* 2-D runs only */
-    const int planes = ks == 1;                                                   /* N-D runs (and c == 1) */
     const int pf_rows = cs == 1 && row_bytes > NLLK_NARROW_ROW_BYTES;             /* wide 2-D runs */
-    for (size_t k = 0; k < len; k += 16) {
-        if (pf_dense) {
-            /* may lie past the end of x: a prefetch is never dereferenced */
-            const uintptr_t p = (uintptr_t)(x + k * ks) + PF_DIST;
-            for (size_t b = 0; b < 16 * row_bytes; b += 64)
-                __builtin_prefetch((const void *)(p + b));
-        }
-        if (planes && k + PF_PLANE + 16 <= len)
-            prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
-        if (pf_rows && k + PF_ROWS + 16 <= len)
-            prefetch_rows(x, tg, k + PF_ROWS, ks, c, tt);
-        for (int j = 0; j < G; j++) {
-            const size_t o = k + (size_t)j * VW;
-            if (o >= len)
-                break;
-            const size_t m = len - o;
-            const vidx_t tv = tload_at(tg, o, len, ign, tt);
-            vec_t loss, wv;
-            const int64_t t0 = planes && m >= VW ? target_at(tg, o, tt) : 0;
-            if (planes && m >= VW && !v_tvalid(tv, t0)) { /* VW equal targets: one plane, contiguous */
-                if (!nllk_nll_is_ignored(t0, ign) && !nllk_nll_in_range(t0, c))
-                    return o; /* every lane is t0: lane 0 is the first bad one */
-                if (nllk_nll_is_ignored(t0, ign)) {
-                    loss = zero;
-                    wv = zero;
-                } else {
-                    wv = weight ? v_set1(s_get(weight + t0)) : one;
-                    loss = v_mul(v_neg(s_load(x + o + (size_t)t0 * cs)), wv);
+    size_t bad = 0;
+    unsigned seg_skip = 0;
+    if (ks == 1) { /* N-D runs (and c == 1): stretches of equal targets, other groups one by one */
+        for (size_t k = 0; k < len && !bad;) {
+            if (len - k >= 16 && !seg_skip) { /* (not right after a vector of too many runs: random targets) */
+                const int64_t t0 = target_at(tg, k, tt);
+                size_t e = k;
+                while (e + 16 <= len && nll_group_is(tg, e, t0, tt))
+                    e += 16;
+                if (e > k) {
+                    bad = nll_fwd_stretch(k, e, len, t0, x, tg, weight, out, acc, accw, cs, c, ign, tt);
+                    k = e;
+                    continue;
                 }
-            } else {
-                const unsigned bad = v_tbad(tv, c, ign);
-                if (bad)
-                    return o + (size_t)__builtin_ctz(bad);
-                const unsigned valid = v_tvalid(tv, ign);
-                const vec_t xv = s_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
-                wv = weight ? s_gather(weight, tv, valid) : v_mzero(valid, one);
-                loss = v_mzero(valid, v_mul(v_neg(xv), wv));
             }
-            if (out) {
-                if (m >= VW)
-                    s_store(out + o, loss);
-                else
-                    s_store_n(out + o, loss, m);
+            if (k + PF_PLANE + 16 <= len)
+                prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
+            bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, &seg_skip, 1, tt);
+            k += 16;
+        }
+    } else {
+        for (size_t k = 0; k < len && !bad; k += 16) {
+            if (pf_dense) {
+                /* may lie past the end of x: a prefetch is never dereferenced */
+                const uintptr_t p = (uintptr_t)(x + k * ks) + PF_DIST;
+                for (size_t b = 0; b < 16 * row_bytes; b += 64)
+                    __builtin_prefetch((const void *)(p + b));
             }
-            acc[j] = v_acc_add(acc[j], loss);
-            accw[j] = v_acc_add(accw[j], wv);
+            if (pf_rows && k + PF_ROWS + 16 <= len)
+                prefetch_rows(x, tg, k + PF_ROWS, ks, c, tt);
+            bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, &seg_skip, 0, tt);
         }
     }
+    if (bad)
+        return bad - 1;
     if (lanes)
         for (int j = 0; j < G; j++) {
             v_acc_store(lanes + j * VW, acc[j]);

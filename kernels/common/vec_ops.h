@@ -22,6 +22,7 @@
  *   v_le(a, b)                 per lane a <= b (ordered: false for NaN)
  *   v_select(m, a, b)          per lane m ? a : b
  *   v_mzero(bits, v)           lanes whose bit of `bits` is clear set to +0
+ *   v_mblend(bits, a, b)       lane i: a[i] where bit i of `bits` is set, else b[i] (N-D NLL)
  *
  * Memory: unaligned; the _n forms touch the first m < VW lanes only (nothing outside [p, p + m) is accessed; the
  * other lanes read as +0)

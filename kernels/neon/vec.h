@@ -336,4 +336,12 @@ static inline float32x4_t v_exp_ce(float32x4_t a)
 static inline float64x2_t v_exp_ce(float64x2_t a) { return v_exp(a); }
 #endif
 
+/* N-D NLL */
+/* v_mblend(bits, a, b): lane i of a where bit i is set, else of b */
+#if defined(NLLK_DTYPE_F32)
+static inline float32x4_t v_mblend(unsigned m, float32x4_t a, float32x4_t b) { return vbslq_f32(nv_bits32(m), a, b); }
+#else
+static inline float64x2_t v_mblend(unsigned m, float64x2_t a, float64x2_t b) { return vbslq_f64(nv_bits64(m), a, b); }
+#endif
+
 #endif

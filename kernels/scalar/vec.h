@@ -199,4 +199,8 @@ static inline float v_exp_ce(float a)
 static inline double v_exp_ce(double a) { return v_exp(a); }
 #endif
 
+/* N-D NLL */
+/* v_mblend(bits, a, b): lane i of a where bit i is set, else of b */
+static inline vec_t v_mblend(unsigned m, vec_t a, vec_t b) { return m & 1 ? a : b; }
+
 #endif
