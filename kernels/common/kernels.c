@@ -523,6 +523,20 @@ void KERNEL(zero_fill)(void *p, size_t bytes) { v_zero_fill(p, bytes); }
 #  undef KERNEL
 #  define KERNEL(op) NLLK_NAME(NLLK_DTYPE, op, NLLK_BUILD)
 #  include "ce_half.h"
+/* the fused forward and backward on 16-bit storage: ce_half.h's forward, then its backward, over the run */
+#  define CE16_FWDBWD(tn)                                                                                              \
+    size_t KERNEL(ce_fwdbwd_##tn)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g,   \
+                                  size_t gs, void *out, void *lse, double *lanes, void *gx)                            \
+    {                                                                                                                  \
+        const size_t done = KERNEL(ce_fwd_##tn)(r, x, tg, w, out, lse, lanes);                                         \
+        if (done == r->len)                                                                                            \
+            KERNEL(ce_bwd_##tn)(r, x, tg, w, g, gs, gx);                                                               \
+        return done;                                                                                                   \
+    }
+CE16_FWDBWD(i64)
+CE16_FWDBWD(i32)
+CE16_FWDBWD(u8)
+#  undef CE16_FWDBWD
 #endif
 
 /* ---- the table ------------------------------------------------------------------------------------------------ */
@@ -538,4 +552,5 @@ const nllk_kernels KERNEL(kernels) = {
     .ce_prob_fwd = KERNEL(ce_prob_fwd),
     .ce_prob_bwd = KERNEL(ce_prob_bwd),
     .nll_bwd_fill = {KERNEL(nll_bwd_fill_i64), KERNEL(nll_bwd_fill_i32), KERNEL(nll_bwd_fill_u8)},
+    .ce_fwdbwd = {KERNEL(ce_fwdbwd_i64), KERNEL(ce_fwdbwd_i32), KERNEL(ce_fwdbwd_u8)},
 };
