@@ -474,10 +474,10 @@ NLLK_API nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const
  * The results are bit for bit those of nllk_cross_entropy_fwd_* followed by nllk_cross_entropy_bwd_* with the
  * forward's total_weight (MEAN divides grad_output by total_weight as rounded to the dtype; the fused call computes
  * it from the targets and weights first, in the canonical order), on every ISA and thread count. What it saves:
- * (n, c) rows are read from memory once (a max pass, then one exp pass from cache whose exps, for rows of up to
- * 4096 classes, stay in a stack buffer; longer rows recompute them from cache in the gradient pass), one exp per
- * logit, and grad_input is written once (streaming stores from 32 MiB on, for any c). (n, c, d) inputs (d > 1) run
- * the forward then the backward over each range of positions (the same bits, not faster yet).
+ * (n, c) rows are read from memory once (a max pass, then one exp pass from cache), one exp per logit, and
+ * grad_input is written once: rows of up to 4096 classes keep their exps in a stack buffer (grad_input written with
+ * streaming stores from 32 MiB on), longer rows keep them in their grad_input row, rewritten in place. (n, c, d)
+ * inputs (d > 1) run the forward then the backward over each range of positions (the same bits, not faster yet).
  * Errors: as the forward and the backward (a target out of range is reported before anything is written);
  * NLLK_ERR_NULL_POINTER when grad_input is NULL and n*c*d > 0.
  */

@@ -663,9 +663,10 @@ void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, con
  * (ce_row_max, ce_row_sums), the same loss (ce_index_loss over VW rows' ce_logsums) and the same gradient
  * (ce_index_grad of the same e_k and fac); only the passes over memory are shared. Rows (d == 1): a max pass (the
  * row from memory), one exp pass (from cache, its exps kept in a stack buffer for rows of up to CE_EBUF classes),
- * then the gradient, written once (streaming stores when r->stream). Longer rows (LLM vocabularies) recompute the
- * exps in the gradient pass, CE_EBUF classes at a time, from cache (a third read of the row, not from memory; the
- * gradient is never read back, so it can stream). Planes (d > 1): the forward kernel then the backward kernel. */
+ * then the gradient, written once (streaming stores when r->stream). Longer rows (LLM vocabularies) keep their exps
+ * in the gradient's row (from cache; rewritten in place, so no streaming stores): measured faster than a third
+ * pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold them (16-bit).
+ * Planes (d > 1): the forward kernel then the backward kernel. */
 #if S_SAME /* 16-bit builds compile this file as the float cores under ce_half.h, whose fused entries are its forward
             * then its backward (kernels.c): drop this condition once the cross-entropy kernels take 16-bit storage */
 
@@ -727,7 +728,6 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
     elem_t ebuf[CE_EBUF];
-    elem_t *const keep = c <= CE_EBUF ? ebuf : NULL; /* where the exp pass leaves the exps */
     size_t k0 = 0;
     for (; k0 < r->len; k0 += VW) {
         const size_t cnt = r->len - k0 < VW ? r->len - k0 : VW;
@@ -747,6 +747,13 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
             const int64_t t = tb[p];
             const int ign = t == r->ignore_index;
             const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+            stor_t *grow = gx + k * r->k_stride;
+            /* where the exp pass leaves the exps: the stack buffer, else the gradient's row, else nowhere */
+#if S_SAME
+            elem_t *const keep = c <= CE_EBUF ? ebuf : grow;
+#else
+            elem_t *const keep = c <= CE_EBUF ? ebuf : NULL;
+#endif
             double res[3] = {0, 0, 0};
             m[p] = ce_row_max(row, c);
             if (f.smooth && !ign)
@@ -760,8 +767,8 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
             elem_t gt, gs;
             const elem_t fac =
                 ce_fb_factors((elem_t)s_get(g + k * g_stride), wt[p], ign ? -1 : t, f, r->wsum, res[0], &gt, &gs);
-            ce_fb_grad_row(gx + k * r->k_stride, row, keep, ebuf, w, c, m[p], ign ? -1 : t, gt, gs, fac,
-                           f.smooth && !ign, r->stream);
+            ce_fb_grad_row(grow, row, keep, ebuf, w, c, m[p], ign ? -1 : t, gt, gs, fac, f.smooth && !ign,
+                           r->stream && keep == ebuf);
         }
         ce_logsums(s, good, logsum);
         for (size_t p = 0; p < good; p++) {
