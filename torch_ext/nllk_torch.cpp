@@ -16,7 +16,8 @@
 // devices, layouts) is an error here (nllk.torch routes it to PyTorch).
 // The Autograd kernels keep what backward reads with save_for_backward (so an in-place change of an input, or
 // set_, after the forward is detected by autograd's version check, as in PyTorch). First derivatives run nllk's
-// backward kernels; a backward that must itself be differentiable (create_graph=True: double backward, gradient
+// backward kernels (a class-index cross-entropy on f32/f64 runs the fused forward+backward in its forward and keeps
+// the gradient, which the backward scales by grad_output); a backward that must itself be differentiable (create_graph=True: double backward, gradient
 // penalties) is computed with differentiable ATen operations instead, so higher derivatives are PyTorch's (NLL: the
 // gradient is linear in grad_output; Poisson: the closed form; cross-entropy: PyTorch's composite, differentiated).
 // The same holds for a grad_output without storage (vmap's batched tensors, gradcheck's batched-grad check).

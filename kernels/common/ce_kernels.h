@@ -692,13 +692,19 @@ INLINE void ce_fb_grad_span(stor_t *gp, const elem_t *e, const stor_t *w, size_t
 {
     size_t o = 0;
     const size_t h = nt ? ce_stream_head(gp) : VW;
-    if (h < VW && h < len) {
-        if (h) /* up to the grid */
-            ce_st(gp, ce_index_grad(e, w, 0, h, t, gtv, gsv, fv, sm), h);
-        for (o = h; o + VW <= len; o += VW)
-            s_stream(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+    const int stream = h < VW && h < len;
+    if (stream && h) { /* up to the grid */
+        ce_st(gp, ce_index_grad(e, w, 0, h, t, gtv, gsv, fv, sm), h);
+        o = h;
     }
-    for (; o < len; o += VW)
+    const size_t whole = o + (len - o) / VW * VW; /* whole vectors, then one masked tail */
+    if (stream)
+        for (; o < whole; o += VW)
+            s_stream(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+    else
+        for (; o < whole; o += VW)
+            s_store(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+    if (o < len)
         ce_st(gp + o, ce_index_grad(e, w, o, len - o, t, gtv, gsv, fv, sm), len - o);
 }
 
