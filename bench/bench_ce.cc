@@ -266,10 +266,10 @@ int main(int argc, char **argv)
                     continue;
                 for (int th : g_threads) {
                     static const char *const kinds[] = {"fwd", "fwd_bwd", "fused"};
-                    const std::string name = std::string("ce/") + kinds[kind] + "/shape:" + s.name() +
-                                             "/isa:" + isa + "/threads:" + std::to_string(th);
-                    benchmark::RegisterBenchmark(name.c_str(),
-                                                 [s, kind, isa, th](benchmark::State &st) { run(st, s, kind, isa, th); })
+                    const std::string name = std::string("ce/") + kinds[kind] + "/shape:" + s.name() + "/isa:" + isa +
+                                             "/threads:" + std::to_string(th);
+                    benchmark::RegisterBenchmark(
+                        name.c_str(), [s, kind, isa, th](benchmark::State &st) { run(st, s, kind, isa, th); })
                         ->UseRealTime()
                         ->Unit(benchmark::kMillisecond)
                         ->MinTime(0.5);

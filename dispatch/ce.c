@@ -28,7 +28,8 @@ typedef struct ce_ctx {
     void *out, *lse, *gx, *gq;
     size_t g_stride;
     int stream; /* backward: grad_input beyond the caches (streaming stores) */
-} ce_ctx; /* a forward with gx set is the fused forward and backward (ce_fwd_run) */
+    /* (a forward with gx set is the fused forward and backward: ce_fwd_run) */
+} ce_ctx;
 
 static nllk_status ce_check_options(double label_smoothing)
 {
@@ -645,10 +646,10 @@ nllk_status nllk_cross_entropy_bwd_f16(const nllk_f16 *grad_output, const nllk_f
 }
 
 nllk_status nllk_cross_entropy_fwdbwd_f16(const nllk_f16 *input, const void *target, nllk_target_type target_type,
-                                           size_t n, size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index,
-                                           double label_smoothing, nllk_reduction reduction, nllk_f16 *out,
-                                           nllk_f16 *total_weight, nllk_f16 *lse, const nllk_f16 *grad_output,
-                                           nllk_f16 *grad_input)
+                                          size_t n, size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index,
+                                          double label_smoothing, nllk_reduction reduction, nllk_f16 *out,
+                                          nllk_f16 *total_weight, nllk_f16 *lse, const nllk_f16 *grad_output,
+                                          nllk_f16 *grad_input)
 {
     return ce_forward(&nllk_dtype_f16, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
                       reduction, out, total_weight, lse, 1, grad_output, grad_input);

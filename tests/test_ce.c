@@ -621,8 +621,8 @@ static void fused_cfg(const cfg *k, double scale, double ign_frac)
     for (size_t f = 0; f < nd + 1; f++)
         tu_set(k->dt, ones, f, 1.0);
     char what[160];
-    snprintf(what, sizeof what, "fused %s %s n=%zu c=%zu d=%zu w=%d ls=%g ign=%lld", tu_dtname(k->dt),
-             tu_ttname(k->tt), k->n, k->c, k->d, k->weighted, k->ls, (long long)k->ign);
+    snprintf(what, sizeof what, "fused %s %s n=%zu c=%zu d=%zu w=%d ls=%g ign=%lld", tu_dtname(k->dt), tu_ttname(k->tt),
+             k->n, k->c, k->d, k->weighted, k->ls, (long long)k->ign);
     const uint64_t hx = tu_hash(x, ncd * es), ht = tu_hash(tg, nd * tu_tsize(k->tt));
     for (int red = 0; red <= 2; red++)
         for (int gnull = 0; gnull < 2; gnull++) {
@@ -634,8 +634,8 @@ static void fused_cfg(const cfg *k, double scale, double ign_frac)
                 memset(lse[v], 0x11 * (v + 1), nd * es), memset(gx[v], 0x11 * (v + 1), ncd * es);
             }
             CHECK_OK(fwd(k, x, tg, w, (nllk_reduction)red, out[0], tw[0], lse[0]));
-            CHECK_OK(bwd(k, gnull ? ones : go, x, tg, w, (nllk_reduction)red, tu_get(k->dt, tw[0], 0), lse[0], gx[0],
-                         NULL));
+            CHECK_OK(
+                bwd(k, gnull ? ones : go, x, tg, w, (nllk_reduction)red, tu_get(k->dt, tw[0], 0), lse[0], gx[0], NULL));
             CHECK_OK(fused(k, x, tg, w, (nllk_reduction)red, out[1], tw[1], lse[1], gnull ? NULL : go, gx[1]));
             CHECK(memcmp(out[0], out[1], no * es) == 0, "%s red=%d gnull=%d: out differs", what, red, gnull);
             CHECK(memcmp(tw[0], tw[1], es) == 0, "%s red=%d gnull=%d: total_weight %.9g, forward's %.9g", what, red,
@@ -645,8 +645,8 @@ static void fused_cfg(const cfg *k, double scale, double ign_frac)
             for (size_t e = 0; e < ncd && bad == ncd; e++)
                 if (memcmp((char *)gx[0] + e * es, (char *)gx[1] + e * es, es) != 0)
                     bad = e;
-            CHECK(bad == ncd, "%s red=%d gnull=%d: grad_input[%zu] = %.9g, forward+backward %.9g", what, red, gnull, bad,
-                  bad < ncd ? tu_get(k->dt, gx[1], bad) : 0.0, bad < ncd ? tu_get(k->dt, gx[0], bad) : 0.0);
+            CHECK(bad == ncd, "%s red=%d gnull=%d: grad_input[%zu] = %.9g, forward+backward %.9g", what, red, gnull,
+                  bad, bad < ncd ? tu_get(k->dt, gx[1], bad) : 0.0, bad < ncd ? tu_get(k->dt, gx[0], bad) : 0.0);
             if (red == 1 && !gnull) { /* the optional outputs skipped: the same gradient (MEAN still needs tw) */
                 memset(gx[1], 0x33, ncd * es);
                 CHECK_OK(fused(k, x, tg, w, (nllk_reduction)red, out[1], NULL, NULL, go, gx[1]));
@@ -668,10 +668,10 @@ static void fused_cfg(const cfg *k, double scale, double ign_frac)
 static void fused_sweep(void)
 {
     /* rows up to and across the stack buffer of exps (4096), LLM rows (32000, 2^18), N-D, empty, C = 1 */
-    static const size_t shapes[][3] = {{1, 1, 1},    {7, 3, 1},     {33, 17, 1},   {5, 100, 1},   {3, 1000, 1},
-                                       {19, 4096, 1}, {3, 4097, 1},  {2, 9000, 1},  {2, 32000, 1}, {1, 1 << 18, 1},
-                                       {2, 21, 37},  {3, 5, 100},   {0, 4, 1},     {2, 3, 0},     {9000, 3, 1},
-                                       {1, 1, 50},   {700, 200, 1}, {2, 33, 19}};
+    static const size_t shapes[][3] = {{1, 1, 1},     {7, 3, 1},     {33, 17, 1},  {5, 100, 1},   {3, 1000, 1},
+                                       {19, 4096, 1}, {3, 4097, 1},  {2, 9000, 1}, {2, 32000, 1}, {1, 1 << 18, 1},
+                                       {2, 21, 37},   {3, 5, 100},   {0, 4, 1},    {2, 3, 0},     {9000, 3, 1},
+                                       {1, 1, 50},    {700, 200, 1}, {2, 33, 19}};
     static const double lss[] = {0.0, 0.1, 1.0};
     for (int dt = 0; dt < 2; dt++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -679,8 +679,15 @@ static void fused_sweep(void)
                 for (size_t l = 0; l < 3; l++) {
                     if (shapes[s][1] > 5000 && (size_t)weighted != l % 2) /* the long rows: half the options */
                         continue;
-                    cfg k = {(nllk_dtype)dt, (nllk_target_type)((s + l + (size_t)weighted) % 3),
-                             shapes[s][0], shapes[s][1], shapes[s][2], weighted, 0, lss[l], (s % 2) ? -100 : 1};
+                    cfg k = {(nllk_dtype)dt,
+                             (nllk_target_type)((s + l + (size_t)weighted) % 3),
+                             shapes[s][0],
+                             shapes[s][1],
+                             shapes[s][2],
+                             weighted,
+                             0,
+                             lss[l],
+                             (s % 2) ? -100 : 1};
                     if (k.tt == NLLK_TARGET_U8 && k.ign < 0)
                         k.ign = 255;
                     fused_cfg(&k, (s % 3 == 0) ? 30.0 : 4.0, 0.2);

@@ -755,11 +755,11 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
             const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
             stor_t *grow = gx + k * r->k_stride;
             /* where the exp pass leaves the exps: the stack buffer, else the gradient's row, else nowhere */
-#if S_SAME
+#    if S_SAME
             elem_t *const keep = c <= CE_EBUF ? ebuf : grow;
-#else
+#    else
             elem_t *const keep = c <= CE_EBUF ? ebuf : NULL;
-#endif
+#    endif
             double res[3] = {0, 0, 0};
             m[p] = ce_row_max(row, c);
             if (f.smooth && !ign)
