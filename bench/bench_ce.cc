@@ -6,8 +6,9 @@
 //                  forward needs n*c, forward+backward 2*n*c (nllk recomputes the softmax in the backward instead of
 //                  storing it), but the limit quoted is the issue's: n*c
 //   limit_frac     max(mem_limit_s, sleef_limit_s) / time per call   (1.0 = at the limit)
-// Cases: shapes (65536, 1000), (8192, 32000), (4, 21, 512, 512); fwd (mean, lse written) and fwd+bwd (mean, then the
-// backward with the forward's lse); every ISA; --ce_threads=1,2 (default 2). Buffers are allocated once, touched
+// Cases: shapes (65536, 1000), (8192, 32000), (4, 21, 512, 512); fwd (mean, lse written), fwd+bwd (mean, then the
+// backward with the forward's lse) and fused (nllk_cross_entropy_fwdbwd_f32: mean, grad_output 1, the same loss and
+// gradient in one call; the limit is fwd+bwd's); every ISA; --ce_threads=1,2 (default 2). Buffers are allocated once, touched
 // before timing; the logits are N(0, 3^2)-like, targets uniform (cache-warm for what fits, cold for the rest).
 #include <benchmark/benchmark.h>
 
@@ -183,8 +184,11 @@ Buffers &buffers(const Shape &s)
     return b;
 }
 
-void run(benchmark::State &state, Shape s, bool bwd, const std::string &isa, int threads)
+enum Kind { FWD, FWD_BWD, FUSED };
+
+void run(benchmark::State &state, Shape s, Kind kind, const std::string &isa, int threads)
 {
+    const bool bwd = kind != FWD;
     if (nllk_set_isa(isa.c_str()) != NLLK_OK) {
         state.SkipWithError("ISA not available");
         return;
@@ -193,6 +197,10 @@ void run(benchmark::State &state, Shape s, bool bwd, const std::string &isa, int
     Buffers &b = buffers(s);
     float out = 0, tw = 0, go = 1.0f;
     auto call = [&] {
+        if (kind == FUSED)
+            return nllk_cross_entropy_fwdbwd_f32(b.x.data(), b.t.data(), NLLK_TARGET_I64, s.n, s.c, s.d, nullptr, -100,
+                                                 0.0, NLLK_REDUCTION_MEAN, &out, &tw, b.lse.data(), nullptr,
+                                                 b.gx.data());
         nllk_status st = nllk_cross_entropy_fwd_f32(b.x.data(), b.t.data(), NLLK_TARGET_I64, s.n, s.c, s.d, nullptr,
                                                     -100, 0.0, NLLK_REDUCTION_MEAN, &out, &tw, b.lse.data());
         if (bwd && st == NLLK_OK)
@@ -251,16 +259,17 @@ int main(int argc, char **argv)
     benchmark::Initialize(&rc, rest.data());
     const Shape shapes[] = {{65536, 1000, 1}, {8192, 32000, 1}, {4, 21, 512 * 512}};
     for (const Shape &s : shapes)
-        for (int bwd = 0; bwd < 2; bwd++)
+        for (Kind kind : {FWD, FWD_BWD, FUSED})
             for (int i = 0; nllk_isa_name(i); i++) {
                 const std::string isa = nllk_isa_name(i);
                 if (!nllk_isa_supported(isa.c_str()))
                     continue;
                 for (int th : g_threads) {
-                    const std::string name = std::string("ce/") + (bwd ? "fwd_bwd" : "fwd") + "/shape:" + s.name() +
-                                             "/isa:" + isa + "/threads:" + std::to_string(th);
-                    benchmark::RegisterBenchmark(name.c_str(),
-                                                 [s, bwd, isa, th](benchmark::State &st) { run(st, s, bwd, isa, th); })
+                    static const char *const kinds[] = {"fwd", "fwd_bwd", "fused"};
+                    const std::string name = std::string("ce/") + kinds[kind] + "/shape:" + s.name() + "/isa:" + isa +
+                                             "/threads:" + std::to_string(th);
+                    benchmark::RegisterBenchmark(
+                        name.c_str(), [s, kind, isa, th](benchmark::State &st) { run(st, s, kind, isa, th); })
                         ->UseRealTime()
                         ->Unit(benchmark::kMillisecond)
                         ->MinTime(0.5);

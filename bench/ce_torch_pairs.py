@@ -8,7 +8,8 @@ f32, mean, class-index targets, 2 threads (--threads). Shapes (65536, 1000), (81
 Each round times, back to back on the same arrays: PyTorch, nllk (--lib) and, with --old, a second nllk library
 (e.g. main's build) loaded side by side through ctypes. fwd: F.cross_entropy(x, t) / nllk_cross_entropy_fwd_f32
 (lse written). fwd+bwd: torch.autograd.grad(F.cross_entropy(x, t), x) / nllk's fwd then bwd (a fresh gradient
-buffer is not allocated per call: nllk writes into one pre-touched buffer, as bench_ce does). Quoted: the median
+buffer is not allocated per call: nllk writes into one pre-touched buffer, as bench_ce does). fused: the same
+PyTorch call / nllk_cross_entropy_fwdbwd_f32 (loss and gradient in one call, grad_output NULL = 1). Quoted: the median
 time of each and the median of the per-round ratios (PyTorch / nllk), which is what survives a noisy machine.
 """
 import argparse
@@ -31,6 +32,9 @@ class Lib:
         self.l.nllk_cross_entropy_bwd_f32.argtypes = [P, P, P, I, S, S, S, P, ctypes.c_int64, D, I, ctypes.c_float,
                                                       P, P]
         self.l.nllk_set_num_threads.argtypes = [I]
+        self.fused_ok = hasattr(self.l, "nllk_cross_entropy_fwdbwd_f32")  # (an --old library may predate it)
+        if self.fused_ok:
+            self.l.nllk_cross_entropy_fwdbwd_f32.argtypes = [P, P, I, S, S, S, P, ctypes.c_int64, D, I, P, P, P, P, P]
 
     def fwd(self, x, t, n, c, d, out, tw, lse):
         st = self.l.nllk_cross_entropy_fwd_f32(x.ctypes.data, t.ctypes.data, 0, n, c, d, None, -100, 0.0, 1,
@@ -41,6 +45,14 @@ class Lib:
         self.fwd(x, t, n, c, d, out, tw, lse)
         st = self.l.nllk_cross_entropy_bwd_f32(go.ctypes.data, x.ctypes.data, t.ctypes.data, 0, n, c, d, None, -100,
                                               0.0, 1, float(tw[0]), lse.ctypes.data, gx.ctypes.data)
+        assert st == 0
+
+    def fused(self, x, t, n, c, d, out, tw, lse, go, gx):
+        if not self.fused_ok:
+            return self.fwd_bwd(x, t, n, c, d, out, tw, lse, go, gx)
+        st = self.l.nllk_cross_entropy_fwdbwd_f32(x.ctypes.data, t.ctypes.data, 0, n, c, d, None, -100, 0.0, 1,
+                                                 out.ctypes.data, tw.ctypes.data, lse.ctypes.data, None,
+                                                 gx.ctypes.data)
         assert st == 0
 
 
@@ -74,13 +86,14 @@ def main():
         ref = F.cross_entropy(xt, tt).item()
         libs[0][1].fwd(x, t, n, c, d, out, tw, lse)
         assert abs(out[0] - ref) <= 1e-5 * abs(ref), (out[0], ref)
-        for kind in ("fwd", "fwd+bwd"):
+        for kind in ("fwd", "fwd+bwd", "fused"):
             if kind == "fwd":
                 ft = lambda: F.cross_entropy(xt, tt)
                 fn = [(nm, (lambda L=L: L.fwd(x, t, n, c, d, out, tw, lse))) for nm, L in libs]
             else:
                 ft = lambda: torch.autograd.grad(F.cross_entropy(xg, tt), xg)
-                fn = [(nm, (lambda L=L: L.fwd_bwd(x, t, n, c, d, out, tw, lse, go, gx))) for nm, L in libs]
+                call = "fwd_bwd" if kind == "fwd+bwd" else "fused"
+                fn = [(nm, (lambda L=L: getattr(L, call)(x, t, n, c, d, out, tw, lse, go, gx))) for nm, L in libs]
             ft()
             for _, f in fn:
                 f()

@@ -29,6 +29,7 @@ typedef struct ce_ctx {
     size_t g_stride;
     int stream; /* backward: grad_input beyond the caches (streaming stores) */
     double *exact; /* 16-bit storage, one block shared by threads: each position's loss as computed (float) */
+    /* (a forward with gx set is the fused forward and backward: ce_fwd_run) */
 } ce_ctx;
 
 static nllk_status ce_check_options(double label_smoothing)
@@ -82,11 +83,15 @@ static nllk_ce_run ce_run_at(const ce_ctx *c, size_t f, size_t left, size_t *x_o
 
 static void *opt_elem(const nllk_dtype_desc *dt, void *p, size_t i) { return p ? nllk_elem_mut(dt, p, i) : NULL; }
 
-/* One kernel call over a run at position f, lanes as given (already rotated). */
+/* One kernel call over a run at position f, lanes as given (already rotated); with c->gx, the fused kernel. */
 static size_t ce_fwd_run(const ce_ctx *c, const nllk_ce_run *r, size_t f, size_t x_off, double *lanes)
 {
     const nllk_dtype_desc *dt = c->dt;
     const void *x = nllk_elem(dt, c->x, x_off);
+    if (c->gx)
+        return c->k->ce_fwdbwd[c->tt](r, x, c->target + f * nllk_target_sizes[c->tt], c->weight,
+                                      nllk_elem(dt, c->g, f * c->g_stride), c->g_stride, opt_elem(dt, c->out, f),
+                                      opt_elem(dt, c->lse, f), lanes, nllk_elem_mut(dt, c->gx, x_off));
     if (c->prob) {
         c->k->ce_prob_fwd(r, x, nllk_elem(dt, c->target, x_off), c->weight, opt_elem(dt, c->out, f),
                           opt_elem(dt, c->lse, f), lanes);
@@ -146,21 +151,33 @@ typedef struct nllk_scalar_block {
     nllk_scalar v[NLLK_BLOCK / (sizeof(nllk_scalar) / sizeof(double))];
 } nllk_scalar_block;
 
-/* The lanes of positions whose losses are already in c->out: what the kernels add (the loss, and the weight w_t,
- * 0 when ignored, or 1 per position for probabilities), in the same order. */
+/* What the kernels add to the weight lanes for position f: w_t (0 when ignored), or 1 for probabilities. */
+static double ce_weight_at(const ce_ctx *c, size_t f)
+{
+    if (c->prob)
+        return 1.0;
+    const int64_t t = nllk_target_at(c->target, c->tt, f);
+    return t == c->ignore_index ? 0.0 : c->weight ? c->dt->load(nllk_elem(c->dt, c->weight, (size_t)t)) : 1.0;
+}
+
+/* The lanes of positions whose losses are already in c->out: what the kernels add (the loss and the weight), in
+ * the same order. */
 static size_t ce_buffer_run(void *vctx, size_t off, size_t len, double *lanes)
 {
     const ce_ctx *c = vctx;
     for (size_t k = 0; k < len; k++) {
-        const size_t f = off + k;
-        double w = 1.0;
-        if (!c->prob) {
-            const int64_t t = nllk_target_at(c->target, c->tt, f);
-            w = t == c->ignore_index ? 0.0 : c->weight ? c->dt->load(nllk_elem(c->dt, c->weight, (size_t)t)) : 1.0;
-        }
-        lanes[k % NLLK_LANES] += c->exact ? c->exact[f] : c->dt->load(nllk_elem(c->dt, c->out, f));
-        lanes[NLLK_LANES + k % NLLK_LANES] += w;
+        lanes[k % NLLK_LANES] += c->exact ? c->exact[off + k] : c->dt->load(nllk_elem(c->dt, c->out, off + k));
+        lanes[NLLK_LANES + k % NLLK_LANES] += ce_weight_at(c, off + k);
     }
+    return len;
+}
+
+/* The weight lanes alone (the losses' stay +0): the forward's total_weight, from the targets only. */
+static size_t ce_weight_run(void *vctx, size_t off, size_t len, double *lanes)
+{
+    const ce_ctx *c = vctx;
+    for (size_t k = 0; k < len; k++)
+        lanes[NLLK_LANES + k % NLLK_LANES] += ce_weight_at(c, off + k);
     return len;
 }
 
@@ -224,9 +241,41 @@ static nllk_status ce_check(ce_ctx *c, const void *input, const char *input_name
 
 /* ---- one-shot ------------------------------------------------------------------------------------------------- */
 
-static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const void *target, int prob,
-                          nllk_target_type tt, size_t n, size_t c, size_t d, const void *weight, int64_t ignore_index,
-                          double ls, nllk_reduction reduction, void *out, void *total_weight, void *lse)
+/* The fused call's backward half (class-index targets; c->target etc. set by ce_check): every target checked
+ * before anything is written, then the gradient factor (grad_output NULL: 1) as the backward computes it from the
+ * forward's total_weight, which MEAN computes first (the weight lanes of the canonical sum, rounded to the dtype). */
+static nllk_status ce_fused_setup(ce_ctx *c, size_t nd, nllk_reduction reduction, const void *grad_output,
+                                  void *grad_input, nllk_scalar *one, nllk_scalar *g, void *dummy)
+{
+    const nllk_dtype_desc *dt = c->dt;
+    if (!grad_input && nd * c->c > 0)
+        return nllk_fail(NLLK_ERR_NULL_POINTER, "grad_input is NULL");
+    const size_t bad = nllk_parallel_spans(nd, 4 * NLLK_GRAIN, ce_check_span, c);
+    if (bad != nd)
+        return nllk_target_error(c->target, c->tt, c->c, c->d, 0, bad);
+    double tw = 0.0;
+    if (reduction == NLLK_REDUCTION_MEAN) {
+        nllk_sum s;
+        double total[2];
+        nllk_sum_init(&s, 0);
+        nllk_sum_feed_parallel_grain(&s, NULL, nd, 4 * NLLK_GRAIN, ce_weight_run, c);
+        nllk_sum_total(&s, NULL, total);
+        tw = nllk_round_to(dt, total[1]);
+    }
+    dt->store(one, 1.0);
+    c->g = nllk_grad_scale(dt, reduction, grad_output ? grad_output : one, tw, nd, g, &c->g_stride);
+    if (!grad_output)
+        c->g_stride = 0; /* NONE: 1 for every position */
+    c->stream = nd * c->c * dt->size >= NLLK_NLL_STREAM_BYTES;
+    c->gx = grad_input ? grad_input : dummy; /* (no element: never written) */
+    return NLLK_OK;
+}
+
+/* The forward; fused (class-index targets): the forward and the backward in one pass (nllk_cross_entropy_fwdbwd_*). */
+static nllk_status ce_forward(const nllk_dtype_desc *dt, const void *input, const void *target, int prob,
+                              nllk_target_type tt, size_t n, size_t c, size_t d, const void *weight,
+                              int64_t ignore_index, double ls, nllk_reduction reduction, void *out, void *total_weight,
+                              void *lse, int fused, const void *grad_output, void *grad_input)
 {
     ce_ctx ctx = ce_ctx_for(dt, input, weight, c, d, ls);
     ctx.ignore_index = ignore_index;
@@ -236,6 +285,9 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
         return st;
     if (!out && (reduction != NLLK_REDUCTION_NONE || nd > 0))
         return nllk_fail(NLLK_ERR_NULL_POINTER, "out is NULL");
+    nllk_scalar one, gscale, dummy;
+    if (fused && (st = ce_fused_setup(&ctx, nd, reduction, grad_output, grad_input, &one, &gscale, &dummy)) != NLLK_OK)
+        return st;
     ctx.lse = lse;
     const size_t grain = ce_grain(c);
     if (reduction == NLLK_REDUCTION_NONE) {
@@ -274,6 +326,14 @@ static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const vo
     if (total_weight)
         dt->store(total_weight, total[1]);
     return nllk_ok();
+}
+
+static nllk_status ce_fwd(const nllk_dtype_desc *dt, const void *input, const void *target, int prob,
+                          nllk_target_type tt, size_t n, size_t c, size_t d, const void *weight, int64_t ignore_index,
+                          double ls, nllk_reduction reduction, void *out, void *total_weight, void *lse)
+{
+    return ce_forward(dt, input, target, prob, tt, n, c, d, weight, ignore_index, ls, reduction, out, total_weight, lse,
+                      0, NULL, NULL);
 }
 
 static nllk_status ce_bwd(const nllk_dtype_desc *dt, const void *grad_output, const void *input, const void *target,
@@ -399,6 +459,24 @@ nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const double *
                   label_smoothing, reduction, total_weight, lse, grad_input, NULL);
 }
 
+nllk_status nllk_cross_entropy_fwdbwd_f32(const float *input, const void *target, nllk_target_type target_type,
+                                          size_t n, size_t c, size_t d, const float *weight, int64_t ignore_index,
+                                          double label_smoothing, nllk_reduction reduction, float *out,
+                                          float *total_weight, float *lse, const float *grad_output, float *grad_input)
+{
+    return ce_forward(&nllk_dtype_f32, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
+                      reduction, out, total_weight, lse, 1, grad_output, grad_input);
+}
+nllk_status nllk_cross_entropy_fwdbwd_f64(const double *input, const void *target, nllk_target_type target_type,
+                                          size_t n, size_t c, size_t d, const double *weight, int64_t ignore_index,
+                                          double label_smoothing, nllk_reduction reduction, double *out,
+                                          double *total_weight, double *lse, const double *grad_output,
+                                          double *grad_input)
+{
+    return ce_forward(&nllk_dtype_f64, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
+                      reduction, out, total_weight, lse, 1, grad_output, grad_input);
+}
+
 nllk_status nllk_cross_entropy_prob_fwd_f32(const float *input, const float *target, size_t n, size_t c, size_t d,
                                             const float *weight, double label_smoothing, nllk_reduction reduction,
                                             float *out, float *lse)
@@ -504,6 +582,16 @@ nllk_status nllk_cross_entropy_bwd_bf16(const nllk_bf16 *grad_output, const nllk
                   label_smoothing, reduction, nllk_dtype_bf16.load(&total_weight), lse, grad_input, NULL);
 }
 
+nllk_status nllk_cross_entropy_fwdbwd_bf16(const nllk_bf16 *input, const void *target, nllk_target_type target_type,
+                                           size_t n, size_t c, size_t d, const nllk_bf16 *weight, int64_t ignore_index,
+                                           double label_smoothing, nllk_reduction reduction, nllk_bf16 *out,
+                                           nllk_bf16 *total_weight, nllk_bf16 *lse, const nllk_bf16 *grad_output,
+                                           nllk_bf16 *grad_input)
+{
+    return ce_forward(&nllk_dtype_bf16, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
+                      reduction, out, total_weight, lse, 1, grad_output, grad_input);
+}
+
 nllk_status nllk_cross_entropy_prob_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n, size_t c,
                                              size_t d, const nllk_bf16 *weight, double label_smoothing,
                                              nllk_reduction reduction, nllk_bf16 *out, nllk_bf16 *lse)
@@ -562,6 +650,16 @@ nllk_status nllk_cross_entropy_bwd_f16(const nllk_f16 *grad_output, const nllk_f
 {
     return ce_bwd(&nllk_dtype_f16, grad_output, input, target, 0, target_type, n, c, d, weight, ignore_index,
                   label_smoothing, reduction, nllk_dtype_f16.load(&total_weight), lse, grad_input, NULL);
+}
+
+nllk_status nllk_cross_entropy_fwdbwd_f16(const nllk_f16 *input, const void *target, nllk_target_type target_type,
+                                          size_t n, size_t c, size_t d, const nllk_f16 *weight, int64_t ignore_index,
+                                          double label_smoothing, nllk_reduction reduction, nllk_f16 *out,
+                                          nllk_f16 *total_weight, nllk_f16 *lse, const nllk_f16 *grad_output,
+                                          nllk_f16 *grad_input)
+{
+    return ce_forward(&nllk_dtype_f16, input, target, 0, target_type, n, c, d, weight, ignore_index, label_smoothing,
+                      reduction, out, total_weight, lse, 1, grad_output, grad_input);
 }
 
 nllk_status nllk_cross_entropy_prob_fwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, size_t c, size_t d,

@@ -104,6 +104,13 @@ typedef void (*nllk_ce_prob_fwd_fn)(const nllk_ce_run *r, const void *x, const v
 typedef void (*nllk_ce_prob_bwd_fn)(const nllk_ce_run *r, const void *x, const void *q, const void *weight,
                                     const void *g, size_t g_stride, void *gx, void *gq);
 
+/* Class-index forward and backward in one pass (nllk_cross_entropy_fwdbwd_*): the forward's outputs (out, lse,
+ * lanes as nllk_ce_fwd_fn) and the backward's gx (g and g_stride as nllk_ce_bwd_fn, g already divided for MEAN),
+ * the same bits as the forward kernel then the backward kernel on the run. Targets already validated (still:
+ * returns len, or the k of a bad target, as the forward). 2-D rows read each row from memory once. */
+typedef size_t (*nllk_ce_fwdbwd_fn)(const nllk_ce_run *r, const void *x, const void *target, const void *weight,
+                                    const void *g, size_t g_stride, void *out, void *lse, double *lanes, void *gx);
+
 enum { NLLK_NUM_TARGET_TYPES = 3 }; /* indexed by nllk_target_type */
 
 /* The kernels of one (build, dtype): nllk_<dtype>_kernels__<build>, defined by kernels/common/kernels.c. */
@@ -121,6 +128,7 @@ typedef struct nllk_kernels {
     nllk_ce_prob_fwd_fn ce_prob_fwd;
     nllk_ce_prob_bwd_fn ce_prob_bwd;
     nllk_nll_bwd_fill_fn nll_bwd_fill[NLLK_NUM_TARGET_TYPES];
+    nllk_ce_fwdbwd_fn ce_fwdbwd[NLLK_NUM_TARGET_TYPES];
 } nllk_kernels;
 
 /* Kernel slots: a dtype descriptor's `slot` (dispatch/dtype.h) indexes nllk_isa.kernels. */

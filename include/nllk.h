@@ -467,6 +467,36 @@ NLLK_API nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const
                                                 double *grad_input);
 
 /*
+ * nllk_cross_entropy_fwdbwd_f32 / _f64 — class-index targets, forward and backward in one call (training: the
+ * loss and d(result) / d(input) together).
+ *
+ *   input ... lse  as nllk_cross_entropy_fwd_* (out, total_weight, lse: the forward's values; total_weight and lse
+ *                  NULL to skip).
+ *   grad_output    as nllk_cross_entropy_bwd_* (NONE: n*d values; MEAN, SUM: 1 value), or NULL for 1 (every
+ *                  position's 1 for NONE): d(result) / d(input) itself.
+ *   grad_input     n*c*d values, required (every entry is written); it must not overlap input.
+ * The results are bit for bit those of nllk_cross_entropy_fwd_* followed by nllk_cross_entropy_bwd_* with the
+ * forward's total_weight (MEAN divides grad_output by total_weight as rounded to the dtype; the fused call computes
+ * it from the targets and weights first, in the canonical order), on every ISA and thread count. What it saves:
+ * (n, c) rows are read from memory once (a max pass, then one exp pass from cache), one exp per logit, and
+ * grad_input is written once: rows of up to 4096 classes keep their exps in a stack buffer (grad_input written with
+ * streaming stores from 32 MiB on), longer rows keep them in their grad_input row, rewritten in place. (n, c, d)
+ * inputs (d > 1) run the forward then the backward over each range of positions (the same bits, not faster yet).
+ * Errors: as the forward and the backward (a target out of range is reported before anything is written);
+ * NLLK_ERR_NULL_POINTER when grad_input is NULL and n*c*d > 0.
+ */
+NLLK_API nllk_status nllk_cross_entropy_fwdbwd_f32(const float *input, const void *target,
+                                                   nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                   const float *weight, int64_t ignore_index, double label_smoothing,
+                                                   nllk_reduction reduction, float *out, float *total_weight,
+                                                   float *lse, const float *grad_output, float *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_fwdbwd_f64(const double *input, const void *target,
+                                                   nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                   const double *weight, int64_t ignore_index, double label_smoothing,
+                                                   nllk_reduction reduction, double *out, double *total_weight,
+                                                   double *lse, const double *grad_output, double *grad_input);
+
+/*
  * nllk_cross_entropy_prob_fwd_f32 / _f64 — probability targets (target: n*c*d values, the input's shape),
  * forward. out: NONE n*d losses, MEAN/SUM 1 value; lse as above (NULL to skip). weight c values or NULL.
  */
@@ -699,6 +729,7 @@ NLLK_API nllk_status nllk_acc_result(const nllk_acc *acc, nllk_reduction reducti
  * exp(x - lse)), so the backward's bits do not depend on lse. Its exps stay in float: up to 32768 classes (rows;
  * a 128 KiB stack buffer) or 256 (N-D) on the stack, beyond that the backward computes them a second time (the f32
  * backward keeps them in grad_input, which 16 bits cannot hold), so there it costs two exps per logit.
+ * The fused nllk_cross_entropy_fwdbwd_bf16 / _f16 give the forward's and the backward's bits as for f32.
  * Speed: the arrays hold half the bytes of f32, which helps the memory-bound NLL; calls dominated by exp/log
  * (Poisson, cross-entropy) run at about f32's speed plus the conversions (BENCHMARKS.md, "bfloat16 and float16").
  */
@@ -724,6 +755,12 @@ NLLK_API nllk_status nllk_cross_entropy_bwd_bf16(const nllk_bf16 *grad_output, c
                                                  size_t d, const nllk_bf16 *weight, int64_t ignore_index,
                                                  double label_smoothing, nllk_reduction reduction,
                                                  nllk_bf16 total_weight, const nllk_bf16 *lse, nllk_bf16 *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_fwdbwd_bf16(const nllk_bf16 *input, const void *target,
+                                                    nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                    const nllk_bf16 *weight, int64_t ignore_index,
+                                                    double label_smoothing, nllk_reduction reduction, nllk_bf16 *out,
+                                                    nllk_bf16 *total_weight, nllk_bf16 *lse,
+                                                    const nllk_bf16 *grad_output, nllk_bf16 *grad_input);
 NLLK_API nllk_status nllk_cross_entropy_prob_fwd_bf16(const nllk_bf16 *input, const nllk_bf16 *target, size_t n,
                                                       size_t c, size_t d, const nllk_bf16 *weight,
                                                       double label_smoothing, nllk_reduction reduction, nllk_bf16 *out,
@@ -772,6 +809,12 @@ NLLK_API nllk_status nllk_cross_entropy_bwd_f16(const nllk_f16 *grad_output, con
                                                 const nllk_f16 *weight, int64_t ignore_index, double label_smoothing,
                                                 nllk_reduction reduction, nllk_f16 total_weight, const nllk_f16 *lse,
                                                 nllk_f16 *grad_input);
+NLLK_API nllk_status nllk_cross_entropy_fwdbwd_f16(const nllk_f16 *input, const void *target,
+                                                    nllk_target_type target_type, size_t n, size_t c, size_t d,
+                                                    const nllk_f16 *weight, int64_t ignore_index,
+                                                    double label_smoothing, nllk_reduction reduction, nllk_f16 *out,
+                                                    nllk_f16 *total_weight, nllk_f16 *lse,
+                                                    const nllk_f16 *grad_output, nllk_f16 *grad_input);
 NLLK_API nllk_status nllk_cross_entropy_prob_fwd_f16(const nllk_f16 *input, const nllk_f16 *target, size_t n, size_t c,
                                                      size_t d, const nllk_f16 *weight, double label_smoothing,
                                                      nllk_reduction reduction, nllk_f16 *out, nllk_f16 *lse);

@@ -592,6 +592,287 @@ static void one_block_bits(void)
             }
 }
 
+/* ---- fused forward + backward: the forward's then the backward's bits ---------------------------------------- */
+
+static nllk_status fused(const cfg *k, const void *x, const void *tg, const void *w, nllk_reduction red, void *out,
+                         void *tw, void *lse, const void *go, void *gx)
+{
+    return k->dt == NLLK_F32 ? nllk_cross_entropy_fwdbwd_f32(x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, out,
+                                                             tw, lse, go, gx)
+                             : nllk_cross_entropy_fwdbwd_f64(x, tg, k->tt, k->n, k->c, k->d, w, k->ign, k->ls, red, out,
+                                                             tw, lse, go, gx);
+}
+
+/* Every reduction, grad_output given or NULL (= 1): nllk_cross_entropy_fwdbwd_* gives the bits of the forward then
+ * the backward with the forward's total_weight (out, total_weight, lse, grad_input), writes nothing outside them,
+ * and leaves its inputs alone; with total_weight and lse NULL the same gradient. */
+static void fused_cfg(const cfg *k, double scale, double ign_frac)
+{
+    const size_t es = tu_esz(k->dt), ncd = k->n * k->c * k->d, nd = k->n * k->d;
+    void *x = tu_galloc(ncd * es + 1), *tg = tu_galloc(nd * tu_tsize(k->tt) + 1);
+    void *w = k->weighted ? tu_galloc(k->c * es + 1) : NULL;
+    fill(k, x, tg, w, scale, ign_frac);
+    void *go = tu_galloc(nd * es + es), *ones = tu_galloc(nd * es + es);
+    void *out[2], *tw[2], *lse[2], *gx[2];
+    for (int v = 0; v < 2; v++) {
+        out[v] = tu_galloc(nd * es + es), tw[v] = tu_galloc(es), lse[v] = tu_galloc(nd * es + 1);
+        gx[v] = tu_galloc(ncd * es + 1);
+    }
+    for (size_t f = 0; f < nd + 1; f++)
+        tu_set(k->dt, ones, f, 1.0);
+    char what[160];
+    snprintf(what, sizeof what, "fused %s %s n=%zu c=%zu d=%zu w=%d ls=%g ign=%lld", tu_dtname(k->dt), tu_ttname(k->tt),
+             k->n, k->c, k->d, k->weighted, k->ls, (long long)k->ign);
+    const uint64_t hx = tu_hash(x, ncd * es), ht = tu_hash(tg, nd * tu_tsize(k->tt));
+    for (int red = 0; red <= 2; red++)
+        for (int gnull = 0; gnull < 2; gnull++) {
+            for (size_t f = 0; f < (red ? 1 : nd); f++)
+                tu_set(k->dt, go, f, red ? -1.25 : tu_uniform(-1.0, 1.0));
+            const size_t no = red ? 1 : nd;
+            for (int v = 0; v < 2; v++) { /* distinct garbage: every output must be written */
+                memset(out[v], 0x11 * (v + 1), no * es), memset(tw[v], 0x11 * (v + 1), es);
+                memset(lse[v], 0x11 * (v + 1), nd * es), memset(gx[v], 0x11 * (v + 1), ncd * es);
+            }
+            CHECK_OK(fwd(k, x, tg, w, (nllk_reduction)red, out[0], tw[0], lse[0]));
+            CHECK_OK(
+                bwd(k, gnull ? ones : go, x, tg, w, (nllk_reduction)red, tu_get(k->dt, tw[0], 0), lse[0], gx[0], NULL));
+            CHECK_OK(fused(k, x, tg, w, (nllk_reduction)red, out[1], tw[1], lse[1], gnull ? NULL : go, gx[1]));
+            CHECK(memcmp(out[0], out[1], no * es) == 0, "%s red=%d gnull=%d: out differs", what, red, gnull);
+            CHECK(memcmp(tw[0], tw[1], es) == 0, "%s red=%d gnull=%d: total_weight %.9g, forward's %.9g", what, red,
+                  gnull, tu_get(k->dt, tw[1], 0), tu_get(k->dt, tw[0], 0));
+            CHECK(nd == 0 || memcmp(lse[0], lse[1], nd * es) == 0, "%s red=%d gnull=%d: lse differs", what, red, gnull);
+            size_t bad = ncd;
+            for (size_t e = 0; e < ncd && bad == ncd; e++)
+                if (memcmp((char *)gx[0] + e * es, (char *)gx[1] + e * es, es) != 0)
+                    bad = e;
+            CHECK(bad == ncd, "%s red=%d gnull=%d: grad_input[%zu] = %.9g, forward+backward %.9g", what, red, gnull,
+                  bad, bad < ncd ? tu_get(k->dt, gx[1], bad) : 0.0, bad < ncd ? tu_get(k->dt, gx[0], bad) : 0.0);
+            if (red == 1 && !gnull) { /* the optional outputs skipped: the same gradient (MEAN still needs tw) */
+                memset(gx[1], 0x33, ncd * es);
+                CHECK_OK(fused(k, x, tg, w, (nllk_reduction)red, out[1], NULL, NULL, go, gx[1]));
+                CHECK(ncd == 0 || memcmp(gx[0], gx[1], ncd * es) == 0, "%s: grad_input differs without tw, lse", what);
+            }
+        }
+    CHECK(tu_hash(x, ncd * es) == hx && tu_hash(tg, nd * tu_tsize(k->tt)) == ht, "%s: an input modified", what);
+    int guards = tu_gcheck(x) && tu_gcheck(tg) && tu_gcheck(go);
+    for (int v = 0; v < 2; v++)
+        guards = guards && tu_gcheck(out[v]) && tu_gcheck(tw[v]) && tu_gcheck(lse[v]) && tu_gcheck(gx[v]);
+    CHECK(guards, "%s: a write outside an output", what);
+    for (int v = 0; v < 2; v++)
+        tu_gfree(out[v]), tu_gfree(tw[v]), tu_gfree(lse[v]), tu_gfree(gx[v]);
+    tu_gfree(x), tu_gfree(tg), tu_gfree(go), tu_gfree(ones);
+    if (w)
+        tu_gfree(w);
+}
+
+static void fused_sweep(void)
+{
+    /* rows up to and across the stack buffer of exps (4096), LLM rows (32000, 2^18), N-D, empty, C = 1 */
+    static const size_t shapes[][3] = {{1, 1, 1},     {7, 3, 1},     {33, 17, 1},  {5, 100, 1},   {3, 1000, 1},
+                                       {19, 4096, 1}, {3, 4097, 1},  {2, 9000, 1}, {2, 32000, 1}, {1, 1 << 18, 1},
+                                       {2, 21, 37},   {3, 5, 100},   {0, 4, 1},    {2, 3, 0},     {9000, 3, 1},
+                                       {1, 1, 50},    {700, 200, 1}, {2, 33, 19}};
+    static const double lss[] = {0.0, 0.1, 1.0};
+    for (int dt = 0; dt < 2; dt++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int weighted = 0; weighted < 2; weighted++)
+                for (size_t l = 0; l < 3; l++) {
+                    if (shapes[s][1] > 5000 && (size_t)weighted != l % 2) /* the long rows: half the options */
+                        continue;
+                    cfg k = {(nllk_dtype)dt,
+                             (nllk_target_type)((s + l + (size_t)weighted) % 3),
+                             shapes[s][0],
+                             shapes[s][1],
+                             shapes[s][2],
+                             weighted,
+                             0,
+                             lss[l],
+                             (s % 2) ? -100 : 1};
+                    if (k.tt == NLLK_TARGET_U8 && k.ign < 0)
+                        k.ign = 255;
+                    fused_cfg(&k, (s % 3 == 0) ? 30.0 : 4.0, 0.2);
+                }
+    /* all ignored (C = 0 too); extreme logits */
+    cfg k = {NLLK_F32, NLLK_TARGET_I64, 4, 6, 1, 1, 0, 0.1, 2};
+    fused_cfg(&k, 3.0, 1.0);
+    k.c = 0;
+    fused_cfg(&k, 3.0, 1.0);
+    k = (cfg){NLLK_F64, NLLK_TARGET_I32, 3, 50, 2, 0, 0, 0.0, -100};
+    fused_cfg(&k, 3.0, 1.0);
+    k = (cfg){NLLK_F32, NLLK_TARGET_I64, 64, 40, 1, 1, 0, 0.2, -100};
+    fused_cfg(&k, 1e30, 0.1);
+    {
+        float x[3 * 5] = {1e30f, -1e30f, 0, 1, 2, -INFINITY, 0, -INFINITY, 3, 1, NAN, 1, 2, 3, 4};
+        float out[3], gx1[15], gx2[15], tw1, tw2, lse1[3], lse2[3], go = 1.0f;
+        int64_t t[3] = {1, 2, 0};
+        CHECK_OK(nllk_cross_entropy_fwd_f32(x, t, NLLK_TARGET_I64, 3, 5, 1, NULL, -100, 0.0, NLLK_REDUCTION_SUM, out,
+                                            &tw1, lse1));
+        CHECK_OK(nllk_cross_entropy_bwd_f32(&go, x, t, NLLK_TARGET_I64, 3, 5, 1, NULL, -100, 0.0, NLLK_REDUCTION_SUM,
+                                            tw1, NULL, gx1));
+        CHECK_OK(nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, 3, 5, 1, NULL, -100, 0.0, NLLK_REDUCTION_SUM,
+                                               out + 1, &tw2, lse2, NULL, gx2));
+        CHECK(memcmp(out, out + 1, sizeof *out) == 0 && memcmp(gx1, gx2, sizeof gx1) == 0 &&
+                  memcmp(lse1, lse2, sizeof lse1) == 0 && tw1 == tw2,
+              "fused extremes differ from forward+backward");
+    }
+    /* errors: nothing written; the lowest bad target reported */
+    {
+        float x[4 * 3] = {0}, gx[12], out[4], lse[4];
+        int64_t t[4] = {0, 5, 1, -7};
+        memset(gx, 0x5A, sizeof gx), memset(out, 0x5A, sizeof out), memset(lse, 0x5A, sizeof lse);
+        const nllk_status st = nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, 4, 3, 1, NULL, -100, 0.0,
+                                                             NLLK_REDUCTION_NONE, out, NULL, lse, NULL, gx);
+        CHECK(st == NLLK_ERR_TARGET_OUT_OF_RANGE && strstr(nllk_last_error(), "[1]") != NULL,
+              "fused bad target: %s (%s)", nllk_status_name(st), nllk_last_error());
+        unsigned char pat[sizeof gx];
+        memset(pat, 0x5A, sizeof pat);
+        CHECK(memcmp(gx, pat, sizeof gx) == 0 && memcmp(out, pat, sizeof out) == 0 && memcmp(lse, pat, sizeof lse) == 0,
+              "fused bad target: an output was written");
+        t[1] = 2, t[3] = 0;
+        CHECK(nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, 4, 3, 1, NULL, -100, 0.0, NLLK_REDUCTION_NONE, out,
+                                            NULL, lse, NULL, NULL) == NLLK_ERR_NULL_POINTER,
+              "fused: grad_input NULL accepted");
+        CHECK(nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, 4, 3, 1, NULL, -100, 1.5, NLLK_REDUCTION_NONE, out,
+                                            NULL, lse, NULL, gx) == NLLK_ERR_INVALID_ARGUMENT,
+              "fused: label_smoothing 1.5 accepted");
+        CHECK(nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, 4, 3, 1, NULL, -100, 0.0, NLLK_REDUCTION_MEAN, NULL,
+                                            NULL, lse, NULL, gx) == NLLK_ERR_NULL_POINTER,
+              "fused: out NULL accepted");
+        CHECK_OK(nllk_cross_entropy_fwdbwd_f32(NULL, NULL, NLLK_TARGET_I64, 0, 3, 1, NULL, -100, 0.0,
+                                               NLLK_REDUCTION_SUM, out, NULL, NULL, NULL, NULL));
+    }
+}
+
+/* grad_input beyond 32 MiB (streaming stores; rows kept and rows recomputed), 1 and 2 threads: the same bits as
+ * forward+backward. */
+static void fused_big(void)
+{
+    static const size_t shapes[][2] = {{8200, 1024}, {270, 32000}};
+    for (size_t s = 0; s < 2; s++) {
+        const size_t n = shapes[s][0], c = shapes[s][1], ncd = n * c;
+        float *x = malloc(ncd * sizeof *x), *g0 = malloc(ncd * sizeof *g0), *g1 = malloc(ncd * sizeof *g1);
+        float *w = malloc(c * sizeof *w), *o0 = malloc(n * sizeof *o0), *o1 = malloc(n * sizeof *o1);
+        int64_t *t = malloc(n * sizeof *t);
+        for (size_t e = 0; e < ncd; e++)
+            x[e] = (float)tu_uniform(-5, 5);
+        for (size_t i = 0; i < n; i++)
+            t[i] = i % 13 == 2 ? -100 : (int64_t)tu_below(c);
+        for (size_t q = 0; q < c; q++)
+            w[q] = (float)tu_uniform(0.5, 1.5);
+        for (int red = 0; red <= 1; red++) {
+            const double ls = red ? 0.1 : 0.0;
+            float go = 0.5f, tw0 = 0, tw1 = 0;
+            nllk_set_num_threads(1);
+            CHECK_OK(nllk_cross_entropy_fwd_f32(x, t, NLLK_TARGET_I64, n, c, 1, red ? w : NULL, -100, ls,
+                                                (nllk_reduction)red, o0, &tw0, NULL));
+            float *gov = red ? &go : o0; /* NONE: the losses as grad_output */
+            CHECK_OK(nllk_cross_entropy_bwd_f32(gov, x, t, NLLK_TARGET_I64, n, c, 1, red ? w : NULL, -100, ls,
+                                                (nllk_reduction)red, tw0, NULL, g0));
+            for (int th = 1; th <= 2; th++) {
+                nllk_set_num_threads(th);
+                memset(g1, 0, ncd * sizeof *g1);
+                CHECK_OK(nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, n, c, 1, red ? w : NULL, -100, ls,
+                                                       (nllk_reduction)red, o1, &tw1, NULL, gov, g1));
+                CHECK(memcmp(o0, o1, (red ? 1 : n) * sizeof *o0) == 0 && tw0 == tw1 &&
+                          memcmp(g0, g1, ncd * sizeof *g0) == 0,
+                      "fused big n=%zu c=%zu red=%d threads=%d: differs from forward+backward", n, c, red, th);
+            }
+            nllk_set_num_threads(0);
+        }
+        free(x), free(g0), free(g1), free(w), free(o0), free(o1), free(t);
+    }
+}
+
+/* bfloat16 / float16 storage: the fused call gives the 16-bit forward's and backward's bits. Values built from bits
+ * (bfloat16: a float's top half; float16: exponents 2^-5 .. 2^5), every one valid. */
+static void fused_16(void)
+{
+    for (int h = 0; h < 2; h++)
+        for (int red = 0; red <= 2; red++) {
+            const size_t n = 37, c = 300, d = red == 2 ? 3 : 1, nd = n * d, ncd = nd * c;
+            uint16_t x[37 * 300 * 3], g0[37 * 300 * 3], g1[37 * 300 * 3], w[300], go[37 * 3];
+            uint16_t o0[37 * 3], o1[37 * 3], l0[37 * 3], l1[37 * 3], tw0 = 0, tw1 = 1;
+            int32_t t[37 * 3];
+            for (size_t e = 0; e < ncd; e++) {
+                const float v = (float)tu_uniform(-6, 6);
+                uint32_t b;
+                memcpy(&b, &v, sizeof b);
+                x[e] = h ? (uint16_t)((tu_below(2) << 15) | ((10 + tu_below(11)) << 10) | tu_below(1024))
+                         : (uint16_t)(b >> 16);
+            }
+            for (size_t q = 0; q < c; q++)
+                w[q] = h ? (uint16_t)(((14 + tu_below(2)) << 10) | tu_below(1024)) : (uint16_t)(0x3F00 + tu_below(256));
+            for (size_t f = 0; f < nd; f++) {
+                t[f] = f % 7 == 3 ? -100 : (int32_t)tu_below(c);
+                go[f] = h ? (uint16_t)((14 << 10) | tu_below(1024)) : (uint16_t)(0x3F00 + tu_below(256));
+            }
+            const double ls = red == 1 ? 0.1 : 0.0;
+            const nllk_reduction r = (nllk_reduction)red;
+            if (h) {
+                CHECK_OK(nllk_cross_entropy_fwd_f16(x, t, NLLK_TARGET_I32, n, c, d, w, -100, ls, r, o0, &tw0, l0));
+                CHECK_OK(nllk_cross_entropy_bwd_f16(go, x, t, NLLK_TARGET_I32, n, c, d, w, -100, ls, r, tw0, l0, g0));
+                CHECK_OK(nllk_cross_entropy_fwdbwd_f16(x, t, NLLK_TARGET_I32, n, c, d, w, -100, ls, r, o1, &tw1, l1, go,
+                                                       g1));
+            } else {
+                CHECK_OK(nllk_cross_entropy_fwd_bf16(x, t, NLLK_TARGET_I32, n, c, d, w, -100, ls, r, o0, &tw0, l0));
+                CHECK_OK(nllk_cross_entropy_bwd_bf16(go, x, t, NLLK_TARGET_I32, n, c, d, w, -100, ls, r, tw0, l0, g0));
+                CHECK_OK(nllk_cross_entropy_fwdbwd_bf16(x, t, NLLK_TARGET_I32, n, c, d, w, -100, ls, r, o1, &tw1, l1,
+                                                        go, g1));
+            }
+            CHECK(memcmp(o0, o1, (red ? 1 : nd) * 2) == 0 && tw0 == tw1 && memcmp(l0, l1, nd * 2) == 0 &&
+                      memcmp(g0, g1, ncd * 2) == 0,
+                  "fused %s red=%d: differs from forward+backward", h ? "f16" : "bf16", red);
+        }
+}
+
+/* 16-bit rows beyond the 32768-float exps buffer (the exps computed again for the gradient) and below it, on 1 and 2
+ * threads (a one-block batch shared by threads keeps each loss as computed): the forward's and backward's bits. */
+static void fused_16_big(void)
+{
+    const size_t cs[2] = {5000, 40000};
+    for (int h = 0; h < 2; h++)
+        for (int ci = 0; ci < 2; ci++)
+            for (int red = 0; red <= 2; red++) {
+                const size_t n = 6, c = cs[ci], ncd = n * c;
+                uint16_t *x = malloc(ncd * 2), *g0 = malloc(ncd * 2), *g1 = malloc(ncd * 2), *w = malloc(c * 2);
+                uint16_t go[6], o0[6], o1[6], l0[6], l1[6], tw0 = 0, tw1 = 1;
+                int64_t t[6];
+                for (size_t e = 0; e < ncd; e++)
+                    x[e] = h ? (uint16_t)((tu_below(2) << 15) | ((10 + tu_below(11)) << 10) | tu_below(1024))
+                             : (uint16_t)(0x3E00 + tu_below(0x0300) + (tu_below(2) << 15));
+                for (size_t q = 0; q < c; q++)
+                    w[q] = h ? (uint16_t)(((14 + tu_below(2)) << 10) | tu_below(1024)) : (uint16_t)(0x3F00 + tu_below(256));
+                for (size_t f = 0; f < n; f++) {
+                    t[f] = f == 4 ? -100 : (int64_t)tu_below(c);
+                    go[f] = h ? (uint16_t)((14 << 10) | tu_below(1024)) : (uint16_t)(0x3F00 + tu_below(256));
+                }
+                const nllk_reduction r = (nllk_reduction)red;
+                const double ls = red == 1 ? 0.1 : 0.0;
+                for (int th = 1; th <= 2; th++) {
+                    nllk_set_num_threads(th);
+                    if (h) {
+                        CHECK_OK(nllk_cross_entropy_fwd_f16(x, t, NLLK_TARGET_I64, n, c, 1, w, -100, ls, r, o0, &tw0, l0));
+                        CHECK_OK(nllk_cross_entropy_bwd_f16(go, x, t, NLLK_TARGET_I64, n, c, 1, w, -100, ls, r, tw0, NULL,
+                                                            g0));
+                        CHECK_OK(nllk_cross_entropy_fwdbwd_f16(x, t, NLLK_TARGET_I64, n, c, 1, w, -100, ls, r, o1, &tw1,
+                                                               l1, go, g1));
+                    } else {
+                        CHECK_OK(nllk_cross_entropy_fwd_bf16(x, t, NLLK_TARGET_I64, n, c, 1, w, -100, ls, r, o0, &tw0, l0));
+                        CHECK_OK(nllk_cross_entropy_bwd_bf16(go, x, t, NLLK_TARGET_I64, n, c, 1, w, -100, ls, r, tw0,
+                                                             NULL, g0));
+                        CHECK_OK(nllk_cross_entropy_fwdbwd_bf16(x, t, NLLK_TARGET_I64, n, c, 1, w, -100, ls, r, o1,
+                                                                &tw1, l1, go, g1));
+                    }
+                    CHECK(memcmp(o0, o1, (red ? 1 : n) * 2) == 0 && tw0 == tw1 && memcmp(l0, l1, n * 2) == 0 &&
+                              memcmp(g0, g1, ncd * 2) == 0,
+                          "fused %s c=%zu red=%d threads=%d: differs from forward+backward", h ? "f16" : "bf16", c,
+                          red, th);
+                }
+                nllk_set_num_threads(0);
+                free(x), free(g0), free(g1), free(w);
+            }
+}
+
 int main(void)
 {
     tu_require_isa();
@@ -600,5 +881,9 @@ int main(void)
     extremes();
     bits();
     one_block_bits();
+    fused_sweep();
+    fused_big();
+    fused_16();
+    fused_16_big();
     return tu_summary();
 }

@@ -16,7 +16,8 @@
 // devices, layouts) is an error here (nllk.torch routes it to PyTorch).
 // The Autograd kernels keep what backward reads with save_for_backward (so an in-place change of an input, or
 // set_, after the forward is detected by autograd's version check, as in PyTorch). First derivatives run nllk's
-// backward kernels; a backward that must itself be differentiable (create_graph=True: double backward, gradient
+// backward kernels (a class-index cross-entropy on f32/f64 runs the fused forward+backward in its forward and keeps
+// the gradient, which the backward scales by grad_output); a backward that must itself be differentiable (create_graph=True: double backward, gradient
 // penalties) is computed with differentiable ATen operations instead, so higher derivatives are PyTorch's (NLL: the
 // gradient is linear in grad_output; Poisson: the closed form; cross-entropy: PyTorch's composite, differentiated).
 // The same holds for a grad_output without storage (vmap's batched tensors, gradcheck's batched-grad check).
@@ -95,6 +96,7 @@ template <typename T> struct Api;
         static constexpr auto poisson_bwd = nllk_poisson_nll_bwd_##sfx;                                             \
         static constexpr auto ce_fwd = nllk_cross_entropy_fwd_##sfx;                                                \
         static constexpr auto ce_bwd = nllk_cross_entropy_bwd_##sfx;                                                \
+        static constexpr auto ce_fwdbwd = nllk_cross_entropy_fwdbwd_##sfx;                                          \
         static constexpr auto ce_prob_fwd = nllk_cross_entropy_prob_fwd_##sfx;                                      \
         static constexpr auto ce_prob_bwd = nllk_cross_entropy_prob_bwd_##sfx;                                      \
     };
@@ -571,19 +573,67 @@ std::tuple<Tensor, Tensor> cross_entropy_backward_cpu(const Tensor &grad_output,
     return {gx, gt};
 }
 
+// (loss, d loss / d self): the fused forward and backward (nllk_cross_entropy_fwdbwd_*) with grad_output 1,
+// class-index targets.
+std::tuple<Tensor, Tensor> cross_entropy_fused_cpu(const Tensor &self, const Tensor &target,
+                                                   const c10::optional<Tensor> &weight, int64_t reduction,
+                                                   int64_t ignore_index, double label_smoothing)
+{
+    const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
+    const NllGeometry &g = r.g;
+    const Tensor x = self.contiguous(), t = target.contiguous();
+    const Tensor *wp = defined(weight);
+    const Tensor w = wp ? wp->contiguous() : Tensor();
+    Tensor out = at::empty(g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(g.out_shape) : at::IntArrayRef{},
+                           x.options());
+    Tensor gx = at::empty(self.sizes(), x.options());
+    with_api(x.scalar_type(), [&](auto api) {
+        using A = decltype(api);
+        using E = typename A::E;
+        check(A::ce_fwdbwd(ptr<E>(x), t.data_ptr(), g.target_type, g.n, g.c, g.d, ptr<E>(w), ignore_index,
+                           label_smoothing, g.reduction, ptr<E>(out), nullptr, nullptr, nullptr, ptr<E>(gx)));
+    });
+    return {out, gx};
+}
+
+// The fused gradient (grad_output 1) times grad_output: MEAN, SUM a scalar (no product when it is 1), NONE one value
+// per position (the loss's shape, broadcast over the classes: dimension 1 of an input of 2 or more dimensions).
+Tensor cross_entropy_scale_grad(const Tensor &gx1, const Tensor &grad_output, int64_t reduction)
+{
+    const Tensor go = grad_output.to(gx1.scalar_type());
+    if (reduction != at::Reduction::None) {
+        if (go.numel() == 1 && go.item<double>() == 1.0)
+            return gx1;
+        return gx1 * go.reshape({});
+    }
+    return gx1.dim() >= 2 ? gx1 * go.unsqueeze(1) : gx1 * go;
+}
+
 struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunction> {
+    // With class-index targets and an f32/f64 input that requires grad, the forward runs the fused forward and
+    // backward (one read of the logits, one exp per logit) and keeps d loss / d input for the backward, which
+    // scales it by grad_output. Otherwise (probability targets, 16-bit storage, whose one rounding a later product
+    // would break) the forward keeps total_weight and lse and the backward calls nllk's backward.
     static Tensor forward(AutogradContext *ctx, const Tensor &self, const Tensor &target,
                           const c10::optional<Tensor> &weight, int64_t reduction, int64_t ignore_index,
                           double label_smoothing)
     {
-        Tensor out, tw, lse;
-        std::tie(out, tw, lse) =
-            cross_entropy_forward_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
         const Tensor *w = defined(weight);
-        ctx->save_for_backward({self, target, w ? *w : Tensor(), tw, lse});
+        const at::ScalarType st = self.scalar_type();
+        const bool fused = self.requires_grad() && !at::isFloatingType(target.scalar_type()) &&
+                           (st == at::kFloat || st == at::kDouble);
+        Tensor out, tw, lse, gx1;
+        if (fused)
+            std::tie(out, gx1) =
+                cross_entropy_fused_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
+        else
+            std::tie(out, tw, lse) =
+                cross_entropy_forward_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
+        ctx->save_for_backward({self, target, w ? *w : Tensor(), tw, lse, gx1});
         ctx->saved_data["r"] = reduction;
         ctx->saved_data["i"] = ignore_index;
         ctx->saved_data["s"] = label_smoothing;
+        ctx->saved_data["f"] = fused;
         return out;
     }
 
@@ -595,7 +645,10 @@ struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunct
         const c10::optional<Tensor> weight = s[2].defined() ? c10::optional<Tensor>(s[2]) : c10::nullopt;
         const bool need_gx = ctx->needs_input_grad(0), need_gt = ctx->needs_input_grad(1);
         Tensor gx, gt;
-        if (!composite_backward(grads[0])) {
+        if (!composite_backward(grads[0]) && ctx->saved_data["f"].toBool()) {
+            if (need_gx)
+                gx = cross_entropy_scale_grad(s[5], grads[0], reduction);
+        } else if (!composite_backward(grads[0])) {
             std::tie(gx, gt) = cross_entropy_backward_cpu(grads[0], s[0], s[1], weight, reduction, ignore_index, ls,
                                                           s[3], s[4], need_gt);
         } else {

@@ -696,3 +696,171 @@ void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, con
     else
         ce_prob_bwd_planes(r, x, q, w, g, gs, gx, gq);
 }
+
+/* ---- fused: class-index forward and backward in one pass (nllk_cross_entropy_fwdbwd_*) -------------------------
+ * Bit-identical to the forward kernel then the backward kernel on the same run: the same max, exp pass and fold
+ * (ce_row_max, ce_row_sums), the same loss (ce_index_loss over VW rows' ce_logsums) and the same gradient
+ * (ce_index_grad of the same e_k and fac); only the passes over memory are shared. Rows (d == 1): a max pass (the
+ * row from memory), one exp pass (from cache, its exps kept in a stack buffer for rows of up to CE_EBUF classes),
+ * then the gradient, written once (streaming stores when r->stream). Longer rows (LLM vocabularies) keep their exps
+ * in the gradient's row (from cache; rewritten in place, so no streaming stores): measured faster than a third
+ * pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold them (16-bit).
+ * Planes (d > 1): the forward kernel then the backward kernel. */
+
+/* The backward's per-position factors of g_k (nllk.h): gt = -(w_t * gn), gs = (ls / c) * g_k and the returned
+ * fac = S / s (ce_pfac), all +0 at an ignored position (t < 0). */
+INLINE elem_t ce_fb_factors(elem_t gk, elem_t wt, int64_t t, ce_factors f, double wsum, double s, elem_t *gt,
+                            elem_t *gs)
+{
+    elem_t sum = 0;
+    *gt = *gs = 0;
+    if (t >= 0) {
+        *gt = -(wt * (f.smooth ? f.keep * gk : gk));
+        *gs = f.smooth ? f.spread * gk : (elem_t)0;
+        sum = ce_index_gsum(*gt, *gs, wsum, f.smooth);
+    }
+    return ce_pfac(sum, s);
+}
+
+/* The gradient of the len classes whose exps are e[0 .. len) (ce_index_grad; w and t relative to the span) to gp;
+ * nt: streaming stores from the VW-element grid on (the caller fences). */
+INLINE void ce_fb_grad_span(stor_t *gp, const elem_t *e, const stor_t *w, size_t len, int64_t t, vec_t gtv, vec_t gsv,
+                            vec_t fv, const int sm, const int nt)
+{
+    size_t o = 0;
+    const size_t h = nt ? ce_stream_head(gp) : VW;
+    const int stream = h < VW && h < len;
+    if (stream && h) { /* up to the grid */
+        ce_sst(gp, ce_index_grad(e, w, 0, h, t, gtv, gsv, fv, sm), h);
+        o = h;
+    }
+    const size_t whole = o + (len - o) / VW * VW; /* whole vectors, then one masked tail */
+    if (stream)
+        for (; o < whole; o += VW)
+            s_stream(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+    else
+        for (; o < whole; o += VW)
+            s_store(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+    if (o < len)
+        ce_sst(gp + o, ce_index_grad(e, w, o, len - o, t, gtv, gsv, fv, sm), len - o);
+}
+
+/* One row's gradient (t < 0: ignored). e: the row's exps, or NULL to recompute them (as ce_row_step: exp(x - m)). */
+INLINE void ce_fb_grad_row(stor_t *grow, const stor_t *row, const elem_t *e, elem_t *ebuf, const stor_t *w, size_t c,
+                           elem_t m, int64_t t, elem_t gt, elem_t gs, elem_t fac, const int sm, const int nt)
+{
+    const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
+    if (e) {
+        ce_fb_grad_span(grow, e, w, c, t, gtv, gsv, fv, sm, nt);
+        return;
+    }
+    const vec_t mv = v_set1((double)m);
+    for (size_t o0 = 0; o0 < c; o0 += CE_EBUF) {
+        const size_t len = c - o0 < CE_EBUF ? c - o0 : CE_EBUF;
+        ce_row_exps(row + o0, len, mv, ebuf);
+        ce_fb_grad_span(grow + o0, ebuf, w ? w + o0 : NULL, len, t < 0 ? -1 : t - (int64_t)o0, gtv, gsv, fv, sm, nt);
+    }
+}
+
+/* Rows, VW at a time as ce_fwd_rows: each row's max, exp pass and gradient, then one ce_logsums and the losses. */
+INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                         size_t g_stride, stor_t *out, stor_t *lse, double *lanes, stor_t *gx,
+                         const nllk_target_type tt)
+{
+    const size_t c = r->c;
+    const ce_factors f = ce_factors_of(r->ls, c);
+    elem_t ebuf[CE_EBUF];
+    size_t k0 = 0;
+    for (; k0 < r->len; k0 += VW) {
+        const size_t cnt = r->len - k0 < VW ? r->len - k0 : VW;
+        int64_t tb[VW];
+        size_t good = cnt; /* rows before the first bad target (the driver checked them: none) */
+        for (size_t p = 0; p < cnt; p++) {
+            tb[p] = ce_target(tg, k0 + p, tt);
+            if (ce_bad(tb[p], r)) {
+                good = p;
+                break;
+            }
+        }
+        elem_t m[VW], logsum[VW], xt[VW], wt[VW];
+        double s[VW], dsum[VW];
+        for (size_t p = 0; p < good; p++) {
+            const size_t k = k0 + p;
+            const int64_t t = tb[p];
+            const int ign = t == r->ignore_index;
+            const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
+            stor_t *grow = gx + k * r->k_stride;
+            /* where the exp pass leaves the exps: the stack buffer, else the gradient's row, else nowhere */
+#if S_SAME
+            elem_t *const keep = c <= CE_EBUF ? ebuf : grow;
+#else
+            elem_t *const keep = c <= CE_EBUF ? ebuf : NULL;
+#endif
+            double res[3] = {0, 0, 0};
+            m[p] = ce_row_max(row, c);
+            if (f.smooth && !ign)
+                ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, keep, res);
+            else
+                ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, keep, res);
+            s[p] = res[0];
+            dsum[p] = res[1];
+            xt[p] = ign ? (elem_t)0 : (elem_t)s_get(row + t);
+            wt[p] = ign ? (elem_t)0 : w ? (elem_t)s_get(w + t) : (elem_t)1;
+            elem_t gt, gs;
+            const elem_t fac =
+                ce_fb_factors((elem_t)s_get(g + k * g_stride), wt[p], ign ? -1 : t, f, r->wsum, res[0], &gt, &gs);
+            ce_fb_grad_row(grow, row, keep, ebuf, w, c, m[p], ign ? -1 : t, gt, gs, fac, f.smooth && !ign,
+                           r->stream && keep == ebuf);
+        }
+        ce_logsums(s, good, logsum);
+        for (size_t p = 0; p < good; p++) {
+            const size_t k = k0 + p;
+            elem_t loss = 0;
+            if (lse)
+                s_set(lse + k, m[p] + logsum[p]);
+            if (tb[p] != r->ignore_index)
+                loss = ce_index_loss(xt[p], m[p], logsum[p], wt[p], dsum[p], r->wsum, f);
+            if (out)
+                s_set(out + k, loss);
+            if (lanes) {
+                lanes[k % 16] += (double)loss;
+                lanes[16 + k % 16] += (double)wt[p];
+            }
+        }
+        if (good < cnt) {
+            k0 += good;
+            break;
+        }
+    }
+    if (r->stream)
+        v_stream_fence();
+    return k0 < r->len ? k0 : r->len;
+}
+
+/* Any run: rows fused; planes (for now) the forward kernel, then the backward kernel over the same run. */
+INLINE size_t ce_fb_body(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g, size_t gs,
+                         void *out, void *lse, double *lanes, void *gx, const nllk_target_type tt)
+{
+    if (r->c_stride == 1)
+        return ce_fb_rows(r, x, tg, w, g, gs, out, lse, lanes, gx, tt);
+    const size_t done = ce_fwd_body(r, x, tg, w, out, lse, lanes, tt);
+    if (done == r->len)
+        ce_bwd_body(r, x, tg, w, g, gs, gx, tt);
+    return done;
+}
+
+size_t KERNEL(ce_fwdbwd_i64)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g,
+                             size_t gs, void *out, void *lse, double *lanes, void *gx)
+{
+    return ce_fb_body(r, x, tg, w, g, gs, out, lse, lanes, gx, NLLK_TARGET_I64);
+}
+size_t KERNEL(ce_fwdbwd_i32)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g,
+                             size_t gs, void *out, void *lse, double *lanes, void *gx)
+{
+    return ce_fb_body(r, x, tg, w, g, gs, out, lse, lanes, gx, NLLK_TARGET_I32);
+}
+size_t KERNEL(ce_fwdbwd_u8)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g,
+                            size_t gs, void *out, void *lse, double *lanes, void *gx)
+{
+    return ce_fb_body(r, x, tg, w, g, gs, out, lse, lanes, gx, NLLK_TARGET_U8);
+}

@@ -664,4 +664,5 @@ const nllk_kernels KERNEL(kernels) = {
     .ce_prob_fwd = KERNEL(ce_prob_fwd),
     .ce_prob_bwd = KERNEL(ce_prob_bwd),
     .nll_bwd_fill = {KERNEL(nll_bwd_fill_i64), KERNEL(nll_bwd_fill_i32), KERNEL(nll_bwd_fill_u8)},
+    .ce_fwdbwd = {KERNEL(ce_fwdbwd_i64), KERNEL(ce_fwdbwd_i32), KERNEL(ce_fwdbwd_u8)},
 };

@@ -65,6 +65,9 @@ def _per_dtype(real):
         # (grad_output, input, target, target_type, n, c, d, weight, ignore_index, label_smoothing, reduction,
         #  total_weight, lse, grad_input)
         ("cross_entropy_bwd", _st, [_p, _p, _p, _en, _sz, _sz, _sz, _p, _i64, _dbl, _en, real, _p, _p]),
+        # (input, target, target_type, n, c, d, weight, ignore_index, label_smoothing, reduction, out,
+        #  total_weight, lse, grad_output, grad_input)
+        ("cross_entropy_fwdbwd", _st, [_p, _p, _en, _sz, _sz, _sz, _p, _i64, _dbl, _en, _p, _p, _p, _p, _p]),
         # (input, target, n, c, d, weight, label_smoothing, reduction, out, lse)
         ("cross_entropy_prob_fwd", _st, [_p, _p, _sz, _sz, _sz, _p, _dbl, _en, _p, _p]),
         # (grad_output, input, target, n, c, d, weight, label_smoothing, reduction, lse, grad_input, grad_target)
@@ -116,6 +119,7 @@ class Kernels(NamedTuple):
     nll_acc_update_out: ctypes._CFuncPtr
     cross_entropy_fwd: ctypes._CFuncPtr
     cross_entropy_bwd: ctypes._CFuncPtr
+    cross_entropy_fwdbwd: ctypes._CFuncPtr
     cross_entropy_prob_fwd: ctypes._CFuncPtr
     cross_entropy_prob_bwd: ctypes._CFuncPtr
     cross_entropy_acc_update: ctypes._CFuncPtr

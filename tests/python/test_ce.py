@@ -951,3 +951,109 @@ def test_requires_grad_tensors_go_through_nllk_torch():
     (g,) = torch.autograd.grad(out, x)
     (gr,) = torch.autograd.grad(ref, x)
     np.testing.assert_allclose(g.numpy(), gr.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---- nllk.torch's fused forward+backward (class-index targets, f32/f64, an input that requires grad) ---------------
+def _nllk_torch_ops():
+    import nllk.torch as nt
+    if not hasattr(nt, "cross_entropy") or getattr(nt, "BACKEND", "ops") != "ops":
+        pytest.skip("nllk.torch computes cross-entropy only on its operator backend")
+    return nt
+
+
+def _fused_case(seed, dt, xshape, weighted):
+    rng = np.random.default_rng(seed)
+    c = xshape[0] if len(xshape) == 1 else xshape[1]
+    tshape = () if len(xshape) == 1 else (xshape[0],) + tuple(xshape[2:])
+    x = torch.from_numpy(rng.standard_normal(xshape) * 3).to(dt)
+    t = torch.from_numpy(np.where(rng.random(tshape) < 0.2, -100, rng.integers(0, c, tshape)).astype(np.int64))
+    w = torch.from_numpy(rng.random(c) + 0.5).to(dt) if weighted else None
+    return x, t, w
+
+
+@pytest.mark.parametrize("dt", [torch.float32, torch.float64])
+@pytest.mark.parametrize("xshape", [(7,), (6, 5), (4, 5, 3), (2, 5, 2, 3), (3, 4100)], ids=str)
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("ls", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("go_kind", ["one", "scaled"])
+def test_torch_fused_gradient_as_pytorch(dt, xshape, red, ls, weighted, go_kind):
+    """loss and d loss / d input through nllk.torch.cross_entropy (the fused forward+backward, then grad_output's
+    product) against F.cross_entropy in float64; with grad_output 1 the bits of nllk's own backward (no product),
+    otherwise exactly that gradient times grad_output (per position for 'none')."""
+    nt = _nllk_torch_ops()
+    x, t, w = _fused_case(len(xshape) * 100 + REDUCTIONS.index(red), dt, xshape, weighted)
+    xa = x.clone().requires_grad_(True)
+    loss = nt.cross_entropy(xa, t, weight=w, reduction=red, label_smoothing=ls)
+    rng = np.random.default_rng(7)
+    go = (torch.ones_like(loss) if go_kind == "one"
+          else torch.from_numpy(rng.uniform(-2, 2, loss.shape)).to(dt))
+    (g,) = torch.autograd.grad(loss, xa, go)
+    x64 = x.double().clone().requires_grad_(True)
+    ref = F.cross_entropy(x64, t, weight=None if w is None else w.double(), reduction=red, label_smoothing=ls)
+    (gref,) = torch.autograd.grad(ref, x64, go.double())
+    eps = torch.finfo(dt).eps
+    np.testing.assert_allclose(loss.detach().double().numpy(), ref.detach().numpy(), rtol=64 * eps, atol=64 * eps)
+    # (p_k = exp(x_k - lse) carries |x_k - lse| eps of relative error, PyTorch's float64 reference included)
+    scale = float(gref.abs().max()) * (1 + 2 * float(x.abs().max())) if gref.numel() else 0.0
+    np.testing.assert_allclose(g.double().numpy(), gref.numpy(), rtol=0, atol=64 * eps * scale + 1e-300)
+    # the same gradient with grad_output 1 from nllk's separate backward (C API bits), then the product
+    g1 = nllk.cross_entropy_backward(torch.ones_like(loss).detach(), x, t, weight=w, reduction=red,
+                                     label_smoothing=ls)
+    want = g1 if go_kind == "one" else (g1 * (go if red != "none" or x.dim() < 2 else go.unsqueeze(1)))
+    assert torch.equal(g, want), "fused gradient != nllk's backward (times grad_output)"
+
+
+def test_torch_fused_retain_graph_and_accumulation():
+    """backward twice over one graph (retain_graph): the kept gradient is not modified by the first; .grad adds."""
+    nt = _nllk_torch_ops()
+    x, t, w = _fused_case(3, torch.float32, (64, 300), True)
+    x.requires_grad_(True)
+    loss = nt.cross_entropy(x, t, weight=w, label_smoothing=0.1)
+    loss.backward(retain_graph=True)
+    g1 = x.grad.clone()
+    loss.backward(retain_graph=True)
+    assert torch.equal(x.grad, 2 * g1)
+    (g2,) = torch.autograd.grad(loss, x, torch.tensor(2.0), retain_graph=True)
+    assert torch.equal(g2, 2 * g1)
+    (g3,) = torch.autograd.grad(loss, x)
+    assert torch.equal(g3, g1)
+
+
+def test_torch_fused_inplace_modification_is_detected():
+    """an input changed in place after the forward: the backward raises autograd's version-check error."""
+    nt = _nllk_torch_ops()
+    leaf = torch.randn(5, 4, requires_grad=True)
+    x = leaf * 1.0
+    t = torch.tensor([0, 3, 1, 2, 0])
+    loss = nt.cross_entropy(x, t)
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_torch_fused_create_graph_is_pytorchs(red):
+    """create_graph=True (double backward): PyTorch's composite, as before the fused path."""
+    nt = _nllk_torch_ops()
+    x, t, w = _fused_case(5, torch.float64, (6, 5), True)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    la = nt.cross_entropy(xa, t, weight=w, reduction=red, label_smoothing=0.1)
+    lb = F.cross_entropy(xb, t, weight=w, reduction=red, label_smoothing=0.1)
+    (ga,) = torch.autograd.grad(la.sum(), xa, create_graph=True)
+    (gb,) = torch.autograd.grad(lb.sum(), xb, create_graph=True)
+    (hha,) = torch.autograd.grad((ga * ga).sum(), xa)
+    (hhb,) = torch.autograd.grad((gb * gb).sum(), xb)
+    np.testing.assert_allclose(ga.detach().numpy(), gb.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hha.numpy(), hhb.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_torch_fused_only_when_grad_is_needed():
+    """no grad mode, or an input that does not require grad: the plain forward (same loss bits as the fused one)."""
+    nt = _nllk_torch_ops()
+    x, t, w = _fused_case(9, torch.float32, (40, 33), True)
+    with torch.no_grad():
+        plain = nt.cross_entropy(x.clone().requires_grad_(True), t, weight=w)
+    fused = nt.cross_entropy(x.clone().requires_grad_(True), t, weight=w)
+    assert fused.requires_grad and not plain.requires_grad
+    assert torch.equal(fused.detach(), plain)
