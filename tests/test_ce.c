@@ -873,6 +873,83 @@ static void fused_16_big(void)
             }
 }
 
+/* ---- layouts: (n, c, d) planes give the bits of the same positions as (n*d, c) rows ---------------------------- */
+
+/* Planes run in tiles of positions on the stack, or in place for columns too long for a tile (c > 256 f32 on
+ * AVX-512), with tails of every length; rows are vectorised along classes. Both follow one definition (nllk.h), so
+ * every output must be equal bit for bit: losses and lse (NONE), MEAN, grad_input, grad_target. */
+static void layout_bits(void)
+{
+    static const size_t shapes[][3] = {{2, 21, 37},  {1, 3, 300}, {3, 17, 513}, {1, 256, 40}, {1, 257, 33},
+                                       {2, 300, 21}, {1, 1, 20},  {1, 1000, 17}, {2, 40, 1000}};
+    for (int dt = 0; dt < 2; dt++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int prob = 0; prob < 2; prob++)
+                for (int sm = 0; sm < 2; sm++) {
+                    const size_t n = shapes[si][0], c = shapes[si][1], d = shapes[si][2], nd = n * d, ncd = nd * c;
+                    cfg pl = {(nllk_dtype)dt, (nllk_target_type)(si % 3), n, c, d, sm, prob, sm ? 0.15 : 0.0, 2};
+                    cfg rw = pl;
+                    rw.n = nd, rw.d = 1;
+                    const size_t es = tu_esz(pl.dt);
+                    void *x = malloc(ncd * es), *xr = malloc(ncd * es), *q = malloc(ncd * es), *qr = malloc(ncd * es),
+                         *w = malloc(c * es), *go = malloc(nd * es), *tg = malloc(nd * sizeof(int64_t));
+                    void *o[2], *l[2], *m[2], *gx[2], *gq[2];
+                    for (int v = 0; v < 2; v++)
+                        o[v] = malloc(nd * es), l[v] = malloc(nd * es), m[v] = malloc(2 * es), gx[v] = malloc(ncd * es),
+                        gq[v] = malloc(ncd * es);
+                    for (size_t i = 0; i < n; i++)
+                        for (size_t k = 0; k < c; k++)
+                            for (size_t j = 0; j < d; j++) {
+                                const double xv = tu_uniform(-8, 8), qv = tu_unit();
+                                tu_set(pl.dt, x, (i * c + k) * d + j, xv);
+                                tu_set(pl.dt, xr, (i * d + j) * c + k, xv);
+                                tu_set(pl.dt, q, (i * c + k) * d + j, qv);
+                                tu_set(pl.dt, qr, (i * d + j) * c + k, qv);
+                            }
+                    for (size_t k = 0; k < c; k++)
+                        tu_set(pl.dt, w, k, tu_uniform(0.5, 1.5));
+                    for (size_t f = 0; f < nd; f++) {
+                        const int64_t t = f % 7 == 3 ? 2 : (int64_t)tu_below(c);
+                        if (pl.tt == NLLK_TARGET_I64)
+                            ((int64_t *)tg)[f] = t;
+                        else if (pl.tt == NLLK_TARGET_I32)
+                            ((int32_t *)tg)[f] = (int32_t)t;
+                        else
+                            ((uint8_t *)tg)[f] = (uint8_t)t;
+                        tu_set(pl.dt, go, f, tu_uniform(-2, 2));
+                    }
+                    for (int v = 0; v < 2; v++) {
+                        const cfg *k = v ? &rw : &pl;
+                        const void *xx = v ? xr : x, *tt = prob ? (v ? qr : q) : tg;
+                        CHECK_OK(fwd(k, xx, tt, sm ? w : NULL, NLLK_REDUCTION_NONE, o[v], NULL, l[v]));
+                        double tw = 0;
+                        if (!prob) {
+                            CHECK_OK(fwd(k, xx, tt, sm ? w : NULL, NLLK_REDUCTION_MEAN, m[v], (char *)m[v] + es, NULL));
+                            tw = tu_get(pl.dt, m[v], 1);
+                        } else {
+                            CHECK_OK(fwd(k, xx, tt, sm ? w : NULL, NLLK_REDUCTION_MEAN, m[v], NULL, NULL));
+                        }
+                        (void)tw;
+                        CHECK_OK(bwd(k, go, xx, tt, sm ? w : NULL, NLLK_REDUCTION_NONE, 0.0, NULL, gx[v],
+                                     prob ? gq[v] : NULL));
+                    }
+                    int same = memcmp(o[0], o[1], nd * es) == 0 && memcmp(l[0], l[1], nd * es) == 0 &&
+                               memcmp(m[0], m[1], es) == 0;
+                    for (size_t i = 0; i < n && same; i++)
+                        for (size_t k = 0; k < c && same; k++)
+                            for (size_t j = 0; j < d && same; j++) {
+                                const size_t a = ((i * c + k) * d + j) * es, b = ((i * d + j) * c + k) * es;
+                                same = memcmp((char *)gx[0] + a, (char *)gx[1] + b, es) == 0 &&
+                                       (!prob || memcmp((char *)gq[0] + a, (char *)gq[1] + b, es) == 0);
+                            }
+                    CHECK(same, "%s n=%zu c=%zu d=%zu prob=%d ls=%d: planes and rows differ", dt ? "f64" : "f32", n,
+                          c, d, prob, sm);
+                    free(x), free(xr), free(q), free(qr), free(w), free(go), free(tg);
+                    for (int v = 0; v < 2; v++)
+                        free(o[v]), free(l[v]), free(m[v]), free(gx[v]), free(gq[v]);
+                }
+}
+
 int main(void)
 {
     tu_require_isa();
@@ -885,5 +962,6 @@ int main(void)
     fused_big();
     fused_16();
     fused_16_big();
+    layout_bits();
     return tu_summary();
 }
