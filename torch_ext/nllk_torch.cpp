@@ -499,19 +499,33 @@ CeGeometry ce_geometry(const Tensor &self, const Tensor &target, const c10::opti
     return r;
 }
 
+// A cross-entropy call's checked geometry, its contiguous input, target and weight, and its loss tensor.
+struct CeCall {
+    CeGeometry r;
+    Tensor x, t, w, out;
+};
+CeCall ce_call(const Tensor &self, const Tensor &target, const c10::optional<Tensor> &weight, int64_t reduction,
+               int64_t ignore_index, double label_smoothing)
+{
+    const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
+    const Tensor x = self.contiguous();
+    const Tensor *wp = defined(weight);
+    Tensor out = at::empty(r.g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(r.g.out_shape) : at::IntArrayRef{},
+                           x.options());
+    return {r, x, target.contiguous(), wp ? wp->contiguous() : Tensor(), out};
+}
+
 // (loss, total_weight, lse): total_weight and lse are what the backward reads (not computed when `saved` is
 // false: the undefined tensors then, and no allocation for them).
 std::tuple<Tensor, Tensor, Tensor> cross_entropy_impl(const Tensor &self, const Tensor &target,
                                                       const c10::optional<Tensor> &weight, int64_t reduction,
                                                       int64_t ignore_index, double label_smoothing, bool saved)
 {
-    const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
+    const CeCall k = ce_call(self, target, weight, reduction, ignore_index, label_smoothing);
+    const CeGeometry &r = k.r;
     const NllGeometry &g = r.g;
-    const Tensor x = self.contiguous(), t = target.contiguous();
-    const Tensor *wp = defined(weight);
-    const Tensor w = wp ? wp->contiguous() : Tensor();
-    Tensor out = at::empty(g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(g.out_shape) : at::IntArrayRef{},
-                           x.options());
+    const Tensor &x = k.x, &t = k.t, &w = k.w;
+    Tensor out = k.out;
     Tensor tw = saved ? at::zeros({}, x.options()) : Tensor();
     Tensor lse = saved ? at::empty({static_cast<int64_t>(g.n * g.d)}, x.options()) : Tensor();
     with_api(x.scalar_type(), [&](auto api) {
@@ -579,13 +593,11 @@ std::tuple<Tensor, Tensor> cross_entropy_fused_cpu(const Tensor &self, const Ten
                                                    const c10::optional<Tensor> &weight, int64_t reduction,
                                                    int64_t ignore_index, double label_smoothing)
 {
-    const CeGeometry r = ce_geometry(self, target, weight, reduction, ignore_index, label_smoothing);
+    const CeCall k = ce_call(self, target, weight, reduction, ignore_index, label_smoothing);
+    const CeGeometry &r = k.r;
     const NllGeometry &g = r.g;
-    const Tensor x = self.contiguous(), t = target.contiguous();
-    const Tensor *wp = defined(weight);
-    const Tensor w = wp ? wp->contiguous() : Tensor();
-    Tensor out = at::empty(g.reduction == NLLK_REDUCTION_NONE ? at::IntArrayRef(g.out_shape) : at::IntArrayRef{},
-                           x.options());
+    const Tensor &x = k.x, &t = k.t, &w = k.w;
+    Tensor out = k.out;
     Tensor gx = at::empty(self.sizes(), x.options());
     with_api(x.scalar_type(), [&](auto api) {
         using A = decltype(api);
