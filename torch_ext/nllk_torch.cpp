@@ -587,9 +587,9 @@ std::tuple<Tensor, Tensor> cross_entropy_backward_cpu(const Tensor &grad_output,
     return {gx, gt};
 }
 
-// (loss, d loss / d self): the fused forward and backward (nllk_cross_entropy_fwdbwd_*) with grad_output 1,
-// class-index targets.
-std::tuple<Tensor, Tensor> cross_entropy_fused_cpu(const Tensor &self, const Tensor &target,
+// (loss, total_weight, d loss / d self): the fused forward and backward (nllk_cross_entropy_fwdbwd_*) with
+// grad_output 1, class-index targets.
+std::tuple<Tensor, Tensor, Tensor> cross_entropy_fused_cpu(const Tensor &self, const Tensor &target,
                                                    const c10::optional<Tensor> &weight, int64_t reduction,
                                                    int64_t ignore_index, double label_smoothing)
 {
@@ -598,14 +598,15 @@ std::tuple<Tensor, Tensor> cross_entropy_fused_cpu(const Tensor &self, const Ten
     const NllGeometry &g = r.g;
     const Tensor &x = k.x, &t = k.t, &w = k.w;
     Tensor out = k.out;
+    Tensor tw = at::zeros({}, x.options());
     Tensor gx = at::empty(self.sizes(), x.options());
     with_api(x.scalar_type(), [&](auto api) {
         using A = decltype(api);
         using E = typename A::E;
         check(A::ce_fwdbwd(ptr<E>(x), t.data_ptr(), g.target_type, g.n, g.c, g.d, ptr<E>(w), ignore_index,
-                           label_smoothing, g.reduction, ptr<E>(out), nullptr, nullptr, nullptr, ptr<E>(gx)));
+                           label_smoothing, g.reduction, ptr<E>(out), ptr<E>(tw), nullptr, nullptr, ptr<E>(gx)));
     });
-    return {out, gx};
+    return {out, tw, gx};
 }
 
 // The fused gradient (grad_output 1) times grad_output: MEAN, SUM a scalar (no product when it is 1), NONE one value
@@ -626,6 +627,10 @@ struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunct
     // backward (one read of the logits, one exp per logit) and keeps d loss / d input for the backward, which
     // scales it by grad_output. Otherwise (probability targets, 16-bit storage, whose one rounding a later product
     // would break) the forward keeps total_weight and lse and the backward calls nllk's backward.
+    // The kept gradient is not a saved variable but ctx->saved_data["gx"]: a backward whose grad_output is 1 hands
+    // that tensor itself to autograd and drops it from the context, so nothing the caller does to it (in place)
+    // reaches a later backward over the same graph (retain_graph), which then calls nllk's backward (the same bits)
+    // with the kept total_weight; and AccumulateGrad can adopt it without a copy.
     static Tensor forward(AutogradContext *ctx, const Tensor &self, const Tensor &target,
                           const c10::optional<Tensor> &weight, int64_t reduction, int64_t ignore_index,
                           double label_smoothing)
@@ -636,16 +641,16 @@ struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunct
                            (st == at::kFloat || st == at::kDouble);
         Tensor out, tw, lse, gx1;
         if (fused)
-            std::tie(out, gx1) =
+            std::tie(out, tw, gx1) =
                 cross_entropy_fused_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
         else
             std::tie(out, tw, lse) =
                 cross_entropy_forward_cpu(self, target, weight, reduction, ignore_index, label_smoothing);
-        ctx->save_for_backward({self, target, w ? *w : Tensor(), tw, lse, gx1});
+        ctx->save_for_backward({self, target, w ? *w : Tensor(), tw, lse});
         ctx->saved_data["r"] = reduction;
         ctx->saved_data["i"] = ignore_index;
         ctx->saved_data["s"] = label_smoothing;
-        ctx->saved_data["f"] = fused;
+        ctx->saved_data["gx"] = gx1; // undefined unless fused
         return out;
     }
 
@@ -657,9 +662,13 @@ struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunct
         const c10::optional<Tensor> weight = s[2].defined() ? c10::optional<Tensor>(s[2]) : c10::nullopt;
         const bool need_gx = ctx->needs_input_grad(0), need_gt = ctx->needs_input_grad(1);
         Tensor gx, gt;
-        if (!composite_backward(grads[0]) && ctx->saved_data["f"].toBool()) {
-            if (need_gx)
-                gx = cross_entropy_scale_grad(s[5], grads[0], reduction);
+        const Tensor gx1 = ctx->saved_data["gx"].toTensor();
+        if (!composite_backward(grads[0]) && gx1.defined()) {
+            if (need_gx) {
+                gx = cross_entropy_scale_grad(gx1, grads[0], reduction);
+                if (gx.is_same(gx1)) // handed out itself: no longer ours to reuse
+                    ctx->saved_data["gx"] = Tensor();
+            }
         } else if (!composite_backward(grads[0])) {
             std::tie(gx, gt) = cross_entropy_backward_cpu(grads[0], s[0], s[1], weight, reduction, ignore_index, ls,
                                                           s[3], s[4], need_gt);

@@ -1020,6 +1020,28 @@ def test_torch_fused_retain_graph_and_accumulation():
     assert torch.equal(g3, g1)
 
 
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_torch_fused_gradient_handed_out_is_the_callers(red):
+    """a gradient returned for grad_output 1 may be changed in place (as with PyTorch's own cross_entropy): a later
+    backward over the same graph neither sees the change nor raises autograd's version-check error."""
+    nt = _nllk_torch_ops()
+    x, t, w = _fused_case(5, torch.float64, (32, 7, 3), True)
+    x.requires_grad_(True)
+    loss = nt.cross_entropy(x, t, weight=w, reduction=red, label_smoothing=0.2)
+    ones = torch.ones_like(loss)
+    (g1,) = torch.autograd.grad(loss, x, ones, retain_graph=True)
+    want = g1.clone()
+    g1.mul_(0.0)
+    (g2,) = torch.autograd.grad(loss, x, ones, retain_graph=True)
+    assert torch.equal(g2, want)
+    g2.add_(1.0)
+    loss.backward(ones)
+    assert torch.equal(x.grad, want)
+    ref_x = x.detach().clone().requires_grad_(True)
+    F.cross_entropy(ref_x, t, weight=w, reduction=red, label_smoothing=0.2).backward(ones)
+    assert torch.allclose(x.grad, ref_x.grad, rtol=1e-12, atol=1e-14)
+
+
 def test_torch_fused_inplace_modification_is_detected():
     """an input changed in place after the forward: the backward raises autograd's version-check error."""
     nt = _nllk_torch_ops()
