@@ -17,6 +17,9 @@ torch.nn.functional's signatures and PyTorch's argument checks:
         -> (output, total_weight, lse)
     cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction='mean',
                            label_smoothing=0.0, total_weight=None, lse=None, compute_grad_target=False)
+    cross_entropy_forward_backward(input, target, weight=None, ignore_index=-100, reduction='mean',
+                                   label_smoothing=0.0, grad_output=None) -> (output, grad_input)
+        (one fused pass for class indices; the bits of cross_entropy then cross_entropy_backward)
     library_info() -> {'version', 'version_number', 'isa', 'isas', 'threads', 'path'}
     set_num_threads(k); set_isa(name)
     PoissonAccumulator(dtype, log_input, full, eps, begin).update(input, target[, out]) ... .result()
@@ -40,9 +43,9 @@ element's .index; a wrong weight length or spatial size, ignore_index outside in
 TypeError and a RuntimeError); a count too large for C NllkOverflowError (OverflowError).
 """
 from ._version import __version__
-from ._api import (cross_entropy, cross_entropy_backward, cross_entropy_forward, library_info, nll_loss,
-                   nll_loss_backward, nll_loss_forward, poisson_nll_loss, poisson_nll_loss_backward, set_isa,
-                   set_num_threads)
+from ._api import (cross_entropy, cross_entropy_backward, cross_entropy_forward, cross_entropy_forward_backward,
+                   library_info, nll_loss, nll_loss_backward, nll_loss_forward, poisson_nll_loss,
+                   poisson_nll_loss_backward, set_isa, set_num_threads)
 from ._errors import (DTypeError, NllkError, NllkIndexError, NllkOverflowError, NllkRuntimeError, NllkTypeError,
                       NllkValueError)
 from ._stream import (AccumulatorResult, CrossEntropyAccumulator, CrossEntropyProbAccumulator, NLLAccumulator,
@@ -50,7 +53,7 @@ from ._stream import (AccumulatorResult, CrossEntropyAccumulator, CrossEntropyPr
 
 __all__ = [
     "poisson_nll_loss", "poisson_nll_loss_backward", "nll_loss", "nll_loss_forward", "nll_loss_backward",
-    "cross_entropy", "cross_entropy_forward", "cross_entropy_backward",
+    "cross_entropy", "cross_entropy_forward", "cross_entropy_backward", "cross_entropy_forward_backward",
     "library_info", "set_num_threads", "set_isa", "PoissonAccumulator", "NLLAccumulator", "AccumulatorResult",
     "CrossEntropyAccumulator", "CrossEntropyProbAccumulator",
     "NllkError", "NllkIndexError", "NllkValueError", "NllkTypeError", "NllkOverflowError", "NllkRuntimeError",

@@ -159,7 +159,8 @@ def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
 def _widen(a: np.ndarray) -> np.ndarray:
     """a's values, with bfloat16 bits widened exactly to float32 (other dtypes as they are)."""
     if _is_bf16(a.dtype):
-        return (a.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        # (through 1-d: numpy refuses to view a 0-d array as a dtype of another size)
+        return (a.reshape(-1).view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(a.shape)
     return a
 
 
@@ -667,6 +668,32 @@ def cross_entropy_backward(grad_output: ArrayLike, input: ArrayLike, target: Arr
     _capi.check(k.cross_entropy_bwd(_ptr(g), _ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, ls, red,
                                     _scalar(dt, total_weight), _ptr(lse), _ptr(gx)))
     return _wrap(gx, as_torch)
+
+
+def cross_entropy_forward_backward(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = None,
+                                   ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
+                                   grad_output: Optional[ArrayLike] = None):
+    """(loss, grad_input): cross_entropy(input, target, ...) and cross_entropy_backward(grad_output, input, target,
+    ...) in one call (a training step without autograd). grad_output: the loss's shape for 'none', one value
+    otherwise; None means 1 (grad_input is then d loss / d input itself). Both results are bit for bit those of the
+    two calls. Class-index targets run nllk's fused kernel (nllk_cross_entropy_fwdbwd_*: the logits read from memory
+    once, one exp per logit, grad_input written once); probability targets run the forward, then the backward."""
+    fn = "cross_entropy_forward_backward"
+    _refuse_grad(fn, input, target, weight, grad_output)
+    as_torch, x, t, ttype, n, c, d, out_shape, w, ii, red, ls, dt = _ce_prepare(input, target, weight,
+                                                                                ignore_index, reduction,
+                                                                                label_smoothing, fn)
+    if ttype is None:
+        out, _, lse = cross_entropy_forward(input, target, weight, ignore_index, reduction, label_smoothing)
+        g = np.ones(out_shape if red == REDUCTION_NONE else ()) if grad_output is None else grad_output
+        gx = cross_entropy_backward(g, input, target, weight, ignore_index, reduction, label_smoothing, lse=lse)
+        return out, gx
+    g = None if grad_output is None else _grad_output(grad_output, red, out_shape, dt, fn)
+    out = np.empty(out_shape if red == REDUCTION_NONE else (), dtype=dt)
+    gx = np.empty(x.shape, dtype=dt)
+    _capi.check(_kernels(dt).cross_entropy_fwdbwd(_ptr(x), _ptr(t), ttype, n, c, d, _ptr(w), ii, ls, red,
+                                                  _ptr(out), None, None, _ptr(g), _ptr(gx)))
+    return _wrap(out, as_torch), _wrap(gx, as_torch)
 
 
 # ---- library ------------------------------------------------------------------------------------------------

@@ -1079,3 +1079,70 @@ def test_torch_fused_only_when_grad_is_needed():
     fused = nt.cross_entropy(x.clone().requires_grad_(True), t, weight=w)
     assert fused.requires_grad and not plain.requires_grad
     assert torch.equal(fused.detach(), plain)
+
+
+# ---- nllk.cross_entropy_forward_backward (no autograd) -----------------------------------------------------
+def _bits(a):
+    """a's elements as integers of their size (NaNs compared by their bits too: same library, same ISA)."""
+    return a.reshape(-1).view({2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()])
+
+
+@pytest.mark.parametrize("dt", [torch.float32, torch.float64, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("xshape", [(7,), (6, 5), (4, 5, 3), (3, 4100)], ids=str)
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["index", "weighted", "prob"])
+@pytest.mark.parametrize("go_kind", ["default", "given"])
+def test_forward_backward_is_forward_then_backward(dt, xshape, red, kind, go_kind):
+    """(loss, grad_input) bit for bit those of cross_entropy and cross_entropy_backward (the fused kernel for class
+    indices, forward then backward for probabilities), of input's kind and dtype; f64 also against PyTorch."""
+    x, t, w = _fused_case(len(xshape) * 10 + REDUCTIONS.index(red), dt, xshape, kind == "weighted")
+    if kind == "prob":
+        t = torch.softmax(torch.from_numpy(np.random.default_rng(7).standard_normal(xshape)), -1).to(dt)
+    x0, t0 = x.clone(), t.clone()
+    ref = nllk.cross_entropy(x, t, weight=w, reduction=red, label_smoothing=0.2)
+    go = (torch.from_numpy(np.asarray(np.random.default_rng(3).random(ref.shape) + 0.5)).to(dt) if go_kind == "given"
+          else None)
+    loss, gx = nllk.cross_entropy_forward_backward(x, t, weight=w, reduction=red, label_smoothing=0.2,
+                                                   grad_output=go)
+    want = nllk.cross_entropy_backward(torch.ones(ref.shape, dtype=dt) if go is None else go, x, t, weight=w,
+                                       reduction=red, label_smoothing=0.2)
+    assert loss.dtype == dt and gx.dtype == dt and gx.shape == x.shape
+    assert torch.equal(_bits(loss), _bits(ref)) and torch.equal(_bits(gx), _bits(want))
+    assert torch.equal(x, x0) and torch.equal(t, t0)  # inputs untouched
+    if dt == torch.float64:
+        xt = x.clone().requires_grad_(True)
+        pl = F.cross_entropy(xt, t, weight=w, reduction=red, label_smoothing=0.2)
+        pl.backward(torch.ones_like(pl) if go is None else go)
+        torch.testing.assert_close(loss, pl.detach(), rtol=1e-12, atol=1e-12, equal_nan=True)
+        torch.testing.assert_close(gx, xt.grad, rtol=1e-12, atol=1e-13, equal_nan=True)
+
+
+def test_forward_backward_numpy_and_errors():
+    """numpy in, numpy out; the errors of the forward and the backward (grad_output's shape, a tensor that requires
+    grad, a target out of range)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 8)
+    loss, gx = nllk.cross_entropy_forward_backward(x, t, reduction="sum")
+    assert isinstance(loss, np.ndarray) and isinstance(gx, np.ndarray) and gx.dtype == np.float32
+    assert np.array_equal(gx, nllk.cross_entropy_backward(np.float32(1.0), x, t, reduction="sum"))
+    with pytest.raises(RuntimeError, match="grad_output"):
+        nllk.cross_entropy_forward_backward(x, t, reduction="none", grad_output=np.ones(7, np.float32))
+    with pytest.raises(RuntimeError):
+        nllk.cross_entropy_forward_backward(torch.from_numpy(x).requires_grad_(True), torch.from_numpy(t))
+    bad = t.copy()
+    bad[5] = 9
+    with pytest.raises(IndexError) as e:
+        nllk.cross_entropy_forward_backward(x, bad)
+    assert e.value.index == 5
+
+
+@pytest.mark.parametrize("dt", [torch.bfloat16, torch.float16], ids=str)
+def test_backward_16bit_mean_without_total_weight(dt):
+    """cross_entropy_backward on 16-bit logits, 'mean', total_weight not given (computed by a forward): the bits of
+    the call given the forward's total_weight (a 0-d bfloat16 total_weight once raised numpy's ValueError)."""
+    x, t, w = _fused_case(21, dt, (9, 6), True)
+    _, tw, lse = nllk.cross_entropy_forward(x, t, weight=w)
+    go = torch.ones((), dtype=dt)
+    assert torch.equal(_bits(nllk.cross_entropy_backward(go, x, t, weight=w)),
+                       _bits(nllk.cross_entropy_backward(go, x, t, weight=w, total_weight=tw, lse=lse)))
