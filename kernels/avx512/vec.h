@@ -55,11 +55,16 @@ static inline __m512 v_div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
 static inline __m512 v_neg(__m512 a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
 /* Sleef_expf16_u10avx512f inline (SLEEF 3.5's xexpf with FMA: its operations, constants and order), so the kernels'
  * loops need no call: the same bits for all 2^32 inputs (checked exhaustively against the library function, NaN
- * payloads included; test_vec checks it against the scalar map's Sleef_expf1_u10purecfma). */
-static inline __m512 nv_sleef_expf(__m512 d)
+ * payloads included; test_vec checks it against the scalar map's Sleef_expf1_u10purecfma, test_exp16 every 16-bit
+ * input). Three steps are AVX-512 instructions with the same results: q = rint(d / log 2) rounded in float
+ * (vrndscaleps) rather than through int32; the final u * 2^(q >> 1) * 2^(q - (q >> 1)) as one vscalefps, u * 2^q
+ * rounded once, as the two-step product is (its first step is exact); and SLEEF's Inf above 100 by evaluating at
+ * min(d, 100) (its result is Inf; min keeps a NaN d). */
+static inline __m512 nv_sleef_expf(__m512 d0)
 {
-    const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(d, _mm512_set1_ps(0x1.715476p+0f))); /* rint(d / log 2) */
-    const __m512 qf = _mm512_cvtepi32_ps(q);
+    const __m512 d = _mm512_min_ps(_mm512_set1_ps(100.0f), d0); /* d0 when d0 is NaN */
+    const __m512 qf = _mm512_roundscale_ps(_mm512_mul_ps(d, _mm512_set1_ps(0x1.715476p+0f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* rint(d / log 2) */
     __m512 s = _mm512_fmadd_ps(qf, _mm512_set1_ps(-0x1.62e4p-1f), d);
     s = _mm512_fmadd_ps(qf, _mm512_set1_ps(-0x1.7f7d1cp-20f), s);
     __m512 u = _mm512_fmadd_ps(_mm512_set1_ps(0x1.a057b4p-13f), s, _mm512_set1_ps(0x1.6d2d92p-10f));
@@ -68,13 +73,8 @@ static inline __m512 nv_sleef_expf(__m512 d)
     u = _mm512_fmadd_ps(u, s, _mm512_set1_ps(0x1.555556p-3f));
     u = _mm512_fmadd_ps(u, s, _mm512_set1_ps(0.5f));
     u = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(s, s), u, s), _mm512_set1_ps(1.0f));
-    /* u * 2^q as u * 2^(q >> 1) * 2^(q - (q >> 1)); 0 below -104 (NaN kept), Inf above 100 */
-    const __m512i q1 = _mm512_srai_epi32(q, 1), one = _mm512_set1_epi32(0x3f800000);
-    u = _mm512_mul_ps(u, _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(q1, 23), one)));
-    const __m512 p2 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_sub_epi32(q, q1), 23), one));
-    u = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(d, _mm512_set1_ps(-104.0f), _CMP_NLT_US), u, p2);
-    return _mm512_mask_mov_ps(u, _mm512_cmp_ps_mask(d, _mm512_set1_ps(100.0f), _CMP_GT_OQ),
-                              _mm512_set1_ps(__builtin_inff()));
+    /* u * 2^q; 0 below -104 (NaN kept) */
+    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(d, _mm512_set1_ps(-104.0f), _CMP_NLT_US), u, qf);
 }
 static inline __m512 v_exp(__m512 a) { return nv_sleef_expf(a); }
 static inline __m512 v_log(__m512 a) { return Sleef_logf16_u10avx512f(a); }
