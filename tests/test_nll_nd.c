@@ -162,7 +162,8 @@ static void check_bwd_scalar(nllk_dtype dt, nllk_target_type tt, size_t n, size_
                 wrong += !tu_same(dt, got, want) || (!isnan(want) && signbit(got) != signbit(want));
             }
         }
-    CHECK(wrong == 0, "bwd scalar %s %s (%zu, %zu, %zu) ign %lld kind %d red %d misalign %zu thr %d nan %d: %zu of %zu differ",
+    CHECK(wrong == 0,
+          "bwd scalar %s %s (%zu, %zu, %zu) ign %lld kind %d red %d misalign %zu thr %d nan %d: %zu of %zu differ",
           tu_dtname(dt), tu_ttname(tt), n, c, d, (long long)ign, kind, (int)red, misalign, threads, nan_g, wrong,
           total);
     CHECK(tu_gcheck(raw), "bwd scalar %s (%zu, %zu, %zu): a write outside grad_input", tu_dtname(dt), n, c, d);

@@ -560,7 +560,7 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *wei
  * Needs c <= INT32_MAX (every class fits the narrowed lanes); reduction none (per-position values) goes through
  * nll_fill_chunk. */
 #ifndef PLANE_CHUNK
-#define PLANE_CHUNK 2048
+#    define PLANE_CHUNK 2048
 #endif
 #define PLANE_VECS (PLANE_CHUNK / VW)
 
