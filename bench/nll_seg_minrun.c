@@ -13,8 +13,9 @@
  * a non-ignored target names) in the same cache state (warm: repeated; cold: after writing 96 MiB); "dram" -- the
  * touched bytes at the streaming read bandwidth from memory measured in the same run (a 256 MiB read, cold). Backward
  * limits: streaming stores of zeros over grad_input's bytes ("limit"), and "same bytes": streaming stores of exactly
- * the bytes the backward writes, in address order (on this machine a streaming store of zeros is ~3x faster than of
- * non-zero data, so the zeros flatter: random targets put a value in ~half of grad_input's lines, coherent ones in ~6%). (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random
+ * the bytes the backward writes, in address order (on this machine streaming stores of zeros run faster than of other
+ * data, so the zeros flatter a kernel whose lines hold values: random targets put one in about half of grad_input's
+ * lines, the coherent maps in a few percent). (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random
  * targets: 10% ignored. SEG_D=65536 in the environment takes the first d positions of each map instead (the touched
  * bytes then fit L2: the kernel's own cost, little disturbed by other processes' use of L3 and memory). */
 #include <dlfcn.h>

@@ -556,7 +556,8 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *wei
  * -g), and +0 elsewhere: each plane's stretch is a masked broadcast, with no per-position values. Positions go in
  * chunks of PLANE_CHUNK (8 KiB of f32 per plane and stretch: two whole 4 KiB pages; 1024 and 4096 measured no better,
  * BENCHMARKS.md "N-D NLL backward (stop 23)"); the per-chunk state is only the chunk's targets, narrowed once to int32
- * lanes (-1 where ignored: no plane's class; 8 KiB), then each plane's stretch is a compare and a store per vector.
+ * lanes (-1 where ignored: no plane's class; 8 KiB, and 4 KiB of slack), then each plane's stretch is a compare and a
+ * store per vector.
  * Needs c <= INT32_MAX (every class fits the narrowed lanes); reduction none (per-position values) goes through
  * nll_fill_chunk. */
 #ifndef PLANE_CHUNK
@@ -568,7 +569,12 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *wei
 INLINE void nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, vec_t gneg, stor_t *gx, size_t cs,
                             size_t c, int64_t ign, const int nt, const nllk_target_type tt)
 {
-    vtn_t tn[PLANE_VECS];
+    /* tn[q] lies 2 KiB from the store of vector q modulo 4 KiB: a load whose address matches a store in flight in
+     * its low 12 bits waits for it (4K aliasing), and the planes' strides are often multiples of 4 KiB, so with tn
+     * wherever the stack put it every load collided with a store in some processes (BENCHMARKS.md, stop 23) */
+    vtn_t tnbuf[PLANE_VECS + 4096 / sizeof(vtn_t)];
+    const uintptr_t want = ((uintptr_t)(gx + k) + 2048) & 4095, have = (uintptr_t)tnbuf & 4095;
+    vtn_t *const tn = tnbuf + ((want - have) & 4095) / sizeof(vtn_t);
     const size_t vecs = (n + VW - 1) / VW;
     for (size_t q = 0; q < vecs; q++) {
         const vidx_t tv = tload_at(tg, k + q * VW, k + n, ign, tt);
