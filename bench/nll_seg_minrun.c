@@ -12,7 +12,10 @@
  * "touched" -- a vectorized read of as many contiguous bytes as the call touches (targets + every 64-byte input line
  * a non-ignored target names) in the same cache state (warm: repeated; cold: after writing 96 MiB); "dram" -- the
  * touched bytes at the streaming read bandwidth from memory measured in the same run (a 256 MiB read, cold). Backward
- * limit: streaming stores over grad_input's bytes. (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random
+ * limits: streaming stores of zeros over grad_input's bytes ("limit"), and "same bytes": streaming stores of exactly
+ * the bytes the backward writes, in address order (on this machine streaming stores of zeros run faster than of other
+ * data, so the zeros flatter a kernel whose lines hold values: random targets put one in about half of grad_input's
+ * lines, the coherent maps in a few percent). (4, 21, 512, 512) f32, weighted, ignore 255, mean. Random
  * targets: 10% ignored. SEG_D=65536 in the environment takes the first d positions of each map instead (the touched
  * bytes then fit L2: the kernel's own cost, little disturbed by other processes' use of L3 and memory). */
 #include <dlfcn.h>
@@ -62,6 +65,26 @@ static void ntwrite(char *p, size_t bytes, int th)
         __m512i z = _mm512_setzero_si512();
         for (size_t i = b; i < e; i += 64)
             _mm512_stream_si512((void *)(p + i), z);
+        _mm_sfence();
+    }
+}
+
+/* the same bytes as the backward writes, contiguously: line i of grad_input (16 floats) is plane pl[i]'s value in the
+ * lanes of mask[i] and +0 elsewhere (this machine's streaming writes are faster for zero lines: a write limit of zeros
+ * flatters every kernel whose output is not all zeros) */
+static void ntwrite_same(char *p, size_t bytes, int th, const uint16_t *mask, const float *val, size_t lines_per_plane,
+                         size_t c)
+{
+#pragma omp parallel num_threads(th)
+    {
+        int k = omp_get_thread_num(), n = omp_get_num_threads();
+        size_t lines = bytes / 64, b = lines * k / n, e = lines * (k + 1) / n;
+        for (size_t i = b; i < e;) { /* plane by plane (no division per line) */
+            const size_t pe = (i / lines_per_plane + 1) * lines_per_plane, stop = pe < e ? pe : e;
+            const __m512 v = _mm512_set1_ps(val[i / lines_per_plane % c]);
+            for (; i < stop; i++)
+                _mm512_stream_ps((float *)(void *)(p + i * 64), _mm512_maskz_mov_ps(mask[i], v));
+        }
         _mm_sfence();
     }
 }
@@ -183,10 +206,29 @@ int main(int argc, char **argv)
     for (int i = 1; i < nl; i++)
         if (memcmp(&out[0], &out[i], sizeof(float)))
             printf("RESULTS DIFFER: lib A %.9g, lib %c %.9g\n", out[0], 'A' + i, out[i]);
-    double lw[400], lc[400], bw[400];
+    /* backward: the masks of grad_input's lines that hold a value, and each plane's value (as the kernel computes
+     * it: mean's g = 1 / total_weight, then w[k] * -g), for the same-bytes limit */
+    uint16_t *mask = NULL;
+    float val[21];
+    if (bwd) {
+        const size_t lpp = d / 16;
+        mask = calloc(n * c * lpp, sizeof *mask);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < d; j++) {
+                const int v = t8[i * d + j];
+                if (v != 255)
+                    mask[(i * c + v) * lpp + j / 16] |= (uint16_t)(1u << (j % 16));
+            }
+        volatile float g = one / tw;
+        for (int k = 0; k < 21; k++)
+            val[k] = w[k] * -g;
+    }
+    double lw[400], lc[400], bw[400], ls[400];
+    /* the libraries, the limit, the DRAM read (forward: the cold limit), the same-bytes limit (backward) */
+    const int nk = nl + 2 + bwd;
     for (int r = 0; r < rounds; r++)
-        for (int i = 0; i < nl + 2; i++) {
-            const int k = (i + r) % (nl + 2); /* rotate the order each round */
+        for (int i = 0; i < nk; i++) {
+            const int k = (i + r) % nk; /* rotate the order each round */
             double t0;
             if (k < nl) {
                 for (int rep = 0; rep < 2; rep++) { /* warm: the second of two calls */
@@ -218,11 +260,17 @@ int main(int argc, char **argv)
                 t0 = now();
                 readpass(rb, lb, th);
                 lc[r] = now() - t0;
-            } else {
+            } else if (k == nl + 1) {
                 memset(ev, r + i, 96 << 20);
                 t0 = now();
                 readpass(rb, dram, th);
                 bw[r] = dram / (now() - t0); /* bytes/s from memory */
+            } else {
+                for (int rep = 0; rep < 2; rep++) {
+                    t0 = now();
+                    ntwrite_same(rb, lb, th, mask, val, d / 16, c);
+                }
+                ls[r] = now() - t0;
             }
         }
     const double bwm = median(bw, rounds), dl = lb / bwm;
@@ -237,6 +285,8 @@ int main(int argc, char **argv)
     if (!bwd)
         printf(" | cold: min %.3f med %.3f ms | dram: %.3f ms", minimum(lc, rounds) * 1e3, median(lc, rounds) * 1e3,
                dl * 1e3);
+    else
+        printf(" | same bytes: min %.3f med %.3f ms", minimum(ls, rounds) * 1e3, median(ls, rounds) * 1e3);
     printf("\n");
     for (int i = 0; i < nl; i++) {
         double rw[400], rc[400], rd[400];
@@ -247,6 +297,11 @@ int main(int argc, char **argv)
         }
         printf("lib %c warm: min %.3f med %.3f ms, of limit %.0f%% (median of rounds)", 'A' + i,
                minimum(L[i].w, rounds) * 1e3, median(L[i].w, rounds) * 1e3, 100 * median(rw, rounds));
+        if (bwd) {
+            for (int r = 0; r < rounds; r++)
+                rc[r] = ls[r] / L[i].w[r];
+            printf(", of same bytes %.0f%%", 100 * median(rc, rounds));
+        }
         if (!bwd)
             printf(" | cold: min %.3f med %.3f ms, of touched-cold %.0f%%, of dram %.0f%%",
                    minimum(L[i].c, rounds) * 1e3, median(L[i].c, rounds) * 1e3, 100 * median(rc, rounds),

@@ -7,7 +7,8 @@
  * Backward: every element of grad_input is written (it starts as NaN garbage), w[t] * -g at each target's plane and
  * +0 elsewhere, nothing outside it (guard bytes), for grad_input small (ordinary stores) and larger than the
  * streaming threshold (32 MiB), with plane strides whose cache lines line up (d a multiple of 16) or not, and with
- * grad_input not aligned to 64 bytes. Run once per ISA like every C test. */
+ * grad_input not aligned to 64 bytes; for mean and sum (a scalar grad_output) also the sign of every zero, NaN, and
+ * 2 threads. Run once per ISA like every C test. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,57 @@ static void check_bwd(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, si
     free(w), free(go), free(tg);
 }
 
+/* Mean and sum (a scalar grad_output: each plane a masked broadcast of w[k] * -g), bit for bit including the sign of
+ * zero: class 1's weight is +0, so its target positions hold -0.0 (+0 * -g with g > 0) and every other element +0.0;
+ * mean's g is grad_output / total_weight in the dtype (ATen's order). d spans several chunks of positions with a
+ * partial one at the end, grad_input is off the 64-byte grid by `misalign` elements; 1 and 2 threads; a NaN
+ * grad_output puts NaN at the target positions only. */
+static void check_bwd_scalar(nllk_dtype dt, nllk_target_type tt, size_t n, size_t c, size_t d, int64_t ign, int kind,
+                             nllk_reduction red, size_t misalign, int threads, int nan_g)
+{
+    const size_t es = tu_esz(dt), nd = n * d, total = n * c * d;
+    void *w = malloc(c * es), *go = malloc(es), *tg = malloc(nd * tu_tsize(tt) + 1);
+    unsigned char *raw = tu_galloc((total + misalign) * es);
+    void *gx = raw + misalign * es;
+    for (size_t k = 0; k < c; k++)
+        tu_set(dt, w, k, k == 1 ? 0.0 : tu_uniform(0.25, 2.0));
+    const double tw = 3.0 + (double)tu_below(1000);
+    tu_set(dt, go, 0, nan_g ? NAN : tu_uniform(0.5, 3.0));
+    make_targets(tt, tg, nd, c, ign, kind);
+    double g = tu_get(dt, go, 0);
+    if (red == NLLK_REDUCTION_MEAN) { /* one division in the dtype */
+        if (dt == NLLK_F32) {
+            volatile float q = (float)g / (float)tw;
+            g = q;
+        } else {
+            volatile double q = g / tw;
+            g = q;
+        }
+    }
+    memset(gx, 0xff, total * es); /* NaN garbage: every element must be written */
+    CHECK_OK(nllk_set_num_threads(threads));
+    CHECK_OK(tu_nll_bwd(dt, go, tg, tt, n, c, d, w, ign, red, tw, gx));
+    CHECK_OK(nllk_set_num_threads(0));
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            const int64_t t = tu_tget(tt, tg, i * d + j);
+            for (size_t k = 0; k < c; k++) {
+                const int hit = t != ign && (size_t)t == k;
+                const double want = hit ? tu_mul(dt, tu_get(dt, w, k), -g) : 0.0;
+                const double got = tu_get(dt, gx, (i * c + k) * d + j);
+                wrong += !tu_same(dt, got, want) || (!isnan(want) && signbit(got) != signbit(want));
+            }
+        }
+    CHECK(wrong == 0,
+          "bwd scalar %s %s (%zu, %zu, %zu) ign %lld kind %d red %d misalign %zu thr %d nan %d: %zu of %zu differ",
+          tu_dtname(dt), tu_ttname(tt), n, c, d, (long long)ign, kind, (int)red, misalign, threads, nan_g, wrong,
+          total);
+    CHECK(tu_gcheck(raw), "bwd scalar %s (%zu, %zu, %zu): a write outside grad_input", tu_dtname(dt), n, c, d);
+    tu_gfree(raw);
+    free(w), free(go), free(tg);
+}
+
 /* a run of one out-of-range class inside coherent targets: the error names its first position (forward, with the
  * contiguous path, and backward) */
 static void check_bad_run(nllk_dtype dt, nllk_target_type tt, size_t first, size_t run)
@@ -162,6 +214,14 @@ int main(void)
                         check_bwd(dt, tt, 2, 7, 1024, igns[ii], kind, weighted, NLLK_REDUCTION_NONE, 1);
                         check_bwd(dt, tt, 4, 3, 37, igns[ii], kind, weighted, NLLK_REDUCTION_SUM, 0);
                     }
+        }
+        for (int ti = 0; ti < 3; ti++) {
+            const int64_t ign = tts[ti] == NLLK_TARGET_U8 ? 255 : -100;
+            for (int kind = 0; kind < KIND_NUM; kind++) {
+                check_bwd_scalar(dt, tts[ti], 2, 21, 3 * 2048 + 2048 - 5, ign, kind, NLLK_REDUCTION_MEAN, 0, 1, 0);
+                check_bwd_scalar(dt, tts[ti], 3, 6, 24576 + 77, 3, kind, NLLK_REDUCTION_SUM, 5, 2, 0);
+                check_bwd_scalar(dt, tts[ti], 2, 4, 2048 + 16, ign, kind, NLLK_REDUCTION_MEAN, 1, 2, 1);
+            }
         }
         for (int ti = 0; ti < 3; ti++)
             for (size_t first = 0; first < 70; first += 13) {

@@ -466,7 +466,8 @@ INLINE void nll_bwd_body(const nllk_nll_run *r, const void *tg, const stor_t *we
  * chunk's targets and values first, then each plane's stretch of the chunk in turn (1 KiB of f32, whole cache lines
  * in one DRAM page, streaming stores when `stream` and the planes' lines line up; 64-byte pieces of 21 planes
  * interleaved measured 2x slower). Positions up to the first 64-byte boundary of gx and the last partial group use
- * ordinary (masked) stores. The values are the scatter's: w[t] * -g (or -g), +0 elsewhere. */
+ * ordinary (masked) stores. The values are the scatter's: w[t] * -g (or -g), +0 elsewhere. This path serves a
+ * per-position grad_output (reduction none) and c > INT32_MAX; a scalar one goes through nll_plane_chunk below. */
 #define FILL_CHUNK 256
 #define FILL_GROUPS (FILL_CHUNK / 16)
 
@@ -551,8 +552,64 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *wei
     }
 }
 
-INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g,
-                              size_t g_stride, stor_t *gx, int stream, const nllk_target_type tt)
+/* A scalar grad_output (mean, sum: g_stride 0) gives every target position of plane k the same value, w[k] * -g (or
+ * -g), and +0 elsewhere: each plane's stretch is a masked broadcast, with no per-position values. Positions go in
+ * chunks of PLANE_CHUNK (8 KiB of f32 per plane and stretch: two whole 4 KiB pages; 1024 and 4096 measured no better,
+ * BENCHMARKS.md "N-D NLL backward (stop 23)"); the per-chunk state is only the chunk's targets, narrowed once to int32
+ * lanes (-1 where ignored: no plane's class; 8 KiB, and 4 KiB of slack), then each plane's stretch is a compare and a
+ * store per vector.
+ * Needs c <= INT32_MAX (every class fits the narrowed lanes); reduction none (per-position values) goes through
+ * nll_fill_chunk. */
+#ifndef PLANE_CHUNK
+#    define PLANE_CHUNK 2048
+#endif
+#define PLANE_VECS (PLANE_CHUNK / VW)
+
+/* positions [k, k + n) with n <= PLANE_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0) */
+INLINE void nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, vec_t gneg, stor_t *gx, size_t cs,
+                            size_t c, int64_t ign, const int nt, const nllk_target_type tt)
+{
+    /* tn[q] lies 2 KiB from the store of vector q modulo 4 KiB: a load whose address matches a store in flight in
+     * its low 12 bits waits for it (4K aliasing), and the planes' strides are often multiples of 4 KiB, so with tn
+     * wherever the stack put it every load collided with a store in some processes (BENCHMARKS.md, stop 23) */
+    vtn_t tnbuf[PLANE_VECS + 4096 / sizeof(vtn_t)];
+    const uintptr_t want = ((uintptr_t)(gx + k) + 2048) & 4095, have = (uintptr_t)tnbuf & 4095;
+    vtn_t *const tn = tnbuf + ((want - have) & 4095) / sizeof(vtn_t);
+    const size_t vecs = (n + VW - 1) / VW;
+    for (size_t q = 0; q < vecs; q++) {
+        const vidx_t tv = tload_at(tg, k + q * VW, k + n, ign, tt);
+        tn[q] = v_tnarrow(tv, v_tvalid(tv, ign));
+    }
+    for (size_t cc = 0; cc < c; cc++) {
+        stor_t *pl = gx + cc * cs + k;
+        /* the value of a uniform group in nll_fill_prepare: the weight broadcast, times -g */
+        const vec_t val = weight ? v_mul(v_set1(s_get(weight + cc)), gneg) : gneg;
+        size_t o = 0;
+        for (size_t q = 0; q < vecs; q++, o += VW) {
+            const vec_t v = v_tnsel(tn[q], (int32_t)cc, val);
+            if (nt)
+                s_stream(pl + o, v);
+            else if (n - o >= VW)
+                s_store(pl + o, v);
+            else
+                s_store_n(pl + o, v, n - o);
+        }
+    }
+}
+
+/* positions [k, k + n): planes ? nll_plane_chunk (n <= PLANE_CHUNK) : nll_fill_chunk (n <= FILL_CHUNK) */
+INLINE void nll_fill_any(size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
+                         vec_t gb, stor_t *gx, size_t cs, size_t c, int64_t ign, const int nt, const int planes,
+                         const nllk_target_type tt)
+{
+    if (planes)
+        nll_plane_chunk(k, n, tg, weight, v_neg(gb), gx, cs, c, ign, nt, tt);
+    else
+        nll_fill_chunk(k, n, tg, weight, g, g_stride, gb, gx, cs, c, ign, nt, tt);
+}
+
+INLINE void nll_fill_run(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
+                         stor_t *gx, int stream, const int planes, const nllk_target_type tt)
 {
     const size_t len = r->len, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
@@ -564,20 +621,30 @@ INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const stor_
     size_t k = stream ? (size_t)(-a & 63) / sizeof(stor_t) : 0;
     if (k > len)
         k = len;
+    const size_t chunk = planes ? PLANE_CHUNK : FILL_CHUNK;
     if (k) /* up to the 64-byte grid: fewer than 16 positions */
-        nll_fill_chunk(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+        nll_fill_any(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
     for (; k + 16 <= len;) {
-        const size_t body = len - k < FILL_CHUNK ? (len - k) / 16 * 16 : FILL_CHUNK;
+        const size_t body = len - k < chunk ? (len - k) / 16 * 16 : chunk;
         if (stream)
-            nll_fill_chunk(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, tt);
+            nll_fill_any(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, planes, tt);
         else
-            nll_fill_chunk(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+            nll_fill_any(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
         k += body;
     }
     if (k < len)
-        nll_fill_chunk(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, tt);
+        nll_fill_any(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
     if (stream)
         v_stream_fence();
+}
+
+INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g,
+                              size_t g_stride, stor_t *gx, int stream, const nllk_target_type tt)
+{
+    if (!g_stride && r->c <= INT32_MAX) /* a scalar grad_output: masked broadcasts (nll_plane_chunk) */
+        nll_fill_run(r, tg, weight, g, g_stride, gx, stream, 1, tt);
+    else
+        nll_fill_run(r, tg, weight, g, g_stride, gx, stream, 0, tt);
 }
 
 INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, const nllk_target_type tt)
