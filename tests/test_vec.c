@@ -72,9 +72,9 @@ static const probe_set *probes_of(const char *build)
     return NULL;
 }
 
-static const char *const op_names[P_NUM_OUT] = {"add",    "sub",    "mul",    "div",   "neg",   "exp",    "log",
-                                                "set1",   "le",     "select", "mzero", "load",  "load_n", "store_n",
-                                                "gather", "stream", "tsel",   "tnsel", "exp_ce", "mblend"};
+static const char *const op_names[P_NUM_OUT] = {
+    "add",  "sub",    "mul",     "div",    "neg",    "exp",  "log",   "set1",   "le",     "select",  "mzero",
+    "load", "load_n", "store_n", "gather", "stream", "tsel", "tnsel", "exp_ce", "mblend", "max_num", "exp_ce_le0"};
 
 enum { N = 512 };
 
@@ -207,8 +207,11 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_TSEL] = keep[i] && t64[i] == 3 ? ai : 0.0;
         want[P_TNSEL] = keep[i] && (int32_t)(uint32_t)(uint64_t)t64[i] == 3 ? ai : 0.0;
         want[P_EXP_CE] = ref ? tu_get(dt, ref_out, (size_t)P_EXP_CE * N + i) : NAN;
+        want[P_MAX_NUM] = bi > ai ? bi : ai; /* x > m ? x : m: NaN b keeps a; equal zeros keep a */
+        /* v_exp_ce_le0 is v_exp_ce (the map's own, checked above) where a <= 0 or NaN */
+        want[P_CE_EXP0] = ai <= 0 || ai != ai ? tu_get(dt, out, (size_t)P_EXP_CE * N + i) : 0.0;
         for (int op = 0; op < P_NUM_OUT; op++) {
-            if (!ref && (op == P_EXP || op == P_LOG || op == P_EXP_CE))
+            if (!ref && (op == P_EXP || op == P_LOG || op == P_EXP_CE || op == P_CE_EXP0))
                 continue; /* no reference map: exp/log checked against libm only */
             const double got = tu_get(dt, out, (size_t)op * N + i);
             CHECK(tu_same(dt, got, want[op]), "%s %s %s [%zu]: a=%a b=%a: got %a, want %a", cur->build, tu_dtname(dt),
@@ -295,6 +298,8 @@ static void check_storage16(const char *build, int bf16, int ftz)
     float *f = malloc(N16 * 4), *ld = malloc(N16 * 4), *ldn = malloc(N16 * 4), *ga = malloc(N16 * 4);
     int64_t *t = malloc(N16 * 8);
     size_t *perm = malloc(N16 * sizeof(size_t));
+    uint16_t *hm = malloc(N16 * 2);
+    float *mx = malloc(N16 / 32 * 4);
     for (size_t i = 0; i < N16; i++)
         perm[i] = i;
     for (size_t i = N16 - 1; i > 0; i--) { /* distinct scatter offsets */
@@ -322,7 +327,14 @@ static void check_storage16(const char *build, int bf16, int ftz)
         f[6] = 65520.0f, f[7] = 0x1.ffp127f, f[8] = 0x1p-25f, f[9] = 0x1.000002p-25f,
         f[10] = nllk_f32_of_bits(0x7f800001u);
         f[11] = nllk_f32_of_bits(0xffc12345u), f[12] = -0.0f, f[13] = 0x1p-24f, f[14] = 0x1.8p-24f, f[15] = 1e-40f;
-        const vec_probe16 p = {N16, h, f, t, ld, ldn, ga, st, stn, sm, sc};
+        /* v_h_max2's input: shuffled stored values; pass 2: blocks of negatives only, blocks of positive NaNs (both
+         * formats: 0x7fc0 | bits) among negatives, and mixed blocks */
+        for (size_t i = 0; i < N16; i++) {
+            const size_t b = i / 32, r = perm[(i * 7 + (size_t)pass) % N16];
+            const unsigned neg = 0x8000u | (r & 0x7fffu), nan = 0x7fc0u | (r & 0x3fu);
+            hm[i] = (uint16_t)(pass != 2 || b % 3 == 2 ? r : b % 3 == 0 ? neg : i % 4 ? nan : neg);
+        }
+        const vec_probe16 p = {N16, h, f, t, ld, ldn, ga, st, stn, sm, sc, hm, mx};
 #if defined(__x86_64__)
         const unsigned csr = _mm_getcsr();
         if (ftz)
@@ -346,12 +358,23 @@ static void check_storage16(const char *build, int bf16, int ftz)
                 bad[5] += sc[t[i]] != to_h(f[i]);
             else
                 bad[5] += sc[perm[i]] != 0xa5a5;
+        if (!ftz) /* v_h_max2 (ce rows): the NaN-free maximum of each 32 values; the sign of a zero maximum is free */
+            for (size_t b = 0; b < N16 / 32; b++) {
+                float want = -INFINITY;
+                for (size_t i = 32 * b; i < 32 * b + 32; i++) {
+                    const float v = to_f(hm[i]);
+                    want = v > want ? v : want;
+                }
+                CHECK(mx[b] == want, "%s %s pass %d: v_h_max2 of block %zu: got %a, want %a", build,
+                      bf16 ? "bf16" : "f16", pass, b, (double)mx[b], (double)want);
+            }
         static const char *const what[6] = {"load", "load_n", "store/stream", "store_n", "gather", "scatter"};
         for (int k = 0; k < 6; k++)
             CHECK(bad[k] == 0, "%s %s%s pass %d: v_h_%s: %zu of %d wrong", build, bf16 ? "bf16" : "f16",
                   ftz ? " (FTZ/DAZ)" : "", pass, what[k], bad[k], N16);
     }
     free(h), free(st), free(stn), free(sm), free(sc), free(f), free(ld), free(ldn), free(ga), free(t), free(perm);
+    free(hm), free(mx);
 }
 
 int main(void)

@@ -60,6 +60,16 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         v_store(res[P_TSEL], v_tsel(t[0], 3, keep, va));
         v_store(res[P_TNSEL], v_tnsel(v_tnarrow(t[0], keep), 3, va));
         v_store(res[P_EXP_CE], v_exp_ce(va));
+        v_store(res[P_MAX_NUM], v_max_num(va, vb));
+        v_store(res[P_CE_EXP0], v_select(v_le(va, v_set1(0.0)), v_exp_ce_le0(va), v_set1(0.0)));
+        {
+            elem_t ai[VW], e[VW];
+            v_store(ai, va);
+            v_store(e, v_exp_ce_le0(va));
+            for (size_t i = 0; i < VW; i++)
+                if (ai[i] != ai[i])
+                    res[P_CE_EXP0][i] = e[i]; /* NaN arguments too */
+        }
         v_stream(sbuf, va);
         v_stream_fence();
         for (size_t i = 0; i < VW; i++)

@@ -30,6 +30,8 @@ enum {
     P_TNSEL,   /* v_tnsel(v_tnarrow(i64 targets, keep bits), 3, a)                                */
     P_EXP_CE,  /* v_exp_ce(a) (cross-entropy)                                                    */
     P_MBLEND,  /* v_mblend(keep bits, a, b)                                                      */
+    P_MAX_NUM, /* v_max_num(a, b) (ce rows, stop 23)                                              */
+    P_CE_EXP0, /* v_exp_ce_le0(a) where a <= 0 or NaN, else +0 (ce rows, stop 23)                */
     P_NUM_OUT
 };
 
@@ -61,6 +63,9 @@ typedef struct vec_probe16 {
     float *out_load, *out_load_n, *out_gather; /* n each                                               */
     uint16_t *out_store, *out_store_n, *out_stream; /* n each (out_store_n pre-filled by the caller)   */
     uint16_t *scatter;     /* n values, pre-filled; v_h_scatter of f at the offsets                    */
+    const uint16_t *hm;    /* n stored values (ce rows, stop 23): out_max2[b] = the lane max (v_max_num) of
+                              v_h_max2 over the 32 values hm[32*b .. 32*b + 32), from -Inf                */
+    float *out_max2;       /* n / 32 values                                                            */
 } vec_probe16;
 typedef size_t (*vec_probe16_fn)(const vec_probe16 *p);
 typedef void (*vec_zero_fill_fn)(void *p, size_t bytes); /* v_zero_fill                  */

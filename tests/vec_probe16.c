@@ -5,6 +5,7 @@
  *   out_gather[i]  = v_h_gather(h, offsets, bits) (lanes off the mask +0), scatter: v_h_scatter of f into a
  *                    pre-filled array, out_stream: v_h_stream of f into an aligned buffer.
  * tests/test_vec.c compares every value with kernels/common/half.h's scalar conversions. */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,17 @@ size_t NAME(NLLK_DTYPE, probe16, NLLK_BUILD)(const vec_probe16 *p)
         v_stream_fence();
         for (size_t i = 0; i < VW; i++)
             p->out_stream[o + i] = sbuf[i];
+    }
+    for (size_t b = 0; b < n / 32; b++) {
+        vec_t m = v_set1(-(double)INFINITY);
+        for (size_t o = 0; o < 32; o += 2 * VW)
+            m = v_h_max2(m, p->hm + 32 * b + o);
+        float l[VW];
+        v_store(l, m);
+        float r = l[0];
+        for (size_t i = 1; i < VW; i++)
+            r = l[i] > r ? l[i] : r;
+        p->out_max2[b] = r;
     }
     return VW;
 }

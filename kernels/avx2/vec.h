@@ -451,10 +451,9 @@ static inline __m256 nv_pow2i(__m256i k) /* 2^k for k in [-126, 127] */
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
-static inline __m256 v_exp_ce(__m256 a)
+/* v_exp_ce after the clamps (x in [-104, 89] or NaN) */
+static inline __m256 nv_exp_ce_clamped(__m256 x)
 {
-    /* max(-104, a) and min(89, a) return a when it is NaN: the clamps of the definition */
-    const __m256 x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), a));
     const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(12582912.0f)),
                                    _mm256_set1_ps(12582912.0f));
     __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
@@ -468,6 +467,11 @@ static inline __m256 v_exp_ce(__m256 a)
     /* NaN lanes convert to INT_MIN, whose two scales are 1 (the scalar map's 0) */
     const __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
     return _mm256_mul_ps(_mm256_mul_ps(y, nv_pow2i(k1)), nv_pow2i(_mm256_sub_epi32(k, k1)));
+}
+static inline __m256 v_exp_ce(__m256 a)
+{
+    /* max(-104, a) and min(89, a) return a when it is NaN: the clamps of the definition */
+    return nv_exp_ce_clamped(_mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), a)));
 }
 #else
 static inline __m256d v_exp_ce(__m256d a) { return v_exp(a); }
@@ -484,6 +488,24 @@ static inline __m256 v_mblend(unsigned m, __m256 a, __m256 b)
 static inline __m256d v_mblend(unsigned m, __m256d a, __m256d b)
 {
     return _mm256_blendv_pd(b, a, _mm256_castsi256_pd(nv_bits64(m)));
+}
+#endif
+
+/* ce rows (stop 23) */
+/* v_max_num(m, x): per lane x > m ? x : m (a NaN x leaves m); one vmaxps. v_exp_ce_le0(a): v_exp_ce(a) for a <= 0 or
+ * NaN, without the upper clamp (a no-op there); other arguments: unspecified. */
+#if defined(NLLK_DTYPE_F32)
+static inline __m256 v_max_num(__m256 m, __m256 x) { return _mm256_max_ps(x, m); }
+static inline __m256 v_exp_ce_le0(__m256 a) { return nv_exp_ce_clamped(_mm256_max_ps(_mm256_set1_ps(-104.0f), a)); }
+#else
+static inline __m256d v_max_num(__m256d m, __m256d x) { return _mm256_max_pd(x, m); }
+static inline __m256d v_exp_ce_le0(__m256d a) { return v_exp_ce(a); }
+#endif
+#if defined(NLLK_STORAGE_16)
+/* v_h_max2(m, p): m with the 2*VW stored values p[0 .. 2*VW) folded in by v_max_num (lanes in any order) */
+static inline __m256 v_h_max2(__m256 m, const uint16_t *p)
+{
+    return v_max_num(v_max_num(m, v_h_load(p)), v_h_load(p + VW));
 }
 #endif
 

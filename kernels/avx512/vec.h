@@ -380,10 +380,9 @@ static inline void v_h_scatter(uint16_t *base, vidx_t off, unsigned m, __m512 v)
  * with explicit FMAs, so every map gives the same bits (checked on all 2^32 inputs, AVX-512 against scalar);
  * within 1.02 ulp of exp for results >= 2^-126; f64 is v_exp. See kernels/scalar/vec.h for the definition. */
 #if defined(NLLK_DTYPE_F32)
-static inline __m512 v_exp_ce(__m512 a)
+/* v_exp_ce after the clamps (x in [-104, 89] or NaN) */
+static inline __m512 nv_exp_ce_clamped(__m512 x)
 {
-    /* max(-104, a) and min(89, a) return a when it is NaN: the clamps of the definition */
-    const __m512 x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), a));
     const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f)),
                                    _mm512_set1_ps(12582912.0f));
     __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
@@ -396,6 +395,11 @@ static inline __m512 v_exp_ce(__m512 a)
     const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(q, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(y, n); /* y * 2^n rounded once, as the two-step scaling */
 }
+static inline __m512 v_exp_ce(__m512 a)
+{
+    /* max(-104, a) and min(89, a) return a when it is NaN: the clamps of the definition */
+    return nv_exp_ce_clamped(_mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), a)));
+}
 #else
 static inline __m512d v_exp_ce(__m512d a) { return v_exp(a); }
 #endif
@@ -406,6 +410,35 @@ static inline __m512d v_exp_ce(__m512d a) { return v_exp(a); }
 static inline __m512 v_mblend(unsigned m, __m512 a, __m512 b) { return _mm512_mask_blend_ps((__mmask16)m, b, a); }
 #else
 static inline __m512d v_mblend(unsigned m, __m512d a, __m512d b) { return _mm512_mask_blend_pd((__mmask8)m, b, a); }
+#endif
+
+/* ce rows (stop 23) */
+/* v_max_num(m, x): per lane x > m ? x : m (a NaN x leaves m: the cross-entropy's max ignores NaN logits); one vmaxps,
+ * which returns its second operand when either is NaN or both are zeros.
+ * v_exp_ce_le0(a): v_exp_ce(a) for a <= 0 or NaN (the cross-entropy's x - m), without the upper clamp (a no-op
+ * there); other arguments: unspecified. */
+#if defined(NLLK_DTYPE_F32)
+static inline __m512 v_max_num(__m512 m, __m512 x) { return _mm512_max_ps(x, m); }
+static inline __m512 v_exp_ce_le0(__m512 a) { return nv_exp_ce_clamped(_mm512_max_ps(_mm512_set1_ps(-104.0f), a)); }
+#else
+static inline __m512d v_max_num(__m512d m, __m512d x) { return _mm512_max_pd(x, m); }
+static inline __m512d v_exp_ce_le0(__m512d a) { return v_exp_ce(a); }
+#endif
+#if defined(NLLK_STORAGE_16)
+/* v_h_max2(m, p): m with the 2*VW stored values p[0 .. 2*VW) folded in by v_max_num, in an unspecified lane order
+ * (for order-free maxima only): their exact float values, except that a NaN may widen to any NaN (ignored anyway).
+ * bfloat16: one 64-byte load, the even elements shifted up and the odd ones masked (both halves widened in 2 ops). */
+static inline __m512 v_h_max2(__m512 m, const uint16_t *p)
+{
+#  if defined(NLLK_DTYPE_BF16)
+    const __m512i x = _mm512_loadu_si512(p);
+    m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_slli_epi32(x, 16)), m);
+    return _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u))), m);
+#  else
+    m = _mm512_max_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)), m);
+    return _mm512_max_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 16))), m);
+#  endif
+}
 #endif
 
 #endif

@@ -62,30 +62,40 @@ enum { CE_S = 0, CE_SMOOTH = 1 /* D = sum w (x - m) */, CE_PROB = 2 /* A = sum q
 
 /* ---- rows ----------------------------------------------------------------------------------------------------- */
 
-/* The exact max (order-free, so any vector walk gives the same value): four accumulators, the last partial vector as
- * the row's last whole one (overlapping, max is idempotent), one vector reduced in scalar. */
+/* The exact max (order-free, so any vector walk gives the same value): four accumulators of v_max_num (a NaN logit
+ * never enters; one vmaxps on x86), 2*VW elements each per step (16-bit storage: v_h_max2, which widens them in any
+ * lane order), the last partial vector as the row's last whole one (overlapping, max is idempotent), one vector
+ * reduced in scalar. Ties of -0 and +0 may keep either zero: the sign is fixed at the end (-0 reads as +0). */
 INLINE vec_t ce_vmax(vec_t a, vec_t b) { return v_select(v_le(a, b), b, a); }
+INLINE vec_t ce_row_max2(vec_t m, const stor_t *p)
+{
+#if defined(NLLK_STORAGE_16)
+    return v_h_max2(m, p);
+#else
+    return v_max_num(v_max_num(m, s_load(p)), s_load(p + VW));
+#endif
+}
 INLINE elem_t ce_row_max(const stor_t *x, size_t c)
 {
     vec_t mv[4];
     for (int u = 0; u < 4; u++)
         mv[u] = v_set1(-INFINITY);
     size_t k = 0;
-    for (; k + 4 * VW <= c; k += 4 * VW)
+    for (; k + 8 * VW <= c; k += 8 * VW)
         for (int u = 0; u < 4; u++)
-            mv[u] = ce_vmax(mv[u], s_load(x + k + (size_t)u * VW));
+            mv[u] = ce_row_max2(mv[u], x + k + (size_t)u * 2 * VW);
     for (; k + VW <= c; k += VW)
-        mv[0] = ce_vmax(mv[0], s_load(x + k));
+        mv[0] = v_max_num(mv[0], s_load(x + k));
     elem_t m = -INFINITY;
     if (k < c) {
         if (c >= VW)
-            mv[1] = ce_vmax(mv[1], s_load(x + c - VW));
+            mv[1] = v_max_num(mv[1], s_load(x + c - VW));
         else
             for (; k < c; k++)
                 m = ce_max(m, (elem_t)s_get(x + k));
     }
     elem_t buf[VW];
-    v_store(buf, ce_vmax(ce_vmax(mv[0], mv[1]), ce_vmax(mv[2], mv[3])));
+    v_store(buf, v_max_num(v_max_num(mv[0], mv[1]), v_max_num(mv[2], mv[3])));
     for (size_t i = 0; i < VW; i++)
         m = ce_max(m, buf[i]);
     return m + (elem_t)0; /* -0 reads as +0 */
@@ -97,7 +107,7 @@ INLINE void ce_row_step(const stor_t *x, const stor_t *q, const stor_t *w, size_
                         const int mode, const int full, elem_t *e_out, vacc_t *s, vacc_t *a, vacc_t *b)
 {
     const vec_t dv = v_sub(full ? s_load(x + o) : ce_sld(x + o, mm), mv);
-    const vec_t ev = full ? v_exp_ce(dv) : ce_keep(v_exp_ce(dv), mm);
+    const vec_t ev = full ? v_exp_ce_le0(dv) : ce_keep(v_exp_ce_le0(dv), mm); /* dv <= 0 or NaN */
     if (e_out)
         ce_st(e_out + o, ev, full ? VW : mm);
     *s = v_acc_add(*s, ev);
@@ -224,7 +234,7 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg,
 INLINE void ce_row_exps(const stor_t *x, size_t n, vec_t mv, elem_t *e)
 {
     for (size_t o = 0; o < n; o += VW)
-        ce_st(e + o, v_exp_ce(v_sub(ce_sld(x + o, n - o), mv)), n - o);
+        ce_st(e + o, v_exp_ce_le0(v_sub(ce_sld(x + o, n - o), mv)), n - o);
 }
 
 /* The class-index gradient of the classes [o, o + mm) (mm <= VW lanes used): G_k - e_k * fac, G_k = gt at k == t

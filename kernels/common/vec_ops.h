@@ -57,7 +57,13 @@
  * Cross-entropy
  *   v_exp_ce(a)                the cross-entropy's exp: f32 a fixed Cephes-style evaluation with explicit FMAs
  *                              (kernels/scalar/vec.h defines it; within 1.02 ulp, every map the same bits), inline
- *                              (no call, no clobbered registers); f64 v_exp */
+ *                              (no call, no clobbered registers); f64 v_exp
+ * Cross-entropy rows (stop 23; at the end of every map, block "ce rows (stop 23)")
+ *   v_max_num(m, x)            per lane x > m ? x : m (a NaN x leaves m; equal zeros keep m): x86 one vmaxps
+ *   v_exp_ce_le0(a)            v_exp_ce(a) for a <= 0 or NaN (x - m of a row's max m), other arguments unspecified:
+ *                              without the upper clamp, a no-op there
+ *   v_h_max2(m, p)             16-bit storage: m with the 2*VW stored values p[0 .. 2*VW) folded in by v_max_num in an
+ *                              unspecified lane order (order-free maxima only; a NaN may widen to any NaN) */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 

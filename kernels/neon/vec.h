@@ -344,4 +344,21 @@ static inline float32x4_t v_mblend(unsigned m, float32x4_t a, float32x4_t b) { r
 static inline float64x2_t v_mblend(unsigned m, float64x2_t a, float64x2_t b) { return vbslq_f64(nv_bits64(m), a, b); }
 #endif
 
+/* ce rows (stop 23) */
+/* v_max_num(m, x): per lane x > m ? x : m (a NaN x leaves m; compare + select: vmaxnmq's NaN rule differs for
+ * signalling NaNs). v_exp_ce_le0(a): v_exp_ce(a) for a <= 0 or NaN (other arguments: unspecified; here v_exp_ce).
+ * v_h_max2(m, p): m with the 2*VW stored values from p folded in by v_max_num (lanes in any order). */
+#if defined(NLLK_DTYPE_F32)
+static inline float32x4_t v_max_num(float32x4_t m, float32x4_t x) { return vbslq_f32(vcgtq_f32(x, m), x, m); }
+#else
+static inline float64x2_t v_max_num(float64x2_t m, float64x2_t x) { return vbslq_f64(vcgtq_f64(x, m), x, m); }
+#endif
+static inline vec_t v_exp_ce_le0(vec_t a) { return v_exp_ce(a); }
+#if defined(NLLK_STORAGE_16)
+static inline vec_t v_h_max2(vec_t m, const uint16_t *p)
+{
+    return v_max_num(v_max_num(m, v_h_load(p)), v_h_load(p + VW));
+}
+#endif
+
 #endif

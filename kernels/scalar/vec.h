@@ -203,4 +203,16 @@ static inline double v_exp_ce(double a) { return v_exp(a); }
 /* v_mblend(bits, a, b): lane i of a where bit i is set, else of b */
 static inline vec_t v_mblend(unsigned m, vec_t a, vec_t b) { return m & 1 ? a : b; }
 
+/* ce rows (stop 23) */
+/* v_max_num(m, x): x > m ? x : m (a NaN x leaves m). v_exp_ce_le0(a): v_exp_ce(a) for a <= 0 or NaN (other arguments:
+ * unspecified; here v_exp_ce itself). v_h_max2(m, p): m with the 2*VW stored values from p folded in by v_max_num. */
+static inline vec_t v_max_num(vec_t m, vec_t x) { return x > m ? x : m; }
+static inline vec_t v_exp_ce_le0(vec_t a) { return v_exp_ce(a); }
+#if defined(NLLK_STORAGE_16)
+static inline vec_t v_h_max2(vec_t m, const uint16_t *p)
+{
+    return v_max_num(v_max_num(m, v_h_load(p)), v_h_load(p + 1));
+}
+#endif
+
 #endif
