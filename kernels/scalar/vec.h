@@ -203,4 +203,8 @@ static inline double v_exp_ce(double a) { return v_exp(a); }
 /* v_mblend(bits, a, b): lane i of a where bit i is set, else of b */
 static inline vec_t v_mblend(unsigned m, vec_t a, vec_t b) { return m & 1 ? a : b; }
 
+/* ce planes (stop 23) */
+/* v_acc_sum(a, b): lane i a[i] + b[i] (two sum lanes combined, as the fold of the canonical lanes) */
+static inline vacc_t v_acc_sum(vacc_t a, vacc_t b) { return a + b; }
+
 #endif
