@@ -372,7 +372,14 @@ typedef struct ce_plane {
 
 /* What a planes lane sums (ce_plane_lane): */
 enum { CE_L_EXP = 0 /* s = sum e_k (e_k = exp(x_k - m)) */, CE_L_D = 1 /* D = sum w_k (x_k - m) */,
-       CE_L_A = 2 /* A = sum qw_k (x_k - m) */, CE_L_B = 3 /* B = sum qw_k */ };
+       CE_L_A = 2 /* A = sum qw_k (x_k - m) */, CE_L_B = 3 /* B = sum qw_k */,
+       CE_L_BUF = 4 /* s from the exps already at e + k * es */ };
+
+/* Columns of at least this many classes exp in class order into a buffer first, then sum the buffer in lane order
+ * (reading ~c/16 planes a power of two apart per lane misses the caches more than the stores cost); shorter ones exp
+ * each lane's classes inline. */
+#define CE_PLANE_INLINE 64
+#define CE_PLANE_SBUF 256 /* the buffer on the stack, when the caller keeps no exps: up to this many classes */
 
 typedef struct ce_plane_in {
     const stor_t *x, *q, *w;
@@ -392,7 +399,9 @@ INLINE vacc_t ce_plane_lane(const ce_plane_in *in, const int what, const size_t 
     for (size_t k = l; k < in->c; k += 16) {
         const stor_t *xk = in->x + k * cs;
         vec_t v;
-        if (what == CE_L_EXP) {
+        if (what == CE_L_BUF) {
+            v = ce_ld(in->e + k * in->es, mm);
+        } else if (what == CE_L_EXP) {
             v = ce_keep(v_exp_ce(v_sub(ce_sld(xk, mm), in->mv)), mm);
             if (in->e)
                 ce_st(in->e + k * in->es, v, mm);
@@ -443,7 +452,17 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
         mq[0] = ce_vmax(mq[0], ce_sld(x + k * cs, mm));
     const vec_t mv = v_add(ce_vmax(ce_vmax(mq[0], mq[1]), ce_vmax(mq[2], mq[3])), v_set1(0.0)); /* -0 reads as +0 */
     const ce_plane_in in = {x, q, w, c, cs, mm, mv, f, e, es};
-    ce_plane_sum(&in, CE_L_EXP, st->res[0]);
+    elem_t eb[CE_PLANE_SBUF * VW];
+    if (c >= CE_PLANE_INLINE && (e || c <= CE_PLANE_SBUF)) {
+        ce_plane_in b = in;
+        b.e = e ? e : eb;
+        b.es = e ? es : VW;
+        for (size_t kk = 0; kk < c; kk++)
+            ce_st(b.e + kk * b.es, v_exp_ce(v_sub(ce_sld(x + kk * cs, mm), mv)), mm);
+        ce_plane_sum(&b, CE_L_BUF, st->res[0]);
+    } else {
+        ce_plane_sum(&in, CE_L_EXP, st->res[0]);
+    }
     if (mode == CE_SMOOTH)
         ce_plane_sum(&in, CE_L_D, st->res[1]);
     if (mode == CE_S) /* unused: defined all the same */
