@@ -6,8 +6,8 @@
 //                  forward needs n*c, forward+backward 2*n*c (nllk recomputes the softmax in the backward instead of
 //                  storing it), but the limit quoted is the issue's: n*c
 //   limit_frac     max(mem_limit_s, sleef_limit_s) / time per call   (1.0 = at the limit)
-// Cases: shapes (65536, 1000), (8192, 32000), (4, 21, 512, 512); fwd (mean, lse written), fwd+bwd (mean, then the
-// backward with the forward's lse) and fused (nllk_cross_entropy_fwdbwd_f32: mean, grad_output 1, the same loss and
+// Cases: shapes (65536, 1000), (8192, 32000), (4, 21, 512, 512), (1, 150, 16384); fwd (mean, lse written), fwd+bwd
+// (mean, then the backward with the forward's lse) and fused (nllk_cross_entropy_fwdbwd_f32: mean, grad_output 1, the same loss and
 // gradient in one call; the limit is fwd+bwd's); every ISA; --ce_threads=1,2 (default 2). Buffers are allocated once, touched
 // before timing; the logits are N(0, 3^2)-like, targets uniform (cache-warm for what fits, cold for the rest).
 #include <benchmark/benchmark.h>
@@ -257,7 +257,7 @@ int main(int argc, char **argv)
     }
     int rc = (int)rest.size();
     benchmark::Initialize(&rc, rest.data());
-    const Shape shapes[] = {{65536, 1000, 1}, {8192, 32000, 1}, {4, 21, 512 * 512}};
+    const Shape shapes[] = {{65536, 1000, 1}, {8192, 32000, 1}, {4, 21, 512 * 512}, {1, 150, 16384}};
     for (const Shape &s : shapes)
         for (Kind kind : {FWD, FWD_BWD, FUSED})
             for (int i = 0; nllk_isa_name(i); i++) {

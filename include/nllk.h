@@ -352,7 +352,8 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  *   s      = the sum of e_k in double over 16 lanes by class index: lane q starts at +0.0 and adds e_k for
  *            k = q, q+16, q+32, ... in increasing k; then s[q] += s[q+8] (q < 8), += s[q+4], += s[q+2], += s[q+1]
  *            (the in-block order of section 2, applied to the classes). The same definition for both layouts
- *            ((n, c) rows are vectorised along classes, (n, c, d) along positions);
+ *            ((n, c) rows are vectorised along classes, (n, c, d) along positions, each lane computed when the
+ *            fold takes it, in registers);
  *   logsum = log(s) to the dtype: f64: SLEEF log of s; f32: log(sf) + r in float, where sf = (float)s and
  *            r = (float)((s - sf) / sf) (the residual of the rounding, so that log(s) keeps s's double accuracy);
  *   log_softmax_k = (x_k - m) - logsum         (PyTorch's operation order)
@@ -481,7 +482,10 @@ NLLK_API nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const
  * (n, c) rows are read from memory once (a max pass, then one exp pass from cache), one exp per logit, and
  * grad_input is written once: rows of up to 4096 classes keep their exps in a stack buffer (grad_input written with
  * streaming stores from 32 MiB on), longer rows keep them in their grad_input row, rewritten in place. (n, c, d)
- * inputs (d > 1) run the forward then the backward over each range of positions (the same bits, not faster yet).
+ * inputs (d > 1) take a vector of positions at a time: the max pass, one exp pass (exps kept on the stack up to 256
+ * classes, else in grad_input, rewritten in place; 16-bit storage beyond 256 classes computes them again), the
+ * losses, then grad_input class plane by class plane (streaming stores as the backward's, when grad_input is on the
+ * vector grid).
  * Errors: as the forward and the backward (a target out of range is reported before anything is written);
  * NLLK_ERR_NULL_POINTER when grad_input is NULL and n*c*d > 0.
  */

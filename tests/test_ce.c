@@ -671,7 +671,9 @@ static void fused_sweep(void)
     static const size_t shapes[][3] = {{1, 1, 1},     {7, 3, 1},     {33, 17, 1},  {5, 100, 1},   {3, 1000, 1},
                                        {19, 4096, 1}, {3, 4097, 1},  {2, 9000, 1}, {2, 32000, 1}, {1, 1 << 18, 1},
                                        {2, 21, 37},   {3, 5, 100},   {0, 4, 1},    {2, 3, 0},     {9000, 3, 1},
-                                       {1, 1, 50},    {700, 200, 1}, {2, 33, 19}};
+                                       {1, 1, 50},    {700, 200, 1}, {2, 33, 19},
+                                       /* planes: tails of every length, across 16 classes, exps in the gradient */
+                                       {3, 16, 17},   {2, 150, 40},  {1, 300, 33}, {2, 257, 5}};
     static const double lss[] = {0.0, 0.1, 1.0};
     for (int dt = 0; dt < 2; dt++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -777,6 +779,50 @@ static void fused_big(void)
                           memcmp(g0, g1, ncd * sizeof *g0) == 0,
                       "fused big n=%zu c=%zu red=%d threads=%d: differs from forward+backward", n, c, red, th);
             }
+            nllk_set_num_threads(0);
+        }
+        free(x), free(g0), free(g1), free(w), free(o0), free(o1), free(t);
+    }
+}
+
+/* Planes (d > 1) with grad_input beyond 32 MiB (streaming stores when the gradient is on the vector grid, ordinary
+ * ones when it is not; exps kept on the stack, c <= 256, or in the gradient), 1 and 2 threads: the same bits as
+ * forward+backward. */
+static void fused_planes_big(void)
+{
+    static const size_t shapes[][3] = {{4, 21, 100003}, {1, 300, 28000}};
+    for (size_t s = 0; s < 2; s++) {
+        const size_t n = shapes[s][0], c = shapes[s][1], d = shapes[s][2], nd = n * d, ncd = nd * c;
+        float *x = malloc(ncd * sizeof *x), *g0 = malloc(ncd * sizeof *g0), *g1 = malloc((ncd + 1) * sizeof *g1);
+        float *w = malloc(c * sizeof *w), *o0 = malloc(nd * sizeof *o0), *o1 = malloc(nd * sizeof *o1);
+        int64_t *t = malloc(nd * sizeof *t);
+        for (size_t e = 0; e < ncd; e++)
+            x[e] = (float)tu_uniform(-5, 5);
+        for (size_t i = 0; i < nd; i++)
+            t[i] = i % 13 == 2 ? -100 : (int64_t)tu_below(c);
+        for (size_t q = 0; q < c; q++)
+            w[q] = (float)tu_uniform(0.5, 1.5);
+        for (int red = 0; red <= 1; red++) {
+            const double ls = red ? 0.1 : 0.0;
+            float go = 0.5f, tw0 = 0, tw1 = 0;
+            nllk_set_num_threads(1);
+            CHECK_OK(nllk_cross_entropy_fwd_f32(x, t, NLLK_TARGET_I64, n, c, d, red ? w : NULL, -100, ls,
+                                                (nllk_reduction)red, o0, &tw0, NULL));
+            float *gov = red ? &go : o0; /* NONE: the losses as grad_output */
+            CHECK_OK(nllk_cross_entropy_bwd_f32(gov, x, t, NLLK_TARGET_I64, n, c, d, red ? w : NULL, -100, ls,
+                                                (nllk_reduction)red, tw0, NULL, g0));
+            for (int th = 1; th <= 2; th++)
+                for (size_t sh = 0; sh < 2; sh++) { /* sh: the gradient one element off the grid */
+                    nllk_set_num_threads(th);
+                    memset(g1, 0, (ncd + 1) * sizeof *g1);
+                    CHECK_OK(nllk_cross_entropy_fwdbwd_f32(x, t, NLLK_TARGET_I64, n, c, d, red ? w : NULL, -100, ls,
+                                                           (nllk_reduction)red, o1, &tw1, NULL, gov, g1 + sh));
+                    CHECK(memcmp(o0, o1, (red ? 1 : nd) * sizeof *o0) == 0 && tw0 == tw1 &&
+                              memcmp(g0, g1 + sh, ncd * sizeof *g0) == 0,
+                          "fused planes big n=%zu c=%zu d=%zu red=%d threads=%d shift=%zu: differs from "
+                          "forward+backward",
+                          n, c, d, red, th, sh);
+                }
             nllk_set_num_threads(0);
         }
         free(x), free(g0), free(g1), free(w), free(o0), free(o1), free(t);
@@ -960,6 +1006,7 @@ int main(void)
     one_block_bits();
     fused_sweep();
     fused_big();
+    fused_planes_big();
     fused_16();
     fused_16_big();
     layout_bits();

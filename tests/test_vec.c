@@ -145,7 +145,7 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
     void *a = calloc(N, es), *b = calloc(N, es), *x = calloc(xn, es);
     void *out = calloc((size_t)P_NUM_OUT * N, es), *ref_out = calloc((size_t)P_NUM_OUT * N, es);
     void *scat = calloc(xn, es), *ref_scat = calloc(xn, es);
-    double d[N], acc[N], ref_acc[N];
+    double d[N], acc[N], ref_acc[N], acc_sum[N];
     unsigned char keep[N], bad[3 * N], valid[3 * N], ref_bad[3 * N], ref_valid[3 * N];
     int64_t t64[N];
     int32_t t32[N];
@@ -165,10 +165,11 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
     for (size_t i = 0; i < xn; i++)
         tu_set(dt, x, i, tu_uniform(-4.0, 4.0));
     const double sentinel = 12345.0;
-    vec_probe p = {N, a, b, d, keep, t64, t32, t8, c, ks, cs, ign, x, out, acc, bad, valid, scat};
+    vec_probe p = {N, a, b, d, keep, t64, t32, t8, c, ks, cs, ign, x, out, acc, bad, valid, scat, acc_sum};
     vec_probe q = p;
     q.out = ref_out;
     q.acc = ref_acc;
+    q.acc_sum = NULL; /* the reference map's is not needed: plain C above */
     q.bad = ref_bad;
     q.valid = ref_valid;
     q.scatter = ref_scat;
@@ -226,6 +227,9 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         const double acc_want = d[i] + ai;
         CHECK(tu_same(NLLK_F64, acc[i], acc_want), "%s %s acc_add [%zu]: got %a, want %a", cur->build, tu_dtname(dt), i,
               acc[i], acc_want);
+        const double sum_want = d[i] + acc[i];
+        CHECK(tu_same(NLLK_F64, acc_sum[i], sum_want), "%s %s acc_sum [%zu]: got %a, want %a", cur->build,
+              tu_dtname(dt), i, acc_sum[i], sum_want);
         const int64_t tv[3] = {t64[i], t32[i], t8[i]};
         for (int tt = 0; tt < 3; tt++) {
             const int is_ign = tv[tt] == ign, in_range = tv[tt] >= 0 && tv[tt] < (int64_t)c;

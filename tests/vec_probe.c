@@ -43,6 +43,8 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         v_store(res[P_LOAD_N], v_load_n(a + o, m));
         v_store_n(res[P_STORE_N], va, m);
         v_acc_store(p->acc + o, v_acc_add(v_acc_load(p->d + o), va));
+        if (p->acc_sum) /* ce planes (stop 23): two sum lanes combined */
+            v_acc_store(p->acc_sum + o, v_acc_sum(v_acc_load(p->d + o), v_acc_load(p->acc + o)));
 
         const vidx_t t[3] = {v_tload_i64(p->t64 + o), v_tload_i32(p->t32 + o), v_tload_u8(p->t8 + o)};
         for (int tt = 0; tt < 3; tt++) {

@@ -50,6 +50,7 @@ typedef struct vec_probe {
     double *acc;                /* n doubles: v_acc_add(v_acc_load(d), a)                        */
     unsigned char *bad, *valid; /* 3 * n flags (i64, i32, u8 targets): v_tbad, v_tvalid per lane */
     void *scatter;              /* as x: v_scatter of a at the valid, in-range i64 targets       */
+    double *acc_sum;            /* n doubles or NULL: v_acc_sum(v_acc_load(d), v_acc_load(acc))  */
 } vec_probe;
 
 typedef size_t (*vec_probe_fn)(const vec_probe *p);      /* runs the probe; returns VW */

@@ -509,4 +509,15 @@ static inline __m256 v_h_max2(__m256 m, const uint16_t *p)
 }
 #endif
 
+/* ce planes (stop 23) */
+/* v_acc_sum(a, b): lane i a[i] + b[i] (two sum lanes combined, as the fold of the canonical lanes) */
+#if defined(NLLK_DTYPE_F32)
+static inline vacc_t v_acc_sum(vacc_t a, vacc_t b)
+{
+    return (vacc_t){_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)};
+}
+#else
+static inline __m256d v_acc_sum(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+#endif
+
 #endif

@@ -441,4 +441,15 @@ static inline __m512 v_h_max2(__m512 m, const uint16_t *p)
 }
 #endif
 
+/* ce planes (stop 23) */
+/* v_acc_sum(a, b): lane i a[i] + b[i] (two sum lanes combined, as the fold of the canonical lanes) */
+#if defined(NLLK_DTYPE_F32)
+static inline vacc_t v_acc_sum(vacc_t a, vacc_t b)
+{
+    return (vacc_t){_mm512_add_pd(a.lo, b.lo), _mm512_add_pd(a.hi, b.hi)};
+}
+#else
+static inline __m512d v_acc_sum(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+#endif
+
 #endif

@@ -374,18 +374,78 @@ INLINE void ce_prob_bwd_rows(const nllk_ce_run *r, const stor_t *x, const stor_t
 /* How far ahead (elements) the plane kernels prefetch each class's stream; may point past the array (a prefetch is
  * never dereferenced). */
 #define CE_PLANE_PF (512 / sizeof(stor_t))
-#define CE_PLANE_CHUNK 64 /* classes whose exps are buffered at once (a multiple of 16) */
 
 typedef struct ce_plane {
     elem_t m[VW], logsum[VW];
     double res[3][VW];
 } ce_plane;
 
-/* VW positions' max, sums and logsums (mm < VW: the first mm; no logsums for CE_S with e set: the class-index
- * backward). e, when set, receives the exps: class k's VW lanes at
- * e + k * es (masked to mm lanes); otherwise they go through a stack buffer of CE_PLANE_CHUNK classes. */
+/* What a planes lane sums (ce_plane_lane): */
+enum { CE_L_EXP = 0 /* s = sum e_k (e_k = exp(x_k - m)) */, CE_L_D = 1 /* D = sum w_k (x_k - m) */,
+       CE_L_A = 2 /* A = sum qw_k (x_k - m) */, CE_L_B = 3 /* B = sum qw_k */,
+       CE_L_BUF = 4 /* s from the exps already at e + k * es */ };
+
+/* Columns of at least this many classes exp in class order into a buffer first, then sum the buffer in lane order
+ * (reading ~c/16 planes a power of two apart per lane misses the caches more than the stores cost); shorter ones exp
+ * each lane's classes inline. */
+#define CE_PLANE_INLINE 64
+#define CE_PLANE_SBUF 256 /* the buffer on the stack, when the caller keeps no exps: up to this many classes */
+
+typedef struct ce_plane_in {
+    const stor_t *x, *q, *w;
+    size_t c, cs, mm;
+    vec_t mv;
+    ce_factors f;
+    elem_t *e; /* CE_L_EXP: the exps to e + k * es as well, when set */
+    size_t es;
+} ce_plane_in;
+
+/* Lane l (0 .. 15) of VW positions' sum `what`: +0.0 + term_l + term_{l+16} + ... in increasing class (the canonical
+ * lane, nllk.h), each class read from its plane and computed in the loop. Lanes >= mm are +0 (as a masked load). */
+INLINE vacc_t ce_plane_lane(const ce_plane_in *in, const int what, const size_t l)
+{
+    const size_t cs = in->cs, mm = in->mm;
+    vacc_t acc = v_acc_zero();
+    for (size_t k = l; k < in->c; k += 16) {
+        const stor_t *xk = in->x + k * cs;
+        vec_t v;
+        if (what == CE_L_BUF) {
+            v = ce_ld(in->e + k * in->es, mm);
+        } else if (what == CE_L_EXP) {
+            v = ce_keep(v_exp_ce(v_sub(ce_sld(xk, mm), in->mv)), mm);
+            if (in->e)
+                ce_st(in->e + k * in->es, v, mm);
+        } else if (what == CE_L_D) {
+            const vec_t dv = v_sub(ce_sld(xk, mm), in->mv);
+            v = ce_keep(in->w ? v_mul(v_set1(s_get(in->w + k)), dv) : dv, mm);
+        } else {
+            const vec_t qs = ce_qs(ce_sld(in->q + k * cs, mm), in->f);
+            const vec_t qw = in->w ? v_mul(qs, v_set1(s_get(in->w + k))) : qs;
+            v = ce_keep(what == CE_L_B ? qw : v_mul(qw, v_sub(ce_sld(xk, mm), in->mv)), mm);
+        }
+        acc = v_acc_add(acc, v);
+    }
+    return acc;
+}
+
+/* The sum `what` of VW positions to res: the 16 lanes folded as ce_fold16 (s[q] += s[q+8], +4, +2, +1), each lane
+ * computed when the fold consumes it (q = 0, 8, 4, 12, 2, 10, ...), so that at most five lane vectors are live: the
+ * whole sum in registers, the same bits as folding 16 stored lanes. */
+INLINE void ce_plane_sum(const ce_plane_in *in, const int what, double *res)
+{
+#define CE_T2(q) v_acc_sum(ce_plane_lane(in, what, q), ce_plane_lane(in, what, (q) + 8))
+#define CE_T4(q) v_acc_sum(CE_T2(q), CE_T2((q) + 4))
+#define CE_T8(q) v_acc_sum(CE_T4(q), CE_T4((q) + 2))
+    v_acc_store(res, v_acc_sum(CE_T8(0), CE_T8(1)));
+#undef CE_T2
+#undef CE_T4
+#undef CE_T8
+}
+
+/* VW positions' max, sums and logsums (mm < VW: the first mm; logsums when lg). e, when set, receives the exps:
+ * class k's VW lanes at e + k * es (masked to mm lanes). */
 INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
-                           ce_factors f, const int mode, elem_t *e, size_t es, ce_plane *st)
+                           ce_factors f, const int mode, elem_t *e, size_t es, const int lg, ce_plane *st)
 {
     /* four max chains (classes k % 4; the exact max is order-free up to the sign of zero, which the + 0 fixes) */
     vec_t mq[4];
@@ -401,56 +461,103 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
     for (; k < c; k++)
         mq[0] = ce_vmax(mq[0], ce_sld(x + k * cs, mm));
     const vec_t mv = v_add(ce_vmax(ce_vmax(mq[0], mq[1]), ce_vmax(mq[2], mq[3])), v_set1(0.0)); /* -0 reads as +0 */
-    vacc_t s[16], a[16], b[16];
-    for (int j = 0; j < 16; j++)
-        s[j] = v_acc_zero();
-    if (mode != CE_S)
-        for (int j = 0; j < 16; j++)
-            a[j] = b[j] = v_acc_zero();
-    /* the exps of CE_PLANE_CHUNK classes first, then each lane's classes in increasing k: the same order as adding
-     * each exp as it comes, without keeping the 16 lanes of VW positions in registers across the exps */
-    elem_t eb[CE_PLANE_CHUNK][VW];
-    for (size_t k0 = 0; k0 < c; k0 += CE_PLANE_CHUNK) {
-        const size_t len = c - k0 < CE_PLANE_CHUNK ? c - k0 : CE_PLANE_CHUNK;
-        elem_t *dst = e ? e + k0 * es : &eb[0][0];
-        const size_t ds = e ? es : VW;
-        for (size_t k = 0; k < len; k++)
-            ce_st(dst + k * ds, v_exp_ce(v_sub(ce_sld(x + (k0 + k) * cs, mm), mv)), mm);
-        for (size_t lane = 0; lane < 16 && lane < len; lane++) {
-            vacc_t acc = s[lane];
-            for (size_t k = lane; k < len; k += 16)
-                acc = v_acc_add(acc, ce_ld(dst + k * ds, mm));
-            s[lane] = acc;
-        }
+    const ce_plane_in in = {x, q, w, c, cs, mm, mv, f, e, es};
+    elem_t eb[CE_PLANE_SBUF * VW];
+    if (c >= CE_PLANE_INLINE && (e || c <= CE_PLANE_SBUF)) {
+        ce_plane_in b = in;
+        b.e = e ? e : eb;
+        b.es = e ? es : VW;
+        for (size_t kk = 0; kk < c; kk++)
+            ce_st(b.e + kk * b.es, v_exp_ce(v_sub(ce_sld(x + kk * cs, mm), mv)), mm);
+        ce_plane_sum(&b, CE_L_BUF, st->res[0]);
+    } else {
+        ce_plane_sum(&in, CE_L_EXP, st->res[0]);
     }
-    for (size_t k = 0; k < c && mode != CE_S; k++) {
-        const vec_t dv = v_sub(ce_sld(x + k * cs, mm), mv);
-        if (mode == CE_SMOOTH)
-            a[k % 16] = v_acc_add(a[k % 16], w ? v_mul(v_set1(s_get(w + k)), dv) : dv);
-        if (mode == CE_PROB) {
-            const vec_t qs = ce_qs(ce_sld(q + k * cs, mm), f);
-            const vec_t qw = w ? v_mul(qs, v_set1(s_get(w + k))) : qs;
-            b[k % 16] = v_acc_add(b[k % 16], qw);
-            a[k % 16] = v_acc_add(a[k % 16], v_mul(qw, dv));
-        }
+    if (mode == CE_SMOOTH)
+        ce_plane_sum(&in, CE_L_D, st->res[1]);
+    if (mode == CE_S) /* unused: defined all the same */
+        v_acc_store(st->res[1], v_acc_zero());
+    if (mode == CE_PROB) {
+        ce_plane_sum(&in, CE_L_A, st->res[1]);
+        ce_plane_sum(&in, CE_L_B, st->res[2]);
     }
     v_store(st->m, mv);
-    double l[16][VW];
-    for (int j = 0; j < 16; j++)
-        v_acc_store(l[j], s[j]);
-    ce_fold16_vw(l, st->res[0]);
-    if (mode != CE_S) {
-        for (int j = 0; j < 16; j++)
-            v_acc_store(l[j], a[j]);
-        ce_fold16_vw(l, st->res[1]);
-    }
-    if (mode == CE_PROB) {
-        for (int j = 0; j < 16; j++)
-            v_acc_store(l[j], b[j]);
-        ce_fold16_vw(l, st->res[2]);
-    }
-    if (e == NULL || mode == CE_PROB) /* the class-index backward (e set) needs no logsum */
+    if (lg)
         ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
+}
+
+/* The forward's outputs of the mm positions [o, o + mm) of a run from their stats st: losses, lse and the lanes of
+ * the canonical sum (tb: their targets, none bad; mm < VW: the first mm, the rest ignore_index). Without smoothing
+ * vectorised: the NLL gather, and the canonical lanes of 16 positions in acc, accw (o on the VW grid of the run). */
+INLINE void ce_fwd_plane_out(const nllk_ce_run *r, const stor_t *x, const int64_t *tb, const stor_t *w, stor_t *out,
+                             stor_t *lse, double *lanes, vacc_t *acc, vacc_t *accw, size_t o, size_t mm, ce_factors f,
+                             const ce_plane *st)
+{
+    const size_t cs = r->c_stride, cnt = mm < VW ? mm : VW;
+    if (!f.smooth) {
+        const vidx_t tv = v_tload_i64(tb);
+        const unsigned valid = v_tvalid(tv, r->ignore_index);
+        const vec_t mv = v_load(st->m), lg = v_load(st->logsum);
+        const vec_t wt = w ? s_gather(w, tv, valid) : v_mzero(valid, v_set1(1.0));
+        const vec_t loss = v_mzero(valid, ce_nll(s_gather(x + o, v_toff(tv, v_kofs(1), cs), valid), mv, lg, wt));
+        if (lse)
+            ce_sst(lse + o, v_add(mv, lg), mm);
+        if (out)
+            ce_sst(out + o, loss, mm);
+        const int j = (int)((o / VW) % G);
+        acc[j] = v_acc_add(acc[j], loss);
+        accw[j] = v_acc_add(accw[j], wt);
+        return;
+    }
+    for (size_t p = 0; p < cnt; p++) {
+        const size_t k = o + p;
+        const int64_t t = tb[p];
+        elem_t loss = 0, wt = 0;
+        if (t != r->ignore_index) {
+            wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
+            loss = ce_index_loss((elem_t)s_get(x + (size_t)t * cs + k), st->m[p], st->logsum[p], wt, st->res[1][p],
+                                 r->wsum, f);
+        }
+        if (lse)
+            s_set(lse + k, st->m[p] + st->logsum[p]);
+        if (out)
+            s_set(out + k, loss);
+        if (lanes) {
+            lanes[k % 16] += (double)loss;
+            lanes[16 + k % 16] += (double)wt;
+        }
+    }
+}
+
+/* The targets of the mm positions from o (the rest ignore_index) to tb; returns the first bad one's offset from o, or
+ * mm when none is. */
+INLINE size_t ce_plane_targets(const nllk_ce_run *r, const void *tg, size_t o, size_t mm, int64_t *tb,
+                               const nllk_target_type tt)
+{
+    const size_t cnt = mm < VW ? mm : VW;
+    for (size_t p = 0; p < VW; p++)
+        tb[p] = p < cnt ? ce_target(tg, o + p, tt) : r->ignore_index;
+    for (size_t p = 0; p < cnt; p++)
+        if (ce_bad(tb[p], r))
+            return p;
+    return mm;
+}
+
+/* The vector lanes of ce_fwd_plane_out: loaded from lanes (no smoothing), stored back by ce_plane_lanes_put. */
+INLINE void ce_plane_lanes_get(const double *lanes, ce_factors f, vacc_t *acc, vacc_t *accw)
+{
+    for (int j = 0; j < G; j++) {
+        acc[j] = lanes && !f.smooth ? v_acc_load(lanes + j * VW) : v_acc_zero();
+        accw[j] = lanes && !f.smooth ? v_acc_load(lanes + 16 + j * VW) : v_acc_zero();
+    }
+}
+INLINE void ce_plane_lanes_put(double *lanes, ce_factors f, const vacc_t *acc, const vacc_t *accw)
+{
+    if (lanes && !f.smooth)
+        for (int j = 0; j < G; j++) {
+            v_acc_store(lanes + j * VW, acc[j]);
+            v_acc_store(lanes + 16 + j * VW, accw[j]);
+        }
 }
 
 INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, stor_t *out,
@@ -458,101 +565,53 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *t
 {
     const size_t c = r->c, cs = r->c_stride;
     const ce_factors f = ce_factors_of(r->ls, c);
-    /* without smoothing the finish is vectorised too: the NLL gather and the canonical lanes of 16 positions */
     vacc_t acc[G], accw[G];
-    for (int j = 0; j < G; j++) {
-        acc[j] = lanes && !f.smooth ? v_acc_load(lanes + j * VW) : v_acc_zero();
-        accw[j] = lanes && !f.smooth ? v_acc_load(lanes + 16 + j * VW) : v_acc_zero();
-    }
-    const vidx_t kofs = v_kofs(1);
+    ce_plane_lanes_get(lanes, f, acc, accw);
     for (size_t o = 0; o < r->len; o += VW) {
-        const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
+        const size_t mm = r->len - o;
         int64_t tb[VW];
-        for (size_t p = 0; p < VW; p++)
-            tb[p] = p < cnt ? ce_target(tg, o + p, tt) : r->ignore_index;
-        for (size_t p = 0; p < cnt; p++)
-            if (ce_bad(tb[p], r))
-                return o + p;
+        const size_t bad = ce_plane_targets(r, tg, o, mm, tb, tt);
+        if (bad < mm)
+            return o + bad; /* (the lanes are not needed: the call fails) */
         ce_plane st;
-        if (f.smooth) {
-            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_SMOOTH, NULL, 0, &st);
-        } else {
-            ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, NULL, 0, &st);
-            const vidx_t tv = v_tload_i64(tb);
-            const unsigned valid = v_tvalid(tv, r->ignore_index);
-            const vec_t mv = v_load(st.m), lg = v_load(st.logsum);
-            const vec_t wt = w ? s_gather(w, tv, valid) : v_mzero(valid, v_set1(1.0));
-            const vec_t loss = v_mzero(valid, ce_nll(s_gather(x + o, v_toff(tv, kofs, cs), valid), mv, lg, wt));
-            if (lse)
-                ce_sst(lse + o, v_add(mv, lg), mm);
-            if (out)
-                ce_sst(out + o, loss, mm);
-            const int j = (int)((o / VW) % G);
-            acc[j] = v_acc_add(acc[j], loss);
-            accw[j] = v_acc_add(accw[j], wt);
-            continue;
-        }
-        for (size_t p = 0; p < cnt; p++) {
-            const size_t k = o + p;
-            const int64_t t = ce_target(tg, k, tt);
-            elem_t loss = 0, wt = 0;
-            if (t != r->ignore_index) {
-                wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
-                loss = ce_index_loss((elem_t)s_get(x + (size_t)t * cs + k), st.m[p], st.logsum[p], wt, st.res[1][p],
-                                     r->wsum, f);
-            }
-            if (lse)
-                s_set(lse + k, st.m[p] + st.logsum[p]);
-            if (out)
-                s_set(out + k, loss);
-            if (lanes) {
-                lanes[k % 16] += (double)loss;
-                lanes[16 + k % 16] += (double)wt;
-            }
-        }
+        ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, NULL, 0, 1, &st);
+        ce_fwd_plane_out(r, x, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
     }
-    if (lanes && !f.smooth)
-        for (int j = 0; j < G; j++) {
-            v_acc_store(lanes + j * VW, acc[j]);
-            v_acc_store(lanes + 16 + j * VW, accw[j]);
-        }
+    ce_plane_lanes_put(lanes, f, acc, accw);
     return r->len;
 }
 
 /* The backward keeps VW positions' exps on the stack up to this many classes (else in their gradient, rewritten). */
 #define CE_PLANE_EBUF 256
 
-/* The class-index backward of the mm <= VW positions [o, o + mm) of a run; nt: streaming stores (then gx + o is on
- * the VW-element grid, and so is every class's plane). */
-INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
-                               size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f, elem_t *ebuf,
-                               const int nt, const nllk_target_type tt)
+/* The class-index gradient of the mm <= VW positions [o, o + mm) of a run from their stats st (res[0], m) and exps e
+ * (class k at e + k * es; NULL: computed again); tb: their targets (the rest ignore_index); nt: streaming stores (then
+ * gx + o is on the VW-element grid, and so is every class's plane). */
+INLINE void ce_bwd_plane_grad(const nllk_ce_run *r, const stor_t *x, const int64_t *tb, const stor_t *w,
+                              const stor_t *g, size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f,
+                              const elem_t *e, size_t es, const ce_plane *st, const int nt)
 {
     const size_t c = r->c, cs = r->c_stride, cnt = mm < VW ? mm : VW;
-    elem_t *e = c <= CE_PLANE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)(gx + o) : NULL; /* NULL: exps again */
-    const size_t es = c <= CE_PLANE_EBUF ? VW : cs;
-    ce_plane st;
-    ce_plane_stats(x + o, NULL, w, c, cs, mm, f, CE_S, e, es, &st);
     elem_t gt[VW], gs[VW], fac[VW];
-    int64_t tb[VW];
+    int64_t tv_[VW];
     for (size_t p = 0; p < VW; p++) {
         gt[p] = gs[p] = fac[p] = 0;
-        tb[p] = -1;
+        tv_[p] = -1;
         if (p >= cnt)
             continue;
-        const int64_t t = ce_target(tg, o + p, tt);
+        const int64_t t = tb[p];
         elem_t sum = 0;
         if (t != r->ignore_index) {
             const elem_t gk = (elem_t)s_get(g + (o + p) * g_stride), wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
-            tb[p] = t;
+            tv_[p] = t;
             gt[p] = -(wt * (f.smooth ? f.keep * gk : gk));
             gs[p] = f.smooth ? f.spread * gk : (elem_t)0;
             sum = ce_index_gsum(gt[p], gs[p], r->wsum, f.smooth);
         }
-        fac[p] = ce_pfac(sum, st.res[0][p]);
+        fac[p] = ce_pfac(sum, st->res[0][p]);
     }
-    const vidx_t tv = v_tload_i64(tb);
-    const vec_t gtv = v_load(gt), gsv = v_load(gs), fv = v_load(fac), mv = v_load(st.m);
+    const vidx_t tv = v_tload_i64(tv_);
+    const vec_t gtv = v_load(gt), gsv = v_load(gs), fv = v_load(fac), mv = v_load(st->m);
     const unsigned all = (1u << VW) - 1u;
     for (size_t k = 0; k < c; k++) {
         vec_t gv = v_mzero(~v_tvalid(tv, (int64_t)k) & all, gtv);
@@ -565,6 +624,28 @@ INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const stor_t *x, const void
         else
             ce_sst(gx + k * cs + o, v, mm);
     }
+}
+
+/* Where a planes group keeps its exps (ce_bwd_plane_grad): the stack buffer ebuf for up to CE_PLANE_EBUF classes, else
+ * the group's gradient (rewritten in place), else (16-bit storage) nowhere: computed again. */
+INLINE elem_t *ce_plane_ekeep(size_t c, stor_t *gx, size_t o, elem_t *ebuf, size_t *es, size_t cs)
+{
+    *es = c <= CE_PLANE_EBUF ? VW : cs;
+    return c <= CE_PLANE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)(gx + o) : NULL;
+}
+
+/* The class-index backward of the mm <= VW positions [o, o + mm) of a run; nt as ce_bwd_plane_grad. */
+INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                               size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f, elem_t *ebuf,
+                               const int nt, const nllk_target_type tt)
+{
+    size_t es;
+    elem_t *e = ce_plane_ekeep(r->c, gx, o, ebuf, &es, r->c_stride);
+    int64_t tb[VW];
+    ce_plane_targets(r, tg, o, mm, tb, tt); /* (the driver checked them) */
+    ce_plane st;
+    ce_plane_stats(x + o, NULL, w, r->c, r->c_stride, mm, f, CE_S, e, es, 0, &st);
+    ce_bwd_plane_grad(r, x, tb, w, g, g_stride, gx, o, mm, f, e, es, &st, nt);
 }
 
 INLINE void ce_bwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
@@ -597,7 +678,7 @@ INLINE void ce_prob_fwd_planes(const nllk_ce_run *r, const stor_t *x, const stor
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o, cnt = mm < VW ? mm : VW;
         ce_plane st;
-        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, NULL, 0, &st);
+        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, NULL, 0, 1, &st);
         for (size_t p = 0; p < cnt; p++) {
             const size_t k = o + p;
             const elem_t loss = ce_prob_loss(st.logsum[p], st.res[2][p], st.res[1][p]);
@@ -624,7 +705,7 @@ INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const stor_t *x, const stor
         elem_t *e = c <= CE_PLANE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)(gx + o) : NULL; /* NULL: exps again */
         const size_t es = c <= CE_PLANE_EBUF ? VW : cs;
         ce_plane st;
-        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, e, es, &st);
+        ce_plane_stats(x + o, q + o, w, c, cs, mm, f, CE_PROB, e, es, 1, &st);
         elem_t gk[VW], fac[VW];
         for (size_t p = 0; p < VW; p++) {
             gk[p] = p < cnt ? (elem_t)s_get(g + (o + p) * g_stride) : (elem_t)0;
@@ -715,7 +796,7 @@ void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, con
  * then the gradient, written once (streaming stores when r->stream). Longer rows (LLM vocabularies) keep their exps
  * in the gradient's row (from cache; rewritten in place, so no streaming stores): measured faster than a third
  * pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold them (16-bit).
- * Planes (d > 1): the forward kernel then the backward kernel. */
+ * Planes (d > 1): per VW positions the forward's max and exp pass, its outputs, then the gradient (ce_fb_planes). */
 
 /* The backward's per-position factors of g_k (nllk.h): gt = -(w_t * gn), gs = (ls / c) * g_k and the returned
  * fac = S / s (ce_pfac), all +0 at an ignored position (t < 0). */
@@ -847,16 +928,49 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
     return k0 < r->len ? k0 : r->len;
 }
 
-/* Any run: rows fused; planes (for now) the forward kernel, then the backward kernel over the same run. */
+/* Planes, VW positions at a time: the max pass and one exp pass (ce_plane_stats, its exps kept as the backward keeps
+ * them: ce_plane_ekeep), the forward's outputs (ce_fwd_plane_out), then the gradient plane by plane (ce_bwd_plane_grad;
+ * streaming stores where the backward uses them and the run's gradient starts on the VW-element grid, so that the
+ * groups stay on the forward's grid of lanes). */
+INLINE size_t ce_fb_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                           size_t g_stride, stor_t *out, stor_t *lse, double *lanes, stor_t *gx,
+                           const nllk_target_type tt)
+{
+    const size_t c = r->c, cs = r->c_stride;
+    const ce_factors f = ce_factors_of(r->ls, c);
+    elem_t ebuf[CE_PLANE_EBUF * VW];
+    const int stream = r->stream && c <= CE_PLANE_EBUF && cs % VW == 0 && ce_stream_head(gx) == 0;
+    vacc_t acc[G], accw[G];
+    ce_plane_lanes_get(lanes, f, acc, accw);
+    for (size_t o = 0; o < r->len; o += VW) {
+        const size_t mm = r->len - o;
+        int64_t tb[VW];
+        const size_t bad = ce_plane_targets(r, tg, o, mm, tb, tt);
+        if (bad < mm) {
+            if (stream)
+                v_stream_fence();
+            return o + bad;
+        }
+        size_t es;
+        elem_t *e = ce_plane_ekeep(c, gx, o, ebuf, &es, cs);
+        ce_plane st;
+        ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, e, es, 1, &st);
+        ce_fwd_plane_out(r, x, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
+        ce_bwd_plane_grad(r, x, tb, w, g, g_stride, gx, o, mm, f, e, es, &st, stream && mm >= VW);
+    }
+    ce_plane_lanes_put(lanes, f, acc, accw);
+    if (stream)
+        v_stream_fence();
+    return r->len;
+}
+
+/* Any run: rows or planes, fused. */
 INLINE size_t ce_fb_body(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g, size_t gs,
                          void *out, void *lse, double *lanes, void *gx, const nllk_target_type tt)
 {
     if (r->c_stride == 1)
         return ce_fb_rows(r, x, tg, w, g, gs, out, lse, lanes, gx, tt);
-    const size_t done = ce_fwd_body(r, x, tg, w, out, lse, lanes, tt);
-    if (done == r->len)
-        ce_bwd_body(r, x, tg, w, g, gs, gx, tt);
-    return done;
+    return ce_fb_planes(r, x, tg, w, g, gs, out, lse, lanes, gx, tt);
 }
 
 size_t KERNEL(ce_fwdbwd_i64)(const nllk_ce_run *r, const void *x, const void *tg, const void *w, const void *g,

@@ -30,6 +30,7 @@
  *
  * Sum lanes
  *   v_acc_zero(), v_acc_load(d), v_acc_store(d, a), v_acc_add(a, v)     a[i] + (double)v[i]
+ *   v_acc_sum(a, b)            a[i] + b[i] (two sum lanes combined; cross-entropy planes)
  *
  * NLL targets (compared in 64 bits; offsets wrap, and are meaningful for valid lanes only)
  *   v_tload_i64(p), v_tload_i32(p), v_tload_u8(p)   VW targets widened to int64 (sign- or zero-extended)

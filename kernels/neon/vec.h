@@ -361,4 +361,12 @@ static inline vec_t v_h_max2(vec_t m, const uint16_t *p)
 }
 #endif
 
+/* ce planes (stop 23) */
+/* v_acc_sum(a, b): lane i a[i] + b[i] (two sum lanes combined, as the fold of the canonical lanes) */
+#if defined(NLLK_DTYPE_F32)
+static inline vacc_t v_acc_sum(vacc_t a, vacc_t b) { return (vacc_t){vaddq_f64(a.lo, b.lo), vaddq_f64(a.hi, b.hi)}; }
+#else
+static inline float64x2_t v_acc_sum(float64x2_t a, float64x2_t b) { return vaddq_f64(a, b); }
+#endif
+
 #endif

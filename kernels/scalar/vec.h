@@ -215,4 +215,8 @@ static inline vec_t v_h_max2(vec_t m, const uint16_t *p)
 }
 #endif
 
+/* ce planes (stop 23) */
+/* v_acc_sum(a, b): lane i a[i] + b[i] (two sum lanes combined, as the fold of the canonical lanes) */
+static inline vacc_t v_acc_sum(vacc_t a, vacc_t b) { return a + b; }
+
 #endif
