@@ -513,6 +513,18 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
     }
 }
 
+/* v to p, of which left elements remain: a streaming store (nt: then the caller's stretch is whole vectors on the
+ * 64-byte grid), a whole store, or a masked store of the tail */
+INLINE void nll_put(stor_t *p, vec_t v, size_t left, const int nt)
+{
+    if (nt)
+        s_stream(p, v);
+    else if (left >= VW)
+        s_store(p, v);
+    else
+        s_store_n(p, v, left);
+}
+
 /* plane cls's elements of the group's n positions at pl */
 INLINE void nll_fill_store(const fill_group *fg, stor_t *pl, size_t n, size_t cls, int64_t ign, vec_t zero, int narrow,
                            const int nt)
@@ -525,12 +537,7 @@ INLINE void nll_fill_store(const fill_group *fg, stor_t *pl, size_t n, size_t cl
         const vec_t v = fg->uniform ? (hit ? fg->val[j] : zero)
                         : narrow    ? v_tnsel(fg->tn[j], (int32_t)cls, fg->val[j])
                                     : v_tsel(fg->tv[j], (int64_t)cls, fg->valid[j], fg->val[j]);
-        if (nt)
-            s_stream(pl + o, v);
-        else if (n - o >= VW)
-            s_store(pl + o, v);
-        else
-            s_store_n(pl + o, v, n - o);
+        nll_put(pl + o, v, n - o, nt);
     }
 }
 
@@ -585,15 +592,8 @@ INLINE void nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *we
         /* the value of a uniform group in nll_fill_prepare: the weight broadcast, times -g */
         const vec_t val = weight ? v_mul(v_set1(s_get(weight + cc)), gneg) : gneg;
         size_t o = 0;
-        for (size_t q = 0; q < vecs; q++, o += VW) {
-            const vec_t v = v_tnsel(tn[q], (int32_t)cc, val);
-            if (nt)
-                s_stream(pl + o, v);
-            else if (n - o >= VW)
-                s_store(pl + o, v);
-            else
-                s_store_n(pl + o, v, n - o);
-        }
+        for (size_t q = 0; q < vecs; q++, o += VW)
+            nll_put(pl + o, v_tnsel(tn[q], (int32_t)cc, val), n - o, nt);
     }
 }
 
