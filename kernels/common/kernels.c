@@ -235,6 +235,30 @@ INLINE void prefetch_planes(const stor_t *x, const void *tg, size_t p, size_t cs
     }
 }
 
+/* Mixed (random) targets in an N-D run of few classes: a vector names about min(VW, c) planes, each line its own miss
+ * (the planes lie far apart, and more of them than the hardware prefetcher follows), so every plane's line is
+ * prefetched PF_ALL positions ahead: c streams, read whole, instead of scattered misses. Only for c <= PF_ALL_MAXC
+ * (more classes: more lines than the gathers touch). A prefetch is never dereferenced. */
+#ifndef PF_ALL
+#define PF_ALL 256
+#endif
+#ifndef PF_ALL_MAXC
+#define PF_ALL_MAXC 32
+#endif
+#ifndef PF_ALL_LOC
+#define PF_ALL_LOC 3
+#endif
+
+INLINE void prefetch_all_planes(const stor_t *x, size_t p, size_t cs, size_t c)
+{
+    const size_t gb = 16 * sizeof(stor_t); /* a group's bytes in one plane */
+    if (gb < 64 && ((uintptr_t)(x + p) & 63) >= gb)
+        return; /* its line was prefetched with an earlier group's */
+    for (size_t t = 0; t < c; t++)
+        for (size_t b = 0; b < gb; b += 64)
+            __builtin_prefetch((const char *)(x + p + t * cs) + b, 0, PF_ALL_LOC);
+}
+
 /* Wide 2-D rows (k_stride > NLLK_NARROW_ROW_BYTES, c_stride 1): each row is touched in one cache line, the one its
  * target names, usually in a page of its own; PF_ROWS rows ahead each such line is prefetched (the targets are
  * known), so the page walks and misses overlap instead of waiting in the gather. Only targets in [0, c) are used. */
@@ -399,6 +423,8 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
     size_t bad = 0;
     unsigned seg_skip = 0;
     if (ks == 1) { /* N-D runs (and c == 1): stretches of equal targets, other groups one by one */
+        const int pf_all = PF_ALL > 0 && c <= PF_ALL_MAXC;
+        int mixed = 0; /* the last groups had vectors of too many runs (random targets) */
         for (size_t k = 0; k < len && !bad;) {
             if (len - k >= 16 && !seg_skip) { /* (not right after a vector of too many runs: random targets) */
                 const int64_t t0 = target_at(tg, k, tt);
@@ -408,12 +434,21 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
                 if (e > k) {
                     bad = nll_fwd_stretch(k, e, len, t0, x, tg, weight, out, acc, accw, cs, c, ign, tt);
                     k = e;
+                    mixed = 0;
                     continue;
                 }
             }
-            if (k + PF_PLANE + 16 <= len)
+            if (mixed && pf_all) {
+                if (k + PF_ALL + 16 <= len)
+                    prefetch_all_planes(x, k + PF_ALL, cs, c);
+            } else if (k + PF_PLANE + 16 <= len)
                 prefetch_planes(x, tg, k + PF_PLANE, cs, c, tt);
+            const unsigned skip0 = seg_skip;
             bad = nll_fwd_group(k, len, x, tg, weight, out, acc, accw, ks, cs, c, ign, kofs, &seg_skip, 1, tt);
+            if (seg_skip)
+                mixed = 1;
+            else if (!skip0)
+                mixed = 0;
             k += 16;
         }
     } else {
