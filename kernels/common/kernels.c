@@ -220,8 +220,8 @@ INLINE vidx_t tload_at(const void *tg, size_t o, size_t len, int64_t ign, const 
 /* N-D runs prefetch, for each 64-byte stretch of positions PF_PLANE positions ahead, the input line that its first
  * target names: within runs of one class the planes are read in short stretches at scattered moments, which the
  * hardware prefetcher does not follow. (With mixed targets this covers one lane's plane; a prefetch per lane cost
- * more than it saved with random targets, whose gathers keep enough misses in flight.) A prefetch is never
- * dereferenced; only targets in [0, c) are used. */
+ * more than it saved with random targets. Mixed targets over few classes prefetch every plane instead:
+ * prefetch_all_planes.) A prefetch is never dereferenced; only targets in [0, c) are used. */
 #define PF_PLANE 1024
 #define PF_STEP (64 / (VW * sizeof(stor_t)) > 0 ? 64 / (VW * sizeof(stor_t)) : 1) /* vectors per 64 bytes */
 
