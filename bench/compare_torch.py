@@ -546,8 +546,7 @@ def chart(rows, path, threads, note=None):
 # ==== cross-entropy (the `cepy` block: workloads, paired measurement, limits, targets) =========================
 # PyTorch's F.cross_entropy against nllk on logits; the nllk side is nllk.torch.cross_entropy (autograd) when
 # that exists, else the front end (nllk.cross_entropy; fwd+bwd = nllk.cross_entropy_forward_backward, the fused
-# training step, or in older front ends cross_entropy_forward + cross_entropy_backward with the forward's lse and
-# total_weight). Torch and nllk calls alternate (interleaved pairs, the order swapped
+# training step). Torch and nllk calls alternate (interleaved pairs, the order swapped
 # every repetition) so that the machine's noise hits both alike; each time is the median of its repetitions.
 CE_SHAPES = [(65536, 1000), (8192, 32000), (4, 21, 512, 512)]
 CE_SHAPES_QUICK = [(256, 100), (64, 3200), (2, 21, 32, 32)]
@@ -596,7 +595,6 @@ def ce_measure(w, args, threads, cache, g, nt, fe):
         cache[key] = dict(x=x, t=t)
     x, t = cache[key]["x"], cache[key]["t"]
     kw = dict(reduction=w["reduction"])
-    one = torch.ones(())
     # nllk.torch.cross_entropy computes with nllk only on its operator backend (without it, it is PyTorch's)
     use_nt = hasattr(nt, "cross_entropy") and getattr(nt, "BACKEND", "ops") == "ops"
     via = "nllk.torch.cross_entropy" if use_nt else "nllk.cross_entropy (front end)"
@@ -608,13 +606,7 @@ def ce_measure(w, args, threads, cache, g, nt, fe):
         xg = x.detach().requires_grad_(True)
         f_torch = lambda: torch.autograd.grad(F.cross_entropy(xg, t, **kw), xg)  # noqa: E731
 
-        if hasattr(fe, "cross_entropy_forward_backward"):  # the front end's fused training step
-            def f_fe():
-                return fe.cross_entropy_forward_backward(x, t, **kw)[1]
-        else:
-            def f_fe():
-                _, tw, lse = fe.cross_entropy_forward(x, t, **kw)
-                return fe.cross_entropy_backward(one, x, t, total_weight=tw, lse=lse, **kw)
+        f_fe = lambda: fe.cross_entropy_forward_backward(x, t, **kw)[1]  # noqa: E731 (the fused training step)
         if use_nt:
             f_nllk = lambda: torch.autograd.grad(nt.cross_entropy(xg, t, **kw), xg)  # noqa: E731
         else:
