@@ -1,7 +1,8 @@
 // bench_ce — Google Benchmark cases of nllk's cross-entropy from logits (class-index targets, f32, mean), next to
 // the machine's limits measured in the same binary (design notes section 5):
 //   mem_limit_s    a bare vectorized read of the logits and targets (forward), plus a write of the gradient (best of
-//                  memset and streaming stores) for forward+backward: the bytes read once (+ written once)
+//                  plain and streaming stores of gradient-like data, not zeros, which stream faster on this machine)
+//                  for forward+backward: the bytes read once (+ written once)
 //   sleef_limit_s  n*c SLEEF u10 exps of the active ISA at the same thread count (bare loop over cached data); the
 //                  forward needs n*c, forward+backward 2*n*c (nllk recomputes the softmax in the backward instead of
 //                  storing it), but the limit quoted is the issue's: n*c
@@ -71,7 +72,7 @@ double median_time(const std::function<void()> &f)
 volatile uint64_t g_sink;
 volatile double g_dsink;
 
-// read `rd` bytes at r and write `wr` bytes at w (streaming or memset) on `threads` threads, contiguous slices
+// read `rd` bytes at r and write `wr` bytes at w (gradient-like data, streaming or plain stores) on `threads` threads, contiguous slices
 void stream_pass(const void *r, size_t rd, void *w, size_t wr, int threads, bool nt)
 {
     uint64_t total = 0;
@@ -87,17 +88,17 @@ void stream_pass(const void *r, size_t rd, void *w, size_t wr, int threads, bool
 #endif
         default: total += nllkb::read_sum_scalar(rp, re - rb);
         }
-        if (wr) {
+        if (wr) { // the gradient is data: written as data (lines of zeros stream faster here)
             const size_t wb = wr / 64 * k / n * 64, we = k == n - 1 ? wr : wr / 64 * (k + 1) / n * 64;
             char *wp = static_cast<char *>(w) + wb;
 #if defined(__x86_64__)
-            if (nt && best_isa() == nllkb::ISA_AVX512)
-                nllkb::write_nt_avx512(wp, we - wb);
-            else if (nt && best_isa() == nllkb::ISA_AVX2)
-                nllkb::write_nt_avx2(wp, we - wb);
+            if (best_isa() == nllkb::ISA_AVX512)
+                nllkb::write_data_avx512(wp, we - wb, nt);
+            else if (best_isa() == nllkb::ISA_AVX2)
+                nllkb::write_data_avx2(wp, we - wb, nt);
             else
 #endif
-                std::memset(wp, 0, we - wb);
+                nllkb::write_data_scalar(wp, we - wb, nt);
         }
     }
     g_sink = total;

@@ -12,7 +12,9 @@
 //                  gather loop over the same targets and input elements (same thread count, same buffers)
 //   sleef_limit_s  the time bare SLEEF exp/log loops of the same ISA need for the kernel's exp/log count
 //   limit_frac     max(mem_limit_s, sleef_limit_s) / kernel time  (1.0 = at the machine's limit)
-// The limits are also reported on their own (limit/read, limit/write, limit/sleef_*).
+// The limits are also reported on their own (limit/read, limit/sleef_*, and the writes: limit/write_memset and
+// limit/write_stream of zeros, limit/write_data and limit/write_stream_data of gradient-like data, which streams
+// more slowly here than zeros do).
 //
 // Options (before Google Benchmark's own, e.g. --benchmark_out=x.json --benchmark_out_format=json):
 //   --nllk_sizes=quick|default|full   which sizes (quick: smoke run; full: adds 1 MB, 16 MB, 512 MB)
@@ -441,9 +443,25 @@ void par(int threads, F body)
     body(omp_get_thread_num(), omp_get_num_threads());
 }
 
-// A bare pass reading `reads` (vectorized sum) and writing `writes` (memset or streaming stores), split across
-// `threads` threads in contiguous slices.
-double stream_pass(const std::vector<Span> &reads, const std::vector<Span> &writes, int threads, bool nt_store)
+// What a write limit writes: zeros with memset or streaming stores, or data (a different gradient-like pattern in
+// every line: nllkb::write_data_*) with plain or streaming stores.
+enum WriteKind { W_MEMSET, W_NT_ZERO, W_DATA, W_NT_DATA };
+
+void write_data(void *p, size_t bytes, bool nt)
+{
+#if defined(__x86_64__)
+    if (best_isa() == nllkb::ISA_AVX512)
+        return nllkb::write_data_avx512(p, bytes, nt);
+    if (best_isa() == nllkb::ISA_AVX2)
+        return nllkb::write_data_avx2(p, bytes, nt);
+#endif
+    nllkb::write_data_scalar(p, bytes, nt);
+}
+
+// A bare pass reading `reads` (vectorized sum) and writing `writes` (memset or streaming stores; with `data`,
+// gradient-like data instead of zeros), split across `threads` threads in contiguous slices.
+double stream_pass(const std::vector<Span> &reads, const std::vector<Span> &writes, int threads, bool nt_store,
+                   bool data = false)
 {
     std::atomic<uint64_t> total{0};
     par(threads, [&](int k, int nt) {
@@ -456,6 +474,10 @@ double stream_pass(const std::vector<Span> &reads, const std::vector<Span> &writ
             size_t b, e;
             slice(s.bytes, k, nt, &b, &e);
             char *p = const_cast<char *>(static_cast<const char *>(s.p)) + b;
+            if (data) {
+                write_data(p, e - b, nt_store);
+                continue;
+            }
 #if defined(__x86_64__)
             if (nt_store && best_isa() == nllkb::ISA_AVX512)
                 nllkb::write_nt_avx512(p, e - b);
@@ -851,12 +873,13 @@ void run_read_limit(benchmark::State &state, size_t bytes, int threads)
     state.counters["threads"] = threads;
 }
 
-void run_write_limit(benchmark::State &state, size_t bytes, int threads, bool nt)
+void run_write_limit(benchmark::State &state, size_t bytes, int threads, WriteKind kind)
 {
     void *p = buffer(R_OUT, bytes);
     g_buf[R_OUT].tag.clear();
+    const bool nt = kind == W_NT_ZERO || kind == W_NT_DATA, data = kind == W_DATA || kind == W_NT_DATA;
     for (auto _ : state)
-        stream_pass({}, {{p, bytes}}, threads, nt);
+        stream_pass({}, {{p, bytes}}, threads, nt, data);
     state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)bytes);
     state.counters["threads"] = threads;
 }
@@ -921,13 +944,19 @@ void register_all()
             benchmark::RegisterBenchmark(("limit/read" + sfx).c_str(),
                                          [bytes, th](benchmark::State &s) { run_read_limit(s, bytes, th); })
                 ->UseRealTime()->Unit(benchmark::kMicrosecond);
-            benchmark::RegisterBenchmark(("limit/write_memset" + sfx).c_str(),
-                                         [bytes, th](benchmark::State &s) { run_write_limit(s, bytes, th, false); })
-                ->UseRealTime()->Unit(benchmark::kMicrosecond);
-            if (best_isa() != nllkb::ISA_SCALAR)
-                benchmark::RegisterBenchmark(("limit/write_stream" + sfx).c_str(),
-                                             [bytes, th](benchmark::State &s) { run_write_limit(s, bytes, th, true); })
+            const std::pair<const char *, WriteKind> writes[] = {
+                {"write_memset", W_MEMSET}, {"write_stream", W_NT_ZERO}, {"write_data", W_DATA},
+                {"write_stream_data", W_NT_DATA}};
+            for (const auto &w : writes) {
+                if ((w.second == W_NT_ZERO || w.second == W_NT_DATA) && best_isa() == nllkb::ISA_SCALAR)
+                    continue;
+                const WriteKind kind = w.second;
+                benchmark::RegisterBenchmark((std::string("limit/") + w.first + sfx).c_str(),
+                                             [bytes, th, kind](benchmark::State &s) {
+                                                 run_write_limit(s, bytes, th, kind);
+                                             })
                     ->UseRealTime()->Unit(benchmark::kMicrosecond);
+            }
         }
     for (const std::string &isa : g_isas)
         for (int f64 = 0; f64 < 2; f64++)

@@ -28,6 +28,15 @@ uint64_t read_sum_avx512(const void *p, size_t bytes);
 void write_nt_avx2(void *p, size_t bytes);
 void write_nt_avx512(void *p, size_t bytes);
 
+// Write of `bytes` bytes of data -- floats near 1e-3, a different pattern in every 64-byte line, like a gradient --
+// with streaming stores (nt) or plain stores; p 64-byte aligned. On this machine lines of zeros stream faster than
+// lines of data (BENCHMARKS.md), so a kernel that writes values (a softmax gradient) is held to this limit, not to
+// the zeros'. data_word(line, i) is word i (0..15) of 64-byte line `line`: every ISA writes the same bytes.
+inline uint32_t data_word(size_t line, unsigned i) { return (0x3a800000u + (i << 18)) ^ ((uint32_t)line & 0xffffu); }
+void write_data_scalar(void *p, size_t bytes, bool nt);
+void write_data_avx2(void *p, size_t bytes, bool nt);
+void write_data_avx512(void *p, size_t bytes, bool nt);
+
 }  // namespace nllkb
 
 #endif

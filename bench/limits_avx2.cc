@@ -63,4 +63,28 @@ void write_nt_avx2(void *p, size_t bytes)
     _mm_sfence();
 }
 
+void write_data_avx2(void *p, size_t bytes, bool nt)
+{
+    char *c = static_cast<char *>(p);
+    const __m256i lo = _mm256_setr_epi32(data_word(0, 0), data_word(0, 1), data_word(0, 2), data_word(0, 3),
+                                         data_word(0, 4), data_word(0, 5), data_word(0, 6), data_word(0, 7));
+    const __m256i hi = _mm256_setr_epi32(data_word(0, 8), data_word(0, 9), data_word(0, 10), data_word(0, 11),
+                                         data_word(0, 12), data_word(0, 13), data_word(0, 14), data_word(0, 15));
+    size_t i = 0;
+    for (; i + 64 <= bytes; i += 64) {
+        const __m256i l = _mm256_set1_epi32((int)((i >> 6) & 0xffff));
+        __m256i *q = reinterpret_cast<__m256i *>(c + i);
+        if (nt) {
+            _mm256_stream_si256(q, _mm256_xor_si256(lo, l));
+            _mm256_stream_si256(q + 1, _mm256_xor_si256(hi, l));
+        } else {
+            _mm256_store_si256(q, _mm256_xor_si256(lo, l));
+            _mm256_store_si256(q + 1, _mm256_xor_si256(hi, l));
+        }
+    }
+    if (i < bytes)
+        write_data_scalar(c + i, bytes - i, false);
+    _mm_sfence();
+}
+
 }  // namespace nllkb

@@ -63,4 +63,24 @@ void write_nt_avx512(void *p, size_t bytes)
     _mm_sfence();
 }
 
+void write_data_avx512(void *p, size_t bytes, bool nt)
+{
+    char *c = static_cast<char *>(p);
+    const __m512i base = _mm512_setr_epi32(data_word(0, 0), data_word(0, 1), data_word(0, 2), data_word(0, 3),
+                                           data_word(0, 4), data_word(0, 5), data_word(0, 6), data_word(0, 7),
+                                           data_word(0, 8), data_word(0, 9), data_word(0, 10), data_word(0, 11),
+                                           data_word(0, 12), data_word(0, 13), data_word(0, 14), data_word(0, 15));
+    size_t i = 0;
+    for (; i + 64 <= bytes; i += 64) {
+        const __m512i v = _mm512_xor_si512(base, _mm512_set1_epi32((int)((i >> 6) & 0xffff)));
+        if (nt)
+            _mm512_stream_si512(reinterpret_cast<__m512i *>(c + i), v);
+        else
+            _mm512_store_si512(reinterpret_cast<__m512i *>(c + i), v);
+    }
+    if (i < bytes)
+        write_data_scalar(c + i, bytes - i, false); /* (its lines count from 0: the tail's pattern differs) */
+    _mm_sfence();
+}
+
 }  // namespace nllkb

@@ -54,4 +54,18 @@ uint64_t read_sum_scalar(const void *p, size_t bytes)
     return a0 + a1 + a2 + a3;
 }
 
+void write_data_scalar(void *p, size_t bytes, bool)  // (no streaming stores in portable C++)
+{
+    unsigned char *c = static_cast<unsigned char *>(p);
+    size_t i = 0;
+    for (; i + 64 <= bytes; i += 64) {
+        uint32_t w[16];
+        for (unsigned j = 0; j < 16; j++)
+            w[j] = data_word(i >> 6, j);
+        std::memcpy(c + i, w, 64);
+    }
+    for (; i < bytes; i++)
+        c[i] = static_cast<unsigned char>(data_word(i >> 6, (unsigned)(i & 63) / 4) >> (8 * (i & 3)));
+}
+
 }  // namespace nllkb
