@@ -19,18 +19,6 @@ static inline double ce_fold16(double *s)
     return s[0];
 }
 
-/* The same fold for VW positions at once: l[q][p] is lane q of position p; the result goes to out[p]. The same
- * operations per position as ce_fold16, in an order the compiler may vectorise across positions. */
-static inline void ce_fold16_vw(double (*l)[VW], double *out)
-{
-    for (int h = 8; h >= 1; h /= 2)
-        for (int q = 0; q < h; q++)
-            for (size_t p = 0; p < VW; p++)
-                l[q][p] += l[q + h][p];
-    for (size_t p = 0; p < VW; p++)
-        out[p] = l[0][p];
-}
-
 /* logsum of each of the cnt <= VW exp-sums s: f64 the log of s; f32 log((float)s) plus the rounding's residual,
  * so that the result keeps the double sum's accuracy. One v_log for all of them. */
 static inline void ce_logsums(const double *s, size_t cnt, elem_t *logsum)
