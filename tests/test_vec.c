@@ -74,7 +74,8 @@ static const probe_set *probes_of(const char *build)
 
 static const char *const op_names[P_NUM_OUT] = {
     "add",  "sub",    "mul",     "div",    "neg",    "exp",  "log",   "set1",   "le",     "select",  "mzero",
-    "load", "load_n", "store_n", "gather", "stream", "tsel", "tnsel", "exp_ce", "mblend", "max_num", "exp_ce_le0"};
+    "load", "load_n", "store_n", "gather", "stream", "tsel", "tnsel", "exp_ce", "mblend", "max_num", "exp_ce_le0",
+    "split_hi", "split_lo"};
 
 enum { N = 512 };
 
@@ -211,6 +212,11 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_MAX_NUM] = bi > ai ? bi : ai; /* x > m ? x : m: NaN b keeps a; equal zeros keep a */
         /* v_exp_ce_le0 is v_exp_ce (the map's own, checked above) where a <= 0 or NaN */
         want[P_CE_EXP0] = ai <= 0 || ai != ai ? tu_get(dt, out, (size_t)P_EXP_CE * N + i) : 0.0;
+        { /* v_acc_split: plain C in double, each step rounded to the dtype where elem_t is float */
+            const double hi = tu_round(dt, d[i]);
+            want[P_SPLIT_HI] = hi;
+            want[P_SPLIT_LO] = d[i] == hi ? 0.0 : tu_round(dt, (d[i] - hi) / hi);
+        }
         for (int op = 0; op < P_NUM_OUT; op++) {
             if (!ref && (op == P_EXP || op == P_LOG || op == P_EXP_CE || op == P_CE_EXP0))
                 continue; /* no reference map: exp/log checked against libm only */

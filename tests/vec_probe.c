@@ -43,6 +43,12 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         v_store(res[P_LOAD_N], v_load_n(a + o, m));
         v_store_n(res[P_STORE_N], va, m);
         v_acc_store(p->acc + o, v_acc_add(v_acc_load(p->d + o), va));
+        {
+            vec_t hi, lo;
+            v_acc_split(v_acc_load(p->d + o), &hi, &lo);
+            v_store(res[P_SPLIT_HI], hi);
+            v_store(res[P_SPLIT_LO], lo);
+        }
         if (p->acc_sum) /* ce planes (stop 23): two sum lanes combined */
             v_acc_store(p->acc_sum + o, v_acc_sum(v_acc_load(p->d + o), v_acc_load(p->acc + o)));
 

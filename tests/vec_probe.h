@@ -32,6 +32,8 @@ enum {
     P_MBLEND,  /* v_mblend(keep bits, a, b)                                                      */
     P_MAX_NUM, /* v_max_num(a, b) (ce rows, stop 23)                                              */
     P_CE_EXP0, /* v_exp_ce_le0(a) where a <= 0 or NaN, else +0 (ce rows, stop 23)                */
+    P_SPLIT_HI, /* v_acc_split(v_acc_load(d), &hi, &lo): hi (ce logsums, stop 25)                */
+    P_SPLIT_LO, /* ... and lo                                                                    */
     P_NUM_OUT
 };
 

@@ -520,4 +520,31 @@ static inline vacc_t v_acc_sum(vacc_t a, vacc_t b)
 static inline __m256d v_acc_sum(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
 #endif
 
+/* ce logsums (stop 25) */
+/* v_acc_split(a, &hi, &lo): a as elem_t, and its relative residual (+0 where exact): vec_ops.h */
+#if defined(NLLK_DTYPE_F32)
+static inline __m128 nv_split4(__m256d a, __m128 *lo)
+{
+    const __m128 hi = _mm256_cvtpd_ps(a);
+    const __m256d hd = _mm256_cvtps_pd(hi);
+    const __m256d eq = _mm256_cmp_pd(a, hd, _CMP_EQ_OQ);
+    *lo = _mm256_cvtpd_ps(_mm256_andnot_pd(eq, _mm256_div_pd(_mm256_sub_pd(a, hd), hd)));
+    return hi;
+}
+static inline void v_acc_split(vacc_t a, __m256 *hi, __m256 *lo)
+{
+    __m128 l0, l1;
+    const __m128 h0 = nv_split4(a.lo, &l0), h1 = nv_split4(a.hi, &l1);
+    *hi = _mm256_set_m128(h1, h0);
+    *lo = _mm256_set_m128(l1, l0);
+}
+#else
+static inline void v_acc_split(__m256d a, __m256d *hi, __m256d *lo)
+{
+    const __m256d eq = _mm256_cmp_pd(a, a, _CMP_EQ_OQ);
+    *hi = a;
+    *lo = _mm256_andnot_pd(eq, _mm256_div_pd(_mm256_sub_pd(a, a), a));
+}
+#endif
+
 #endif

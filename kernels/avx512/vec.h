@@ -452,4 +452,31 @@ static inline vacc_t v_acc_sum(vacc_t a, vacc_t b)
 static inline __m512d v_acc_sum(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
 #endif
 
+/* ce logsums (stop 25) */
+/* v_acc_split(a, &hi, &lo): a as elem_t, and its relative residual (+0 where exact): vec_ops.h */
+#if defined(NLLK_DTYPE_F32)
+static inline __m256 nv_split8(__m512d a, __m256 *lo)
+{
+    const __m256 hi = _mm512_cvtpd_ps(a);
+    const __m512d hd = _mm512_cvtps_pd(hi);
+    const __mmask8 eq = _mm512_cmp_pd_mask(a, hd, _CMP_EQ_OQ);
+    *lo = _mm512_cvtpd_ps(_mm512_maskz_mov_pd((__mmask8)~eq, _mm512_div_pd(_mm512_sub_pd(a, hd), hd)));
+    return hi;
+}
+static inline void v_acc_split(vacc_t a, __m512 *hi, __m512 *lo)
+{
+    __m256 l0, l1;
+    const __m256 h0 = nv_split8(a.lo, &l0), h1 = nv_split8(a.hi, &l1);
+    *hi = _mm512_insertf32x8(_mm512_castps256_ps512(h0), h1, 1);
+    *lo = _mm512_insertf32x8(_mm512_castps256_ps512(l0), l1, 1);
+}
+#else
+static inline void v_acc_split(__m512d a, __m512d *hi, __m512d *lo)
+{
+    const __mmask8 eq = _mm512_cmp_pd_mask(a, a, _CMP_EQ_OQ);
+    *hi = a;
+    *lo = _mm512_maskz_mov_pd((__mmask8)~eq, _mm512_div_pd(_mm512_sub_pd(a, a), a));
+}
+#endif
+
 #endif

@@ -23,17 +23,15 @@ static inline double ce_fold16(double *s)
  * so that the result keeps the double sum's accuracy. One v_log for all of them. */
 static inline void ce_logsums(const double *s, size_t cnt, elem_t *logsum)
 {
-    elem_t hi[VW], lo[VW];
-    /* branch-free (vectorisable): the quotient is computed, and dropped when v == hi */
-    for (size_t p = 0; p < VW; p++) {
-        const double v = p < cnt ? s[p] : 1.0;
-        hi[p] = (elem_t)v;
-        const elem_t r = (elem_t)((v - (double)hi[p]) / (double)hi[p]);
-        lo[p] = v == (double)hi[p] ? (elem_t)0 : r;
-    }
-    v_store(hi, v_add(v_log(v_load(hi)), v_load(lo)));
+    double v[VW];
+    for (size_t p = 0; p < VW; p++)
+        v[p] = p < cnt ? s[p] : 1.0;
+    vec_t hi, lo;
+    v_acc_split(v_acc_load(v), &hi, &lo); /* per lane: hi = (elem_t)v, lo = (v - hi) / hi, or +0 when v == hi */
+    elem_t r[VW];
+    v_store(r, v_add(v_log(hi), lo));
     for (size_t p = 0; p < cnt; p++)
-        logsum[p] = hi[p];
+        logsum[p] = r[p];
 }
 
 /* The label-smoothing factors (1 - ls) and ls / c, rounded to the dtype as PyTorch's scalar multiplications. */

@@ -64,7 +64,11 @@
  *   v_exp_ce_le0(a)            v_exp_ce(a) for a <= 0 or NaN (x - m of a row's max m), other arguments unspecified:
  *                              without the upper clamp, a no-op there
  *   v_h_max2(m, p)             16-bit storage: m with the 2*VW stored values p[0 .. 2*VW) folded in by v_max_num in an
- *                              unspecified lane order (order-free maxima only; a NaN may widen to any NaN) */
+ *                              unspecified lane order (order-free maxima only; a NaN may widen to any NaN)
+ * Cross-entropy logsums (stop 25; at the end of every map, block "ce logsums (stop 25)")
+ *   v_acc_split(a, &hi, &lo)   hi[i] = (elem_t)a[i]; lo[i] = +0 where a[i] == (double)hi[i] (ordered), else
+ *                              (elem_t)((a[i] - (double)hi[i]) / (double)hi[i]): a double sum as a float and its
+ *                              relative residual (ce_logsums), every step an IEEE operation rounded once */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 

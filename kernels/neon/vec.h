@@ -369,4 +369,30 @@ static inline vacc_t v_acc_sum(vacc_t a, vacc_t b) { return (vacc_t){vaddq_f64(a
 static inline float64x2_t v_acc_sum(float64x2_t a, float64x2_t b) { return vaddq_f64(a, b); }
 #endif
 
+/* ce logsums (stop 25) */
+/* v_acc_split(a, &hi, &lo): a as elem_t, and its relative residual (+0 where exact): vec_ops.h */
+#if defined(NLLK_DTYPE_F32)
+static inline float32x2_t nv_split2(float64x2_t a, float32x2_t *lo)
+{
+    const float32x2_t hi = vcvt_f32_f64(a);
+    const float64x2_t hd = vcvt_f64_f32(hi);
+    const uint64x2_t eq = vceqq_f64(a, hd);
+    *lo = vcvt_f32_f64(vbslq_f64(eq, vdupq_n_f64(0), vdivq_f64(vsubq_f64(a, hd), hd)));
+    return hi;
+}
+static inline void v_acc_split(vacc_t a, float32x4_t *hi, float32x4_t *lo)
+{
+    float32x2_t l0, l1;
+    const float32x2_t h0 = nv_split2(a.lo, &l0), h1 = nv_split2(a.hi, &l1);
+    *hi = vcombine_f32(h0, h1);
+    *lo = vcombine_f32(l0, l1);
+}
+#else
+static inline void v_acc_split(float64x2_t a, float64x2_t *hi, float64x2_t *lo)
+{
+    *hi = a;
+    *lo = vbslq_f64(vceqq_f64(a, a), vdupq_n_f64(0), vdivq_f64(vsubq_f64(a, a), a));
+}
+#endif
+
 #endif

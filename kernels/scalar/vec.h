@@ -219,4 +219,14 @@ static inline vec_t v_h_max2(vec_t m, const uint16_t *p)
 /* v_acc_sum(a, b): lane i a[i] + b[i] (two sum lanes combined, as the fold of the canonical lanes) */
 static inline vacc_t v_acc_sum(vacc_t a, vacc_t b) { return a + b; }
 
+/* ce logsums (stop 25) */
+/* v_acc_split(a, &hi, &lo): a as elem_t, and its relative residual (+0 where exact): vec_ops.h */
+static inline void v_acc_split(vacc_t a, vec_t *hi, vec_t *lo)
+{
+    const elem_t h = (elem_t)a;
+    const double hd = (double)h;
+    *hi = h;
+    *lo = a == hd ? (elem_t)0 : (elem_t)((a - hd) / hd);
+}
+
 #endif
