@@ -20,7 +20,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -91,14 +90,7 @@ void stream_pass(const void *r, size_t rd, void *w, size_t wr, int threads, bool
         if (wr) { // the gradient is data: written as data (lines of zeros stream faster here)
             const size_t wb = wr / 64 * k / n * 64, we = k == n - 1 ? wr : wr / 64 * (k + 1) / n * 64;
             char *wp = static_cast<char *>(w) + wb;
-#if defined(__x86_64__)
-            if (best_isa() == nllkb::ISA_AVX512)
-                nllkb::write_data_avx512(wp, we - wb, nt);
-            else if (best_isa() == nllkb::ISA_AVX2)
-                nllkb::write_data_avx2(wp, we - wb, nt);
-            else
-#endif
-                nllkb::write_data_scalar(wp, we - wb, nt);
+            nllkb::write_data(best_isa(), wp, we - wb, nt);
         }
     }
     g_sink = total;

@@ -447,17 +447,6 @@ void par(int threads, F body)
 // every line: nllkb::write_data_*) with plain or streaming stores.
 enum WriteKind { W_MEMSET, W_NT_ZERO, W_DATA, W_NT_DATA };
 
-void write_data(void *p, size_t bytes, bool nt)
-{
-#if defined(__x86_64__)
-    if (best_isa() == nllkb::ISA_AVX512)
-        return nllkb::write_data_avx512(p, bytes, nt);
-    if (best_isa() == nllkb::ISA_AVX2)
-        return nllkb::write_data_avx2(p, bytes, nt);
-#endif
-    nllkb::write_data_scalar(p, bytes, nt);
-}
-
 // A bare pass reading `reads` (vectorized sum) and writing `writes` (memset or streaming stores; with `data`,
 // gradient-like data instead of zeros), split across `threads` threads in contiguous slices.
 double stream_pass(const std::vector<Span> &reads, const std::vector<Span> &writes, int threads, bool nt_store,
@@ -475,7 +464,7 @@ double stream_pass(const std::vector<Span> &reads, const std::vector<Span> &writ
             slice(s.bytes, k, nt, &b, &e);
             char *p = const_cast<char *>(static_cast<const char *>(s.p)) + b;
             if (data) {
-                write_data(p, e - b, nt_store);
+                nllkb::write_data(best_isa(), p, e - b, nt_store);
                 continue;
             }
 #if defined(__x86_64__)

@@ -36,6 +36,8 @@ inline uint32_t data_word(size_t line, unsigned i) { return (0x3a800000u + (i <<
 void write_data_scalar(void *p, size_t bytes, bool nt);
 void write_data_avx2(void *p, size_t bytes, bool nt);
 void write_data_avx512(void *p, size_t bytes, bool nt);
+// The same through the given ISA's function (scalar where the build has no other; the caller checks support).
+void write_data(LimitIsa isa, void *p, size_t bytes, bool nt);
 
 }  // namespace nllkb
 

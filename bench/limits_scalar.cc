@@ -68,4 +68,16 @@ void write_data_scalar(void *p, size_t bytes, bool)  // (no streaming stores in 
         c[i] = static_cast<unsigned char>(data_word(i >> 6, (unsigned)(i & 63) / 4) >> (8 * (i & 3)));
 }
 
+void write_data(LimitIsa isa, void *p, size_t bytes, bool nt)
+{
+#if defined(__x86_64__)
+    if (isa == ISA_AVX512)
+        return write_data_avx512(p, bytes, nt);
+    if (isa == ISA_AVX2)
+        return write_data_avx2(p, bytes, nt);
+#endif
+    (void)isa;
+    write_data_scalar(p, bytes, nt);
+}
+
 }  // namespace nllkb
