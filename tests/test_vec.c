@@ -75,7 +75,7 @@ static const probe_set *probes_of(const char *build)
 static const char *const op_names[P_NUM_OUT] = {
     "add",  "sub",    "mul",     "div",    "neg",    "exp",  "log",   "set1",   "le",     "select",  "mzero",
     "load", "load_n", "store_n", "gather", "stream", "tsel", "tnsel", "exp_ce", "mblend", "max_num", "exp_ce_le0",
-    "split_hi", "split_lo"};
+    "split_hi", "split_lo", "rdiv"};
 
 enum { N = 512 };
 
@@ -217,6 +217,7 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
             want[P_SPLIT_HI] = hi;
             want[P_SPLIT_LO] = d[i] == hi ? 0.0 : tu_round(dt, (d[i] - hi) / hi);
         }
+        want[P_RDIV] = tu_round(dt, ai / d[i]); /* v_acc_rdiv: one division in double, rounded to the dtype */
         for (int op = 0; op < P_NUM_OUT; op++) {
             if (!ref && (op == P_EXP || op == P_LOG || op == P_EXP_CE || op == P_CE_EXP0))
                 continue; /* no reference map: exp/log checked against libm only */

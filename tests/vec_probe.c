@@ -48,6 +48,7 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
             v_acc_split(v_acc_load(p->d + o), &hi, &lo);
             v_store(res[P_SPLIT_HI], hi);
             v_store(res[P_SPLIT_LO], lo);
+            v_store(res[P_RDIV], v_acc_rdiv(va, v_acc_load(p->d + o)));
         }
         if (p->acc_sum) /* ce planes (stop 23): two sum lanes combined */
             v_acc_store(p->acc_sum + o, v_acc_sum(v_acc_load(p->d + o), v_acc_load(p->acc + o)));

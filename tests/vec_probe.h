@@ -34,6 +34,7 @@ enum {
     P_CE_EXP0, /* v_exp_ce_le0(a) where a <= 0 or NaN, else +0 (ce rows, stop 23)                */
     P_SPLIT_HI, /* v_acc_split(v_acc_load(d), &hi, &lo): hi (ce logsums, stop 25)                */
     P_SPLIT_LO, /* ... and lo                                                                    */
+    P_RDIV,     /* v_acc_rdiv(a, v_acc_load(d)) (ce planes gradient, stop 26)                     */
     P_NUM_OUT
 };
 

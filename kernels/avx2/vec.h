@@ -547,4 +547,17 @@ static inline void v_acc_split(__m256d a, __m256d *hi, __m256d *lo)
 }
 #endif
 
+/* ce planes gradient (stop 26) */
+/* v_acc_rdiv(a, s): (elem_t)((double)a / s), one division in double rounded once: vec_ops.h */
+#if defined(NLLK_DTYPE_F32)
+static inline __m256 v_acc_rdiv(__m256 a, vacc_t s)
+{
+    const __m128 lo = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), s.lo));
+    const __m128 hi = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), s.hi));
+    return _mm256_set_m128(hi, lo);
+}
+#else
+static inline __m256d v_acc_rdiv(__m256d a, __m256d s) { return _mm256_div_pd(a, s); }
+#endif
+
 #endif

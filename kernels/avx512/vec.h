@@ -479,4 +479,17 @@ static inline void v_acc_split(__m512d a, __m512d *hi, __m512d *lo)
 }
 #endif
 
+/* ce planes gradient (stop 26) */
+/* v_acc_rdiv(a, s): (elem_t)((double)a / s), one division in double rounded once: vec_ops.h */
+#if defined(NLLK_DTYPE_F32)
+static inline __m512 v_acc_rdiv(__m512 a, vacc_t s)
+{
+    const __m256 lo = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), s.lo));
+    const __m256 hi = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)), s.hi));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+#else
+static inline __m512d v_acc_rdiv(__m512d a, __m512d s) { return _mm512_div_pd(a, s); }
+#endif
+
 #endif

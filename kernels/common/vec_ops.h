@@ -68,7 +68,10 @@
  * Cross-entropy logsums (stop 25; at the end of every map, block "ce logsums (stop 25)")
  *   v_acc_split(a, &hi, &lo)   hi[i] = (elem_t)a[i]; lo[i] = +0 where a[i] == (double)hi[i] (ordered), else
  *                              (elem_t)((a[i] - (double)hi[i]) / (double)hi[i]): a double sum as a float and its
- *                              relative residual (ce_logsums), every step an IEEE operation rounded once */
+ *                              relative residual (ce_logsums), every step an IEEE operation rounded once
+ * Cross-entropy planes gradient (stop 26; at the end of every map, block "ce planes gradient (stop 26)")
+ *   v_acc_rdiv(a, s)           (elem_t)((double)a[i] / s[i]): one division in double, rounded once to the dtype
+ *                              (ce_pfac of VW positions) */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 

@@ -395,4 +395,16 @@ static inline void v_acc_split(float64x2_t a, float64x2_t *hi, float64x2_t *lo)
 }
 #endif
 
+/* ce planes gradient (stop 26) */
+/* v_acc_rdiv(a, s): (elem_t)((double)a / s), one division in double rounded once: vec_ops.h */
+#if defined(NLLK_DTYPE_F32)
+static inline float32x4_t v_acc_rdiv(float32x4_t a, vacc_t s)
+{
+    const float32x2_t lo = vcvt_f32_f64(vdivq_f64(vcvt_f64_f32(vget_low_f32(a)), s.lo));
+    return vcombine_f32(lo, vcvt_f32_f64(vdivq_f64(vcvt_high_f64_f32(a), s.hi)));
+}
+#else
+static inline float64x2_t v_acc_rdiv(float64x2_t a, float64x2_t s) { return vdivq_f64(a, s); }
+#endif
+
 #endif

@@ -229,4 +229,8 @@ static inline void v_acc_split(vacc_t a, vec_t *hi, vec_t *lo)
     *lo = a == hd ? (elem_t)0 : (elem_t)((a - hd) / hd);
 }
 
+/* ce planes gradient (stop 26) */
+/* v_acc_rdiv(a, s): (elem_t)((double)a / s), one division in double rounded once: vec_ops.h */
+static inline vec_t v_acc_rdiv(vec_t a, vacc_t s) { return (elem_t)((double)a / s); }
+
 #endif
