@@ -23,10 +23,15 @@ static inline double ce_fold16(double *s)
  * so that the result keeps the double sum's accuracy. One v_log for all of them. */
 static inline void ce_logsums(const double *s, size_t cnt, elem_t *logsum)
 {
+    vec_t hi, lo;
+    if (cnt >= VW) { /* straight from s to logsum: no copies lane by lane (a store-to-load stall each way) */
+        v_acc_split(v_acc_load(s), &hi, &lo);
+        v_store(logsum, v_add(v_log(hi), lo));
+        return;
+    }
     double v[VW];
     for (size_t p = 0; p < VW; p++)
         v[p] = p < cnt ? s[p] : 1.0;
-    vec_t hi, lo;
     v_acc_split(v_acc_load(v), &hi, &lo); /* per lane: hi = (elem_t)v, lo = (v - hi) / hi, or +0 when v == hi */
     elem_t r[VW];
     v_store(r, v_add(v_log(hi), lo));

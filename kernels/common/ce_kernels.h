@@ -10,16 +10,6 @@
  * values (exps) are elem_t. So a 16-bit result is the f32 kernel's on the converted inputs, rounded once. */
 #include "ce_formula.h"
 
-/* Target i of a run widened to int64. */
-INLINE int64_t ce_target(const void *tg, size_t i, const nllk_target_type tt)
-{
-    switch (tt) {
-    case NLLK_TARGET_I64: return ((const int64_t *)tg)[i];
-    case NLLK_TARGET_I32: return ((const int32_t *)tg)[i];
-    default: return ((const uint8_t *)tg)[i];
-    }
-}
-
 INLINE int ce_bad(int64_t t, const nllk_ce_run *r)
 {
     return t != r->ignore_index && !(t >= 0 && (uint64_t)t < (uint64_t)r->c);
@@ -66,7 +56,6 @@ enum { CE_S = 0, CE_SMOOTH = 1 /* D = sum w (x - m) */, CE_PROB = 2 /* A = sum q
  * never enters; one vmaxps on x86), 2*VW elements each per step (16-bit storage: v_h_max2, which widens them in any
  * lane order), the last partial vector as the row's last whole one (overlapping, max is idempotent), one vector
  * reduced in scalar. Ties of -0 and +0 may keep either zero: the sign is fixed at the end (-0 reads as +0). */
-INLINE vec_t ce_vmax(vec_t a, vec_t b) { return v_select(v_le(a, b), b, a); }
 INLINE vec_t ce_row_max2(vec_t m, const stor_t *p)
 {
 #if defined(NLLK_STORAGE_16)
@@ -176,7 +165,7 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg,
         int64_t tb[VW];
         size_t good = cnt; /* rows before the first bad target */
         for (size_t p = 0; p < cnt; p++) {
-            tb[p] = ce_target(tg, k0 + p, tt);
+            tb[p] = target_at(tg, k0 + p, tt);
             if (ce_bad(tb[p], r)) {
                 good = p;
                 break;
@@ -264,7 +253,7 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
     elem_t ebuf[CE_EBUF];
     const int stream = r->stream && c <= CE_EBUF;
     for (size_t k = 0; k < r->len; k++) {
-        const int64_t t = ce_target(tg, k, tt);
+        const int64_t t = target_at(tg, k, tt);
         const int ign = t == r->ignore_index;
         const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
         stor_t *grow = gx + k * r->k_stride;
@@ -412,7 +401,7 @@ INLINE vacc_t ce_plane_lane(const ce_plane_in *in, const int what, const size_t 
         if (what == CE_L_BUF) {
             v = ce_ld(in->e + k * in->es, mm);
         } else if (what == CE_L_EXP) {
-            v = ce_keep(v_exp_ce(v_sub(ce_sld(xk, mm), in->mv)), mm);
+            v = ce_keep(v_exp_ce_le0(v_sub(ce_sld(xk, mm), in->mv)), mm);
             if (in->e)
                 ce_st(in->e + k * in->es, v, mm);
         } else if (what == CE_L_D) {
@@ -447,7 +436,8 @@ INLINE void ce_plane_sum(const ce_plane_in *in, const int what, double *res)
 INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
                            ce_factors f, const int mode, elem_t *e, size_t es, const int lg, ce_plane *st)
 {
-    /* four max chains (classes k % 4; the exact max is order-free up to the sign of zero, which the + 0 fixes) */
+    /* four max chains of v_max_num (classes k % 4; a NaN logit never enters; the exact max is order-free up to the
+     * sign of zero, which the + 0 fixes), so x - m <= 0 or NaN below (v_exp_ce_le0) */
     vec_t mq[4];
     for (int u = 0; u < 4; u++)
         mq[u] = v_set1(-INFINITY);
@@ -456,11 +446,11 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
         for (int u = 0; u < 4; u++) {
             if (VW > 1) /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead */
                 __builtin_prefetch(x + (k + (size_t)u) * cs + CE_PLANE_PF);
-            mq[u] = ce_vmax(mq[u], ce_sld(x + (k + (size_t)u) * cs, mm));
+            mq[u] = v_max_num(mq[u], ce_sld(x + (k + (size_t)u) * cs, mm));
         }
     for (; k < c; k++)
-        mq[0] = ce_vmax(mq[0], ce_sld(x + k * cs, mm));
-    const vec_t mv = v_add(ce_vmax(ce_vmax(mq[0], mq[1]), ce_vmax(mq[2], mq[3])), v_set1(0.0)); /* -0 reads as +0 */
+        mq[0] = v_max_num(mq[0], ce_sld(x + k * cs, mm));
+    const vec_t mv = v_add(v_max_num(v_max_num(mq[0], mq[1]), v_max_num(mq[2], mq[3])), v_set1(0.0)); /* -0: +0 */
     const ce_plane_in in = {x, q, w, c, cs, mm, mv, f, e, es};
     elem_t eb[CE_PLANE_SBUF * VW];
     if (c >= CE_PLANE_INLINE && (e || c <= CE_PLANE_SBUF)) {
@@ -468,7 +458,7 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
         b.e = e ? e : eb;
         b.es = e ? es : VW;
         for (size_t kk = 0; kk < c; kk++)
-            ce_st(b.e + kk * b.es, v_exp_ce(v_sub(ce_sld(x + kk * cs, mm), mv)), mm);
+            ce_st(b.e + kk * b.es, v_exp_ce_le0(v_sub(ce_sld(x + kk * cs, mm), mv)), mm);
         ce_plane_sum(&b, CE_L_BUF, st->res[0]);
     } else {
         ce_plane_sum(&in, CE_L_EXP, st->res[0]);
@@ -487,15 +477,15 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
 }
 
 /* The forward's outputs of the mm positions [o, o + mm) of a run from their stats st: losses, lse and the lanes of
- * the canonical sum (tb: their targets, none bad; mm < VW: the first mm, the rest ignore_index). Without smoothing
+ * the canonical sum (tv: their targets, none bad; mm < VW: the first mm, the rest ignore_index; tb: the same as
+ * scalars, read with smoothing only). Without smoothing
  * vectorised: the NLL gather, and the canonical lanes of 16 positions in acc, accw (o on the VW grid of the run). */
-INLINE void ce_fwd_plane_out(const nllk_ce_run *r, const stor_t *x, const int64_t *tb, const stor_t *w, stor_t *out,
-                             stor_t *lse, double *lanes, vacc_t *acc, vacc_t *accw, size_t o, size_t mm, ce_factors f,
-                             const ce_plane *st)
+INLINE void ce_fwd_plane_out(const nllk_ce_run *r, const stor_t *x, vidx_t tv, const int64_t *tb, const stor_t *w,
+                             stor_t *out, stor_t *lse, double *lanes, vacc_t *acc, vacc_t *accw, size_t o, size_t mm,
+                             ce_factors f, const ce_plane *st)
 {
     const size_t cs = r->c_stride, cnt = mm < VW ? mm : VW;
     if (!f.smooth) {
-        const vidx_t tv = v_tload_i64(tb);
         const unsigned valid = v_tvalid(tv, r->ignore_index);
         const vec_t mv = v_load(st->m), lg = v_load(st->logsum);
         const vec_t wt = w ? s_gather(w, tv, valid) : v_mzero(valid, v_set1(1.0));
@@ -529,18 +519,19 @@ INLINE void ce_fwd_plane_out(const nllk_ce_run *r, const stor_t *x, const int64_
     }
 }
 
-/* The targets of the mm positions from o (the rest ignore_index) to tb; returns the first bad one's offset from o, or
- * mm when none is. */
-INLINE size_t ce_plane_targets(const nllk_ce_run *r, const void *tg, size_t o, size_t mm, int64_t *tb,
+/* The targets of the VW positions from o as a vector (past the run's end ignore_index), checked in it; tb, when set,
+ * receives them as scalars too (read from the targets, not from the vector: no store-to-load stall). Returns the first
+ * bad one's offset from o, or the run's len - o when none is. */
+INLINE size_t ce_plane_targets(const nllk_ce_run *r, const void *tg, size_t o, vidx_t *tv, int64_t *tb,
                                const nllk_target_type tt)
 {
-    const size_t cnt = mm < VW ? mm : VW;
-    for (size_t p = 0; p < VW; p++)
-        tb[p] = p < cnt ? ce_target(tg, o + p, tt) : r->ignore_index;
-    for (size_t p = 0; p < cnt; p++)
-        if (ce_bad(tb[p], r))
-            return p;
-    return mm;
+    const size_t mm = r->len - o;
+    *tv = tload_at(tg, o, r->len, r->ignore_index, tt);
+    if (tb)
+        for (size_t p = 0; p < VW; p++)
+            tb[p] = p < mm ? target_at(tg, o + p, tt) : r->ignore_index;
+    const unsigned bad = v_tbad(*tv, r->c, r->ignore_index);
+    return bad ? (size_t)__builtin_ctz(bad) : mm;
 }
 
 /* The vector lanes of ce_fwd_plane_out: loaded from lanes (no smoothing), stored back by ce_plane_lanes_put. */
@@ -569,13 +560,14 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *t
     ce_plane_lanes_get(lanes, f, acc, accw);
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o;
+        vidx_t tv;
         int64_t tb[VW];
-        const size_t bad = ce_plane_targets(r, tg, o, mm, tb, tt);
+        const size_t bad = ce_plane_targets(r, tg, o, &tv, f.smooth ? tb : NULL, tt);
         if (bad < mm)
             return o + bad; /* (the lanes are not needed: the call fails) */
         ce_plane st;
         ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, NULL, 0, 1, &st);
-        ce_fwd_plane_out(r, x, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
+        ce_fwd_plane_out(r, x, tv, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
     }
     ce_plane_lanes_put(lanes, f, acc, accw);
     return r->len;
@@ -585,39 +577,37 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *t
 #define CE_PLANE_EBUF 256
 
 /* The class-index gradient of the mm <= VW positions [o, o + mm) of a run from their stats st (res[0], m) and exps e
- * (class k at e + k * es; NULL: computed again); tb: their targets (the rest ignore_index); nt: streaming stores (then
- * gx + o is on the VW-element grid, and so is every class's plane). */
-INLINE void ce_bwd_plane_grad(const nllk_ce_run *r, const stor_t *x, const int64_t *tb, const stor_t *w,
-                              const stor_t *g, size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f,
-                              const elem_t *e, size_t es, const ce_plane *st, const int nt)
+ * (class k at e + k * es; NULL: computed again); tv: their targets (the rest ignore_index); nt: streaming stores
+ * (then gx + o is on the VW-element grid, and so is every class's plane). The per-position factors are ce_fb_factors'
+ * in vector operations: gt, gs +0 where ignored (so that a lane whose ignore_index is class k adds +0), fac = sum / s
+ * by v_acc_rdiv (ce_pfac), the lanes past mm +0. */
+INLINE void ce_bwd_plane_grad(const nllk_ce_run *r, const stor_t *x, vidx_t tv, const stor_t *w, const stor_t *g,
+                              size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f, const elem_t *e,
+                              size_t es, const ce_plane *st, const int nt)
 {
     const size_t c = r->c, cs = r->c_stride, cnt = mm < VW ? mm : VW;
-    elem_t gt[VW], gs[VW], fac[VW];
-    int64_t tv_[VW];
-    for (size_t p = 0; p < VW; p++) {
-        gt[p] = gs[p] = fac[p] = 0;
-        tv_[p] = -1;
-        if (p >= cnt)
-            continue;
-        const int64_t t = tb[p];
-        elem_t sum = 0;
-        if (t != r->ignore_index) {
-            const elem_t gk = (elem_t)s_get(g + (o + p) * g_stride), wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
-            tv_[p] = t;
-            gt[p] = -(wt * (f.smooth ? f.keep * gk : gk));
-            gs[p] = f.smooth ? f.spread * gk : (elem_t)0;
-            sum = ce_index_gsum(gt[p], gs[p], r->wsum, f.smooth);
-        }
-        fac[p] = ce_pfac(sum, st->res[0][p]);
+    const unsigned valid = v_tvalid(tv, r->ignore_index) & first_lanes(cnt);
+    const vec_t gk = g_stride ? ce_sld(g + o, mm) : v_set1(s_get(g)); /* g_stride: 0 or 1 */
+    const vec_t wt = w ? s_gather(w, tv, valid) : v_set1(1.0);
+    const vec_t gtv = v_mzero(valid, v_neg(v_mul(wt, f.smooth ? v_mul(v_set1(f.keep), gk) : gk)));
+    const vec_t gsv = f.smooth ? v_mzero(valid, v_mul(v_set1(f.spread), gk)) : v_set1(0.0);
+    vec_t sum = gtv; /* ce_index_gsum: gt without smoothing */
+    if (f.smooth) {
+        elem_t a[VW], b[VW], sv[VW];
+        v_store(a, gtv);
+        v_store(b, gsv);
+        for (size_t p = 0; p < VW; p++)
+            sv[p] = (valid >> p) & 1u ? ce_index_gsum(a[p], b[p], r->wsum, 1) : (elem_t)0;
+        sum = v_load(sv);
     }
-    const vidx_t tv = v_tload_i64(tv_);
-    const vec_t gtv = v_load(gt), gsv = v_load(gs), fv = v_load(fac), mv = v_load(st->m);
-    const unsigned all = (1u << VW) - 1u;
+    const vec_t fv = v_mzero(first_lanes(cnt), v_acc_rdiv(sum, v_acc_load(st->res[0]))), mv = v_load(st->m);
+    const int narrow = c <= INT32_MAX; /* then the valid targets' low 32 bits name them: v_tnsel */
+    const vtn_t tn = v_tnarrow(tv, valid);
     for (size_t k = 0; k < c; k++) {
-        vec_t gv = v_mzero(~v_tvalid(tv, (int64_t)k) & all, gtv);
+        vec_t gv = narrow ? v_tnsel(tn, (int32_t)k, gtv) : v_mzero(~v_tvalid(tv, (int64_t)k) & valid, gtv);
         if (f.smooth)
             gv = v_sub(gv, v_mul(v_set1(w ? s_get(w + k) : 1.0), gsv));
-        const vec_t ev = !S_SAME && !e ? v_exp_ce(v_sub(ce_sld(x + o + k * cs, mm), mv)) : ce_ld(e + k * es, mm);
+        const vec_t ev = !S_SAME && !e ? v_exp_ce_le0(v_sub(ce_sld(x + o + k * cs, mm), mv)) : ce_ld(e + k * es, mm);
         const vec_t v = v_sub(gv, v_mul(ev, fv));
         if (nt)
             s_stream(gx + k * cs + o, v);
@@ -641,11 +631,11 @@ INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const stor_t *x, const void
 {
     size_t es;
     elem_t *e = ce_plane_ekeep(r->c, gx, o, ebuf, &es, r->c_stride);
-    int64_t tb[VW];
-    ce_plane_targets(r, tg, o, mm, tb, tt); /* (the driver checked them) */
+    vidx_t tv;
+    ce_plane_targets(r, tg, o, &tv, NULL, tt); /* (the driver checked them) */
     ce_plane st;
     ce_plane_stats(x + o, NULL, w, r->c, r->c_stride, mm, f, CE_S, e, es, 0, &st);
-    ce_bwd_plane_grad(r, x, tb, w, g, g_stride, gx, o, mm, f, e, es, &st, nt);
+    ce_bwd_plane_grad(r, x, tv, w, g, g_stride, gx, o, mm, f, e, es, &st, nt);
 }
 
 INLINE void ce_bwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
@@ -716,7 +706,7 @@ INLINE void ce_prob_bwd_planes(const nllk_ce_run *r, const stor_t *x, const stor
             vec_t a, b;
             const vec_t xv = ce_sld(x + k * cs + o, mm);
             ce_prob_grads(xv, ce_sld(q + k * cs + o, mm), v_set1(w ? s_get(w + k) : 1.0),
-                          !S_SAME && !e ? v_exp_ce(v_sub(xv, mv)) : ce_ld(e + k * es, mm), mv, lv, gv, fv, f, &a, &b);
+                          !S_SAME && !e ? v_exp_ce_le0(v_sub(xv, mv)) : ce_ld(e + k * es, mm), mv, lv, gv, fv, f, &a, &b);
             ce_sst(gx + k * cs + o, a, mm);
             if (gq)
                 ce_sst(gq + k * cs + o, b, mm);
@@ -867,7 +857,7 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
         int64_t tb[VW];
         size_t good = cnt; /* rows before the first bad target (the driver checked them: none) */
         for (size_t p = 0; p < cnt; p++) {
-            tb[p] = ce_target(tg, k0 + p, tt);
+            tb[p] = target_at(tg, k0 + p, tt);
             if (ce_bad(tb[p], r)) {
                 good = p;
                 break;
@@ -944,8 +934,9 @@ INLINE size_t ce_fb_planes(const nllk_ce_run *r, const stor_t *x, const void *tg
     ce_plane_lanes_get(lanes, f, acc, accw);
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o;
+        vidx_t tv;
         int64_t tb[VW];
-        const size_t bad = ce_plane_targets(r, tg, o, mm, tb, tt);
+        const size_t bad = ce_plane_targets(r, tg, o, &tv, f.smooth ? tb : NULL, tt);
         if (bad < mm) {
             if (stream)
                 v_stream_fence();
@@ -955,8 +946,8 @@ INLINE size_t ce_fb_planes(const nllk_ce_run *r, const stor_t *x, const void *tg
         elem_t *e = ce_plane_ekeep(c, gx, o, ebuf, &es, cs);
         ce_plane st;
         ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, e, es, 1, &st);
-        ce_fwd_plane_out(r, x, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
-        ce_bwd_plane_grad(r, x, tb, w, g, g_stride, gx, o, mm, f, e, es, &st, stream && mm >= VW);
+        ce_fwd_plane_out(r, x, tv, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
+        ce_bwd_plane_grad(r, x, tv, w, g, g_stride, gx, o, mm, f, e, es, &st, stream && mm >= VW);
     }
     ce_plane_lanes_put(lanes, f, acc, accw);
     if (stream)
