@@ -481,7 +481,8 @@ NLLK_API nllk_status nllk_cross_entropy_bwd_f64(const double *grad_output, const
  * it from the targets and weights first, in the canonical order), on every ISA and thread count. What it saves:
  * (n, c) rows are read from memory once (a max pass, then one exp pass from cache), one exp per logit, and
  * grad_input is written once: rows of up to 4096 classes keep their exps in a stack buffer (grad_input written with
- * streaming stores from 32 MiB on), longer rows keep them in their grad_input row, rewritten in place. (n, c, d)
+ * plain stores, which measured faster than streaming ones in this pass), longer rows keep them in their grad_input
+ * row, rewritten in place. (n, c, d)
  * inputs (d > 1) take a vector of positions at a time: the max pass, one exp pass (exps kept on the stack up to 256
  * classes, else in grad_input, rewritten in place; 16-bit storage beyond 256 classes computes them again), the
  * losses, then grad_input class plane by class plane (streaming stores as the backward's, when grad_input is on the

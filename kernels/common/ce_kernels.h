@@ -783,9 +783,11 @@ void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, con
  * (ce_row_max, ce_row_sums), the same loss (ce_index_loss over VW rows' ce_logsums) and the same gradient
  * (ce_index_grad of the same e_k and fac); only the passes over memory are shared. Rows (d == 1): a max pass (the
  * row from memory), one exp pass (from cache, its exps kept in a stack buffer for rows of up to CE_EBUF classes),
- * then the gradient, written once (streaming stores when r->stream). Longer rows (LLM vocabularies) keep their exps
- * in the gradient's row (from cache; rewritten in place, so no streaming stores): measured faster than a third
- * pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold them (16-bit).
+ * then the gradient, written once with plain stores: streaming ones measured slower here (0.72-0.98x the time of
+ * plain ones on (n, 100 .. 32000) rows at 2 threads, BENCHMARKS.md "stop 26"), though the backward alone gains from
+ * them. Longer rows (LLM vocabularies) keep their exps in the gradient's row (from cache; rewritten in place):
+ * measured faster than a third pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold
+ * them (16-bit).
  * Planes (d > 1): per VW positions the forward's max and exp pass, its outputs, then the gradient (ce_fb_planes). */
 
 /* The backward's per-position factors of g_k (nllk.h): gt = -(w_t * gn), gs = (ls / c) * g_k and the returned
@@ -803,43 +805,28 @@ INLINE elem_t ce_fb_factors(elem_t gk, elem_t wt, int64_t t, ce_factors f, doubl
     return ce_pfac(sum, s);
 }
 
-/* The gradient of the len classes whose exps are e[0 .. len) (ce_index_grad; w and t relative to the span) to gp;
- * nt: streaming stores from the VW-element grid on (the caller fences). */
+/* The gradient of the len classes whose exps are e[0 .. len) (ce_index_grad; w and t relative to the span) to gp. */
 INLINE void ce_fb_grad_span(stor_t *gp, const elem_t *e, const stor_t *w, size_t len, int64_t t, vec_t gtv, vec_t gsv,
-                            vec_t fv, const int sm, const int nt)
+                            vec_t fv, const int sm)
 {
-    size_t o = 0;
-    const size_t h = nt ? ce_stream_head(gp) : VW;
-    const int stream = h < VW && h < len;
-    if (stream && h) { /* up to the grid */
-        ce_sst(gp, ce_index_grad(e, w, 0, h, t, gtv, gsv, fv, sm), h);
-        o = h;
-    }
-    const size_t whole = o + (len - o) / VW * VW; /* whole vectors, then one masked tail */
-    if (stream)
-        for (; o < whole; o += VW)
-            s_stream(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
-    else
-        for (; o < whole; o += VW)
-            s_store(gp + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
-    if (o < len)
+    for (size_t o = 0; o < len; o += VW)
         ce_sst(gp + o, ce_index_grad(e, w, o, len - o, t, gtv, gsv, fv, sm), len - o);
 }
 
 /* One row's gradient (t < 0: ignored). e: the row's exps, or NULL to recompute them (as ce_row_step: exp(x - m)). */
 INLINE void ce_fb_grad_row(stor_t *grow, const stor_t *row, const elem_t *e, elem_t *ebuf, const stor_t *w, size_t c,
-                           elem_t m, int64_t t, elem_t gt, elem_t gs, elem_t fac, const int sm, const int nt)
+                           elem_t m, int64_t t, elem_t gt, elem_t gs, elem_t fac, const int sm)
 {
     const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
     if (e) {
-        ce_fb_grad_span(grow, e, w, c, t, gtv, gsv, fv, sm, nt);
+        ce_fb_grad_span(grow, e, w, c, t, gtv, gsv, fv, sm);
         return;
     }
     const vec_t mv = v_set1((double)m);
     for (size_t o0 = 0; o0 < c; o0 += CE_EBUF) {
         const size_t len = c - o0 < CE_EBUF ? c - o0 : CE_EBUF;
         ce_row_exps(row + o0, len, mv, ebuf);
-        ce_fb_grad_span(grow + o0, ebuf, w ? w + o0 : NULL, len, t < 0 ? -1 : t - (int64_t)o0, gtv, gsv, fv, sm, nt);
+        ce_fb_grad_span(grow + o0, ebuf, w ? w + o0 : NULL, len, t < 0 ? -1 : t - (int64_t)o0, gtv, gsv, fv, sm);
     }
 }
 
@@ -890,8 +877,7 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
             elem_t gt, gs;
             const elem_t fac =
                 ce_fb_factors((elem_t)s_get(g + k * g_stride), wt[p], ign ? -1 : t, f, r->wsum, res[0], &gt, &gs);
-            ce_fb_grad_row(grow, row, keep, ebuf, w, c, m[p], ign ? -1 : t, gt, gs, fac, f.smooth && !ign,
-                           r->stream && keep == ebuf);
+            ce_fb_grad_row(grow, row, keep, ebuf, w, c, m[p], ign ? -1 : t, gt, gs, fac, f.smooth && !ign);
         }
         ce_logsums(s, good, logsum);
         for (size_t p = 0; p < good; p++) {
@@ -913,8 +899,6 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
             break;
         }
     }
-    if (r->stream)
-        v_stream_fence();
     return k0 < r->len ? k0 : r->len;
 }
 
