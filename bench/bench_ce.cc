@@ -34,26 +34,6 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 
 std::vector<int> g_threads = {2};
 
-nllkb::LimitIsa limit_isa(const std::string &isa)
-{
-#if defined(__x86_64__)
-    if (isa == "avx512")
-        return nllkb::ISA_AVX512;
-    if (isa == "avx2")
-        return nllkb::ISA_AVX2;
-#endif
-    return nllkb::ISA_SCALAR;
-}
-
-nllkb::LimitIsa best_isa()
-{
-    nllkb::LimitIsa best = nllkb::ISA_SCALAR;
-    for (int i = 0; nllk_isa_name(i); i++)
-        if (nllk_isa_supported(nllk_isa_name(i)))
-            best = std::max(best, limit_isa(nllk_isa_name(i)));
-    return best;
-}
-
 double median_time(const std::function<void()> &f)
 {
     f();
@@ -80,17 +60,11 @@ void stream_pass(const void *r, size_t rd, void *w, size_t wr, int threads, bool
         const int k = omp_get_thread_num(), n = omp_get_num_threads();
         const size_t rb = rd / 64 * k / n * 64, re = k == n - 1 ? rd : rd / 64 * (k + 1) / n * 64;
         const char *rp = static_cast<const char *>(r) + rb;
-        switch (best_isa()) {
-#if defined(__x86_64__)
-        case nllkb::ISA_AVX512: total += nllkb::read_sum_avx512(rp, re - rb); break;
-        case nllkb::ISA_AVX2: total += nllkb::read_sum_avx2(rp, re - rb); break;
-#endif
-        default: total += nllkb::read_sum_scalar(rp, re - rb);
-        }
+        total += nllkb::read_sum(nllkb::best_isa(), rp, re - rb);
         if (wr) { // the gradient is data: written as data (lines of zeros stream faster here)
             const size_t wb = wr / 64 * k / n * 64, we = k == n - 1 ? wr : wr / 64 * (k + 1) / n * 64;
             char *wp = static_cast<char *>(w) + wb;
-            nllkb::write_data(best_isa(), wp, we - wb, nt);
+            nllkb::write_data(nllkb::best_isa(), wp, we - wb, nt);
         }
     }
     g_sink = total;
@@ -219,7 +193,7 @@ void run(benchmark::State &state, Shape s, Kind kind, const std::string &isa, in
                            stream_pass(b.x.data(), xb, bwd ? b.gx.data() : nullptr, bwd ? xb : 0, threads, nt);
                            stream_pass(b.t.data(), tb, nullptr, 0, threads, false);
                        }));
-    const double sleef = (double)(s.n * s.c * s.d) / exp_rate(limit_isa(isa), threads);
+    const double sleef = (double)(s.n * s.c * s.d) / exp_rate(nllkb::limit_isa(isa.c_str()), threads);
     const double limit = std::max(mem, sleef);
     state.counters["ms_per_call"] = per_call * 1e3;
     state.counters["mem_limit_ms"] = mem * 1e3;

@@ -93,44 +93,8 @@ std::vector<std::string> split(const std::string &s, char sep)
 // ---- ISA selection: the library's registry (nllk_isa_name, nllk_isa_supported, nllk_set_isa) ---------------
 bool select_isa(const std::string &isa) { return nllk_set_isa(isa.c_str()) == NLLK_OK && isa == nllk_active_isa(); }
 
-nllkb::LimitIsa limit_isa(const std::string &isa)
-{
-#if defined(__x86_64__)
-    if (isa == "avx512")
-        return nllkb::ISA_AVX512;
-    if (isa == "avx2")
-        return nllkb::ISA_AVX2;
-#endif
-    return nllkb::ISA_SCALAR;
-}
-
-// The best read/write loops this CPU runs (the memory limit is the machine's, not an ISA's): those of the
-// highest ISA of the library's list that the CPU supports.
-nllkb::LimitIsa best_isa_detect()
-{
-    nllkb::LimitIsa best = nllkb::ISA_SCALAR;
-    for (int i = 0; nllk_isa_name(i); i++)
-        if (nllk_isa_supported(nllk_isa_name(i)))
-            best = std::max(best, limit_isa(nllk_isa_name(i)));
-    return best;
-}
-
-nllkb::LimitIsa best_isa()
-{
-    static const nllkb::LimitIsa isa = best_isa_detect();
-    return isa;
-}
-
-uint64_t read_sum(const void *p, size_t bytes)
-{
-    switch (best_isa()) {
-#if defined(__x86_64__)
-    case nllkb::ISA_AVX512: return nllkb::read_sum_avx512(p, bytes);
-    case nllkb::ISA_AVX2: return nllkb::read_sum_avx2(p, bytes);
-#endif
-    default: return nllkb::read_sum_scalar(p, bytes);
-    }
-}
+using nllkb::best_isa;
+using nllkb::limit_isa;
 
 double sleef_loop(nllkb::LimitIsa isa, bool f64, nllkb::SleefFn fn, const void *x, void *y, size_t len,
                   size_t reps)
@@ -457,7 +421,7 @@ double stream_pass(const std::vector<Span> &reads, const std::vector<Span> &writ
         for (const Span &s : reads) {
             size_t b, e;
             slice(s.bytes, k, nt, &b, &e);
-            total += read_sum(static_cast<const char *>(s.p) + b, e - b);
+            total += nllkb::read_sum(best_isa(), static_cast<const char *>(s.p) + b, e - b);
         }
         for (const Span &s : writes) {
             size_t b, e;
@@ -821,7 +785,7 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
         per_call = (now_s() - t0) / (double)state.iterations();
     }
 
-    const nllkb::LimitIsa li = limit_isa(isa);
+    const nllkb::LimitIsa li = limit_isa(isa.c_str());
     const size_t elems = cs.positions();
     double sleef_limit = 0;
     if (cs.exps())
@@ -877,9 +841,9 @@ void run_sleef_limit(benchmark::State &state, const std::string &isa, bool f64, 
 {
     double rate = 0;
     for (auto _ : state) {
-        g_limit_cache.erase("sleef/" + std::to_string(limit_isa(isa)) + "/" + std::to_string(f64) + "/" +
+        g_limit_cache.erase("sleef/" + std::to_string(limit_isa(isa.c_str())) + "/" + std::to_string(f64) + "/" +
                             std::to_string(fn) + "/" + std::to_string(threads));
-        rate = sleef_rate(limit_isa(isa), f64, fn, threads);
+        rate = sleef_rate(limit_isa(isa.c_str()), f64, fn, threads);
     }
     state.counters["elem_per_s"] = rate;
     state.counters["threads"] = threads;

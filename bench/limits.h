@@ -38,6 +38,14 @@ void write_data_avx2(void *p, size_t bytes, bool nt);
 void write_data_avx512(void *p, size_t bytes, bool nt);
 // The same through the given ISA's function (scalar where the build has no other; the caller checks support).
 void write_data(LimitIsa isa, void *p, size_t bytes, bool nt);
+// read_sum_* through the given ISA's function (the same rule).
+uint64_t read_sum(LimitIsa isa, const void *p, size_t bytes);
+
+// The loops' ISA for one of the library's ISA names (nllk_isa_name): scalar for one without loops here.
+LimitIsa limit_isa(const char *nllk_isa);
+// The best loops this CPU runs (the memory limits are the machine's, not an ISA's): those of the highest ISA of the
+// library's list that the CPU supports (nllk_isa_supported), found once.
+LimitIsa best_isa();
 
 }  // namespace nllkb
 

@@ -3,9 +3,11 @@
 #include <math.h>  // FP_FAST_FMA, which sleef.h tests to declare the purecfma functions
 #include <sleef.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "limits.h"
+#include "nllk.h"
 
 #if defined(__FMA__)
 #  define NLLKB_S1(fn) Sleef_##fn##_u10purecfma
@@ -78,6 +80,45 @@ void write_data(LimitIsa isa, void *p, size_t bytes, bool nt)
 #endif
     (void)isa;
     write_data_scalar(p, bytes, nt);
+}
+
+uint64_t read_sum(LimitIsa isa, const void *p, size_t bytes)
+{
+#if defined(__x86_64__)
+    if (isa == ISA_AVX512)
+        return read_sum_avx512(p, bytes);
+    if (isa == ISA_AVX2)
+        return read_sum_avx2(p, bytes);
+#endif
+    (void)isa;
+    return read_sum_scalar(p, bytes);
+}
+
+LimitIsa limit_isa(const char *nllk_isa)
+{
+#if defined(__x86_64__)
+    if (std::strcmp(nllk_isa, "avx512") == 0)
+        return ISA_AVX512;
+    if (std::strcmp(nllk_isa, "avx2") == 0)
+        return ISA_AVX2;
+#endif
+    (void)nllk_isa;
+    return ISA_SCALAR;
+}
+
+static LimitIsa best_isa_detect()
+{
+    LimitIsa best = ISA_SCALAR;
+    for (int i = 0; nllk_isa_name(i); i++)
+        if (nllk_isa_supported(nllk_isa_name(i)))
+            best = std::max(best, limit_isa(nllk_isa_name(i)));
+    return best;
+}
+
+LimitIsa best_isa()
+{
+    static const LimitIsa isa = best_isa_detect();
+    return isa;
 }
 
 }  // namespace nllkb
