@@ -226,6 +226,21 @@ INLINE void ce_row_exps(const stor_t *x, size_t n, vec_t mv, elem_t *e)
         ce_st(e + o, v_exp_ce_le0(v_sub(ce_sld(x + o, n - o), mv)), n - o);
 }
 
+/* The backward's per-position factors of g_k (nllk.h): gt = -(w_t * gn), gs = (ls / c) * g_k and the returned
+ * fac = S / s (ce_pfac), all +0 at an ignored position (t < 0). */
+INLINE elem_t ce_fb_factors(elem_t gk, elem_t wt, int64_t t, ce_factors f, double wsum, double s, elem_t *gt,
+                            elem_t *gs)
+{
+    elem_t sum = 0;
+    *gt = *gs = 0;
+    if (t >= 0) {
+        *gt = -(wt * (f.smooth ? f.keep * gk : gk));
+        *gs = f.smooth ? f.spread * gk : (elem_t)0;
+        sum = ce_index_gsum(*gt, *gs, wsum, f.smooth);
+    }
+    return ce_pfac(sum, s);
+}
+
 /* The class-index gradient of the classes [o, o + mm) (mm <= VW lanes used): G_k - e_k * fac, G_k = gt at k == t
  * (t < 0: none) minus w_k * gs with smoothing. Elementwise, so any cut of the row gives the same bits. */
 INLINE vec_t ce_index_grad(const elem_t *e, const stor_t *w, size_t o, size_t mm, int64_t t, vec_t gtv, vec_t gsv,
@@ -261,17 +276,12 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
         const elem_t m = ce_row_max(row, c);
         double res[3] = {0, 0, 0};
         ce_row_sums(row, NULL, w, c, m, f, CE_S, next, e, res);
-        const elem_t gk = (elem_t)s_get(g + k * g_stride);
-        elem_t gt = 0, gs = 0, sum = 0;
-        if (!ign) {
-            const elem_t wt = w ? (elem_t)s_get(w + t) : (elem_t)1;
-            gt = -(wt * (f.smooth ? f.keep * gk : gk));
-            gs = f.smooth ? f.spread * gk : (elem_t)0;
-            sum = ce_index_gsum(gt, gs, r->wsum, f.smooth);
-        }
         const int sm = f.smooth && !ign;
         const int64_t tk = ign ? -1 : t;
-        const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)ce_pfac(sum, res[0]));
+        const elem_t wt = ign ? (elem_t)0 : w ? (elem_t)s_get(w + t) : (elem_t)1;
+        elem_t gt, gs;
+        const elem_t fac = ce_fb_factors((elem_t)s_get(g + k * g_stride), wt, tk, f, r->wsum, res[0], &gt, &gs);
+        const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
         size_t o = 0;
         const size_t h = stream ? ce_stream_head(grow) : VW;
         if (h < VW && h < c) {
@@ -789,21 +799,6 @@ void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, con
  * measured faster than a third pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold
  * them (16-bit).
  * Planes (d > 1): per VW positions the forward's max and exp pass, its outputs, then the gradient (ce_fb_planes). */
-
-/* The backward's per-position factors of g_k (nllk.h): gt = -(w_t * gn), gs = (ls / c) * g_k and the returned
- * fac = S / s (ce_pfac), all +0 at an ignored position (t < 0). */
-INLINE elem_t ce_fb_factors(elem_t gk, elem_t wt, int64_t t, ce_factors f, double wsum, double s, elem_t *gt,
-                            elem_t *gs)
-{
-    elem_t sum = 0;
-    *gt = *gs = 0;
-    if (t >= 0) {
-        *gt = -(wt * (f.smooth ? f.keep * gk : gk));
-        *gs = f.smooth ? f.spread * gk : (elem_t)0;
-        sum = ce_index_gsum(*gt, *gs, wsum, f.smooth);
-    }
-    return ce_pfac(sum, s);
-}
 
 /* The gradient of the len classes whose exps are e[0 .. len) (ce_index_grad; w and t relative to the span) to gp. */
 INLINE void ce_fb_grad_span(stor_t *gp, const elem_t *e, const stor_t *w, size_t len, int64_t t, vec_t gtv, vec_t gsv,
