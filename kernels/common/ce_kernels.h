@@ -252,6 +252,31 @@ INLINE vec_t ce_index_grad(const elem_t *e, const stor_t *w, size_t o, size_t mm
     return v_sub(gv, v_mul(ce_ld(e + o, mm), fv));
 }
 
+/* The gradient of the len classes whose exps are e[0 .. len) (ce_index_grad; w and t relative to the span) to gp. */
+INLINE void ce_fb_grad_span(stor_t *gp, const elem_t *e, const stor_t *w, size_t len, int64_t t, vec_t gtv, vec_t gsv,
+                            vec_t fv, const int sm)
+{
+    for (size_t o = 0; o < len; o += VW)
+        ce_sst(gp + o, ce_index_grad(e, w, o, len - o, t, gtv, gsv, fv, sm), len - o);
+}
+
+/* One row's gradient (t < 0: ignored). e: the row's exps, or NULL to recompute them (as ce_row_step: exp(x - m)). */
+INLINE void ce_fb_grad_row(stor_t *grow, const stor_t *row, const elem_t *e, elem_t *ebuf, const stor_t *w, size_t c,
+                           elem_t m, int64_t t, elem_t gt, elem_t gs, elem_t fac, const int sm)
+{
+    const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
+    if (e) {
+        ce_fb_grad_span(grow, e, w, c, t, gtv, gsv, fv, sm);
+        return;
+    }
+    const vec_t mv = v_set1((double)m);
+    for (size_t o0 = 0; o0 < c; o0 += CE_EBUF) {
+        const size_t len = c - o0 < CE_EBUF ? c - o0 : CE_EBUF;
+        ce_row_exps(row + o0, len, mv, ebuf);
+        ce_fb_grad_span(grow + o0, ebuf, w ? w + o0 : NULL, len, t < 0 ? -1 : t - (int64_t)o0, gtv, gsv, fv, sm);
+    }
+}
+
 /* Streaming stores need the VW-element grid: the elements from p to it (< VW), or VW when p is off the element grid
  * (then no streaming). */
 INLINE size_t ce_stream_head(const stor_t *p)
@@ -281,27 +306,18 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
         const elem_t wt = ign ? (elem_t)0 : w ? (elem_t)s_get(w + t) : (elem_t)1;
         elem_t gt, gs;
         const elem_t fac = ce_fb_factors((elem_t)s_get(g + k * g_stride), wt, tk, f, r->wsum, res[0], &gt, &gs);
-        const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
-        size_t o = 0;
+        size_t o = 0; /* a streaming head and body (stored exps), then the rest as the fused rows write it */
         const size_t h = stream ? ce_stream_head(grow) : VW;
         if (h < VW && h < c) {
+            const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
             if (h)
                 ce_sst(grow, ce_index_grad(e, w, 0, h, tk, gtv, gsv, fv, sm), h);
             for (o = h; o + VW <= c; o += VW)
                 s_stream(grow + o, ce_index_grad(e, w, o, VW, tk, gtv, gsv, fv, sm));
         }
-        if (!S_SAME && !e) /* the exps of CE_EBUF classes at a time, and their gradient (class indices relative) */
-            for (; o < c; o += CE_EBUF) {
-                const size_t n = c - o < CE_EBUF ? c - o : CE_EBUF;
-                ce_row_exps(row + o, n, v_set1((double)m), ebuf);
-                for (size_t i = 0; i < n; i += VW)
-                    ce_sst(grow + o + i,
-                           ce_index_grad(ebuf, w ? w + o : NULL, i, n - i, tk < 0 ? tk : tk - (int64_t)o, gtv, gsv, fv,
-                                         sm),
-                           n - i);
-            }
-        for (; o < c; o += VW)
-            ce_sst(grow + o, ce_index_grad(e, w, o, c - o, tk, gtv, gsv, fv, sm), c - o);
+        if (o < c)
+            ce_fb_grad_row(grow + o, row + o, e ? e + o : NULL, ebuf, w ? w + o : NULL, c - o, m,
+                           tk < (int64_t)o ? -1 : tk - (int64_t)o, gt, gs, fac, sm);
     }
     if (stream)
         v_stream_fence();
@@ -799,31 +815,6 @@ void KERNEL(ce_prob_bwd)(const nllk_ce_run *r, const void *x, const void *q, con
  * measured faster than a third pass that recomputes them (BENCHMARKS.md), which remains for storage that cannot hold
  * them (16-bit).
  * Planes (d > 1): per VW positions the forward's max and exp pass, its outputs, then the gradient (ce_fb_planes). */
-
-/* The gradient of the len classes whose exps are e[0 .. len) (ce_index_grad; w and t relative to the span) to gp. */
-INLINE void ce_fb_grad_span(stor_t *gp, const elem_t *e, const stor_t *w, size_t len, int64_t t, vec_t gtv, vec_t gsv,
-                            vec_t fv, const int sm)
-{
-    for (size_t o = 0; o < len; o += VW)
-        ce_sst(gp + o, ce_index_grad(e, w, o, len - o, t, gtv, gsv, fv, sm), len - o);
-}
-
-/* One row's gradient (t < 0: ignored). e: the row's exps, or NULL to recompute them (as ce_row_step: exp(x - m)). */
-INLINE void ce_fb_grad_row(stor_t *grow, const stor_t *row, const elem_t *e, elem_t *ebuf, const stor_t *w, size_t c,
-                           elem_t m, int64_t t, elem_t gt, elem_t gs, elem_t fac, const int sm)
-{
-    const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
-    if (e) {
-        ce_fb_grad_span(grow, e, w, c, t, gtv, gsv, fv, sm);
-        return;
-    }
-    const vec_t mv = v_set1((double)m);
-    for (size_t o0 = 0; o0 < c; o0 += CE_EBUF) {
-        const size_t len = c - o0 < CE_EBUF ? c - o0 : CE_EBUF;
-        ce_row_exps(row + o0, len, mv, ebuf);
-        ce_fb_grad_span(grow + o0, ebuf, w ? w + o0 : NULL, len, t < 0 ? -1 : t - (int64_t)o0, gtv, gsv, fv, sm);
-    }
-}
 
 /* Rows, VW at a time as ce_fwd_rows: each row's max, exp pass and gradient, then one ce_logsums and the losses. */
 INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
