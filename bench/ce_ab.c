@@ -13,6 +13,7 @@
  * Give the libraries as distinct files (copy each build's libnllk.so.0.1.0 to its own directory). Class-index
  * targets (int64, uniform), MEAN, no weight, lse written; label smoothing from NLLK_AB_LS (default 0).
  * Logits N(0, 3^2)-like (a sum of uniforms), fixed seed. Buffers allocated and touched once. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>

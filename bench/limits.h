@@ -13,10 +13,16 @@ enum LimitIsa { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_COUNT = 3 };
 enum SleefFn { FN_EXP = 0, FN_LOG = 1 };
 
 // Bare SLEEF loop: `reps` passes of y[i] = fn(x[i]) over len elements (len a multiple of 16; x, y in cache),
-// with the same SLEEF u10 functions the kernels of that ISA call (f32 when f64 == false). Returns a checksum.
+// with the same SLEEF u10 functions the kernels of that ISA run (f32 when f64 == false): the f32 exp of AVX2 and
+// AVX-512 inlined as the kernels inline it (nllkb_map_expf_loop_*), the rest calls into libsleef. Returns a checksum.
 double sleef_loop_scalar(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
 double sleef_loop_avx2(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
 double sleef_loop_avx512(bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
+
+// The f32 exp loop through the kernels' own map (bench/limits_map.c): on AVX2 and AVX-512 the inlined SLEEF expf u10
+// the kernels run, faster than calls into libsleef; sleef_loop_avx2/avx512 use it for (f32, FN_EXP).
+extern "C" double nllkb_map_expf_loop_avx2(const float *x, float *y, size_t len, size_t reps);
+extern "C" double nllkb_map_expf_loop_avx512(const float *x, float *y, size_t len, size_t reps);
 
 // STREAM-like read: a vectorized sum of `bytes` bytes (as 64-bit integers, 4 independent accumulators).
 uint64_t read_sum_scalar(const void *p, size_t bytes);

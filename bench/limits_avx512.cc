@@ -24,6 +24,8 @@ double sleef_loop_avx512(bool f64, SleefFn fn, const void *x, void *y, size_t le
     }
     const float *xs = static_cast<const float *>(x);
     float *ys = static_cast<float *>(y);
+    if (fn == FN_EXP) // inlined, as the kernels run it (limits.h)
+        return nllkb_map_expf_loop_avx512(xs, ys, len, reps);
     for (size_t r = 0; r < reps; r++, barrier(ys))
         for (size_t i = 0; i + 16 <= len; i += 16) {
             const __m512 v = _mm512_loadu_ps(xs + i);
