@@ -497,6 +497,22 @@ static void test_ce(const fmt *f, size_t n, size_t c, size_t d, int weighted, do
         CHECK_OK(CE16(nllk_cross_entropy_fwd, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, ls, NLLK_REDUCTION_MEAN, &m,
                       NULL, NULL));
         CHECK(same16(f, m, ref_round(f, av)), "%s ce: one-shot mean = the accumulator's double rounded once", f->name);
+        /* each position's loss before rounding (the accumulator's double, unrounded, over that position alone) = the
+         * float32 path's on the same (widened) logits: every exp-sum and loss the f32 path's bits, whatever way the
+         * 16-bit kernel walks a row */
+        CHECK_OK(nllk_cross_entropy_fwd_f32(xf, t, NLLK_TARGET_I64, n, c, d, wpf, -100, ls, NLLK_REDUCTION_NONE, of,
+                                            NULL, NULL));
+        size_t differ = 0;
+        for (size_t i = 0; i < nd; i++) {
+            nllk_acc a1;
+            double v;
+            CHECK_OK(nllk_cross_entropy_acc_init(&a1, f->dt, NLLK_TARGET_I64, c, d, -100, ls, i));
+            CHECK_OK(CE16(nllk_cross_entropy_acc_update, &a1, x + (i / d) * c * d, t + i, 1, wp));
+            CHECK_OK(nllk_acc_result(&a1, NLLK_REDUCTION_SUM, &v, NULL, NULL));
+            differ += !(v == (double)of[i] || (isnan(v) && isnan(of[i])));
+        }
+        CHECK(differ == 0, "%s ce (%zu,%zu,%zu) w%d ls %g: %zu losses differ from f32's before rounding", f->name, n, c,
+              d, weighted, ls, differ);
         free(out2);
     }
 #undef CE16

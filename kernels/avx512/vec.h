@@ -492,4 +492,32 @@ static inline __m512 v_acc_rdiv(__m512 a, vacc_t s)
 static inline __m512d v_acc_rdiv(__m512d a, __m512d s) { return _mm512_div_pd(a, s); }
 #endif
 
+/* ce bf16 rows (stop 27): an optional op, only here (vec_ops.h) */
+#if defined(NLLK_DTYPE_BF16)
+#  define NLLK_HAVE_H_EXP_SUM32 1
+/* v_h32_swap(a): the canonical lanes (lo: 0..7, hi: 8..15) regrouped as v_h_exp_sum32 holds them (lo: 0-3 and 8-11,
+ * hi: 4-7 and 12-15), and back (the same 128-bit moves both ways). */
+static inline vacc_t v_h32_swap(vacc_t a)
+{
+    return (vacc_t){_mm512_shuffle_f64x2(a.lo, a.hi, _MM_SHUFFLE(1, 0, 1, 0)),
+                    _mm512_shuffle_f64x2(a.lo, a.hi, _MM_SHUFFLE(3, 2, 3, 2))};
+}
+/* v_h_exp_sum32(a, p, m): a (regrouped) plus v_exp_ce_le0(p[k] - m) of the 32 bfloat16 classes p[0 .. 32), class k
+ * in canonical lane k % 16 and each lane in increasing k, as 2 whole vectors of v_acc_add would give. One 64-byte
+ * load; the widening is an unpack with zero per 16 values (one op instead of a zero-extension and a shift), which
+ * puts classes 0-3, 8-11, 16-19, 24-27 in one vector and 4-7, 12-15, 20-23, 28-31 in the other: hence the regrouped
+ * lanes, whose halves take classes 0-3 and 8-11 first, then 16-19 and 24-27 (4-7 and 12-15, then 20-23 and 28-31). */
+static inline vacc_t v_h_exp_sum32(vacc_t a, const uint16_t *p, __m512 m)
+{
+    const __m512i w = _mm512_loadu_si512(p), z = _mm512_setzero_si512();
+    const __m512 e0 = v_exp_ce_le0(_mm512_sub_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w)), m));
+    const __m512 e1 = v_exp_ce_le0(_mm512_sub_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w)), m));
+    a.lo = _mm512_add_pd(a.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e0)));
+    a.hi = _mm512_add_pd(a.hi, _mm512_cvtps_pd(_mm512_castps512_ps256(e1)));
+    a.lo = _mm512_add_pd(a.lo, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e0, 1)));
+    a.hi = _mm512_add_pd(a.hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e1, 1)));
+    return a;
+}
+#endif
+
 #endif

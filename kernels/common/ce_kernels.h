@@ -124,6 +124,18 @@ INLINE void ce_row_sums(const stor_t *x, const stor_t *q, const stor_t *w, size_
         s[j] = a[j] = b[j] = v_acc_zero();
     const vec_t mv = v_set1((double)m);
     size_t k = 0;
+#if defined(NLLK_HAVE_H_EXP_SUM32)
+    _Static_assert(G == 1, "v_h_exp_sum32: one accumulator of 16 lanes");
+    if (mode == CE_S && !e_out) { /* the exp-sum alone, 32 classes a step (one widening op per 16; vec_ops.h) */
+        vacc_t h = v_h32_swap(s[0]);
+        for (; k + 32 <= c; k += 32) {
+            if (next)
+                __builtin_prefetch(next + k);
+            h = v_h_exp_sum32(h, x + k, mv);
+        }
+        s[0] = v_h32_swap(h);
+    }
+#endif
     for (; k + 16 <= c; k += 16) {
         if (next) {
             __builtin_prefetch(next + k);

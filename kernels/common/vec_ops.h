@@ -71,7 +71,12 @@
  *                              relative residual (ce_logsums), every step an IEEE operation rounded once
  * Cross-entropy planes gradient (stop 26; at the end of every map, block "ce planes gradient (stop 26)")
  *   v_acc_rdiv(a, s)           (elem_t)((double)a[i] / s[i]): one division in double, rounded once to the dtype
- *                              (ce_pfac of VW positions) */
+ *                              (ce_pfac of VW positions)
+ * Optional (a map that has them defines NLLK_HAVE_H_EXP_SUM32; the kernels use the ops above otherwise, the same bits):
+ * cross-entropy bf16 rows (stop 27; AVX-512's block "ce bf16 rows (stop 27)")
+ *   v_h32_swap(a)              the canonical lanes regrouped as v_h_exp_sum32 holds them, and back
+ *   v_h_exp_sum32(a, p, m)     the regrouped lanes a plus v_exp_ce_le0(p[k] - m) of 32 bfloat16 classes: the bits of
+ *                              two whole vectors of v_acc_add (class k in lane k % 16, increasing k) */
 #ifndef NLLK_KERNELS_COMMON_VEC_OPS_H
 #define NLLK_KERNELS_COMMON_VEC_OPS_H
 
