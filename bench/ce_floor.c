@@ -8,9 +8,11 @@
  *   fwd         a max pass (v_max_num) and exp_sum: the forward's per-logit work, the floor of any kernel that keeps
  *               nllk's bits
  *   fwd_grad    fwd, the exps kept in a buffer, then the gradient pass g = -(e * fac): the fused forward+backward's
+ *   fwd_bf16    fwd on bfloat16 logits: the max pass by v_h_max2 and the exp pass widening each vector (v_h_load),
+ *               as the 16-bit kernels do (the same floats: the bf16 roundings of the f32 row)
  *
  *   gcc -O2 -ffp-contract=off -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma -fopenmp -DNLLK_DTYPE_F32 \
- *       -I kernels/avx512 -o ce_floor bench/ce_floor.c -lsleef
+ *       -DNLLK_DTYPE_BF16 -DNLLK_STORAGE_16 -I kernels/avx512 -o ce_floor bench/ce_floor.c -lsleef
  *   ./ce_floor [THREADS]      (-I kernels/avx2 with -mavx2 -mfma for the AVX2 map)
  *
  * Rates are logits per second over all threads (each thread its own 16 KiB row, in L1); medians of 15 runs. The
@@ -22,7 +24,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "vec.h"
+#include "../common/half.h" /* nllk_f32_to_bf16 */
+#include "vec.h"            /* with NLLK_STORAGE_16: the f32 map and its 16-bit storage block */
 
 #define LEN 4096 /* one row: 16 KiB of f32 */
 #define REPS 1000
@@ -36,15 +39,43 @@ static double now(void)
 
 static void barrier(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 
-enum { SLEEF_EXP, EXP_CE, EXP_SUM, FWD, FWD_GRAD, LOOPS };
-static const char *const NAMES[LOOPS] = {"sleef_exp", "exp_ce", "exp_sum", "fwd", "fwd_grad"};
+enum { SLEEF_EXP, EXP_CE, EXP_SUM, FWD, FWD_GRAD, FWD_BF16, LOOPS };
+static const char *const NAMES[LOOPS] = {"sleef_exp", "exp_ce", "exp_sum", "fwd", "fwd_grad", "fwd_bf16"};
 
-/* REPS passes of one loop over x (len LEN); e, y: buffers of LEN. Returns a checksum. */
-static double run(int loop, const float *x, float *e, float *y)
+/* The forward's arithmetic on bfloat16 logits h (len LEN); returns the row's exp-sum. */
+static double fwd_bf16(const uint16_t *h)
+{
+    vec_t m0 = v_set1(-INFINITY), m1 = m0;
+    for (size_t i = 0; i < LEN; i += 4 * VW) {
+        m0 = v_h_max2(m0, h + i);
+        m1 = v_h_max2(m1, h + i + 2 * VW);
+    }
+    float mb[VW];
+    v_store(mb, v_max_num(m0, m1));
+    float m = mb[0];
+    for (int i = 1; i < VW; i++)
+        m = mb[i] > m ? mb[i] : m;
+    const vec_t mv = v_set1(m);
+    vacc_t acc = v_acc_zero();
+    for (size_t i = 0; i < LEN; i += VW)
+        acc = v_acc_add(acc, v_exp_ce_le0(v_sub(v_h_load(h + i), mv)));
+    double lanes[VW], s = 0;
+    v_acc_store(lanes, acc);
+    for (int q = 0; q < VW; q++)
+        s += lanes[q];
+    return s;
+}
+
+/* REPS passes of one loop over x (len LEN; h: its bfloat16 roundings); e, y: buffers of LEN. Returns a checksum. */
+static double run(int loop, const float *x, const uint16_t *h, float *e, float *y)
 {
     double check = 0;
     for (int r = 0; r < REPS; r++, barrier(y)) {
         vec_t mv = v_set1(0.0);
+        if (loop == FWD_BF16) {
+            y[r % LEN] = (float)fwd_bf16(h);
+            continue;
+        }
         if (loop >= FWD) { /* the max pass: four chains, as the kernels' row max */
             vec_t m0 = v_set1(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
             for (size_t i = 0; i < LEN; i += 4 * VW) {
@@ -110,9 +141,12 @@ int main(int argc, char **argv)
             {
                 static _Thread_local float x[LEN] __attribute__((aligned(64))), e[LEN] __attribute__((aligned(64))),
                     y[LEN] __attribute__((aligned(64)));
-                for (int i = 0; i < LEN; i++) /* logits in [-10, 10] */
+                static _Thread_local uint16_t h[LEN] __attribute__((aligned(64)));
+                for (int i = 0; i < LEN; i++) { /* logits in [-10, 10] */
                     x[i] = -10.0f + 20.0f * (float)((i * 37) % LEN) / LEN;
-                sink += run(loop, x, e, y);
+                    h[i] = nllk_f32_to_bf16(x[i]);
+                }
+                sink += run(loop, x, h, e, y);
             }
             ts[k] = now() - t0;
         }
