@@ -11,9 +11,9 @@
  *   fwd_bf16    fwd on bfloat16 logits: the max pass by v_h_max2 and the exp pass widening each vector (v_h_load),
  *               as the 16-bit kernels do (the same floats: the bf16 roundings of the f32 row)
  *
- *   gcc -O2 -ffp-contract=off -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma -fopenmp -DNLLK_DTYPE_F32 \
- *       -DNLLK_DTYPE_BF16 -DNLLK_STORAGE_16 -I kernels/avx512 -o ce_floor bench/ce_floor.c -lsleef
- *   ./ce_floor [THREADS]      (-I kernels/avx2 with -mavx2 -mfma for the AVX2 map)
+ *   build/bench/ce_floor [THREADS]     (built with the benchmarks: compiled as the AVX-512 bf16 kernels are; by hand
+ *       gcc -O2 -ffp-contract=off -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma -fopenmp -DNLLK_DTYPE_BF16 \
+ *       -I kernels/avx512 -o ce_floor bench/ce_floor.c -lsleef -lm, or -mavx2 -mfma -I kernels/avx2 for AVX2)
  *
  * Rates are logits per second over all threads (each thread its own 16 KiB row, in L1); medians of 15 runs. The
  * ratio column is the loop's rate over sleef_exp's: 1.0 = as fast as the limit. */
@@ -24,8 +24,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#if defined(NLLK_DTYPE_BF16) /* as kernels/common/kernels.c: float math, 16-bit storage */
+#    define NLLK_DTYPE_F32 1
+#    define NLLK_STORAGE_16 1
+#endif
 #include "../common/half.h" /* nllk_f32_to_bf16 */
-#include "vec.h"            /* with NLLK_STORAGE_16: the f32 map and its 16-bit storage block */
+#include "vec.h"            /* the f32 map and its 16-bit storage block */
 
 #define LEN 4096 /* one row: 16 KiB of f32 */
 #define REPS 1000
@@ -42,6 +46,17 @@ static void barrier(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 enum { SLEEF_EXP, EXP_CE, EXP_SUM, FWD, FWD_GRAD, FWD_BF16, LOOPS };
 static const char *const NAMES[LOOPS] = {"sleef_exp", "exp_ce", "exp_sum", "fwd", "fwd_grad", "fwd_bf16"};
 
+/* The largest lane of v (the end of a row's max pass). */
+static float lane_max(vec_t v)
+{
+    float b[VW], m;
+    v_store(b, v);
+    m = b[0];
+    for (int i = 1; i < VW; i++)
+        m = b[i] > m ? b[i] : m;
+    return m;
+}
+
 /* The forward's arithmetic on bfloat16 logits h (len LEN); returns the row's exp-sum. */
 static double fwd_bf16(const uint16_t *h)
 {
@@ -50,12 +65,7 @@ static double fwd_bf16(const uint16_t *h)
         m0 = v_h_max2(m0, h + i);
         m1 = v_h_max2(m1, h + i + 2 * VW);
     }
-    float mb[VW];
-    v_store(mb, v_max_num(m0, m1));
-    float m = mb[0];
-    for (int i = 1; i < VW; i++)
-        m = mb[i] > m ? mb[i] : m;
-    const vec_t mv = v_set1(m);
+    const vec_t mv = v_set1(lane_max(v_max_num(m0, m1)));
     vacc_t acc = v_acc_zero();
     for (size_t i = 0; i < LEN; i += VW)
         acc = v_acc_add(acc, v_exp_ce_le0(v_sub(v_h_load(h + i), mv)));
@@ -84,12 +94,7 @@ static double run(int loop, const float *x, const uint16_t *h, float *e, float *
                 m2 = v_max_num(m2, v_load(x + i + 2 * VW));
                 m3 = v_max_num(m3, v_load(x + i + 3 * VW));
             }
-            float mb[VW];
-            v_store(mb, v_max_num(v_max_num(m0, m1), v_max_num(m2, m3)));
-            float m = mb[0];
-            for (int i = 1; i < VW; i++)
-                m = mb[i] > m ? mb[i] : m;
-            mv = v_set1(m);
+            mv = v_set1(lane_max(v_max_num(v_max_num(m0, m1), v_max_num(m2, m3))));
         }
         if (loop == SLEEF_EXP || loop == EXP_CE) {
             for (size_t i = 0; i < LEN; i += VW)

@@ -252,6 +252,15 @@ static void run_nll(sink *s, size_t n, size_t c, size_t d, int64_t ign, int bad_
 
 /* Cross-entropy: logits mostly moderate (a special value of the corpus every 53rd: NaN, Inf, 800, ... rows), both
  * target kinds, fwd (lse too) and bwd (with and without lse), label smoothing 0 and 0.3. */
+/* Cross-entropy inputs (run_ce, and the 16-bit ones of run_half): logit i one in 53 from the corpus, the rest finite
+ * in [-27, 27] (a row of the corpus alone holds a NaN or an infinity from about 20 classes on, which would hide the
+ * exp-sum); probability i in [0, 1]. */
+static float ce_logit(size_t i)
+{
+    return i % 53 == 0 ? xf[i % BIG] : (float)((int)((i * 2654435761u) % 2001u) - 1000) / 37.0f;
+}
+static float ce_prob(size_t i) { return (float)((i * 40503u) % 1000u) / 999.0f; }
+
 static void run_ce(sink *s, size_t n, size_t c, size_t d, int64_t ign)
 {
     const size_t nd = n * d, ncd = n * c * d;
@@ -261,9 +270,9 @@ static void run_ce(sink *s, size_t n, size_t c, size_t d, int64_t ign)
     static float xin[BIG * 20], qin[BIG * 20], lse[BIG];
     static double xin8[BIG * 20], qin8[BIG * 20], lse8[BIG];
     for (size_t i = 0; i < ncd; i++) {
-        xin[i] = i % 53 == 0 ? xf[i % BIG] : (float)((int)((i * 2654435761u) % 2001u) - 1000) / 37.0f;
+        xin[i] = ce_logit(i);
         xin8[i] = i % 53 == 0 ? xd[i % BIG] : (double)((int)((i * 2654435761u) % 2001u) - 1000) / 37.0;
-        qin[i] = (float)((i * 40503u) % 1000u) / 999.0f;
+        qin[i] = ce_prob(i);
         qin8[i] = (double)((i * 40503u) % 1000u) / 999.0;
     }
     const float *wf_ = c <= 64 ? wf : NULL;
@@ -432,13 +441,11 @@ static void run_half(sink *s, int f16)
                     sink_h16(s, ho, ncd, f16);
             }
     }
-    /* cross-entropy: rows and planes, class-index (weighted, smoothed) and probability targets. The logits as
-     * run_ce's (one in 53 from the corpus, the rest finite: a row of the corpus alone holds a NaN or an infinity
-     * from about 20 classes on, which would hide the exp-sum), the probabilities as its qin */
+    /* cross-entropy: rows and planes, class-index (weighted, smoothed) and probability targets, on run_ce's inputs */
     static uint16_t hq[BIG * 20];
     for (size_t i = 0; i < BIG * 20; i++) {
-        hin[i] = to_h(i % 53 == 0 ? xf[i % BIG] : (float)((int)((i * 2654435761u) % 2001u) - 1000) / 37.0f);
-        hq[i] = to_h((float)((i * 40503u) % 1000u) / 999.0f);
+        hin[i] = to_h(ce_logit(i));
+        hq[i] = to_h(ce_prob(i));
     }
     static const size_t ce_shapes[][3] = {{40, 17, 1}, {3, 100, 1}, {2, 5, 33}, {7, 333, 1}};
     for (size_t k = 0; k < sizeof ce_shapes / sizeof *ce_shapes; k++) {
