@@ -75,7 +75,7 @@ static const probe_set *probes_of(const char *build)
 static const char *const op_names[P_NUM_OUT] = {
     "add",  "sub",    "mul",     "div",    "neg",    "exp",  "log",   "set1",   "le",     "select",  "mzero",
     "load", "load_n", "store_n", "gather", "stream", "tsel", "tnsel", "exp_ce", "mblend", "max_num", "exp_ce_le0",
-    "split_hi", "split_lo", "rdiv"};
+    "split_hi", "split_lo", "rdiv", "tnpick"};
 
 enum { N = 512 };
 
@@ -208,6 +208,7 @@ static void check_dtype(const probe_set *cur, const probe_set *ref, nllk_dtype d
         want[P_STREAM] = ai;
         want[P_TSEL] = keep[i] && t64[i] == 3 ? ai : 0.0;
         want[P_TNSEL] = keep[i] && (int32_t)(uint32_t)(uint64_t)t64[i] == 3 ? ai : 0.0;
+        want[P_TNPICK] = keep[i] && (int32_t)(uint32_t)(uint64_t)t64[i] == 3 ? ai : bi;
         want[P_EXP_CE] = ref ? tu_get(dt, ref_out, (size_t)P_EXP_CE * N + i) : NAN;
         want[P_MAX_NUM] = bi > ai ? bi : ai; /* x > m ? x : m: NaN b keeps a; equal zeros keep a */
         /* v_exp_ce_le0 is v_exp_ce (the map's own, checked above) where a <= 0 or NaN */

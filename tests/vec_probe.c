@@ -68,6 +68,7 @@ size_t NAME(NLLK_DTYPE, probe, NLLK_BUILD)(const vec_probe *p)
         _Alignas(64) elem_t sbuf[VW];
         v_store(res[P_TSEL], v_tsel(t[0], 3, keep, va));
         v_store(res[P_TNSEL], v_tnsel(v_tnarrow(t[0], keep), 3, va));
+        v_store(res[P_TNPICK], v_tnpick(v_tnarrow(t[0], keep), 3, va, vb));
         v_store(res[P_EXP_CE], v_exp_ce(va));
         v_store(res[P_MAX_NUM], v_max_num(va, vb));
         v_store(res[P_CE_EXP0], v_select(v_le(va, v_set1(0.0)), v_exp_ce_le0(va), v_set1(0.0)));

@@ -35,6 +35,7 @@ enum {
     P_SPLIT_HI, /* v_acc_split(v_acc_load(d), &hi, &lo): hi (ce logsums, stop 25)                */
     P_SPLIT_LO, /* ... and lo                                                                    */
     P_RDIV,     /* v_acc_rdiv(a, v_acc_load(d)) (ce planes gradient, stop 26)                     */
+    P_TNPICK,   /* v_tnpick(v_tnarrow(i64 targets, keep bits), 3, a, b) (N-D NLL, stop 28)         */
     P_NUM_OUT
 };
 

@@ -191,6 +191,10 @@ static inline __m256 v_tnsel(__m256i n, int32_t cls, __m256 v)
 {
     return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(n, _mm256_set1_epi32(cls))));
 }
+static inline __m256 v_tnpick(__m256i n, int32_t cls, __m256 v, __m256 a)
+{
+    return _mm256_blendv_ps(a, v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(n, _mm256_set1_epi32(cls))));
+}
 static inline __m256 v_tsel(vidx_t t, int64_t cls, unsigned m, __m256 v)
 {
     const __m256i c = _mm256_set1_epi64x(cls);
@@ -270,6 +274,11 @@ static inline __m256d v_tnsel(__m128i n, int32_t cls, __m256d v)
 {
     const __m256i eq = _mm256_cvtepi32_epi64(_mm_cmpeq_epi32(n, _mm_set1_epi32(cls)));
     return _mm256_and_pd(v, _mm256_castsi256_pd(eq));
+}
+static inline __m256d v_tnpick(__m128i n, int32_t cls, __m256d v, __m256d a)
+{
+    const __m256i eq = _mm256_cvtepi32_epi64(_mm_cmpeq_epi32(n, _mm_set1_epi32(cls)));
+    return _mm256_blendv_pd(a, v, _mm256_castsi256_pd(eq));
 }
 static inline __m256d v_tsel(__m256i t, int64_t cls, unsigned m, __m256d v)
 {

@@ -147,6 +147,10 @@ static inline __m512 v_tnsel(__m512i n, int32_t cls, __m512 v)
 {
     return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(n, _mm512_set1_epi32(cls)), v);
 }
+static inline __m512 v_tnpick(__m512i n, int32_t cls, __m512 v, __m512 a)
+{
+    return _mm512_mask_mov_ps(a, _mm512_cmpeq_epi32_mask(n, _mm512_set1_epi32(cls)), v);
+}
 static inline __m512 v_tsel(vidx_t t, int64_t cls, unsigned m, __m512 v)
 {
     const __m512i c = _mm512_set1_epi64(cls);
@@ -215,6 +219,10 @@ static inline __m256i v_tnarrow(__m512i t, unsigned m)
 static inline __m512d v_tnsel(__m256i n, int32_t cls, __m512d v)
 {
     return _mm512_maskz_mov_pd(_mm256_cmpeq_epi32_mask(n, _mm256_set1_epi32(cls)), v);
+}
+static inline __m512d v_tnpick(__m256i n, int32_t cls, __m512d v, __m512d a)
+{
+    return _mm512_mask_mov_pd(a, _mm256_cmpeq_epi32_mask(n, _mm256_set1_epi32(cls)), v);
 }
 static inline __m512d v_tsel(__m512i t, int64_t cls, unsigned m, __m512d v)
 {

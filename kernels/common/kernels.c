@@ -238,7 +238,8 @@ INLINE void prefetch_planes(const stor_t *x, const void *tg, size_t p, size_t cs
 /* Mixed (random) targets in an N-D run of few classes: a vector names about min(VW, c) planes, each line its own miss
  * (the planes lie far apart, and more of them than the hardware prefetcher follows), so every plane's line is
  * prefetched PF_ALL positions ahead: c streams, read whole, instead of scattered misses. Only for c <= PF_ALL_MAXC
- * (more classes: more lines than the gathers touch). A prefetch is never dereferenced. */
+ * (more classes: more lines than the gathers touch), and where the vectors are gathered, not picked (nll_pick_ok).
+ * A prefetch is never dereferenced. */
 #ifndef PF_ALL
 #define PF_ALL 256
 #endif
@@ -307,6 +308,33 @@ INLINE int nll_fwd_segments(const stor_t *x, const void *tg, size_t o, vidx_t tv
     return 1;
 }
 
+/* Mixed (random) targets in an N-D run of few classes, f32 on a map of 16 lanes: a vector's values are picked from
+ * one contiguous load of every class plane (c loads and picks instead of a gather), lane i from plane t[i] -- the
+ * gather's elements, +0 in ignored lanes (v_tnarrow's -1 names no plane), so the same bits. Every plane's lines are
+ * then read in order, c streams that the hardware prefetcher follows (a software prefetch of every plane as well
+ * cost more than it saved); the gather touched about half of them, in an order it does not. Whole vectors only (the
+ * loads are VW wide); targets already validated, and c <= NLL_PICK_MAXC fits the narrowed lanes. Elsewhere the
+ * gather measured faster (8 lanes: f64, AVX2; 16-bit storage, with a conversion per load; BENCHMARKS.md, stop 28). */
+#ifndef NLL_PICK_MAXC
+#    define NLL_PICK_MAXC 32
+#endif
+
+INLINE int nll_pick_ok(size_t c) { return VW >= 16 && sizeof(stor_t) == 4 && c <= NLL_PICK_MAXC; }
+
+INLINE vec_t nll_pick_planes(const stor_t *x, vidx_t tv, unsigned valid, size_t cs, size_t c, const stor_t *weight,
+                             vec_t *wv)
+{
+    const vtn_t tn = v_tnarrow(tv, valid);
+    vec_t v = v_set1(0.0), w = v;
+    for (size_t k = 0; k < c; k++) {
+        v = v_tnpick(tn, (int32_t)k, s_load(x + k * cs), v);
+        if (weight)
+            w = v_tnpick(tn, (int32_t)k, v_set1(s_get(weight + k)), w);
+    }
+    *wv = weight ? w : v_mzero(valid, v_set1(1.0));
+    return v;
+}
+
 /* One group of 16 positions from k (or the run's last, shorter one): losses to out, lanes to acc / accw. Returns 0,
  * or 1 + the offset of the first bad target. A vector of VW equal targets in an N-D run (planes) reads its class plane
  * with one contiguous load, one of a few runs (nll_fwd_segments) one load per run; other vectors gather. */
@@ -346,8 +374,13 @@ INLINE size_t nll_fwd_group(size_t k, size_t len, const stor_t *x, const void *t
                     --*seg_skip;
             }
             const unsigned valid = v_tvalid(tv, ign);
-            const vec_t xv = s_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
-            wv = weight ? s_gather(weight, tv, valid) : v_mzero(valid, one);
+            vec_t xv;
+            if (planes && m >= VW && nll_pick_ok(c))
+                xv = nll_pick_planes(x + o, tv, valid, cs, c, weight, &wv);
+            else {
+                xv = s_gather(x + o * ks, v_toff(tv, kofs, cs), valid);
+                wv = weight ? s_gather(weight, tv, valid) : v_mzero(valid, one);
+            }
             loss = v_mzero(valid, v_mul(v_neg(xv), wv));
         }
     done:
@@ -424,6 +457,7 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
     unsigned seg_skip = 0;
     if (ks == 1) { /* N-D runs (and c == 1): stretches of equal targets, other groups one by one */
         const int pf_all = PF_ALL > 0 && c <= PF_ALL_MAXC;
+        const int pick = nll_pick_ok(c); /* mixed vectors: nll_pick_planes */
         int mixed = 0; /* the last groups had vectors of too many runs (random targets) */
         for (size_t k = 0; k < len && !bad;) {
             if (len - k >= 16 && !seg_skip) { /* (not right after a vector of too many runs: random targets) */
@@ -438,7 +472,9 @@ INLINE size_t nll_fwd_body(const nllk_nll_run *r, const stor_t *x, const void *t
                     continue;
                 }
             }
-            if (mixed && pf_all) {
+            if (mixed && pick) {
+                /* no prefetch: the picks read every plane in order */
+            } else if (mixed && pf_all) {
                 if (k + PF_ALL + 16 <= len)
                     prefetch_all_planes(x, k + PF_ALL, cs, c);
             } else if (k + PF_PLANE + 16 <= len)

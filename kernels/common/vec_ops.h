@@ -43,6 +43,7 @@
  *   v_tsel(t, cls, bits, v)    lane i: v[i] where bit i is set and t[i] == cls (64-bit compare), else +0
  *   v_tnarrow(t, bits)         lane i: the low 32 bits of t[i] as int32 where bit i is set, else -1
  *   v_tnsel(n, cls, v)         lane i: v[i] where n[i] == cls (an int32 >= 0), else +0
+ *   v_tnpick(n, cls, v, a)     lane i: v[i] where n[i] == cls (an int32 >= 0), else a[i]
  *
  * Other
  *   v_zero_fill(p, bytes)      zero `bytes` bytes: wide stores, streaming (non-temporal) ones for spans much

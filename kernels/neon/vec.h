@@ -153,6 +153,10 @@ static inline float32x4_t v_tnsel(int32x4_t n, int32_t cls, float32x4_t v)
 {
     return vbslq_f32(vceqq_s32(n, vdupq_n_s32(cls)), v, vdupq_n_f32(0));
 }
+static inline float32x4_t v_tnpick(int32x4_t n, int32_t cls, float32x4_t v, float32x4_t a)
+{
+    return vbslq_f32(vceqq_s32(n, vdupq_n_s32(cls)), v, a);
+}
 static inline void v_stream(float *p, float32x4_t v) /* STNP: a non-temporal store of the two halves */
 {
     __asm__ volatile("stnp %d1, %d2, [%0]" : : "r"(p), "w"(vget_low_f32(v)), "w"(vget_high_f32(v)) : "memory");
@@ -240,6 +244,11 @@ static inline float64x2_t v_tnsel(int32x2_t n, int32_t cls, float64x2_t v)
 {
     const uint64x2_t eq = vreinterpretq_u64_s64(vmovl_s32(vreinterpret_s32_u32(vceq_s32(n, vdup_n_s32(cls)))));
     return vbslq_f64(eq, v, vdupq_n_f64(0));
+}
+static inline float64x2_t v_tnpick(int32x2_t n, int32_t cls, float64x2_t v, float64x2_t a)
+{
+    const uint64x2_t eq = vreinterpretq_u64_s64(vmovl_s32(vreinterpret_s32_u32(vceq_s32(n, vdup_n_s32(cls)))));
+    return vbslq_f64(eq, v, a);
 }
 static inline void v_stream(double *p, float64x2_t v) /* STNP: a non-temporal store of the two lanes */
 {

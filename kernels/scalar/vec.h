@@ -104,6 +104,7 @@ static inline vec_t v_tsel(vidx_t t, int64_t cls, unsigned bits, vec_t v)
 typedef int32_t vtn_t;
 static inline vtn_t v_tnarrow(vidx_t t, unsigned bits) { return bits & 1 ? (int32_t)(uint32_t)(uint64_t)t : -1; }
 static inline vec_t v_tnsel(vtn_t n, int32_t cls, vec_t v) { return n == cls ? v : (elem_t)0; }
+static inline vec_t v_tnpick(vtn_t n, int32_t cls, vec_t v, vec_t a) { return n == cls ? v : a; }
 
 /* x86-64 has MOVNTI (SSE2, every x86-64 CPU): 4- and 8-byte streaming stores; elsewhere an ordinary store. */
 static inline void v_stream(elem_t *p, vec_t v)
