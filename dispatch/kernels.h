@@ -63,12 +63,14 @@ typedef size_t (*nllk_nll_fwd_fn)(const nllk_nll_run *r, const void *x, const vo
 typedef void (*nllk_nll_bwd_fn)(const nllk_nll_run *r, const void *target, const void *weight, const void *g,
                                 size_t g_stride, void *gx);
 
-/* NLL backward of an N-D run (k_stride 1, c_stride d; targets already validated) in one pass: every element
- * gx[k + cls * c_stride], k < len, cls < c, is written once: w * -g_k (unweighted: -g_k) where cls == target[k] is
- * not ignored, +0 elsewhere (the zero fill and the scatter together). stream != 0: streaming (non-temporal) stores
- * where the planes' cache lines allow (the driver asks for them when grad_input is much larger than the caches). */
-typedef void (*nllk_nll_bwd_fill_fn)(const nllk_nll_run *r, const void *target, const void *weight, const void *g,
-                                     size_t g_stride, void *gx, int stream);
+/* NLL backward of an N-D run (k_stride 1, c_stride d) in one pass: every element gx[k + cls * c_stride], k < len,
+ * cls < c, is written once: w * -g_k (unweighted: -g_k) where cls == target[k] is not ignored, +0 elsewhere (the
+ * zero fill and the scatter together). stream != 0: streaming (non-temporal) stores where the planes' cache lines
+ * allow (the driver asks for them when grad_input is much larger than the caches). The kernel validates the
+ * targets itself (it writes only inside the planes, whatever they hold): returns len, or the k of the first bad
+ * target, after which the planes hold unspecified values. */
+typedef size_t (*nllk_nll_bwd_fill_fn)(const nllk_nll_run *r, const void *target, const void *weight, const void *g,
+                                       size_t g_stride, void *gx, int stream);
 
 /* Index of the first target in t[0 .. len) that is neither in [0, c) nor ignore_index, or len. */
 typedef size_t (*nllk_nll_check_fn)(size_t len, const void *target, size_t c, int64_t ignore_index);

@@ -122,9 +122,10 @@ static size_t nll_check_targets(nll_ctx *c, size_t nd)
     return nllk_parallel_spans(nd, 4 * NLLK_GRAIN, check_span, c);
 }
 
-/* Backward over elements [off, off + len) (targets already validated): the scatter into zero-filled rows, or (fill)
- * the N-D one-pass kernel, whose runs write their c planes whole (kernels.h). */
-static void nll_bwd_runs(const nll_ctx *c, size_t off, size_t len, int fill)
+/* Backward over elements [off, off + len): the scatter into zero-filled rows (targets already validated), or (fill)
+ * the N-D one-pass kernel, whose runs write their c planes whole and validate their targets (kernels.h). Returns
+ * len, or the first bad target's element (fill only). */
+static size_t nll_bwd_runs(const nll_ctx *c, size_t off, size_t len, int fill)
 {
     const nllk_dtype_desc *dt = c->dt;
     for (size_t done = 0; done < len;) {
@@ -133,19 +134,18 @@ static void nll_bwd_runs(const nll_ctx *c, size_t off, size_t len, int fill)
         const void *tg = c->s.target + (off + done) * c->s.target_size;
         const void *g = nllk_elem(dt, c->g, (off + done) * c->g_stride);
         void *gx = nllk_elem_mut(dt, c->gx, x_off);
-        if (fill)
-            c->k->nll_bwd_fill[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx, c->stream);
-        else
+        if (fill) {
+            const size_t k = c->k->nll_bwd_fill[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx, c->stream);
+            if (k != r.len)
+                return done + k;
+        } else
             c->k->nll_bwd[c->s.target_type](&r, tg, c->weight, g, c->g_stride, gx);
         done += r.len;
     }
-}
-
-static size_t nll_bwd_fill_span(void *vctx, size_t off, size_t len)
-{
-    nll_bwd_runs(vctx, off, len, 1);
     return len;
 }
+
+static size_t nll_bwd_fill_span(void *vctx, size_t off, size_t len) { return nll_bwd_runs(vctx, off, len, 1); }
 
 static void zero_fill(const nll_ctx *c, size_t first, size_t count)
 {
@@ -223,18 +223,21 @@ static nllk_status nll_bwd(const nllk_dtype_desc *dt, const void *grad_output, c
     const size_t nd = n * d;
     if (!grad_output && (reduction != NLLK_REDUCTION_NONE || nd > 0))
         return nllk_fail(NLLK_ERR_NULL_POINTER, "grad_output is NULL");
-    /* every target is checked before the first write, so nothing is ever written out of bounds */
-    const size_t bad = nll_check_targets(&ctx, nd);
-    if (bad != nd)
-        return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, 0, bad);
     /* mean's factor is grad_output / total_weight in the dtype, negated by the kernel (ATen's order) */
     nllk_scalar g;
     ctx.g = nllk_grad_scale(dt, reduction, grad_output, total_weight, nd, &g, &ctx.g_stride);
-    if (d != 1) { /* one pass: every line of grad_input written once, streaming beyond the caches */
+    if (d != 1) { /* one pass: every line of grad_input written once, streaming beyond the caches; the kernel
+                   * validates the targets as it goes (it writes only inside the planes) */
         ctx.stream = n * c * d * dt->size >= NLLK_NLL_STREAM_BYTES;
-        nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_fill_span, &ctx);
+        const size_t bad = nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_fill_span, &ctx);
+        if (bad != nd)
+            return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, 0, bad);
         return nllk_ok();
     }
+    /* the scatter: every target is checked before the first write, so nothing is ever written out of bounds */
+    const size_t bad = nll_check_targets(&ctx, nd);
+    if (bad != nd)
+        return nllk_target_error(ctx.s.target, ctx.s.target_type, ctx.s.c, ctx.s.d, 0, bad);
     nllk_parallel_spans(nd, NLLK_GRAIN, nll_bwd_span, &ctx);
     return nllk_ok();
 }

@@ -318,8 +318,10 @@ NLLK_API nllk_status nllk_nll_fwd_f64(const double *input, const void *target, n
  *                    NONE: -w[k] * grad_output[i*d + j];  SUM: -w[k] * grad_output;
  *                    MEAN: w[k] * -(grad_output / total_weight)   (NaN when total_weight is 0, as in PyTorch)
  *
- * Errors: as the forward; NLLK_ERR_TARGET_OUT_OF_RANGE is checked before any write to grad_input's target
- * entries (nothing is written out of bounds).
+ * Errors: as the forward; nothing is ever written out of bounds. NLLK_ERR_TARGET_OUT_OF_RANGE: for d == 1 the
+ * targets are checked before anything is written; for d > 1 the one pass below checks each chunk of positions
+ * before writing it, so grad_input may have been partly written (unspecified values, as any array output of a
+ * failed call). The reported index is the lowest bad one either way, for any thread count.
  *
  * Memory: for N-D input (d > 1) every element of grad_input is written exactly once (the zeros and the values in
  * one pass); when grad_input has 32 MiB or more the writes are streaming (non-temporal) stores, so it is not left

@@ -551,8 +551,10 @@ typedef struct fill_group {
     int uniform; /* 16 positions, all targets t0 */
 } fill_group;
 
-INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g,
-                             size_t g_stride, vec_t gb, int64_t ign, const nllk_target_type tt)
+/* the group's state; returns 16, or the offset of its first bad target (neither ign nor in [0, c)) */
+INLINE size_t nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg, const stor_t *weight,
+                               const stor_t *g, size_t g_stride, vec_t gb, size_t c, int64_t ign,
+                               const nllk_target_type tt)
 {
     fg->t0 = target_at(tg, k, tt);
     fg->uniform = n == 16;
@@ -565,6 +567,9 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
             continue;
         }
         fg->tv[j] = tload_at(tg, k + o, k + n, ign, tt);
+        const unsigned bad = v_tbad(fg->tv[j], c, ign);
+        if (bad)
+            return o + (size_t)__builtin_ctz(bad);
         fg->valid[j] = v_tvalid(fg->tv[j], ign);
         fg->tn[j] = v_tnarrow(fg->tv[j], fg->valid[j]);
         fg->uniform = fg->uniform && !v_tvalid(fg->tv[j], fg->t0);
@@ -582,6 +587,7 @@ INLINE void nll_fill_prepare(fill_group *fg, size_t k, size_t n, const void *tg,
         const vec_t gneg = v_neg(!g_stride ? gb : m >= VW ? s_load(g + k + o) : s_load_n(g + k + o, m));
         fg->val[j] = !weight ? gneg : one_w ? v_mul(w0, gneg) : v_mul(s_gather(weight, fg->tv[j], fg->valid[j]), gneg);
     }
+    return 16;
 }
 
 /* v to p, of which left elements remain: a streaming store (nt: then the caller's stretch is whole vectors on the
@@ -612,15 +618,20 @@ INLINE void nll_fill_store(const fill_group *fg, stor_t *pl, size_t n, size_t cl
     }
 }
 
-/* positions [k, k + n) with n <= FILL_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0) */
-INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
-                           vec_t gb, stor_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
-                           const nllk_target_type tt)
+/* positions [k, k + n) with n <= FILL_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0).
+ * Returns n, or the offset of the first bad target (then the chunk is not written). */
+INLINE size_t nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
+                             vec_t gb, stor_t *gx, size_t cs, size_t c, int64_t ign, const int nt,
+                             const nllk_target_type tt)
 {
     fill_group fg[FILL_GROUPS];
     const size_t groups = (n + 15) / 16;
-    for (size_t q = 0; q < groups; q++)
-        nll_fill_prepare(&fg[q], k + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, tg, weight, g, g_stride, gb, ign, tt);
+    for (size_t q = 0; q < groups; q++) {
+        const size_t b = nll_fill_prepare(&fg[q], k + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, tg, weight, g,
+                                          g_stride, gb, c, ign, tt);
+        if (b < 16)
+            return q * 16 + b;
+    }
     const vec_t zero = v_set1(0.0);
     const int narrow = c <= INT32_MAX; /* then every valid target fits the int32 lanes of v_tnarrow */
     for (size_t cc = 0; cc < c; cc++) {
@@ -628,6 +639,7 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *wei
         for (size_t q = 0; q < groups; q++)
             nll_fill_store(&fg[q], pl + q * 16, n - q * 16 < 16 ? n - q * 16 : 16, cc, ign, zero, narrow, nt);
     }
+    return n;
 }
 
 /* A scalar grad_output (mean, sum: g_stride 0) gives every target position of plane k the same value, w[k] * -g (or
@@ -643,9 +655,10 @@ INLINE void nll_fill_chunk(size_t k, size_t n, const void *tg, const stor_t *wei
 #endif
 #define PLANE_VECS (PLANE_CHUNK / VW)
 
-/* positions [k, k + n) with n <= PLANE_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0) */
-INLINE void nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, vec_t gneg, stor_t *gx, size_t cs,
-                            size_t c, int64_t ign, const int nt, const nllk_target_type tt)
+/* positions [k, k + n) with n <= PLANE_CHUNK; nt: streaming stores (then k is on the 64-byte grid and n % 16 == 0).
+ * Returns n, or the offset of the first bad target (then the chunk is not written). */
+INLINE size_t nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *weight, vec_t gneg, stor_t *gx,
+                              size_t cs, size_t c, int64_t ign, const int nt, const nllk_target_type tt)
 {
     /* tn[q] lies 2 KiB from the store of vector q modulo 4 KiB: a load whose address matches a store in flight in
      * its low 12 bits waits for it (4K aliasing), and the planes' strides are often multiples of 4 KiB, so with tn
@@ -656,6 +669,9 @@ INLINE void nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *we
     const size_t vecs = (n + VW - 1) / VW;
     for (size_t q = 0; q < vecs; q++) {
         const vidx_t tv = tload_at(tg, k + q * VW, k + n, ign, tt);
+        const unsigned bad = v_tbad(tv, c, ign);
+        if (bad)
+            return q * VW + (size_t)__builtin_ctz(bad);
         tn[q] = v_tnarrow(tv, v_tvalid(tv, ign));
     }
     for (size_t cc = 0; cc < c; cc++) {
@@ -666,56 +682,58 @@ INLINE void nll_plane_chunk(size_t k, size_t n, const void *tg, const stor_t *we
         for (size_t q = 0; q < vecs; q++, o += VW)
             nll_put(pl + o, v_tnsel(tn[q], (int32_t)cc, val), n - o, nt);
     }
+    return n;
 }
 
-/* positions [k, k + n): planes ? nll_plane_chunk (n <= PLANE_CHUNK) : nll_fill_chunk (n <= FILL_CHUNK) */
-INLINE void nll_fill_any(size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
-                         vec_t gb, stor_t *gx, size_t cs, size_t c, int64_t ign, const int nt, const int planes,
-                         const nllk_target_type tt)
+/* positions [k, k + n): planes ? nll_plane_chunk (n <= PLANE_CHUNK) : nll_fill_chunk (n <= FILL_CHUNK); returns n,
+ * or the offset of the first bad target */
+INLINE size_t nll_fill_any(size_t k, size_t n, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
+                           vec_t gb, stor_t *gx, size_t cs, size_t c, int64_t ign, const int nt, const int planes,
+                           const nllk_target_type tt)
 {
-    if (planes)
-        nll_plane_chunk(k, n, tg, weight, v_neg(gb), gx, cs, c, ign, nt, tt);
-    else
-        nll_fill_chunk(k, n, tg, weight, g, g_stride, gb, gx, cs, c, ign, nt, tt);
+    return planes ? nll_plane_chunk(k, n, tg, weight, v_neg(gb), gx, cs, c, ign, nt, tt)
+                  : nll_fill_chunk(k, n, tg, weight, g, g_stride, gb, gx, cs, c, ign, nt, tt);
 }
 
-INLINE void nll_fill_run(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g, size_t g_stride,
-                         stor_t *gx, int stream, const int planes, const nllk_target_type tt)
+/* The run's c planes written whole; returns len, or the offset of the first bad target (the targets are validated
+ * chunk by chunk, before the chunk's first store: the planes then hold unspecified values, as nllk.h allows). */
+INLINE size_t nll_fill_run(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g,
+                           size_t g_stride, stor_t *gx, int stream, const int planes, const nllk_target_type tt)
 {
     const size_t len = r->len, cs = r->c_stride, c = r->c;
     const int64_t ign = r->ignore_index;
-    if (len == 0 || c == 0)
-        return;
+    if (len == 0)
+        return 0;
     const vec_t gb = v_set1(s_get(g));
     const uintptr_t a = (uintptr_t)gx;
     stream = stream && a % sizeof(stor_t) == 0 && cs * sizeof(stor_t) % 64 == 0;
-    size_t k = stream ? (size_t)(-a & 63) / sizeof(stor_t) : 0;
+    size_t k = stream ? (size_t)(-a & 63) / sizeof(stor_t) : 0, done = 0;
     if (k > len)
         k = len;
     const size_t chunk = planes ? PLANE_CHUNK : FILL_CHUNK;
     if (k) /* up to the 64-byte grid: fewer than 16 positions */
-        nll_fill_any(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
-    for (; k + 16 <= len;) {
+        done = nll_fill_any(0, k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
+    while (done == k && k + 16 <= len) {
         const size_t body = len - k < chunk ? (len - k) / 16 * 16 : chunk;
         if (stream)
-            nll_fill_any(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, planes, tt);
+            done = k + nll_fill_any(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 1, planes, tt);
         else
-            nll_fill_any(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
+            done = k + nll_fill_any(k, body, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
         k += body;
     }
-    if (k < len)
-        nll_fill_any(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
+    if (done == k && k < len)
+        done = k + nll_fill_any(k, len - k, tg, weight, g, g_stride, gb, gx, cs, c, ign, 0, planes, tt);
     if (stream)
         v_stream_fence();
+    return done;
 }
 
-INLINE void nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g,
-                              size_t g_stride, stor_t *gx, int stream, const nllk_target_type tt)
+INLINE size_t nll_bwd_fill_body(const nllk_nll_run *r, const void *tg, const stor_t *weight, const stor_t *g,
+                                size_t g_stride, stor_t *gx, int stream, const nllk_target_type tt)
 {
     if (!g_stride && r->c <= INT32_MAX) /* a scalar grad_output: masked broadcasts (nll_plane_chunk) */
-        nll_fill_run(r, tg, weight, g, g_stride, gx, stream, 1, tt);
-    else
-        nll_fill_run(r, tg, weight, g, g_stride, gx, stream, 0, tt);
+        return nll_fill_run(r, tg, weight, g, g_stride, gx, stream, 1, tt);
+    return nll_fill_run(r, tg, weight, g, g_stride, gx, stream, 0, tt);
 }
 
 INLINE size_t nll_check_body(size_t len, const void *tg, size_t c, int64_t ign, const nllk_target_type tt)
@@ -755,20 +773,20 @@ void KERNEL(nll_bwd_u8)(const nllk_nll_run *r, const void *tg, const void *w, co
 {
     nll_bwd_body(r, tg, w, g, gs, gx, NLLK_TARGET_U8);
 }
-void KERNEL(nll_bwd_fill_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
-                              int stream)
+size_t KERNEL(nll_bwd_fill_i64)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
+                                void *gx, int stream)
 {
-    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I64);
+    return nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I64);
 }
-void KERNEL(nll_bwd_fill_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
-                              int stream)
+size_t KERNEL(nll_bwd_fill_i32)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs,
+                                void *gx, int stream)
 {
-    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I32);
+    return nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_I32);
 }
-void KERNEL(nll_bwd_fill_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
-                             int stream)
+size_t KERNEL(nll_bwd_fill_u8)(const nllk_nll_run *r, const void *tg, const void *w, const void *g, size_t gs, void *gx,
+                               int stream)
 {
-    nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_U8);
+    return nll_bwd_fill_body(r, tg, w, g, gs, gx, stream, NLLK_TARGET_U8);
 }
 size_t KERNEL(nll_check_i64)(size_t len, const void *tg, size_t c, int64_t ign)
 {
