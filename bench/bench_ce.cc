@@ -49,7 +49,6 @@ double median_time(const std::function<void()> &f)
 }
 
 volatile uint64_t g_sink;
-volatile double g_dsink;
 
 // read `rd` bytes at r and write `wr` bytes at w (gradient-like data, streaming or plain stores) on `threads` threads, contiguous slices
 void stream_pass(const void *r, size_t rd, void *w, size_t wr, int threads, bool nt)
@@ -73,29 +72,7 @@ void stream_pass(const void *r, size_t rd, void *w, size_t wr, int threads, bool
 // SLEEF expf throughput (elements/s) of one ISA on one core, times `threads`: cores do not share the exp units, and
 // on this shared 2-vCPU machine a 2-thread loop mostly measures the other tenants (a preempted thread stalls the
 // region's barrier), so the per-core rate is measured on one thread and scaled.
-double exp_rate(nllkb::LimitIsa isa, int threads)
-{
-    const int measured_threads = 1;
-    const size_t len = 2048, reps = 1024; // ~2M calls a sample: the parallel region's start and end stay < 1%
-    const double t = median_time([&] {
-        double sum = 0;
-#pragma omp parallel num_threads(measured_threads) reduction(+ : sum)
-        {
-            alignas(64) float xb[len], yb[len];
-            for (size_t i = 0; i < len; i++)
-                xb[i] = -10.0f + 20.0f * (float)i / len;
-            switch (isa) {
-#if defined(__x86_64__)
-            case nllkb::ISA_AVX512: sum += nllkb::sleef_loop_avx512(false, nllkb::FN_EXP, xb, yb, len, reps); break;
-            case nllkb::ISA_AVX2: sum += nllkb::sleef_loop_avx2(false, nllkb::FN_EXP, xb, yb, len, reps); break;
-#endif
-            default: sum += nllkb::sleef_loop_scalar(false, nllkb::FN_EXP, xb, yb, len, reps);
-            }
-        }
-        g_dsink = sum;
-    });
-    return (double)(len * reps) * measured_threads / t * threads;
-}
+double exp_rate(nllkb::LimitIsa isa, int threads) { return nllkb::sleef_rate(isa, false, nllkb::FN_EXP, 1) * threads; }
 
 struct Shape {
     size_t n, c, d;

@@ -70,9 +70,7 @@ void BM_sleef_bare(benchmark::State &st, nllkb::LimitIsa isa, nllkb::SleefFn fn)
         return;
     }
     for (auto _ : st) {
-        double c = isa == nllkb::ISA_AVX512 ? nllkb::sleef_loop_avx512(false, fn, d.x.data(), d.y.data(), kPoissonN, 1)
-                   : isa == nllkb::ISA_AVX2 ? nllkb::sleef_loop_avx2(false, fn, d.x.data(), d.y.data(), kPoissonN, 1)
-                                            : nllkb::sleef_loop_scalar(false, fn, d.x.data(), d.y.data(), kPoissonN, 1);
+        double c = nllkb::sleef_loop(isa, false, fn, d.x.data(), d.y.data(), kPoissonN, 1);
         benchmark::DoNotOptimize(c);
     }
     st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(kPoissonN));

@@ -96,18 +96,6 @@ bool select_isa(const std::string &isa) { return nllk_set_isa(isa.c_str()) == NL
 using nllkb::best_isa;
 using nllkb::limit_isa;
 
-double sleef_loop(nllkb::LimitIsa isa, bool f64, nllkb::SleefFn fn, const void *x, void *y, size_t len,
-                  size_t reps)
-{
-    switch (isa) {
-#if defined(__x86_64__)
-    case nllkb::ISA_AVX512: return nllkb::sleef_loop_avx512(f64, fn, x, y, len, reps);
-    case nllkb::ISA_AVX2: return nllkb::sleef_loop_avx2(f64, fn, x, y, len, reps);
-#endif
-    default: return nllkb::sleef_loop_scalar(f64, fn, x, y, len, reps);
-    }
-}
-
 // ---- buffers: allocated once, grown only, pre-touched, refilled only when their content kind changes ------
 enum Role { R_X, R_T, R_OUT, R_GT, R_W, R_EVICT, R_TOUCH, R_COUNT };
 struct Buf {
@@ -546,40 +534,15 @@ double cached(const std::string &key, const std::function<double()> &f)
     return v;
 }
 
-// SLEEF throughput (elements per second) of one function on one ISA with exactly `threads` threads.
-double sleef_rate_exact(nllkb::LimitIsa isa, bool f64, nllkb::SleefFn fn, int threads)
-{
-    {
-        const size_t len = 2048, reps = 1024; // ~2M calls a sample: the parallel region's start and end stay < 1%
-        const double t = median_time([&] {
-            double sum = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sum)
-            {
-                alignas(64) double xb[len], yb[len];
-                for (size_t i = 0; i < len; i++) {
-                    const double v = fn == nllkb::FN_EXP ? -10.0 + 20.0 * (double)i / len : 0.01 + 100.0 * (double)i / len;
-                    if (f64)
-                        xb[i] = v;
-                    else
-                        reinterpret_cast<float *>(xb)[i] = (float)v;
-                }
-                sum += sleef_loop(isa, f64, fn, xb, yb, len, reps);
-            }
-            g_dsink = sum;
-        });
-        return (double)(len * reps) * threads / t;
-    }
-}
-
 // The best SLEEF throughput with up to `threads` threads (elements per second), measured once.
-double sleef_rate(nllkb::LimitIsa isa, bool f64, nllkb::SleefFn fn, int threads)
+double sleef_rate_best(nllkb::LimitIsa isa, bool f64, nllkb::SleefFn fn, int threads)
 {
     const std::string key = "sleef/" + std::to_string(isa) + "/" + std::to_string(f64) + "/" +
                             std::to_string(fn) + "/" + std::to_string(threads);
     return cached(key, [&] {
         double best = 0;
         for (int th = 1; th <= threads; th++)
-            best = std::max(best, sleef_rate_exact(isa, f64, fn, th));
+            best = std::max(best, nllkb::sleef_rate(isa, f64, fn, th));
         return best;
     });
 }
@@ -789,9 +752,9 @@ void run_case(benchmark::State &state, const Case &cs, const std::string &isa, i
     const size_t elems = cs.positions();
     double sleef_limit = 0;
     if (cs.exps())
-        sleef_limit += cs.exps() * (double)elems / sleef_rate(li, cs.f64, nllkb::FN_EXP, threads);
+        sleef_limit += cs.exps() * (double)elems / sleef_rate_best(li, cs.f64, nllkb::FN_EXP, threads);
     if (cs.logs())
-        sleef_limit += cs.logs() * (double)elems / sleef_rate(li, cs.f64, nllkb::FN_LOG, threads);
+        sleef_limit += cs.logs() * (double)elems / sleef_rate_best(li, cs.f64, nllkb::FN_LOG, threads);
     const double limit = std::max(mem_limit, sleef_limit);
     const double bytes = (double)(cs.read_bytes() + cs.write_bytes());
 
@@ -843,7 +806,7 @@ void run_sleef_limit(benchmark::State &state, const std::string &isa, bool f64, 
     for (auto _ : state) {
         g_limit_cache.erase("sleef/" + std::to_string(limit_isa(isa.c_str())) + "/" + std::to_string(f64) + "/" +
                             std::to_string(fn) + "/" + std::to_string(threads));
-        rate = sleef_rate(limit_isa(isa.c_str()), f64, fn, threads);
+        rate = sleef_rate_best(limit_isa(isa.c_str()), f64, fn, threads);
     }
     state.counters["elem_per_s"] = rate;
     state.counters["threads"] = threads;

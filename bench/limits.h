@@ -24,6 +24,12 @@ double sleef_loop_avx512(bool f64, SleefFn fn, const void *x, void *y, size_t le
 extern "C" double nllkb_map_expf_loop_avx2(const float *x, float *y, size_t len, size_t reps);
 extern "C" double nllkb_map_expf_loop_avx512(const float *x, float *y, size_t len, size_t reps);
 
+// sleef_loop_* through the given ISA's function (scalar where the build has no other; the caller checks support).
+double sleef_loop(LimitIsa isa, bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps);
+// SLEEF throughput (elements per second) of fn on one ISA with exactly `threads` threads: the median of timed samples
+// of 2048 x 1024 calls per thread on inputs in cache (exp over [-10, 10], log over [0.01, 100]).
+double sleef_rate(LimitIsa isa, bool f64, SleefFn fn, int threads);
+
 // STREAM-like read: a vectorized sum of `bytes` bytes (as 64-bit integers, 4 independent accumulators).
 uint64_t read_sum_scalar(const void *p, size_t bytes);
 uint64_t read_sum_avx2(const void *p, size_t bytes);

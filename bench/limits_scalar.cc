@@ -3,8 +3,12 @@
 #include <math.h>  // FP_FAST_FMA, which sleef.h tests to declare the purecfma functions
 #include <sleef.h>
 
+#include <omp.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <vector>
 
 #include "limits.h"
 #include "nllk.h"
@@ -80,6 +84,55 @@ void write_data(LimitIsa isa, void *p, size_t bytes, bool nt)
 #endif
     (void)isa;
     write_data_scalar(p, bytes, nt);
+}
+
+double sleef_loop(LimitIsa isa, bool f64, SleefFn fn, const void *x, void *y, size_t len, size_t reps)
+{
+#if defined(__x86_64__)
+    if (isa == ISA_AVX512)
+        return sleef_loop_avx512(f64, fn, x, y, len, reps);
+    if (isa == ISA_AVX2)
+        return sleef_loop_avx2(f64, fn, x, y, len, reps);
+#endif
+    (void)isa;
+    return sleef_loop_scalar(f64, fn, x, y, len, reps);
+}
+
+static double now_s()
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static volatile double g_rate_sink;
+
+double sleef_rate(LimitIsa isa, bool f64, SleefFn fn, int threads)
+{
+    const size_t len = 2048, reps = 1024;  // ~2M calls a sample: the parallel region's start and end stay < 1%
+    auto sample = [&] {
+        const double t0 = now_s();
+        double sum = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sum)
+        {
+            alignas(64) double xb[len], yb[len];
+            for (size_t i = 0; i < len; i++) {
+                const double v = fn == FN_EXP ? -10.0 + 20.0 * (double)i / len : 0.01 + 100.0 * (double)i / len;
+                if (f64)
+                    xb[i] = v;
+                else
+                    reinterpret_cast<float *>(xb)[i] = (float)v;
+            }
+            sum += sleef_loop(isa, f64, fn, xb, yb, len, reps);
+        }
+        g_rate_sink = sum;
+        return now_s() - t0;
+    };
+    sample();  // warm
+    std::vector<double> ts;
+    const double start = now_s();
+    while (ts.size() < 5 || (ts.size() < 101 && now_s() - start < 0.05))
+        ts.push_back(sample());
+    std::sort(ts.begin(), ts.end());
+    return (double)(len * reps) * threads / ts[ts.size() / 2];
 }
 
 uint64_t read_sum(LimitIsa isa, const void *p, size_t bytes)
