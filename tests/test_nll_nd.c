@@ -208,6 +208,10 @@ int main(void)
                     for (int weighted = 0; weighted < 2; weighted++) {
                         check_fwd(dt, tt, 3, 5, 4099, igns[ii], kind, weighted);
                         check_fwd(dt, tt, 2, 21, 1024, igns[ii], kind, weighted);
+                        /* the most classes whose mixed vectors are picked from every plane (nll_pick_ok), one past
+                         * them (gathered), and a partial last vector */
+                        check_fwd(dt, tt, 2, 32, 1000, igns[ii], kind, weighted);
+                        check_fwd(dt, tt, 2, 33, 1000, igns[ii], kind, weighted);
                         check_fwd(dt, tt, 5, 3, 37, igns[ii], kind, weighted);
                         check_fwd_x(dt, tt, 2, 3, 700, igns[ii], kind, weighted, 1);
                         check_bwd(dt, tt, 3, 5, 1029, igns[ii], kind, weighted, NLLK_REDUCTION_SUM, 0);
