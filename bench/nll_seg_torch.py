@@ -104,6 +104,7 @@ for kind, t in (("coherent", coh), ("random", rnd)):
         tw = float((wt[t.clamp(max=c - 1)] * (t != 255)).sum())
         go = torch.ones(())
         ft = lambda t=t: torch.ops.aten.nll_loss2d_backward(go, x, t, wt, 1, 255, torch.tensor(tw))  # noqa: E731
-        fn = lambda t8=t8: lib.nllk_nll_bwd_f32(  # noqa: E731
-            p(go), p(t8), U8, n, c, d, p(wt), 255, MEAN, tw, p(gx))
-        row(f"bwd f32 {kind} uint8 warm", ft, fn, False)
+        for tn, tname, tcode in ((t, "int64", I64), (t8, "uint8", U8)):
+            fn = lambda tn=tn, tcode=tcode: lib.nllk_nll_bwd_f32(  # noqa: E731
+                p(go), p(tn), tcode, n, c, d, p(wt), 255, MEAN, tw, p(gx))
+            row(f"bwd f32 {kind} {tname} warm", ft, fn, False)

@@ -596,10 +596,10 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *t
     const ce_factors f = ce_factors_of(r->ls, c);
     vacc_t acc[G], accw[G];
     ce_plane_lanes_get(lanes, f, acc, accw);
+    int64_t tb[VW] = {0}; /* filled and read with smoothing only (initialised: gcc 12 saw a read without) */
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o;
         vidx_t tv;
-        int64_t tb[VW];
         const size_t bad = ce_plane_targets(r, tg, o, &tv, f.smooth ? tb : NULL, tt);
         if (bad < mm)
             return o + bad; /* (the lanes are not needed: the call fails) */
@@ -914,10 +914,10 @@ INLINE size_t ce_fb_planes(const nllk_ce_run *r, const stor_t *x, const void *tg
     const int stream = r->stream && c <= CE_PLANE_EBUF && cs % VW == 0 && ce_stream_head(gx) == 0;
     vacc_t acc[G], accw[G];
     ce_plane_lanes_get(lanes, f, acc, accw);
+    int64_t tb[VW] = {0}; /* filled and read with smoothing only (initialised: gcc 12 saw a read without) */
     for (size_t o = 0; o < r->len; o += VW) {
         const size_t mm = r->len - o;
         vidx_t tv;
-        int64_t tb[VW];
         const size_t bad = ce_plane_targets(r, tg, o, &tv, f.smooth ? tb : NULL, tt);
         if (bad < mm) {
             if (stream)
