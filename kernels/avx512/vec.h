@@ -271,7 +271,8 @@ static inline void v_zero_fill(void *p, size_t bytes)
  * With -DNLLK_DTYPE_BF16 or -DNLLK_DTYPE_F16 (kernels/common/kernels.c selects the float section above for the
  * arithmetic): the storage operations of kernels/common/storage.h on uint16_t. The conversions are
  * kernels/common/half.h's formulas lane by lane in integer operations (one exact float multiplication of normal
- * floats for float16 denormals), so they give that file's bits whatever MXCSR's FTZ/DAZ say. vcvtneps2bf16 (AVX-512
+ * floats for float16 denormals; bfloat16's NaN test by vfpclassps, which DAZ does not affect: all 2^32 floats checked
+ * once with and without FTZ/DAZ), so they give that file's bits whatever MXCSR's FTZ/DAZ say. vcvtneps2bf16 (AVX-512
  * BF16) is not used: it flushes denormals and keeps NaN payloads (tests/test_half.c shows it). float16 uses
  * AVX-512F's converters where they give half.h's bits: vcvtph2ps for every value but NaN (it quiets a signalling
  * NaN; DAZ does not apply to it), vcvtps2ph (round to nearest even, from the immediate; FTZ does not apply) for every
@@ -301,7 +302,10 @@ static inline __m512 nv_h_widen32_sw(__m512i x)
 static inline __m512 nv_h_widen16(__m256i h)
 {
 #  if defined(NLLK_DTYPE_BF16)
-    return nv_h_widen32_sw(_mm512_cvtepu16_epi32(h));
+    /* value i to the high half of 32-bit lane i, zeros below: one vpermw (a zero-extension and a shift are two) */
+    const __m512i hi = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5,
+                                        4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, hi, _mm512_castsi256_si512(h)));
 #  else
     const __m512 r = _mm512_cvtph_ps(h);
     const __mmask16 nan = _mm256_cmpgt_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x7fff)),
@@ -322,12 +326,16 @@ static inline __m512 nv_h_widen32(__m512i x)
 /* 16 floats -> their bfloat16 roundings (nllk_f32_to_bf16) */
 static inline __m256i nv_h_narrow(__m512 v)
 {
+    /* u + 0x7fff + (bit 16 of u), its high half; NaN (vfpclassps: quiet or signalling) 0x7fc0 */
     const __m512i u = _mm512_castps_si512(v);
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                 _mm512_set1_epi32(0x7f800000));
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, r, _mm512_set1_epi32(0x7fc0)));
+    const __mmask16 odd = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x10000));
+    __m512i r = _mm512_mask_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd, u,
+                                      _mm512_set1_epi32(0x8000));
+    r = _mm512_mask_mov_epi32(r, _mm512_fpclass_ps_mask(v, 0x81), _mm512_set1_epi32(0x7fc00000));
+    /* the 16 high halves (odd 16-bit words) to the low 256 bits: one vpermw (a shift and vpmovdw are more) */
+    const __m512i odd_words = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1, 31, 29, 27,
+                                               25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    return _mm512_castsi512_si256(_mm512_permutexvar_epi16(odd_words, r));
 }
 #  else
 /* 16 floats -> their float16 roundings (nllk_f32_to_f16): vcvtps2ph, NaN lanes sign | 0x7E00 */
