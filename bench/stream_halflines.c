@@ -2,7 +2,8 @@
  * (4, 21, 512, 512) bf16 gradient as the cross-entropy planes backward writes it: per step every plane in turn),
  * 2 threads, three ways: 32-byte stores (one 16-lane bf16 vector per plane and step, the kernel's pattern), 64-byte
  * stores (a whole line per plane and step), and two adjacent 32-byte stores (two steps' vectors of a plane written
- * back to back). BENCHMARKS.md "Stop 29": half lines interleaved over 21 planes cost about 3x whole ones.
+ * back to back). BENCHMARKS.md "Stop 29": half lines interleaved over 21 planes cost about 3x whole ones here, but
+ * writing whole lines in the kernel (branch ce16line) gained nothing: there the stores drain while it computes.
  *
  *   gcc -O2 -mavx512f -fopenmp -o stream_halflines bench/stream_halflines.c && ./stream_halflines */
 #include <immintrin.h>
