@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../kernels/common/half.h" /* nllk_f32_to_bf16, nllk_bf16_to_f32 */
+
 enum { MAXLIB = 6, MAXROUNDS = 1000 };
 
 typedef int (*pois_fn)(const void *, const void *, size_t, int, int, double, int, void *);
@@ -33,22 +35,6 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* float -> bfloat16, round to nearest even (finite values only here) */
-static uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-static float from_bf16(uint16_t h)
-{
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
 }
 
 static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)rand() / (float)RAND_MAX; }
@@ -75,41 +61,50 @@ static void *sym(void *h, const char *name)
     return f;
 }
 
-/* what one round calls: lib i's bf16 (half = 1) or f32 call */
+/* what one round calls: build i's bf16 (half = 1) or f32 call, its functions looked up once (fn[i][half]) */
 typedef struct {
-    const char *op;
-    void *lib[MAXLIB];
+    int pois;
+    void *fn[MAXLIB][2];
     size_t n, c, d;
     int full, log_input, backward;
     uint16_t *xb, *gb;
     float *xf, *gf;
-    void *t;
+    void *t;   /* Poisson: the bf16 targets; cross-entropy: int64 class indices, for both calls */
+    float *tf; /* Poisson: the same targets widened, for the f32 call */
 } job;
+
+/* the function the job calls in build h's bf16 (half = 1) or f32 form */
+static void *lookup(const job *j, void *h, int half)
+{
+    if (j->pois)
+        return sym(h, half ? "nllk_poisson_nll_fwd_bf16" : "nllk_poisson_nll_fwd_f32");
+    if (!j->backward)
+        return sym(h, half ? "nllk_cross_entropy_fwd_bf16" : "nllk_cross_entropy_fwd_f32");
+    return sym(h, half ? "nllk_cross_entropy_bwd_bf16" : "nllk_cross_entropy_bwd_f32");
+}
 
 static void call(const job *j, int i, int half)
 {
     uint16_t ob[2];
     float of[2];
     const int mean = 1;
-    if (!strcmp(j->op, "poisson")) {
-        pois_fn f = (pois_fn)sym(j->lib[i], half ? "nllk_poisson_nll_fwd_bf16" : "nllk_poisson_nll_fwd_f32");
-        f(half ? (void *)j->xb : (void *)j->xf, j->t, j->n, j->log_input, j->full, 1e-8, mean,
-          half ? (void *)ob : (void *)of);
+    void *fn = j->fn[i][half];
+    if (j->pois) {
+        ((pois_fn)fn)(half ? (void *)j->xb : (void *)j->xf, half ? j->t : (void *)j->tf, j->n, j->log_input, j->full,
+                      1e-8, mean, half ? (void *)ob : (void *)of);
         return;
     }
     const double cnt = (double)(j->n * j->d); /* mean's total weight: no weights, nothing ignored */
     if (!j->backward) {
-        ce_fwd_fn f = (ce_fwd_fn)sym(j->lib[i], half ? "nllk_cross_entropy_fwd_bf16" : "nllk_cross_entropy_fwd_f32");
-        f(half ? (void *)j->xb : (void *)j->xf, j->t, 0, j->n, j->c, j->d, NULL, -100, 0.0, mean,
-          half ? (void *)ob : (void *)of, half ? (void *)(ob + 1) : (void *)(of + 1), NULL);
+        ((ce_fwd_fn)fn)(half ? (void *)j->xb : (void *)j->xf, j->t, 0, j->n, j->c, j->d, NULL, -100, 0.0, mean,
+                        half ? (void *)ob : (void *)of, half ? (void *)(ob + 1) : (void *)(of + 1), NULL);
     } else if (half) {
         const uint16_t g1 = 0x3f80; /* 1.0 */
-        ce_bwd_bf16_fn f = (ce_bwd_bf16_fn)sym(j->lib[i], "nllk_cross_entropy_bwd_bf16");
-        f(&g1, j->xb, j->t, 0, j->n, j->c, j->d, NULL, -100, 0.0, mean, to_bf16((float)cnt), NULL, j->gb);
+        ((ce_bwd_bf16_fn)fn)(&g1, j->xb, j->t, 0, j->n, j->c, j->d, NULL, -100, 0.0, mean,
+                             nllk_f32_to_bf16((float)cnt), NULL, j->gb);
     } else {
         const float g1 = 1.0f;
-        ce_bwd_f32_fn f = (ce_bwd_f32_fn)sym(j->lib[i], "nllk_cross_entropy_bwd_f32");
-        f(&g1, j->xf, j->t, 0, j->n, j->c, j->d, NULL, -100, 0.0, mean, (float)cnt, NULL, j->gf);
+        ((ce_bwd_f32_fn)fn)(&g1, j->xf, j->t, 0, j->n, j->c, j->d, NULL, -100, 0.0, mean, (float)cnt, NULL, j->gf);
     }
 }
 
@@ -122,8 +117,7 @@ int main(int argc, char **argv)
                         "       half_ab ce N C D BACKWARD ROUNDS LIB...\n");
         return 2;
     }
-    j.op = argv[a++];
-    const int pois = !strcmp(j.op, "poisson");
+    const int pois = j.pois = !strcmp(argv[a++], "poisson");
     if (argc < (pois ? 6 : 8)) {
         fprintf(stderr, "half_ab: too few arguments\n");
         return 2;
@@ -145,11 +139,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "half_ab: 1..%d rounds and 1..%d libraries\n", MAXROUNDS, MAXLIB);
         return 2;
     }
-    for (int i = 0; i < nl; i++)
-        if (!(j.lib[i] = dlopen(argv[a + i], RTLD_NOW | RTLD_LOCAL))) {
+    for (int i = 0; i < nl; i++) {
+        void *h = dlopen(argv[a + i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
             fprintf(stderr, "half_ab: %s\n", dlerror());
             return 1;
         }
+        for (int half = 0; half < 2; half++)
+            j.fn[i][half] = lookup(&j, h, half);
+    }
 
     const size_t len = j.n * j.c * j.d, npos = pois ? j.n : j.n * j.d;
     j.xb = malloc(len * 2);
@@ -157,29 +155,27 @@ int main(int argc, char **argv)
     j.gb = pois ? NULL : malloc(len * 2);
     j.gf = pois ? NULL : malloc(len * 4);
     j.t = malloc(npos * (pois ? 2 : 8));
-    float *tf = pois ? malloc(len * 4) : NULL;
-    if (!j.xb || !j.xf || !j.t || (pois ? !tf : !j.gb || !j.gf)) {
+    j.tf = pois ? malloc(len * 4) : NULL;
+    if (!j.xb || !j.xf || !j.t || (pois ? !j.tf : !j.gb || !j.gf)) {
         fprintf(stderr, "half_ab: out of memory\n");
         return 1;
     }
     srand(1);
     for (size_t k = 0; k < len; k++) { /* every page touched here, before any timing */
-        j.xb[k] = to_bf16(pois && !j.log_input ? uniform(0.01f, 4.01f) : uniform(-2, 2));
-        j.xf[k] = from_bf16(j.xb[k]);
+        j.xb[k] = nllk_f32_to_bf16(pois && !j.log_input ? uniform(0.01f, 4.01f) : uniform(-2, 2));
+        j.xf[k] = nllk_bf16_to_f32(j.xb[k]);
     }
     if (!pois) {
         memset(j.gb, 0, len * 2);
         memset(j.gf, 0, len * 4);
     }
     for (size_t k = 0; k < npos; k++) {
-        if (pois)
-            ((uint16_t *)j.t)[k] = to_bf16((float)(rand() % 8));
-        else
+        if (pois) { /* the f32 call reads the same targets, widened */
+            ((uint16_t *)j.t)[k] = nllk_f32_to_bf16((float)(rand() % 8));
+            j.tf[k] = nllk_bf16_to_f32(((uint16_t *)j.t)[k]);
+        } else {
             ((int64_t *)j.t)[k] = rand() % (int)j.c;
-    }
-    if (pois) { /* the f32 call reads the same targets, widened: a second array */
-        for (size_t k = 0; k < len; k++)
-            tf[k] = from_bf16(((uint16_t *)j.t)[k]);
+        }
     }
 
     static double tb[MAXLIB][MAXROUNDS], tff[MAXLIB][MAXROUNDS];
@@ -189,14 +185,7 @@ int main(int argc, char **argv)
             double t0 = now();
             call(&j, i, 1);
             const double t1 = now();
-            if (pois) { /* the f32 Poisson call takes float targets */
-                void *t16 = j.t;
-                j.t = tf;
-                call(&j, i, 0);
-                j.t = t16;
-            } else {
-                call(&j, i, 0);
-            }
+            call(&j, i, 0);
             tb[i][r] = t1 - t0;
             tff[i][r] = now() - t1;
         }
