@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "../include/nllk.h"
+#include "../kernels/common/half.h" /* nllk_f32_to_bf16 */
 
 static double now(void)
 {
@@ -44,12 +45,6 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmpd);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-static uint16_t f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
 /* The library's six cross-entropy entry points used here (nllk.h's signatures). */
@@ -162,7 +157,7 @@ int main(int argc, char **argv)
         }
         v *= 5.2f;
         if (bf)
-            ((uint16_t *)x)[i] = f32_to_bf16(v);
+            ((uint16_t *)x)[i] = nllk_f32_to_bf16(v);
         else
             ((float *)x)[i] = v;
     }
