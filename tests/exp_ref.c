@@ -6,3 +6,6 @@
 
 float exp_ref(float x);
 float exp_ref(float x) { return Sleef_expf1_u10purecfma(x); }
+
+float log_ref(float x);
+float log_ref(float x) { return Sleef_logf1_u10purecfma(x); }
