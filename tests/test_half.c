@@ -359,6 +359,46 @@ static void test_poisson(const fmt *f, size_t n, int li, int full)
     free(xf), free(tf), free(of), free(gxf), free(gtf), free(gof);
 }
 
+/* The 16-bit sum adds the f32 function's per-element values in double on the canonical tree (nllk.h section 2): its
+ * double value is the tree sum (tests/testutil.h, written from the header) of nllk_poisson_nll_fwd_f32's values on the
+ * converted inputs, bit for bit, one-shot and chunked. Targets spanning 2^-20 .. 2^lim make the losses span more than
+ * a double's 53 bits, so the double sum depends on which elements each lane adds and in what order: a kernel that
+ * loads 16-bit pairs in another order and misplaces them in the lanes fails here. */
+/* noipa: with n a constant, gcc 12 follows tu_tree_node's recursion into a false -Warray-bounds; without it, it warns
+ * that the inputs may be read uninitialized (n = 0), hence calloc */
+static __attribute__((noipa)) void test_poisson_sum_order(const fmt *f, size_t n, int li, int full)
+{
+    uint16_t *x = malloc(n * 2), *t = malloc(n * 2);
+    float *xf = calloc(n, 4), *tf = calloc(n, 4), *of = malloc(n * 4); /* calloc: n is not a constant here, see above */
+    double *od = malloc(n * 8);
+    const int lim = f->dt == NLLK_BF16 ? 60 : 14;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = to16(f, li ? tu_uniform(-2, 2) : tu_uniform(0.5, 2));
+        t[i] = to16(f, ldexp(tu_uniform(1, 2), (int)tu_below((unsigned)(lim + 21)) - 20));
+        xf[i] = from16(f, x[i]);
+        tf[i] = from16(f, t[i]);
+    }
+    CHECK_OK(nllk_poisson_nll_fwd_f32(xf, tf, n, li, full, 1e-8, NLLK_REDUCTION_NONE, of));
+    for (size_t i = 0; i < n; i++)
+        od[i] = of[i];
+    const double want = tu_tree_sum(od, n);
+    for (int chunked = 0; chunked < 2; chunked++) {
+        nllk_acc acc;
+        double v;
+        CHECK_OK(nllk_poisson_acc_init(&acc, f->dt, li, full, 1e-8, 0));
+        for (size_t e0 = 0; e0 < n;) {
+            const size_t ask = chunked ? 1 + tu_below(300) : n, len = ask < n - e0 ? ask : n - e0;
+            CHECK_OK(f->dt == NLLK_BF16 ? nllk_poisson_acc_update_bf16(&acc, x + e0, t + e0, len)
+                                        : nllk_poisson_acc_update_f16(&acc, x + e0, t + e0, len));
+            e0 += len;
+        }
+        CHECK_OK(nllk_acc_result(&acc, NLLK_REDUCTION_SUM, &v, NULL, NULL));
+        CHECK(memcmp(&v, &want, sizeof v) == 0, "%s poisson li%d full%d n=%zu chunked %d: sum %a, the tree's %a",
+              f->name, li, full, n, chunked, v, want);
+    }
+    free(x), free(t), free(xf), free(tf), free(of), free(od);
+}
+
 /* ---- 4. edge values through the public functions --------------------------------------------------------------- */
 static void test_edges(const fmt *f)
 {
@@ -711,6 +751,11 @@ int main(void)
         for (int li = 0; li < 2; li++)
             for (int full = 0; full < 2; full++)
                 test_poisson(f, 100003, li, full);
+        for (int li = 0; li < 2; li++)
+            for (int full = 0; full < 2; full++) {
+                test_poisson_sum_order(f, 4099, li, full);
+                test_poisson_sum_order(f, 70001, li, full);
+            }
         for (int prob = 0; prob < 2; prob++) {
             test_ce(f, 300, 37, 1, 1, 0.0, prob);
             test_ce(f, 200, 5, 1, 0, 0.1, prob);

@@ -377,15 +377,21 @@ static inline __m256 nv_h_widen32(__m256i x)
 #  endif
 }
 #  if defined(NLLK_DTYPE_BF16)
-/* 8 floats -> their bfloat16 roundings (nllk_f32_to_bf16); a is non-negative, so signed compares */
-static inline __m128i nv_h_narrow(__m256 v)
+/* 8 floats -> their bfloat16 roundings (nllk_f32_to_bf16) in the high halves of the 32-bit lanes (low halves: not
+ * zero); a is non-negative, so signed compares */
+static inline __m256i nv_h_round_hi(__m256 v)
 {
     const __m256i u = _mm256_castps_si256(v), one = _mm256_set1_epi32(1);
     const __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
     const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
-    const __m256i b = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), nan);
+    const __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb);
+    return _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc00000), nan);
+}
+/* 8 floats -> their bfloat16 roundings (nllk_f32_to_bf16) */
+static inline __m128i nv_h_narrow(__m256 v)
+{
+    const __m256i b = _mm256_srli_epi32(nv_h_round_hi(v), 16);
     return _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
 }
 #  else
@@ -419,6 +425,59 @@ static inline void v_h_store_n(uint16_t *p, __m256 v, size_t m)
     memcpy(p, h, m * sizeof h[0]);
 }
 static inline void v_h_stream(uint16_t *p, __m256 v) { _mm_stream_si128((__m128i *)(void *)p, nv_h_narrow(v)); }
+/* Pairs (kernels/common/storage.h): bfloat16's pair order is the 8 even elements of 16, then the 8 odd: a shift and
+ * a mask widen them and a shift and a word blend round them back (element order takes a zero-extension and a shift,
+ * and a pack). The accumulators' pair arrangement: acc[0] = the even canonical lanes, acc[1] = the odd. float16 has
+ * no pairs (vcvtph2ps widens in element order). */
+#  if defined(NLLK_DTYPE_BF16)
+#    define V_H_PAIR_EVEN_ODD 1
+static inline void v_h_load_pair(const uint16_t *p, __m256 *a, __m256 *b)
+{
+    const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    *a = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    *b = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000u)));
+}
+static inline void v_h_store_pair(uint16_t *p, __m256 a, __m256 b)
+{
+    _mm256_storeu_si256((__m256i *)(void *)p,
+                        _mm256_blend_epi16(_mm256_srli_epi32(nv_h_round_hi(a), 16), nv_h_round_hi(b), 0xAA));
+}
+/* (x0 x1 x2 x3), (y0 y1 y2 y3) -> (x0 x2 y0 y2), (x1 x3 y1 y3) */
+static inline void nv_deal4(__m256d *x, __m256d *y)
+{
+    const __m256d e = _mm256_permute4x64_pd(_mm256_unpacklo_pd(*x, *y), 0xD8);
+    *y = _mm256_permute4x64_pd(_mm256_unpackhi_pd(*x, *y), 0xD8);
+    *x = e;
+}
+/* the inverse of nv_deal4 */
+static inline void nv_undeal4(__m256d *x, __m256d *y)
+{
+    const __m256d a = _mm256_permute4x64_pd(*x, 0xD8), b = _mm256_permute4x64_pd(*y, 0xD8);
+    *x = _mm256_unpacklo_pd(a, b);
+    *y = _mm256_unpackhi_pd(a, b);
+}
+static inline void v_h_acc_pair(vacc_t *acc)
+{
+    nv_deal4(&acc[0].lo, &acc[0].hi); /* lanes 0..7 -> (0 2 4 6), (1 3 5 7) */
+    nv_deal4(&acc[1].lo, &acc[1].hi); /* lanes 8..15 -> (8 .. 14), (9 .. 15) */
+    const __m256d odd_lo = acc[0].hi;
+    acc[0].hi = acc[1].lo;
+    acc[1].lo = odd_lo;
+}
+static inline void v_h_acc_unpair(vacc_t *acc)
+{
+    const __m256d odd_lo = acc[1].lo;
+    acc[1].lo = acc[0].hi;
+    acc[0].hi = odd_lo;
+    nv_undeal4(&acc[0].lo, &acc[0].hi);
+    nv_undeal4(&acc[1].lo, &acc[1].hi);
+}
+static inline void v_h_acc_add_pair(vacc_t *acc, __m256 a, __m256 b)
+{
+    acc[0] = v_acc_add(acc[0], a);
+    acc[1] = v_acc_add(acc[1], b);
+}
+#  endif
 /* 4 elements base[off[i]] (lanes of m) zero-extended in 32-bit lanes: a dword gather of the aligned 4 bytes */
 static inline __m128i nv_h_gather4(const uint16_t *base, __m256i off, unsigned m)
 {

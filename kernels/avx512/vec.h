@@ -363,15 +363,21 @@ static inline __m512 nv_h_widen32(__m512i x)
 #  endif
 }
 #  if defined(NLLK_DTYPE_BF16)
-/* 16 floats -> their bfloat16 roundings (nllk_f32_to_bf16) */
-static inline __m256i nv_h_narrow(__m512 v)
+/* 16 floats -> their bfloat16 roundings (nllk_f32_to_bf16) in the high halves of the 32-bit lanes (low halves: not
+ * zero) */
+static inline __m512i nv_h_round_hi(__m512 v)
 {
     /* u + 0x7fff + (bit 16 of u), its high half; NaN (vfpclassps: quiet or signalling) 0x7fc0 */
     const __m512i u = _mm512_castps_si512(v);
     const __mmask16 odd = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x10000));
-    __m512i r = _mm512_mask_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd, u,
-                                      _mm512_set1_epi32(0x8000));
-    r = _mm512_mask_mov_epi32(r, _mm512_fpclass_ps_mask(v, 0x81), _mm512_set1_epi32(0x7fc00000));
+    const __m512i r = _mm512_mask_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd, u,
+                                            _mm512_set1_epi32(0x8000));
+    return _mm512_mask_mov_epi32(r, _mm512_fpclass_ps_mask(v, 0x81), _mm512_set1_epi32(0x7fc00000));
+}
+/* 16 floats -> their bfloat16 roundings (nllk_f32_to_bf16) */
+static inline __m256i nv_h_narrow(__m512 v)
+{
+    const __m512i r = nv_h_round_hi(v);
     /* the 16 high halves (odd 16-bit words) to the low 256 bits: one vpermw (a shift and vpmovdw are more) */
     const __m512i odd_words = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1, 31, 29, 27,
                                                25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -401,6 +407,46 @@ static inline void v_h_store_n(uint16_t *p, __m512 v, size_t m)
     _mm256_mask_storeu_epi16(p, nv_first16(m), nv_h_narrow(v));
 }
 static inline void v_h_stream(uint16_t *p, __m512 v) { _mm256_stream_si256((__m256i *)(void *)p, nv_h_narrow(v)); }
+/* Pairs (kernels/common/storage.h): bfloat16's pair order is the 16 even elements of 32, then the 16 odd: a shift
+ * and a mask widen them and a shift and a word blend round them back (element order takes a vpermw each way). The
+ * accumulator's pair arrangement: lo = the even canonical lanes, hi = the odd. float16 has no pairs (vcvtph2ps
+ * widens in element order in one instruction). */
+#  if defined(NLLK_DTYPE_BF16)
+#    define V_H_PAIR_EVEN_ODD 1
+static inline void v_h_load_pair(const uint16_t *p, __m512 *a, __m512 *b)
+{
+    const __m512i w = _mm512_loadu_si512(p);
+    *a = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    *b = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
+}
+static inline void v_h_store_pair(uint16_t *p, __m512 a, __m512 b)
+{
+    _mm512_storeu_si512(p, _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(nv_h_round_hi(a), 16),
+                                                   nv_h_round_hi(b)));
+}
+static inline void v_h_acc_pair(vacc_t *acc)
+{
+    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512d e = _mm512_permutex2var_pd(acc[0].lo, even, acc[0].hi);
+    acc[0].hi = _mm512_permutex2var_pd(acc[0].lo, odd, acc[0].hi);
+    acc[0].lo = e;
+}
+static inline void v_h_acc_unpair(vacc_t *acc)
+{
+    const __m512i lo = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), hi = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+    const __m512d l = _mm512_permutex2var_pd(acc[0].lo, lo, acc[0].hi);
+    acc[0].hi = _mm512_permutex2var_pd(acc[0].lo, hi, acc[0].hi);
+    acc[0].lo = l;
+}
+/* elements 2i and 2i + 16 (a's lanes i and i + 8) both add into canonical lane 2i, in that order */
+static inline void v_h_acc_add_pair(vacc_t *acc, __m512 a, __m512 b)
+{
+    acc[0].lo = _mm512_add_pd(_mm512_add_pd(acc[0].lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a))),
+                              _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)));
+    acc[0].hi = _mm512_add_pd(_mm512_add_pd(acc[0].hi, _mm512_cvtps_pd(_mm512_castps512_ps256(b))),
+                              _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)));
+}
+#  endif
 /* 8 elements base[off[i]] (lanes of m) zero-extended in 32-bit lanes: a dword gather of the aligned 4 bytes */
 static inline __m256i nv_h_gather8(const uint16_t *base, __m512i off, __mmask8 m)
 {

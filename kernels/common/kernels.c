@@ -38,8 +38,8 @@ static inline unsigned first_lanes(size_t m) { return (1u << m) - 1u; }
 /* ---- Poisson -------------------------------------------------------------------------------------------------- */
 
 /* Chunks of CHUNK elements: first the losses of the chunk (to out, or to a stack buffer), then their sum into the
- * lanes. Two passes keep the accumulators in registers: exp/log are calls, which clobber every vector register, so
- * accumulating across them would put a store/reload on each lane's add chain. */
+ * lanes. Two passes keep the accumulators in registers: on most maps exp or log is a call (SLEEF's), which clobbers
+ * every vector register, so accumulating across it would put a store/reload on each lane's add chain. */
 #define CHUNK 256
 
 /* The losses of one vector (m lanes): to out (rounded to the storage type) and, when the lanes need them, to the
@@ -74,6 +74,21 @@ INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
         const int to_dst = S_SAME ? 1 : lanes != NULL;
         stor_t *o16 = S_SAME || !out ? NULL : out + k0;
         size_t o = 0;
+#if S_PAIRS /* pairs of vectors in the storage's pair order (kernels/common/storage.h), then the rest */
+        for (; o + 2 * VW <= len; o += 2 * VW) {
+            vec_t xa, xb, ta, tb;
+            s_load_pair(x + k0 + o, &xa, &xb);
+            s_load_pair(t + k0 + o, &ta, &tb);
+            const vec_t la = poisson_loss(xa, ta, eps, log_input, full);
+            const vec_t lb = poisson_loss(xb, tb, eps, log_input, full);
+            if (o16)
+                s_store_pair(o16 + o, la, lb);
+            if (to_dst) {
+                v_store(dst + o, la);
+                v_store(dst + o + VW, lb);
+            }
+        }
+#endif
         for (; o + VW <= len; o += VW)
             poisson_put(dst + o, o16 ? o16 + o : NULL,
                         poisson_loss(s_load(x + k0 + o), s_load(t + k0 + o), eps, log_input, full), VW, to_dst);
@@ -85,6 +100,12 @@ INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
         if (!lanes)
             continue;
         size_t g = 0;
+#if S_PAIRS /* 2*VW is a multiple of 16, so the groups below start where the pairs end */
+        s_acc_pair(acc);
+        for (; g + 2 * VW <= len; g += 2 * VW)
+            s_acc_add_pair(acc, v_load(dst + g), v_load(dst + g + VW));
+        s_acc_unpair(acc);
+#endif
         for (; g + 16 <= len; g += 16)
             for (int j = 0; j < G; j++)
                 acc[j] = v_acc_add(acc[j], v_load(dst + g + (size_t)j * VW));
@@ -138,6 +159,20 @@ INLINE void poisson_bwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
 {
     const vec_t gb = v_set1(s_get(g));
     size_t k = 0;
+#if S_PAIRS /* pairs of vectors in the storage's pair order, then single vectors */
+    for (; k + 2 * VW <= n; k += 2 * VW) {
+        vec_t xa, xb, ta, tb, ga = gb, gb2 = gb;
+        s_load_pair(x + k, &xa, &xb);
+        s_load_pair(t + k, &ta, &tb);
+        if (g_stride)
+            s_load_pair(g + k, &ga, &gb2);
+        s_store_pair(gx + k, poisson_grad_input(xa, ta, eps, ga, log_input),
+                     poisson_grad_input(xb, tb, eps, gb2, log_input));
+        if (gt)
+            s_store_pair(gt + k, poisson_grad_target(xa, ta, eps, ga, log_input, full),
+                         poisson_grad_target(xb, tb, eps, gb2, log_input, full));
+    }
+#endif
     for (; k + VW <= n; k += VW)
         poisson_bwd_step(x + k, t + k, eps, g + k * g_stride, g_stride, gb, gx + k, gt ? gt + k : NULL, VW, log_input,
                          full);

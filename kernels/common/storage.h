@@ -13,7 +13,17 @@
  *   s_load(p) s_load_n(p, m) s_store(p, v) s_store_n(p, v, m) s_gather(base, off, bits)
  *   s_scatter(base, off, bits, v) s_stream(p, v)       as the v_ forms (kernels/common/vec_ops.h), on stor_t
  *   s_get(p)                       one stored element, exactly, as a double (a scalar the kernel broadcasts)
- *   s_set(p, v)                    one computed value stored (rounded once to the storage type) */
+ *   s_set(p, v)                    one computed value stored (rounded once to the storage type)
+ *
+ * Pairs (S_PAIRS 1): where the map's 16-bit block defines V_H_PAIR_EVEN_ODD (bfloat16 on AVX-512 and AVX2), 2*VW
+ * stored elements load as two vectors, a the even elements and b the odd, which widen and round without the permute
+ * element order takes. Element-wise loops take pairs first (under #if S_PAIRS), then single vectors; the other
+ * storage types keep their single-vector loops unchanged. 2*VW is a multiple of 16 there. A sum over pairs puts the
+ * accumulators in the pair arrangement first and back after, so each canonical lane still adds its elements in
+ * increasing order.
+ *   s_load_pair(p, &a, &b) s_store_pair(p, a, b)
+ *   s_acc_pair(acc) s_acc_unpair(acc)      the G accumulators to the pair arrangement and back
+ *   s_acc_add_pair(acc, a, b)              a pair of computed values into them */
 #ifndef NLLK_KERNELS_COMMON_STORAGE_H
 #define NLLK_KERNELS_COMMON_STORAGE_H
 
@@ -42,6 +52,17 @@ static inline void s_scatter(stor_t *base, vidx_t off, unsigned bits, vec_t v) {
 static inline void s_stream(stor_t *p, vec_t v) { v_stream(p, v); }
 static inline double s_get(const stor_t *p) { return (double)*p; }
 static inline void s_set(stor_t *p, elem_t v) { *p = v; }
+#endif
+
+#if defined(NLLK_STORAGE_16) && defined(V_H_PAIR_EVEN_ODD)
+#    define S_PAIRS 1
+static inline void s_load_pair(const stor_t *p, vec_t *a, vec_t *b) { v_h_load_pair(p, a, b); }
+static inline void s_store_pair(stor_t *p, vec_t a, vec_t b) { v_h_store_pair(p, a, b); }
+static inline void s_acc_pair(vacc_t *acc) { v_h_acc_pair(acc); }
+static inline void s_acc_unpair(vacc_t *acc) { v_h_acc_unpair(acc); }
+static inline void s_acc_add_pair(vacc_t *acc, vec_t a, vec_t b) { v_h_acc_add_pair(acc, a, b); }
+#else
+#    define S_PAIRS 0
 #endif
 
 #endif
