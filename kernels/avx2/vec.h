@@ -425,6 +425,17 @@ static inline void v_h_store_n(uint16_t *p, __m256 v, size_t m)
     memcpy(p, h, m * sizeof h[0]);
 }
 static inline void v_h_stream(uint16_t *p, __m256 v) { _mm_stream_si128((__m128i *)(void *)p, nv_h_narrow(v)); }
+/* tab[p[i]] for 8 (m) stored elements: a float table indexed by their 16-bit patterns; padding lanes read tab[0] */
+static inline __m256 v_h_lookup(const float *tab, const uint16_t *p)
+{
+    return _mm256_i32gather_ps(tab, _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 4);
+}
+static inline __m256 v_h_lookup_n(const float *tab, const uint16_t *p, size_t m)
+{
+    uint16_t h[8] = {0};
+    memcpy(h, p, m * sizeof h[0]);
+    return v_h_lookup(tab, h);
+}
 /* Pairs (kernels/common/storage.h): bfloat16's pair order is the 8 even elements of 16, then the 8 odd: a shift and
  * a mask widen them and a shift and a word blend round them back (element order takes a zero-extension and a shift,
  * and a pack). The accumulators' pair arrangement: acc[0] = the even canonical lanes, acc[1] = the odd. float16 has
@@ -441,6 +452,12 @@ static inline void v_h_store_pair(uint16_t *p, __m256 a, __m256 b)
 {
     _mm256_storeu_si256((__m256i *)(void *)p,
                         _mm256_blend_epi16(_mm256_srli_epi32(nv_h_round_hi(a), 16), nv_h_round_hi(b), 0xAA));
+}
+static inline void v_h_lookup_pair(const float *tab, const uint16_t *p, __m256 *a, __m256 *b)
+{
+    const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    *a = _mm256_i32gather_ps(tab, _mm256_and_si256(w, _mm256_set1_epi32(0xffff)), 4);
+    *b = _mm256_i32gather_ps(tab, _mm256_srli_epi32(w, 16), 4);
 }
 /* (x0 x1 x2 x3), (y0 y1 y2 y3) -> (x0 x2 y0 y2), (x1 x3 y1 y3) */
 static inline void nv_deal4(__m256d *x, __m256d *y)

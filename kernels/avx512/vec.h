@@ -407,6 +407,16 @@ static inline void v_h_store_n(uint16_t *p, __m512 v, size_t m)
     _mm256_mask_storeu_epi16(p, nv_first16(m), nv_h_narrow(v));
 }
 static inline void v_h_stream(uint16_t *p, __m512 v) { _mm256_stream_si256((__m256i *)(void *)p, nv_h_narrow(v)); }
+/* tab[p[i]] for 16 (m) stored elements: a float table indexed by their 16-bit patterns; padding lanes read +0 */
+static inline __m512 v_h_lookup(const float *tab, const uint16_t *p)
+{
+    return _mm512_i32gather_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)), tab, 4);
+}
+static inline __m512 v_h_lookup_n(const float *tab, const uint16_t *p, size_t m)
+{
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), nv_first16(m),
+                                    _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(nv_first16(m), p)), tab, 4);
+}
 /* Pairs (kernels/common/storage.h): bfloat16's pair order is the 16 even elements of 32, then the 16 odd: a shift
  * and a mask widen them and a shift and a word blend round them back (element order takes a vpermw each way). The
  * accumulator's pair arrangement: lo = the even canonical lanes, hi = the odd. float16 has no pairs (vcvtph2ps
@@ -423,6 +433,12 @@ static inline void v_h_store_pair(uint16_t *p, __m512 a, __m512 b)
 {
     _mm512_storeu_si512(p, _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(nv_h_round_hi(a), 16),
                                                    nv_h_round_hi(b)));
+}
+static inline void v_h_lookup_pair(const float *tab, const uint16_t *p, __m512 *a, __m512 *b)
+{
+    const __m512i w = _mm512_loadu_si512(p);
+    *a = _mm512_i32gather_ps(_mm512_and_si512(w, _mm512_set1_epi32(0xffff)), tab, 4);
+    *b = _mm512_i32gather_ps(_mm512_srli_epi32(w, 16), tab, 4);
 }
 static inline void v_h_acc_pair(vacc_t *acc)
 {

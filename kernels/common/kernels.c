@@ -42,6 +42,38 @@ static inline unsigned first_lanes(size_t m) { return (1u << m) - 1u; }
  * every vector register, so accumulating across it would put a store/reload on each lane's add chain. */
 #define CHUNK 256
 
+#if defined(NLLK_STORAGE_16)
+/* Stirling's term is a function of the target alone, and a 16-bit target has 65536 patterns: this build tabulates
+ * poisson_stirling over all of them once per process (on its first full=True call), and every element's term then
+ * comes from the table, tails included, so a lookup gives the formula's bits (a NaN term: this build's NaN, the same
+ * for every element). 256 KiB per 16-bit kernel build, in BSS: touched only by the build that runs. */
+#    include <pthread.h>
+static float stirling16[65536];
+static pthread_once_t stirling16_once = PTHREAD_ONCE_INIT;
+static void stirling16_build(void)
+{
+    for (uint32_t h = 0; h < 65536; h += VW) {
+        uint16_t v[VW];
+        for (uint32_t i = 0; i < VW; i++)
+            v[i] = (uint16_t)(h + i);
+        v_store(stirling16 + h, poisson_stirling(s_load(v)));
+    }
+}
+#endif
+
+/* The loss of the VW (m < VW: m) elements at x, t: poisson_loss, Stirling's term from the table on 16-bit storage */
+INLINE vec_t poisson_loss_at(const stor_t *x, const stor_t *t, size_t m, vec_t eps, const int log_input,
+                             const int full)
+{
+    const vec_t xv = m >= VW ? s_load(x) : s_load_n(x, m), tv = m >= VW ? s_load(t) : s_load_n(t, m);
+#if defined(NLLK_STORAGE_16)
+    if (full)
+        return v_add(poisson_loss(xv, tv, eps, log_input, 0),
+                     m >= VW ? s_lookup(stirling16, t) : s_lookup_n(stirling16, t, m));
+#endif
+    return poisson_loss(xv, tv, eps, log_input, full);
+}
+
 /* The losses of one vector (m lanes): to out (rounded to the storage type) and, when the lanes need them, to the
  * chunk's scratch buffer of computed values. Where storage is the compute type the scratch buffer is out itself. */
 INLINE void poisson_put(elem_t *dst, stor_t *out, vec_t loss, size_t m, int to_dst)
@@ -79,8 +111,13 @@ INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
             vec_t xa, xb, ta, tb;
             s_load_pair(x + k0 + o, &xa, &xb);
             s_load_pair(t + k0 + o, &ta, &tb);
-            const vec_t la = poisson_loss(xa, ta, eps, log_input, full);
-            const vec_t lb = poisson_loss(xb, tb, eps, log_input, full);
+            vec_t la = poisson_loss(xa, ta, eps, log_input, 0), lb = poisson_loss(xb, tb, eps, log_input, 0);
+            if (full) {
+                vec_t sa, sb;
+                s_lookup_pair(stirling16, t + k0 + o, &sa, &sb);
+                la = v_add(la, sa);
+                lb = v_add(lb, sb);
+            }
             if (o16)
                 s_store_pair(o16 + o, la, lb);
             if (to_dst) {
@@ -91,12 +128,10 @@ INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
 #endif
         for (; o + VW <= len; o += VW)
             poisson_put(dst + o, o16 ? o16 + o : NULL,
-                        poisson_loss(s_load(x + k0 + o), s_load(t + k0 + o), eps, log_input, full), VW, to_dst);
+                        poisson_loss_at(x + k0 + o, t + k0 + o, VW, eps, log_input, full), VW, to_dst);
         if (o < len) /* the tail: one masked vector */
             poisson_put(dst + o, o16 ? o16 + o : NULL,
-                        poisson_loss(s_load_n(x + k0 + o, len - o), s_load_n(t + k0 + o, len - o), eps, log_input,
-                                     full),
-                        len - o, to_dst);
+                        poisson_loss_at(x + k0 + o, t + k0 + o, len - o, eps, log_input, full), len - o, to_dst);
         if (!lanes)
             continue;
         size_t g = 0;
@@ -123,6 +158,10 @@ INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
 void KERNEL(poisson_fwd)(size_t n, const void *x, const void *t, const nllk_poisson_params *p, void *out, double *lanes)
 {
     const vec_t eps = v_set1((double)(elem_t)p->eps);
+#if defined(NLLK_STORAGE_16)
+    if (p->full)
+        pthread_once(&stirling16_once, stirling16_build);
+#endif
     if (p->log_input) {
         if (p->full)
             poisson_fwd_body(n, x, t, eps, out, lanes, 1, 1);

@@ -14,6 +14,7 @@
  *   s_scatter(base, off, bits, v) s_stream(p, v)       as the v_ forms (kernels/common/vec_ops.h), on stor_t
  *   s_get(p)                       one stored element, exactly, as a double (a scalar the kernel broadcasts)
  *   s_set(p, v)                    one computed value stored (rounded once to the storage type)
+ *   s_lookup(tab, p) s_lookup_n(tab, p, m)     16-bit only: tab[p[i]], a float table indexed by the stored patterns
  *
  * Pairs (S_PAIRS 1): where the map's 16-bit block defines V_H_PAIR_EVEN_ODD (bfloat16 on AVX-512 and AVX2), 2*VW
  * stored elements load as two vectors, a the even elements and b the odd, which widen and round without the permute
@@ -21,7 +22,7 @@
  * storage types keep their single-vector loops unchanged. 2*VW is a multiple of 16 there. A sum over pairs puts the
  * accumulators in the pair arrangement first and back after, so each canonical lane still adds its elements in
  * increasing order.
- *   s_load_pair(p, &a, &b) s_store_pair(p, a, b)
+ *   s_load_pair(p, &a, &b) s_store_pair(p, a, b) s_lookup_pair(tab, p, &a, &b)
  *   s_acc_pair(acc) s_acc_unpair(acc)      the G accumulators to the pair arrangement and back
  *   s_acc_add_pair(acc, a, b)              a pair of computed values into them */
 #ifndef NLLK_KERNELS_COMMON_STORAGE_H
@@ -39,6 +40,8 @@ static inline vec_t s_gather(const stor_t *base, vidx_t off, unsigned bits) { re
 static inline void s_scatter(stor_t *base, vidx_t off, unsigned bits, vec_t v) { v_h_scatter(base, off, bits, v); }
 static inline void s_stream(stor_t *p, vec_t v) { v_h_stream(p, v); }
 static inline double s_get(const stor_t *p) { return nllk_h_to_f32(*p); }
+static inline vec_t s_lookup(const float *tab, const stor_t *p) { return v_h_lookup(tab, p); }
+static inline vec_t s_lookup_n(const float *tab, const stor_t *p, size_t m) { return v_h_lookup_n(tab, p, m); }
 static inline void s_set(stor_t *p, float v) { *p = nllk_f32_to_h(v); }
 #else
 typedef elem_t stor_t;
@@ -58,6 +61,10 @@ static inline void s_set(stor_t *p, elem_t v) { *p = v; }
 #    define S_PAIRS 1
 static inline void s_load_pair(const stor_t *p, vec_t *a, vec_t *b) { v_h_load_pair(p, a, b); }
 static inline void s_store_pair(stor_t *p, vec_t a, vec_t b) { v_h_store_pair(p, a, b); }
+static inline void s_lookup_pair(const float *tab, const stor_t *p, vec_t *a, vec_t *b)
+{
+    v_h_lookup_pair(tab, p, a, b);
+}
 static inline void s_acc_pair(vacc_t *acc) { v_h_acc_pair(acc); }
 static inline void s_acc_unpair(vacc_t *acc) { v_h_acc_unpair(acc); }
 static inline void s_acc_add_pair(vacc_t *acc, vec_t a, vec_t b) { v_h_acc_add_pair(acc, a, b); }

@@ -287,6 +287,15 @@ static inline void nv_h_narrow(uint16_t *h, float32x4_t v, size_t m) /* lanes < 
     for (size_t i = 0; i < m; i++)
         h[i] = nllk_f32_to_h(f[i]);
 }
+/* tab[p[i]] for 4 (m) stored elements: a float table indexed by their 16-bit patterns; padding lanes read +0 */
+static inline float32x4_t v_h_lookup_n(const float *tab, const uint16_t *p, size_t m)
+{
+    float f[4];
+    for (size_t i = 0; i < 4; i++)
+        f[i] = i < m ? tab[p[i]] : 0.0f;
+    return vld1q_f32(f);
+}
+static inline float32x4_t v_h_lookup(const float *tab, const uint16_t *p) { return v_h_lookup_n(tab, p, 4); }
 static inline float32x4_t v_h_load(const uint16_t *p) { return nv_h_widen(p, 4); }
 static inline float32x4_t v_h_load_n(const uint16_t *p, size_t m) { return nv_h_widen(p, m); }
 static inline void v_h_store(uint16_t *p, float32x4_t v) { nv_h_narrow(p, v, 4); }

@@ -142,6 +142,9 @@ static inline void v_zero_fill(void *p, size_t bytes)
  * kernels/common/half.h (exact to float; rounded once, to nearest even, to 16 bits). */
 #if defined(NLLK_STORAGE_16)
 #  include "../common/half.h"
+/* tab[*p]: a float table indexed by the 16-bit pattern (m = 0: +0) */
+static inline vec_t v_h_lookup(const float *tab, const uint16_t *p) { return tab[*p]; }
+static inline vec_t v_h_lookup_n(const float *tab, const uint16_t *p, size_t m) { return m ? tab[*p] : 0.0f; }
 static inline vec_t v_h_load(const uint16_t *p) { return nllk_h_to_f32(*p); }
 static inline vec_t v_h_load_n(const uint16_t *p, size_t m) { return m ? nllk_h_to_f32(*p) : 0.0f; }
 static inline void v_h_store(uint16_t *p, vec_t v) { *p = nllk_f32_to_h(v); }
