@@ -8,7 +8,8 @@
  * exp(x), also at +-Inf), and are compared with Sleef_expf1_u10purecfma (tests/exp_ref.c), run under NLLK_ISA=scalar|avx2|avx512
  * by ctest. The same for log (v_log: on AVX-512 an inline form of Sleef_logf16_u10avx512f) through the backward's
  * target gradient, against Sleef_logf1_u10purecfma, on the 16-bit values and 2^20 random bit patterns. NaN results
- * compare as NaN (their sign follows the hardware, nllk.h section 2). The 16-bit values are built from their fields with ldexp (no bit tricks), as tests/test_half.c does. */
+ * compare as NaN (their sign follows the hardware, nllk.h section 2). The 16-bit values are built from their fields
+ * with ldexp (no bit tricks), as tests/test_half.c does. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -79,7 +79,8 @@ static inline __m512 nv_sleef_expf(__m512 d0)
 /* Sleef_logf16_u10avx512f inline (SLEEF 3.5's xlogf_u1 for AVX-512F: its operations, constants and order, the
  * float-pair steps of its df.h written out), so the loops that take a log need no call either: the same bits for all
  * 2^32 inputs (checked exhaustively against the library function, NaN payloads included; test_vec checks it against
- * the scalar map). log d = e log 2 + 2 atanh((m - 1) / (m + 1)) with d = m 2^e, m in [0.75, 1.5). */
+ * the scalar map, test_exp16 every 16-bit input against SLEEF's scalar log). log d = e log 2 + 2 atanh((m - 1) /
+ * (m + 1)) with d = m 2^e, m in [0.75, 1.5). */
 static inline __m512 nv_sleef_logf(__m512 d)
 {
     const __m512 one = _mm512_set1_ps(1.0f), mone = _mm512_set1_ps(-1.0f), two = _mm512_set1_ps(2.0f);

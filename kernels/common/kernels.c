@@ -68,8 +68,8 @@ INLINE vec_t poisson_loss_at(const stor_t *x, const stor_t *t, size_t m, vec_t e
     const vec_t xv = m >= VW ? s_load(x) : s_load_n(x, m), tv = m >= VW ? s_load(t) : s_load_n(t, m);
 #if defined(NLLK_STORAGE_16)
     if (full)
-        return v_add(poisson_loss(xv, tv, eps, log_input, 0),
-                     m >= VW ? s_lookup(stirling16, t) : s_lookup_n(stirling16, t, m));
+        return poisson_loss_full(poisson_loss(xv, tv, eps, log_input, 0),
+                                 m >= VW ? s_lookup(stirling16, t) : s_lookup_n(stirling16, t, m));
 #endif
     return poisson_loss(xv, tv, eps, log_input, full);
 }
@@ -115,8 +115,8 @@ INLINE void poisson_fwd_body(size_t n, const stor_t *x, const stor_t *t, vec_t e
             if (full) {
                 vec_t sa, sb;
                 s_lookup_pair(stirling16, t + k0 + o, &sa, &sb);
-                la = v_add(la, sa);
-                lb = v_add(lb, sb);
+                la = poisson_loss_full(la, sa);
+                lb = poisson_loss_full(lb, sb);
             }
             if (o16)
                 s_store_pair(o16 + o, la, lb);

@@ -14,12 +14,15 @@ static inline vec_t poisson_stirling(vec_t t)
     return v_select(v_le(t, v_set1(1.0)), v_set1(0.0), term);
 }
 
+/* The full loss: the loss plus Stirling's term s (poisson_stirling(t), computed or tabulated). */
+static inline vec_t poisson_loss_full(vec_t loss, vec_t s) { return v_add(loss, s); }
+
 /* loss = exp(x) - t*x  (log_input)  or  x - t*log(x + eps);  full adds the masked Stirling term. */
 static inline vec_t poisson_loss(vec_t x, vec_t t, vec_t eps, int log_input, int full)
 {
     vec_t loss = log_input ? v_sub(v_exp(x), v_mul(t, x)) : v_sub(x, v_mul(t, v_log(v_add(x, eps))));
     if (full)
-        loss = v_add(loss, poisson_stirling(t));
+        loss = poisson_loss_full(loss, poisson_stirling(t));
     return loss;
 }
 
