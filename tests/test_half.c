@@ -560,6 +560,78 @@ static void test_ce(const fmt *f, size_t n, size_t c, size_t d, int weighted, do
     free(xf), free(qf), free(wf), free(of), free(lf), free(gxf), free(gqf), free(gof);
 }
 
+/* N-D class-index runs large enough for streaming stores (>= 32 MiB of logits), the gradient at offsets that put it
+ * on and off the 2*VW-, VW- and element grids (bfloat16 on AVX-512 and AVX2 takes its planes in pairs of VW-position
+ * groups, streaming where a pair is on the 2*VW grid): the backward = the f32 backward rounded once, element by
+ * element; the fused call = the forward and the backward, bit for bit. Then bad targets in either half of a pair:
+ * each call reports the lowest. */
+static void test_ce_planes_big(const fmt *f)
+{
+    const size_t n = 1, c = 33, d = (size_t)1 << 19, nd = n * d, ncd = nd * c;
+    uint16_t *x = malloc(ncd * 2), *gx = aligned_alloc(64, (ncd + 64) * 2), *g1 = malloc(ncd * 2), *w = malloc(c * 2);
+    float *xf = malloc(ncd * 4), *gxf = malloc(ncd * 4);
+    int64_t *t = malloc(nd * 8);
+    for (size_t i = 0; i < ncd; i++) {
+        x[i] = tu_below(1000) ? to16(f, tu_uniform(-8, 8)) : (uint16_t)tu_next();
+        xf[i] = from16(f, x[i]);
+    }
+    for (size_t k = 0; k < c; k++)
+        w[k] = to16(f, tu_uniform(0.25, 2));
+    for (size_t i = 0; i < nd; i++)
+        t[i] = tu_below(9) == 0 ? -100 : (int64_t)tu_below(c);
+    const uint16_t go = to16(f, 0.75);
+    const float gof = from16(f, go);
+#define CE16(fn, ...) (f->dt == NLLK_BF16 ? fn##_bf16(__VA_ARGS__) : fn##_f16(__VA_ARGS__))
+    CHECK_OK(nllk_cross_entropy_bwd_f32(&gof, xf, t, NLLK_TARGET_I64, n, c, d, NULL, -100, 0.0, NLLK_REDUCTION_SUM,
+                                        1.0f, NULL, gxf));
+    static const size_t shifts[] = {0, 1, 8, 16, 24};
+    for (size_t si = 0; si < sizeof shifts / sizeof shifts[0]; si++) {
+        uint16_t *g = gx + shifts[si];
+        CHECK_OK(CE16(nllk_cross_entropy_bwd, &go, x, t, NLLK_TARGET_I64, n, c, d, NULL, -100, 0.0, NLLK_REDUCTION_SUM,
+                      0, NULL, g));
+        const size_t bad = count_bad(f, g, gxf, ncd);
+        CHECK(bad == 0, "%s ce planes (%zu,%zu,%zu) gradient at +%zu: %zu wrong", f->name, n, c, d, shifts[si], bad);
+    }
+    for (int weighted = 0; weighted < 2; weighted++) {
+        const uint16_t *wp = weighted ? w : NULL;
+        uint16_t o0, o1, tw0, tw1;
+        CHECK_OK(CE16(nllk_cross_entropy_fwd, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, 0.0, NLLK_REDUCTION_MEAN, &o0,
+                      &tw0, NULL));
+        CHECK_OK(CE16(nllk_cross_entropy_bwd, &go, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, 0.0, NLLK_REDUCTION_MEAN,
+                      tw0, NULL, g1));
+        for (size_t si = 0; si < 2; si++) {
+            uint16_t *g = gx + shifts[si * 3]; /* +0, +16 */
+            CHECK_OK(CE16(nllk_cross_entropy_fwdbwd, x, t, NLLK_TARGET_I64, n, c, d, wp, -100, 0.0, NLLK_REDUCTION_MEAN,
+                          &o1, &tw1, NULL, &go, g));
+            CHECK(o0 == o1 && tw0 == tw1 && memcmp(g, g1, ncd * 2) == 0,
+                  "%s ce planes fused w%d at +%zu: differs from forward+backward", f->name, weighted, shifts[si * 3]);
+        }
+    }
+    /* a bad target (c) alone at each of these positions of a (2, c, 100) input */
+    static const size_t at[] = {3, 9, 19, 37, 63, 131, 199};
+    for (size_t ai = 0; ai < sizeof at / sizeof at[0]; ai++) {
+        int64_t tb[200];
+        uint16_t out[200], m;
+        for (size_t i = 0; i < 200; i++)
+            tb[i] = i == at[ai] ? (int64_t)c : t[i];
+        const nllk_status s0 = CE16(nllk_cross_entropy_fwd, x, tb, NLLK_TARGET_I64, 2, c, 100, NULL, -100, 0.0,
+                                    NLLK_REDUCTION_NONE, out, NULL, NULL);
+        const size_t i0 = nllk_last_error_index();
+        const nllk_status s1 = CE16(nllk_cross_entropy_fwd, x, tb, NLLK_TARGET_I64, 2, c, 100, NULL, -100, 0.0,
+                                    NLLK_REDUCTION_MEAN, &m, NULL, NULL);
+        const size_t i1 = nllk_last_error_index();
+        const nllk_status s2 = CE16(nllk_cross_entropy_bwd, &go, x, tb, NLLK_TARGET_I64, 2, c, 100, NULL, -100, 0.0,
+                                    NLLK_REDUCTION_SUM, 0, NULL, g1);
+        const size_t i2 = nllk_last_error_index();
+        CHECK(s0 == NLLK_ERR_TARGET_OUT_OF_RANGE && s1 == s0 && s2 == s0 && i0 == at[ai] && i1 == at[ai] &&
+                  i2 == at[ai],
+              "%s ce planes bad target at %zu: %s %s %s, index %zu %zu %zu", f->name, at[ai], nllk_status_name(s0),
+              nllk_status_name(s1), nllk_status_name(s2), i0, i1, i2);
+    }
+#undef CE16
+    free(x), free(gx), free(g1), free(w), free(xf), free(gxf), free(t);
+}
+
 /* The sum and mean of a one-block batch of costly rows (the threads share the block: the driver keeps each loss as
  * computed, not rounded) have the same bits on 1, 2 and 3 threads, and equal the accumulator's double rounded once. */
 static void test_ce_threads(const fmt *f, size_t n, size_t c, int prob)
@@ -770,11 +842,16 @@ int main(void)
             test_ce(f, 2, (size_t)1 << 18, 1, 0, 0.05, prob);
             test_ce(f, 2, 300, 40, 1, 0.0, prob);
             ce_special = 1;
+            /* N-D without smoothing: bfloat16 on AVX-512 and AVX2 takes these planes in pairs (exps kept, computed
+             * again beyond 128 classes), with tails */
+            test_ce(f, 2, 21, 300, 1, 0.0, prob);
+            test_ce(f, 3, 150, 70, 0, 0.0, prob);
             test_ce(f, 2, 300, 37, 0, 0.1, prob);
             test_ce_threads(f, 100, 1000, prob);
             test_ce_threads(f, 40, 32000, prob);
         }
         test_ce_block_witness(f);
+        test_ce_planes_big(f);
     }
     return tu_summary();
 }

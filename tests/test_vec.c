@@ -312,6 +312,8 @@ static void check_storage16(const char *build, int bf16, int ftz)
     size_t *perm = malloc(N16 * sizeof(size_t));
     uint16_t *hm = malloc(N16 * 2);
     float *mx = malloc(N16 / 32 * 4);
+    float *pr = malloc(N16 * 4), *up = malloc(N16 * 4), *rp = malloc(N16 * 4);
+    uint16_t *sp = malloc(N16 * 2), *ssp = malloc(N16 * 2);
     for (size_t i = 0; i < N16; i++)
         perm[i] = i;
     for (size_t i = N16 - 1; i > 0; i--) { /* distinct scatter offsets */
@@ -346,7 +348,8 @@ static void check_storage16(const char *build, int bf16, int ftz)
             const unsigned neg = 0x8000u | (r & 0x7fffu), nan = 0x7fc0u | (r & 0x3fu);
             hm[i] = (uint16_t)(pass != 2 || b % 3 == 2 ? r : b % 3 == 0 ? neg : i % 4 ? nan : neg);
         }
-        const vec_probe16 p = {N16, h, f, t, ld, ldn, ga, st, stn, sm, sc, hm, mx};
+        int pairs = 0;
+        const vec_probe16 p = {N16, h, f, t, ld, ldn, ga, st, stn, sm, sc, hm, mx, &pairs, pr, up, rp, sp, ssp};
 #if defined(__x86_64__)
         const unsigned csr = _mm_getcsr();
         if (ftz)
@@ -380,13 +383,27 @@ static void check_storage16(const char *build, int bf16, int ftz)
                 CHECK(mx[b] == want, "%s %s pass %d: v_h_max2 of block %zu: got %a, want %a", build,
                       bf16 ? "bf16" : "f16", pass, b, (double)mx[b], (double)want);
             }
+        if (pairs) { /* v_h_load_pair: even elements then odd; v_h_unpair, v_h_pair: its inverses; the pair stores */
+            size_t pbad[4] = {0};
+            for (size_t i = 0; i < N16; i++) {
+                const size_t o = i - i % (2 * vw), j = i - o, e = j < vw ? o + 2 * j : o + 2 * (j - vw) + 1;
+                pbad[0] += nllk_f32_bits(pr[i]) != nllk_f32_bits(to_f(h[e]));
+                pbad[1] += nllk_f32_bits(up[i]) != nllk_f32_bits(to_f(h[i]));
+                pbad[2] += nllk_f32_bits(rp[i]) != nllk_f32_bits(pr[i]);
+                pbad[3] += sp[i] != to_h(f[i]) || ssp[i] != to_h(f[i]);
+            }
+            static const char *const pwhat[4] = {"load_pair", "unpair", "pair", "store_pair/stream_pair"};
+            for (int k = 0; k < 4; k++)
+                CHECK(pbad[k] == 0, "%s %s%s pass %d: v_h_%s: %zu of %d wrong", build, bf16 ? "bf16" : "f16",
+                      ftz ? " (FTZ/DAZ)" : "", pass, pwhat[k], pbad[k], N16);
+        }
         static const char *const what[6] = {"load", "load_n", "store/stream", "store_n", "gather", "scatter"};
         for (int k = 0; k < 6; k++)
             CHECK(bad[k] == 0, "%s %s%s pass %d: v_h_%s: %zu of %d wrong", build, bf16 ? "bf16" : "f16",
                   ftz ? " (FTZ/DAZ)" : "", pass, what[k], bad[k], N16);
     }
     free(h), free(st), free(stn), free(sm), free(sc), free(f), free(ld), free(ldn), free(ga), free(t), free(perm);
-    free(hm), free(mx);
+    free(hm), free(mx), free(pr), free(up), free(rp), free(sp), free(ssp);
 }
 
 int main(void)

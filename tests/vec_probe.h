@@ -71,6 +71,13 @@ typedef struct vec_probe16 {
     const uint16_t *hm;    /* n stored values (ce rows, stop 23): out_max2[b] = the lane max (v_max_num) of
                               v_h_max2 over the 32 values hm[32*b .. 32*b + 32), from -Inf                */
     float *out_max2;       /* n / 32 values                                                            */
+    /* Pairs (maps that define V_H_PAIR_EVEN_ODD set *pairs to 1; n elements each), per 2*VW elements from o:
+     * out_pair: v_h_load_pair(h + o)'s a then b (the even elements, then the odd), out_unpair: v_h_unpair(a, b)'s
+     * x0 then x1 (element order), out_repair: v_h_pair(x0, x1)'s a then b; out_store_pair, out_stream_pair:
+     * v_h_store_pair, v_h_stream_pair of v_h_pair(f + o, f + o + VW) (element order again). */
+    int *pairs;
+    float *out_pair, *out_unpair, *out_repair;
+    uint16_t *out_store_pair, *out_stream_pair;
 } vec_probe16;
 typedef size_t (*vec_probe16_fn)(const vec_probe16 *p);
 typedef void (*vec_zero_fill_fn)(void *p, size_t bytes); /* v_zero_fill                  */

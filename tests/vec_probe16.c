@@ -3,7 +3,8 @@
  *   out_load[i]    = v_h_load(h)[i] as float, out_load_n: v_h_load_n(h, m) (lanes >= m must read +0),
  *   out_store[i]   = v_h_store(f)[i], out_store_n: v_h_store_n(f, m) over a pre-filled array (lanes >= m untouched),
  *   out_gather[i]  = v_h_gather(h, offsets, bits) (lanes off the mask +0), scatter: v_h_scatter of f into a
- *                    pre-filled array, out_stream: v_h_stream of f into an aligned buffer.
+ *                    pre-filled array, out_stream: v_h_stream of f into an aligned buffer,
+ *   the pair operations where the map has them (vec_probe.h).
  * tests/test_vec.c compares every value with kernels/common/half.h's scalar conversions. */
 #include <math.h>
 #include <stddef.h>
@@ -51,5 +52,27 @@ size_t NAME(NLLK_DTYPE, probe16, NLLK_BUILD)(const vec_probe16 *p)
             r = l[i] > r ? l[i] : r;
         p->out_max2[b] = r;
     }
+#if defined(V_H_PAIR_EVEN_ODD)
+    *p->pairs = 1;
+    for (size_t o = 0; o + 2 * VW <= n; o += 2 * VW) {
+        vec_t a, b, x0, x1;
+        v_h_load_pair(p->h + o, &a, &b);
+        v_store(p->out_pair + o, a);
+        v_store(p->out_pair + o + VW, b);
+        v_h_unpair(a, b, &x0, &x1);
+        v_store(p->out_unpair + o, x0);
+        v_store(p->out_unpair + o + VW, x1);
+        v_h_pair(x0, x1, &a, &b);
+        v_store(p->out_repair + o, a);
+        v_store(p->out_repair + o + VW, b);
+        v_h_pair(v_load(p->f + o), v_load(p->f + o + VW), &a, &b);
+        v_h_store_pair(p->out_store_pair + o, a, b);
+        _Alignas(64) uint16_t sbuf[2 * VW];
+        v_h_stream_pair(sbuf, a, b);
+        v_stream_fence();
+        for (size_t i = 0; i < 2 * VW; i++)
+            p->out_stream_pair[o + i] = sbuf[i];
+    }
+#endif
     return VW;
 }

@@ -448,16 +448,46 @@ static inline void v_h_load_pair(const uint16_t *p, __m256 *a, __m256 *b)
     *a = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
     *b = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000u)));
 }
+/* a's and b's roundings interleaved back to element order: 16 stored values */
+static inline __m256i nv_h_round_pair(__m256 a, __m256 b)
+{
+    return _mm256_blend_epi16(_mm256_srli_epi32(nv_h_round_hi(a), 16), nv_h_round_hi(b), 0xAA);
+}
 static inline void v_h_store_pair(uint16_t *p, __m256 a, __m256 b)
 {
-    _mm256_storeu_si256((__m256i *)(void *)p,
-                        _mm256_blend_epi16(_mm256_srli_epi32(nv_h_round_hi(a), 16), nv_h_round_hi(b), 0xAA));
+    _mm256_storeu_si256((__m256i *)(void *)p, nv_h_round_pair(a, b));
 }
 static inline void v_h_lookup_pair(const float *tab, const uint16_t *p, __m256 *a, __m256 *b)
 {
     const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)p);
     *a = _mm256_i32gather_ps(tab, _mm256_and_si256(w, _mm256_set1_epi32(0xffff)), 4);
     *b = _mm256_i32gather_ps(tab, _mm256_srli_epi32(w, 16), 4);
+}
+static inline void v_h_stream_pair(uint16_t *p, __m256 a, __m256 b)
+{
+    _mm256_stream_si256((__m256i *)(void *)p, nv_h_round_pair(a, b));
+}
+/* 16 lanes in element order (x0: 0..7, x1: 8..15) to the pair order (a: the even ones, b: the odd), and back */
+static inline void v_h_pair(__m256 x0, __m256 x1, __m256 *a, __m256 *b)
+{
+    /* per 128 bits (x0 0 2, x1 0 2 | x0 4 6, x1 4 6), then the 64-bit pieces in order 0 2 1 3 */
+    *a = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0x88)), 0xD8));
+    *b = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0xDD)), 0xD8));
+}
+static inline void v_h_pair_tn(__m256i x0, __m256i x1, __m256i *a, __m256i *b)
+{
+    __m256 fa, fb;
+    v_h_pair(_mm256_castsi256_ps(x0), _mm256_castsi256_ps(x1), &fa, &fb);
+    *a = _mm256_castps_si256(fa);
+    *b = _mm256_castps_si256(fb);
+}
+static inline void v_h_unpair(__m256 a, __m256 b, __m256 *x0, __m256 *x1)
+{
+    /* (a 0 1 4 5 | a 2 3 6 7) and the same of b, interleaved per 128 bits */
+    const __m256 a2 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(a), 0xD8));
+    const __m256 b2 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(b), 0xD8));
+    *x0 = _mm256_unpacklo_ps(a2, b2);
+    *x1 = _mm256_unpackhi_ps(a2, b2);
 }
 /* (x0 x1 x2 x3), (y0 y1 y2 y3) -> (x0 x2 y0 y2), (x1 x3 y1 y3) */
 static inline void nv_deal4(__m256d *x, __m256d *y)

@@ -430,11 +430,12 @@ static inline void v_h_load_pair(const uint16_t *p, __m512 *a, __m512 *b)
     *a = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
     *b = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
 }
-static inline void v_h_store_pair(uint16_t *p, __m512 a, __m512 b)
+/* a's and b's roundings interleaved back to element order: 32 stored values */
+static inline __m512i nv_h_round_pair(__m512 a, __m512 b)
 {
-    _mm512_storeu_si512(p, _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(nv_h_round_hi(a), 16),
-                                                   nv_h_round_hi(b)));
+    return _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(nv_h_round_hi(a), 16), nv_h_round_hi(b));
 }
+static inline void v_h_store_pair(uint16_t *p, __m512 a, __m512 b) { _mm512_storeu_si512(p, nv_h_round_pair(a, b)); }
 static inline void v_h_lookup_pair(const float *tab, const uint16_t *p, __m512 *a, __m512 *b)
 {
     const __m512i w = _mm512_loadu_si512(p);
@@ -454,6 +455,33 @@ static inline void v_h_acc_unpair(vacc_t *acc)
     const __m512d l = _mm512_permutex2var_pd(acc[0].lo, lo, acc[0].hi);
     acc[0].hi = _mm512_permutex2var_pd(acc[0].lo, hi, acc[0].hi);
     acc[0].lo = l;
+}
+static inline void v_h_stream_pair(uint16_t *p, __m512 a, __m512 b)
+{
+    _mm512_stream_si512((void *)p, nv_h_round_pair(a, b));
+}
+/* 32 lanes in element order (x0: 0..15, x1: 16..31) to the pair order (a: the even ones, b: the odd), and back */
+static inline void nv_pair32(__m512i x0, __m512i x1, __m512i *a, __m512i *b)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    *a = _mm512_permutex2var_epi32(x0, even, x1);
+    *b = _mm512_permutex2var_epi32(x0, odd, x1);
+}
+static inline void v_h_pair(__m512 x0, __m512 x1, __m512 *a, __m512 *b)
+{
+    __m512i ia, ib;
+    nv_pair32(_mm512_castps_si512(x0), _mm512_castps_si512(x1), &ia, &ib);
+    *a = _mm512_castsi512_ps(ia);
+    *b = _mm512_castsi512_ps(ib);
+}
+static inline void v_h_pair_tn(__m512i x0, __m512i x1, __m512i *a, __m512i *b) { nv_pair32(x0, x1, a, b); }
+static inline void v_h_unpair(__m512 a, __m512 b, __m512 *x0, __m512 *x1)
+{
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    *x0 = _mm512_permutex2var_ps(a, lo, b);
+    *x1 = _mm512_permutex2var_ps(a, hi, b);
 }
 /* elements 2i and 2i + 16 (a's lanes i and i + 8) both add into canonical lane 2i, in that order */
 static inline void v_h_acc_add_pair(vacc_t *acc, __m512 a, __m512 b)

@@ -34,6 +34,19 @@ INLINE void ce_sst(stor_t *p, vec_t v, size_t mm)
         s_store_n(p, v, mm);
 }
 INLINE vec_t ce_keep(vec_t v, size_t mm) { return mm >= VW ? v : v_mzero(first_lanes(mm), v); }
+/* half < 0: ce_sld (element order); half 0 or 1 (S_PAIRS): the even or odd elements of the 2*VW at p (s_load_pair) */
+INLINE vec_t ce_pld(const stor_t *p, size_t mm, const int half)
+{
+#if S_PAIRS
+    if (half >= 0) {
+        vec_t a, b;
+        s_load_pair(p, &a, &b);
+        return half ? b : a;
+    }
+#endif
+    (void)half;
+    return ce_sld(p, mm);
+}
 
 /* A probability target after smoothing, times the weight: (q * (1 - ls) + ls / c) * w. */
 INLINE vec_t ce_qs(vec_t q, ce_factors f) { return f.smooth ? v_add(v_mul(q, v_set1(f.keep)), v_set1(f.spread)) : q; }
@@ -425,6 +438,7 @@ typedef struct ce_plane_in {
     ce_factors f;
     elem_t *e; /* CE_L_EXP: the exps to e + k * es as well, when set */
     size_t es;
+    int half; /* the positions: element order (-1), or the even (0) or odd (1) of 2*VW (ce_pld) */
 } ce_plane_in;
 
 /* Lane l (0 .. 15) of VW positions' sum `what`: +0.0 + term_l + term_{l+16} + ... in increasing class (the canonical
@@ -439,16 +453,16 @@ INLINE vacc_t ce_plane_lane(const ce_plane_in *in, const int what, const size_t 
         if (what == CE_L_BUF) {
             v = ce_ld(in->e + k * in->es, mm);
         } else if (what == CE_L_EXP) {
-            v = ce_keep(v_exp_ce_le0(v_sub(ce_sld(xk, mm), in->mv)), mm);
+            v = ce_keep(v_exp_ce_le0(v_sub(ce_pld(xk, mm, in->half), in->mv)), mm);
             if (in->e)
                 ce_st(in->e + k * in->es, v, mm);
         } else if (what == CE_L_D) {
-            const vec_t dv = v_sub(ce_sld(xk, mm), in->mv);
+            const vec_t dv = v_sub(ce_pld(xk, mm, in->half), in->mv);
             v = ce_keep(in->w ? v_mul(v_set1(s_get(in->w + k)), dv) : dv, mm);
         } else {
-            const vec_t qs = ce_qs(ce_sld(in->q + k * cs, mm), in->f);
+            const vec_t qs = ce_qs(ce_pld(in->q + k * cs, mm, in->half), in->f);
             const vec_t qw = in->w ? v_mul(qs, v_set1(s_get(in->w + k))) : qs;
-            v = ce_keep(what == CE_L_B ? qw : v_mul(qw, v_sub(ce_sld(xk, mm), in->mv)), mm);
+            v = ce_keep(what == CE_L_B ? qw : v_mul(qw, v_sub(ce_pld(xk, mm, in->half), in->mv)), mm);
         }
         acc = v_acc_add(acc, v);
     }
@@ -470,9 +484,10 @@ INLINE void ce_plane_sum(const ce_plane_in *in, const int what, double *res)
 }
 
 /* VW positions' max, sums and logsums (mm < VW: the first mm; logsums when lg). e, when set, receives the exps:
- * class k's VW lanes at e + k * es (masked to mm lanes). */
-INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
-                           ce_factors f, const int mode, elem_t *e, size_t es, const int lg, ce_plane *st)
+ * class k's VW lanes at e + k * es (masked to mm lanes). half: the positions (ce_plane_in; pairs: mm = VW). */
+INLINE void ce_plane_stats_at(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
+                              ce_factors f, const int mode, elem_t *e, size_t es, const int lg, const int half,
+                              ce_plane *st)
 {
     /* four max chains of v_max_num (classes k % 4; a NaN logit never enters; the exact max is order-free up to the
      * sign of zero, which the + 0 fixes), so x - m <= 0 or NaN below (v_exp_ce_le0) */
@@ -482,21 +497,23 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
     size_t k = 0;
     for (; k + 4 <= c; k += 4)
         for (int u = 0; u < 4; u++) {
-            if (VW > 1) /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead */
+            /* c strided streams outrun the hardware prefetcher: fetch each a few groups ahead (a pair's odd half
+             * reads what its even half fetched) */
+            if (VW > 1 && half < 1)
                 __builtin_prefetch(x + (k + (size_t)u) * cs + CE_PLANE_PF);
-            mq[u] = v_max_num(mq[u], ce_sld(x + (k + (size_t)u) * cs, mm));
+            mq[u] = v_max_num(mq[u], ce_pld(x + (k + (size_t)u) * cs, mm, half));
         }
     for (; k < c; k++)
-        mq[0] = v_max_num(mq[0], ce_sld(x + k * cs, mm));
+        mq[0] = v_max_num(mq[0], ce_pld(x + k * cs, mm, half));
     const vec_t mv = v_add(v_max_num(v_max_num(mq[0], mq[1]), v_max_num(mq[2], mq[3])), v_set1(0.0)); /* -0: +0 */
-    const ce_plane_in in = {x, q, w, c, cs, mm, mv, f, e, es};
+    const ce_plane_in in = {x, q, w, c, cs, mm, mv, f, e, es, half};
     elem_t eb[CE_PLANE_SBUF * VW];
     if (c >= CE_PLANE_INLINE && (e || c <= CE_PLANE_SBUF)) {
         ce_plane_in b = in;
         b.e = e ? e : eb;
         b.es = e ? es : VW;
         for (size_t kk = 0; kk < c; kk++)
-            ce_st(b.e + kk * b.es, v_exp_ce_le0(v_sub(ce_sld(x + kk * cs, mm), mv)), mm);
+            ce_st(b.e + kk * b.es, v_exp_ce_le0(v_sub(ce_pld(x + kk * cs, mm, half), mv)), mm);
         ce_plane_sum(&b, CE_L_BUF, st->res[0]);
     } else {
         ce_plane_sum(&in, CE_L_EXP, st->res[0]);
@@ -512,6 +529,12 @@ INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, si
     v_store(st->m, mv);
     if (lg)
         ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
+}
+/* VW positions in element order */
+INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
+                           ce_factors f, const int mode, elem_t *e, size_t es, const int lg, ce_plane *st)
+{
+    ce_plane_stats_at(x, q, w, c, cs, mm, f, mode, e, es, lg, -1, st);
 }
 
 /* The forward's outputs of the mm positions [o, o + mm) of a run from their stats st: losses, lse and the lanes of
@@ -589,6 +612,69 @@ INLINE void ce_plane_lanes_put(double *lanes, ce_factors f, const vacc_t *acc, c
         }
 }
 
+/* ---- planes in pairs (S_PAIRS: bfloat16 on AVX-512 and AVX2) -------------------------------------------------
+ * 2*VW positions at once: each class plane's 2*VW elements load as one vector, whose even positions widen by a shift
+ * and odd ones by a mask (s_load_pair), where element order takes a permute per VW. Each half is VW positions whose
+ * stats are computed as in element order (each position's classes in the same lanes and folds), so every position
+ * gets the same bits. The forward's outputs take the stats back to element order (s_unpair: ce_fwd_plane_out as for
+ * single groups); the gradient takes its per-position factors to the pair order (s_pair) and writes each plane's
+ * 2*VW elements with one s_store_pair. Class-index targets without smoothing (smoothing's forward reads the stats
+ * lane by lane; probability targets keep single groups). */
+#if S_PAIRS
+/* The stats of the 2*VW positions at x (sp[h]: half h, in the pair order); e, when set, receives half h's exps at
+ * e + h * VW + k * es (es >= 2 * VW). */
+INLINE void ce_plane_stats_pair(const stor_t *x, const stor_t *w, size_t c, size_t cs, ce_factors f, elem_t *e,
+                                size_t es, const int lg, ce_plane *sp)
+{
+    for (int h = 0; h < 2; h++)
+        ce_plane_stats_at(x, NULL, w, c, cs, VW, f, CE_S, e ? e + h * VW : NULL, es, lg, h, &sp[h]);
+}
+
+/* ce_fwd_plane_out of the 2*VW positions [o, o + 2*VW) from their stats sp (tv[h]: the targets of [o + h * VW, ...)) */
+INLINE void ce_fwd_plane_pair_out(const nllk_ce_run *r, const stor_t *x, const vidx_t *tv, const stor_t *w, stor_t *out,
+                                  stor_t *lse, double *lanes, vacc_t *acc, vacc_t *accw, size_t o, ce_factors f,
+                                  const ce_plane *sp)
+{
+    ce_plane st[2]; /* element order: their m and logsum (all that ce_fwd_plane_out reads without smoothing) */
+    vec_t a0, a1;
+    s_unpair(v_load(sp[0].m), v_load(sp[1].m), &a0, &a1);
+    v_store(st[0].m, a0);
+    v_store(st[1].m, a1);
+    s_unpair(v_load(sp[0].logsum), v_load(sp[1].logsum), &a0, &a1);
+    v_store(st[0].logsum, a0);
+    v_store(st[1].logsum, a1);
+    for (int h = 0; h < 2; h++)
+        ce_fwd_plane_out(r, x, tv[h], NULL, w, out, lse, lanes, acc, accw, o + (size_t)h * VW, VW, f, &st[h]);
+}
+#endif
+
+/* Whether the positions from o go as a pair (S_PAIRS): 2*VW of them left, and with streaming stores (stream) gx + o
+ * and every class's plane on the 2*VW-element grid (else a single group, which may bring gx + o to it). */
+INLINE int ce_plane_pair_at(const nllk_ce_run *r, ce_factors f, const stor_t *gx, size_t o, const int stream)
+{
+#if S_PAIRS
+    const size_t al = 2 * VW;
+    return !f.smooth && r->c <= INT32_MAX && r->len - o >= al &&
+           (!stream || (r->c_stride % al == 0 && (uintptr_t)(gx + o) % (al * sizeof(stor_t)) == 0));
+#else
+    (void)r, (void)f, (void)gx, (void)o, (void)stream;
+    return 0;
+#endif
+}
+
+/* The targets of the VW positions from o, as ce_plane_targets, and (pair) those of the next VW: 0, or 1 + the offset
+ * from o of the first bad one. */
+INLINE size_t ce_plane_targets2(const nllk_ce_run *r, const void *tg, size_t o, vidx_t *tv, int64_t *tb, const int pair,
+                                const nllk_target_type tt)
+{
+    const size_t mm = r->len - o;
+    size_t bad = ce_plane_targets(r, tg, o, &tv[0], tb, tt);
+    tv[1] = tv[0]; /* (defined when not a pair: gcc 12 saw a read) */
+    if (bad >= mm && pair)
+        bad = VW + ce_plane_targets(r, tg, o + VW, &tv[1], NULL, tt);
+    return bad < mm ? 1 + bad : 0;
+}
+
 INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, stor_t *out,
                             stor_t *lse, double *lanes, const nllk_target_type tt)
 {
@@ -597,15 +683,26 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *t
     vacc_t acc[G], accw[G];
     ce_plane_lanes_get(lanes, f, acc, accw);
     int64_t tb[VW] = {0}; /* filled and read with smoothing only (initialised: gcc 12 saw a read without) */
-    for (size_t o = 0; o < r->len; o += VW) {
+    for (size_t o = 0; o < r->len;) {
         const size_t mm = r->len - o;
-        vidx_t tv;
-        const size_t bad = ce_plane_targets(r, tg, o, &tv, f.smooth ? tb : NULL, tt);
-        if (bad < mm)
-            return o + bad; /* (the lanes are not needed: the call fails) */
+        const int pair = ce_plane_pair_at(r, f, NULL, o, 0);
+        vidx_t tv[2];
+        const size_t bad = ce_plane_targets2(r, tg, o, tv, f.smooth ? tb : NULL, pair, tt);
+        if (bad)
+            return o + bad - 1; /* (the lanes are not needed: the call fails) */
+#if S_PAIRS
+        if (pair) {
+            ce_plane sp[2];
+            ce_plane_stats_pair(x + o, w, c, cs, f, NULL, 0, 1, sp);
+            ce_fwd_plane_pair_out(r, x, tv, w, out, lse, lanes, acc, accw, o, f, sp);
+            o += 2 * VW;
+            continue;
+        }
+#endif
         ce_plane st;
         ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, NULL, 0, 1, &st);
-        ce_fwd_plane_out(r, x, tv, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
+        ce_fwd_plane_out(r, x, tv[0], tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
+        o += VW;
     }
     ce_plane_lanes_put(lanes, f, acc, accw);
     return r->len;
@@ -614,45 +711,102 @@ INLINE size_t ce_fwd_planes(const nllk_ce_run *r, const stor_t *x, const void *t
 /* The backward keeps VW positions' exps on the stack up to this many classes (else in their gradient, rewritten). */
 #define CE_PLANE_EBUF 256
 
+/* The per-position factors of the class-index gradient of the mm <= VW positions at o (tv: their targets, the rest
+ * ignore_index): ce_fb_factors' in vector operations, gt and gs +0 where ignored (so that a lane whose ignore_index
+ * is class k adds +0), sum = ce_index_gsum (fac = sum / s by v_acc_rdiv, ce_pfac). */
+typedef struct ce_gfac {
+    vec_t gt, gs, sum;
+    unsigned valid; /* the valid targets among the first mm */
+} ce_gfac;
+
+INLINE ce_gfac ce_plane_gfac(const nllk_ce_run *r, vidx_t tv, const stor_t *w, const stor_t *g, size_t g_stride,
+                             size_t o, size_t mm, ce_factors f)
+{
+    ce_gfac q;
+    q.valid = v_tvalid(tv, r->ignore_index) & first_lanes(mm < VW ? mm : VW);
+    const vec_t gk = g_stride ? ce_sld(g + o, mm) : v_set1(s_get(g)); /* g_stride: 0 or 1 */
+    const vec_t wt = w ? s_gather(w, tv, q.valid) : v_set1(1.0);
+    q.gt = v_mzero(q.valid, v_neg(v_mul(wt, f.smooth ? v_mul(v_set1(f.keep), gk) : gk)));
+    q.gs = f.smooth ? v_mzero(q.valid, v_mul(v_set1(f.spread), gk)) : v_set1(0.0);
+    q.sum = q.gt; /* ce_index_gsum: gt without smoothing */
+    if (f.smooth) {
+        elem_t a[VW], b[VW], sv[VW];
+        v_store(a, q.gt);
+        v_store(b, q.gs);
+        for (size_t p = 0; p < VW; p++)
+            sv[p] = (q.valid >> p) & 1u ? ce_index_gsum(a[p], b[p], r->wsum, 1) : (elem_t)0;
+        q.sum = v_load(sv);
+    }
+    return q;
+}
+
+/* Class k's gradient of VW positions: gv (gt where the target is k, else +0), minus w_k * gs with smoothing, minus
+ * e_k * fac. */
+INLINE vec_t ce_plane_grad_k(vec_t gv, size_t k, const stor_t *w, vec_t gs, vec_t ev, vec_t fv, ce_factors f)
+{
+    if (f.smooth)
+        gv = v_sub(gv, v_mul(v_set1(w ? s_get(w + k) : 1.0), gs));
+    return v_sub(gv, v_mul(ev, fv));
+}
+
 /* The class-index gradient of the mm <= VW positions [o, o + mm) of a run from their stats st (res[0], m) and exps e
  * (class k at e + k * es; NULL: computed again); tv: their targets (the rest ignore_index); nt: streaming stores
- * (then gx + o is on the VW-element grid, and so is every class's plane). The per-position factors are ce_fb_factors'
- * in vector operations: gt, gs +0 where ignored (so that a lane whose ignore_index is class k adds +0), fac = sum / s
- * by v_acc_rdiv (ce_pfac), the lanes past mm +0. */
+ * (then gx + o is on the VW-element grid, and so is every class's plane). fac's lanes past mm +0. */
 INLINE void ce_bwd_plane_grad(const nllk_ce_run *r, const stor_t *x, vidx_t tv, const stor_t *w, const stor_t *g,
                               size_t g_stride, stor_t *gx, size_t o, size_t mm, ce_factors f, const elem_t *e,
                               size_t es, const ce_plane *st, const int nt)
 {
     const size_t c = r->c, cs = r->c_stride, cnt = mm < VW ? mm : VW;
-    const unsigned valid = v_tvalid(tv, r->ignore_index) & first_lanes(cnt);
-    const vec_t gk = g_stride ? ce_sld(g + o, mm) : v_set1(s_get(g)); /* g_stride: 0 or 1 */
-    const vec_t wt = w ? s_gather(w, tv, valid) : v_set1(1.0);
-    const vec_t gtv = v_mzero(valid, v_neg(v_mul(wt, f.smooth ? v_mul(v_set1(f.keep), gk) : gk)));
-    const vec_t gsv = f.smooth ? v_mzero(valid, v_mul(v_set1(f.spread), gk)) : v_set1(0.0);
-    vec_t sum = gtv; /* ce_index_gsum: gt without smoothing */
-    if (f.smooth) {
-        elem_t a[VW], b[VW], sv[VW];
-        v_store(a, gtv);
-        v_store(b, gsv);
-        for (size_t p = 0; p < VW; p++)
-            sv[p] = (valid >> p) & 1u ? ce_index_gsum(a[p], b[p], r->wsum, 1) : (elem_t)0;
-        sum = v_load(sv);
-    }
-    const vec_t fv = v_mzero(first_lanes(cnt), v_acc_rdiv(sum, v_acc_load(st->res[0]))), mv = v_load(st->m);
+    const ce_gfac q = ce_plane_gfac(r, tv, w, g, g_stride, o, mm, f);
+    const vec_t fv = v_mzero(first_lanes(cnt), v_acc_rdiv(q.sum, v_acc_load(st->res[0]))), mv = v_load(st->m);
     const int narrow = c <= INT32_MAX; /* then the valid targets' low 32 bits name them: v_tnsel */
-    const vtn_t tn = v_tnarrow(tv, valid);
+    const vtn_t tn = v_tnarrow(tv, q.valid);
     for (size_t k = 0; k < c; k++) {
-        vec_t gv = narrow ? v_tnsel(tn, (int32_t)k, gtv) : v_mzero(~v_tvalid(tv, (int64_t)k) & valid, gtv);
-        if (f.smooth)
-            gv = v_sub(gv, v_mul(v_set1(w ? s_get(w + k) : 1.0), gsv));
+        const vec_t gv = narrow ? v_tnsel(tn, (int32_t)k, q.gt) : v_mzero(~v_tvalid(tv, (int64_t)k) & q.valid, q.gt);
         const vec_t ev = !S_SAME && !e ? v_exp_ce_le0(v_sub(ce_sld(x + o + k * cs, mm), mv)) : ce_ld(e + k * es, mm);
-        const vec_t v = v_sub(gv, v_mul(ev, fv));
+        const vec_t v = ce_plane_grad_k(gv, k, w, q.gs, ev, fv, f);
         if (nt)
             s_stream(gx + k * cs + o, v);
         else
             ce_sst(gx + k * cs + o, v, mm);
     }
 }
+
+#if S_PAIRS
+/* ce_bwd_plane_grad of the 2*VW positions [o, o + 2*VW) from their stats sp and exps e (half h's class k at
+ * e + h * VW + k * es; NULL: computed again); nt: streaming stores (then gx + o and every class's plane are on the
+ * 2*VW-element grid). The factors are computed in element order, then taken to the pair order. */
+INLINE void ce_bwd_plane_grad_pair(const nllk_ce_run *r, const stor_t *x, const vidx_t *tv, const stor_t *w,
+                                   const stor_t *g, size_t g_stride, stor_t *gx, size_t o, ce_factors f,
+                                   const elem_t *e, size_t es, const ce_plane *sp, const int nt)
+{
+    const size_t c = r->c, cs = r->c_stride;
+    ce_gfac q[2]; /* element order, then the pair order (valid: element order) */
+    vtn_t tn[2];
+    for (int h = 0; h < 2; h++) {
+        q[h] = ce_plane_gfac(r, tv[h], w, g, g_stride, o + (size_t)h * VW, VW, f);
+        tn[h] = v_tnarrow(tv[h], q[h].valid);
+    }
+    s_pair(q[0].gt, q[1].gt, &q[0].gt, &q[1].gt);
+    s_pair(q[0].gs, q[1].gs, &q[0].gs, &q[1].gs);
+    s_pair(q[0].sum, q[1].sum, &q[0].sum, &q[1].sum);
+    s_pair_tn(tn[0], tn[1], &tn[0], &tn[1]);
+    vec_t fv[2], v[2];
+    for (int h = 0; h < 2; h++)
+        fv[h] = v_acc_rdiv(q[h].sum, v_acc_load(sp[h].res[0]));
+    for (size_t k = 0; k < c; k++) {
+        for (int h = 0; h < 2; h++) {
+            const vec_t ev = e ? v_load(e + (size_t)h * VW + k * es)
+                               : v_exp_ce_le0(v_sub(ce_pld(x + o + k * cs, VW, h), v_load(sp[h].m)));
+            v[h] = ce_plane_grad_k(v_tnsel(tn[h], (int32_t)k, q[h].gt), k, w, q[h].gs, ev, fv[h], f);
+        }
+        if (nt)
+            s_stream_pair(gx + k * cs + o, v[0], v[1]);
+        else
+            s_store_pair(gx + k * cs + o, v[0], v[1]);
+    }
+}
+#endif
 
 /* Where a planes group keeps its exps (ce_bwd_plane_grad): the stack buffer ebuf for up to CE_PLANE_EBUF classes, else
  * the group's gradient (rewritten in place), else (16-bit storage) nowhere: computed again. */
@@ -676,6 +830,28 @@ INLINE void ce_bwd_plane_group(const nllk_ce_run *r, const stor_t *x, const void
     ce_bwd_plane_grad(r, x, tv, w, g, g_stride, gx, o, mm, f, e, es, &st, nt);
 }
 
+/* The class-index backward of the positions from o: a pair (ce_plane_pair_at), else a group of up to VW (nt: a whole
+ * one, streaming stores); returns how many. A pair keeps its exps on the stack up to CE_PLANE_EBUF / 2 classes. */
+INLINE size_t ce_bwd_plane_step(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
+                                size_t g_stride, stor_t *gx, size_t o, ce_factors f, elem_t *ebuf, const int nt,
+                                const nllk_target_type tt)
+{
+#if S_PAIRS
+    if (ce_plane_pair_at(r, f, gx, o, nt)) {
+        elem_t *e = r->c <= CE_PLANE_EBUF / 2 ? ebuf : NULL;
+        vidx_t tv[2];
+        ce_plane_targets2(r, tg, o, tv, NULL, 1, tt); /* (the driver checked them) */
+        ce_plane sp[2];
+        ce_plane_stats_pair(x + o, w, r->c, r->c_stride, f, e, 2 * VW, 0, sp);
+        ce_bwd_plane_grad_pair(r, x, tv, w, g, g_stride, gx, o, f, e, 2 * VW, sp, nt);
+        return 2 * VW;
+    }
+#endif
+    const size_t mm = r->len - o < VW ? r->len - o : VW;
+    ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, o, mm, f, ebuf, nt, tt);
+    return mm;
+}
+
 INLINE void ce_bwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
                           size_t g_stride, stor_t *gx, const nllk_target_type tt)
 {
@@ -689,11 +865,11 @@ INLINE void ce_bwd_planes(const nllk_ce_run *r, const stor_t *x, const void *tg,
     if (h < VW && h < len) {
         if (h) /* up to the grid */
             ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, 0, h, f, ebuf, 0, tt);
-        for (o = h; o + VW <= len; o += VW)
-            ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, o, VW, f, ebuf, 1, tt);
+        for (o = h; o + VW <= len;)
+            o += ce_bwd_plane_step(r, x, tg, w, g, g_stride, gx, o, f, ebuf, 1, tt);
     }
-    for (; o < len; o += VW)
-        ce_bwd_plane_group(r, x, tg, w, g, g_stride, gx, o, len - o, f, ebuf, 0, tt);
+    while (o < len)
+        o += ce_bwd_plane_step(r, x, tg, w, g, g_stride, gx, o, f, ebuf, 0, tt);
     if (stream)
         v_stream_fence();
 }
@@ -915,21 +1091,34 @@ INLINE size_t ce_fb_planes(const nllk_ce_run *r, const stor_t *x, const void *tg
     vacc_t acc[G], accw[G];
     ce_plane_lanes_get(lanes, f, acc, accw);
     int64_t tb[VW] = {0}; /* filled and read with smoothing only (initialised: gcc 12 saw a read without) */
-    for (size_t o = 0; o < r->len; o += VW) {
+    for (size_t o = 0; o < r->len;) {
         const size_t mm = r->len - o;
-        vidx_t tv;
-        const size_t bad = ce_plane_targets(r, tg, o, &tv, f.smooth ? tb : NULL, tt);
-        if (bad < mm) {
+        const int pair = ce_plane_pair_at(r, f, gx, o, stream);
+        vidx_t tv[2];
+        const size_t bad = ce_plane_targets2(r, tg, o, tv, f.smooth ? tb : NULL, pair, tt);
+        if (bad) {
             if (stream)
                 v_stream_fence();
-            return o + bad;
+            return o + bad - 1;
         }
+#if S_PAIRS
+        if (pair) { /* as ce_bwd_plane_step's */
+            elem_t *e = c <= CE_PLANE_EBUF / 2 ? ebuf : NULL;
+            ce_plane sp[2];
+            ce_plane_stats_pair(x + o, w, c, cs, f, e, 2 * VW, 1, sp);
+            ce_fwd_plane_pair_out(r, x, tv, w, out, lse, lanes, acc, accw, o, f, sp);
+            ce_bwd_plane_grad_pair(r, x, tv, w, g, g_stride, gx, o, f, e, 2 * VW, sp, stream);
+            o += 2 * VW;
+            continue;
+        }
+#endif
         size_t es;
         elem_t *e = ce_plane_ekeep(c, gx, o, ebuf, &es, cs);
         ce_plane st;
         ce_plane_stats(x + o, NULL, w, c, cs, mm, f, f.smooth ? CE_SMOOTH : CE_S, e, es, 1, &st);
-        ce_fwd_plane_out(r, x, tv, tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
-        ce_bwd_plane_grad(r, x, tv, w, g, g_stride, gx, o, mm, f, e, es, &st, stream && mm >= VW);
+        ce_fwd_plane_out(r, x, tv[0], tb, w, out, lse, lanes, acc, accw, o, mm, f, &st);
+        ce_bwd_plane_grad(r, x, tv[0], w, g, g_stride, gx, o, mm, f, e, es, &st, stream && mm >= VW);
+        o += VW;
     }
     ce_plane_lanes_put(lanes, f, acc, accw);
     if (stream)

@@ -22,7 +22,11 @@
  * storage types keep their single-vector loops unchanged. 2*VW is a multiple of 16 there. A sum over pairs puts the
  * accumulators in the pair arrangement first and back after, so each canonical lane still adds its elements in
  * increasing order.
- *   s_load_pair(p, &a, &b) s_store_pair(p, a, b) s_lookup_pair(tab, p, &a, &b)
+ *   s_load_pair(p, &a, &b) s_store_pair(p, a, b) s_stream_pair(p, a, b) s_lookup_pair(tab, p, &a, &b)
+ *                                          (s_stream_pair: p aligned to 2*VW elements' bytes)
+ *   s_pair(x0, x1, &a, &b) s_unpair(a, b, &x0, &x1) s_pair_tn(n0, n1, &a, &b)
+ *                                          2*VW computed values (vtn_t targets) from element order (x0 the first VW,
+ *                                          x1 the next) to the pair order, and back (cross-entropy planes)
  *   s_acc_pair(acc) s_acc_unpair(acc)      the G accumulators to the pair arrangement and back
  *   s_acc_add_pair(acc, a, b)              a pair of computed values into them */
 #ifndef NLLK_KERNELS_COMMON_STORAGE_H
@@ -61,6 +65,10 @@ static inline void s_set(stor_t *p, elem_t v) { *p = v; }
 #    define S_PAIRS 1
 static inline void s_load_pair(const stor_t *p, vec_t *a, vec_t *b) { v_h_load_pair(p, a, b); }
 static inline void s_store_pair(stor_t *p, vec_t a, vec_t b) { v_h_store_pair(p, a, b); }
+static inline void s_stream_pair(stor_t *p, vec_t a, vec_t b) { v_h_stream_pair(p, a, b); }
+static inline void s_pair(vec_t x0, vec_t x1, vec_t *a, vec_t *b) { v_h_pair(x0, x1, a, b); }
+static inline void s_unpair(vec_t a, vec_t b, vec_t *x0, vec_t *x1) { v_h_unpair(a, b, x0, x1); }
+static inline void s_pair_tn(vtn_t n0, vtn_t n1, vtn_t *a, vtn_t *b) { v_h_pair_tn(n0, n1, a, b); }
 static inline void s_lookup_pair(const float *tab, const stor_t *p, vec_t *a, vec_t *b)
 {
     v_h_lookup_pair(tab, p, a, b);
