@@ -846,6 +846,7 @@ int main(void)
              * again beyond 128 classes), with tails */
             test_ce(f, 2, 21, 300, 1, 0.0, prob);
             test_ce(f, 3, 150, 70, 0, 0.0, prob);
+            test_ce(f, 1, 64, 70, 1, 0.0, prob);
             test_ce(f, 2, 300, 37, 0, 0.1, prob);
             test_ce_threads(f, 100, 1000, prob);
             test_ce_threads(f, 40, 32000, prob);

@@ -439,7 +439,15 @@ typedef struct ce_plane_in {
     elem_t *e; /* CE_L_EXP: the exps to e + k * es as well, when set */
     size_t es;
     int half; /* the positions: element order (-1), or the even (0) or odd (1) of 2*VW (ce_pld) */
+    const elem_t *xw; /* when set, the logits already widened: class k's VW lanes at xw + k * xws (pairs) */
+    size_t xws;
 } ce_plane_in;
+
+/* Class k's logits of the VW positions (ce_keep's lanes past mm aside) */
+INLINE vec_t ce_plane_x(const ce_plane_in *in, size_t k)
+{
+    return in->xw ? ce_ld(in->xw + k * in->xws, in->mm) : ce_pld(in->x + k * in->cs, in->mm, in->half);
+}
 
 /* Lane l (0 .. 15) of VW positions' sum `what`: +0.0 + term_l + term_{l+16} + ... in increasing class (the canonical
  * lane, nllk.h), each class read from its plane and computed in the loop. Lanes >= mm are +0 (as a masked load). */
@@ -448,21 +456,20 @@ INLINE vacc_t ce_plane_lane(const ce_plane_in *in, const int what, const size_t 
     const size_t cs = in->cs, mm = in->mm;
     vacc_t acc = v_acc_zero();
     for (size_t k = l; k < in->c; k += 16) {
-        const stor_t *xk = in->x + k * cs;
         vec_t v;
         if (what == CE_L_BUF) {
             v = ce_ld(in->e + k * in->es, mm);
         } else if (what == CE_L_EXP) {
-            v = ce_keep(v_exp_ce_le0(v_sub(ce_pld(xk, mm, in->half), in->mv)), mm);
+            v = ce_keep(v_exp_ce_le0(v_sub(ce_plane_x(in, k), in->mv)), mm);
             if (in->e)
                 ce_st(in->e + k * in->es, v, mm);
         } else if (what == CE_L_D) {
-            const vec_t dv = v_sub(ce_pld(xk, mm, in->half), in->mv);
+            const vec_t dv = v_sub(ce_plane_x(in, k), in->mv);
             v = ce_keep(in->w ? v_mul(v_set1(s_get(in->w + k)), dv) : dv, mm);
         } else {
             const vec_t qs = ce_qs(ce_pld(in->q + k * cs, mm, in->half), in->f);
             const vec_t qw = in->w ? v_mul(qs, v_set1(s_get(in->w + k))) : qs;
-            v = ce_keep(what == CE_L_B ? qw : v_mul(qw, v_sub(ce_pld(xk, mm, in->half), in->mv)), mm);
+            v = ce_keep(what == CE_L_B ? qw : v_mul(qw, v_sub(ce_plane_x(in, k), in->mv)), mm);
         }
         acc = v_acc_add(acc, v);
     }
@@ -483,14 +490,16 @@ INLINE void ce_plane_sum(const ce_plane_in *in, const int what, double *res)
 #undef CE_T8
 }
 
-/* VW positions' max, sums and logsums (mm < VW: the first mm; logsums when lg). e, when set, receives the exps:
- * class k's VW lanes at e + k * es (masked to mm lanes). half: the positions (ce_plane_in; pairs: mm = VW). */
-INLINE void ce_plane_stats_at(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
-                              ce_factors f, const int mode, elem_t *e, size_t es, const int lg, const int half,
-                              ce_plane *st)
+/* The max of four max chains of v_max_num (classes k % 4; a NaN logit never enters; the exact max is order-free up to
+ * the sign of zero, which the + 0 fixes), so x - m <= 0 or NaN below (v_exp_ce_le0) */
+INLINE vec_t ce_max4(const vec_t *mq)
 {
-    /* four max chains of v_max_num (classes k % 4; a NaN logit never enters; the exact max is order-free up to the
-     * sign of zero, which the + 0 fixes), so x - m <= 0 or NaN below (v_exp_ce_le0) */
+    return v_add(v_max_num(v_max_num(mq[0], mq[1]), v_max_num(mq[2], mq[3])), v_set1(0.0)); /* -0: +0 */
+}
+
+/* The max of VW positions' logits x (mm < VW: the first mm; half: ce_pld) */
+INLINE vec_t ce_plane_max(const stor_t *x, size_t c, size_t cs, size_t mm, const int half)
+{
     vec_t mq[4];
     for (int u = 0; u < 4; u++)
         mq[u] = v_set1(-INFINITY);
@@ -505,30 +514,46 @@ INLINE void ce_plane_stats_at(const stor_t *x, const stor_t *q, const stor_t *w,
         }
     for (; k < c; k++)
         mq[0] = v_max_num(mq[0], ce_pld(x + k * cs, mm, half));
-    const vec_t mv = v_add(v_max_num(v_max_num(mq[0], mq[1]), v_max_num(mq[2], mq[3])), v_set1(0.0)); /* -0: +0 */
-    const ce_plane_in in = {x, q, w, c, cs, mm, mv, f, e, es, half};
+    return ce_max4(mq);
+}
+
+/* The sums and logsums (when lg) of VW positions from their max in->mv: st (in->e, when set, receives the exps: class
+ * k's VW lanes at e + k * es, masked to mm lanes). */
+INLINE void ce_plane_sums(const ce_plane_in *in, const int mode, const int lg, ce_plane *st)
+{
+    const size_t c = in->c, mm = in->mm;
     elem_t eb[CE_PLANE_SBUF * VW];
-    if (c >= CE_PLANE_INLINE && (e || c <= CE_PLANE_SBUF)) {
-        ce_plane_in b = in;
-        b.e = e ? e : eb;
-        b.es = e ? es : VW;
+    if (c >= CE_PLANE_INLINE && (in->e || c <= CE_PLANE_SBUF)) {
+        ce_plane_in b = *in;
+        b.e = in->e ? in->e : eb;
+        b.es = in->e ? in->es : VW;
         for (size_t kk = 0; kk < c; kk++)
-            ce_st(b.e + kk * b.es, v_exp_ce_le0(v_sub(ce_pld(x + kk * cs, mm, half), mv)), mm);
+            ce_st(b.e + kk * b.es, v_exp_ce_le0(v_sub(ce_plane_x(in, kk), in->mv)), mm);
         ce_plane_sum(&b, CE_L_BUF, st->res[0]);
     } else {
-        ce_plane_sum(&in, CE_L_EXP, st->res[0]);
+        ce_plane_sum(in, CE_L_EXP, st->res[0]);
     }
     if (mode == CE_SMOOTH)
-        ce_plane_sum(&in, CE_L_D, st->res[1]);
+        ce_plane_sum(in, CE_L_D, st->res[1]);
     if (mode == CE_S) /* unused: defined all the same */
         v_acc_store(st->res[1], v_acc_zero());
     if (mode == CE_PROB) {
-        ce_plane_sum(&in, CE_L_A, st->res[1]);
-        ce_plane_sum(&in, CE_L_B, st->res[2]);
+        ce_plane_sum(in, CE_L_A, st->res[1]);
+        ce_plane_sum(in, CE_L_B, st->res[2]);
     }
-    v_store(st->m, mv);
+    v_store(st->m, in->mv);
     if (lg)
         ce_logsums(st->res[0], mm < VW ? mm : VW, st->logsum);
+}
+
+/* VW positions' max, sums and logsums (mm < VW: the first mm; logsums when lg). e, when set, receives the exps:
+ * class k's VW lanes at e + k * es (masked to mm lanes). half: the positions (ce_plane_in; pairs: mm = VW). */
+INLINE void ce_plane_stats_at(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
+                              ce_factors f, const int mode, elem_t *e, size_t es, const int lg, const int half,
+                              ce_plane *st)
+{
+    const ce_plane_in in = {x, q, w, c, cs, mm, ce_plane_max(x, c, cs, mm, half), f, e, es, half, NULL, 0};
+    ce_plane_sums(&in, mode, lg, st);
 }
 /* VW positions in element order */
 INLINE void ce_plane_stats(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, size_t cs, size_t mm,
@@ -621,13 +646,49 @@ INLINE void ce_plane_lanes_put(double *lanes, ce_factors f, const vacc_t *acc, c
  * 2*VW elements with one s_store_pair. Class-index targets without smoothing (smoothing's forward reads the stats
  * lane by lane; probability targets keep single groups). */
 #if S_PAIRS
+/* Columns of up to this many classes keep a pair's logits widened on the stack (xb: one widening per element, in
+ * the max pass); longer ones widen them again in the exp pass. */
+#define CE_PAIR_XBUF 64
+
+/* One class of a pair's max pass: its 2*VW logits at p widened to xk (the even positions, then the odd) and into
+ * the halves' max chains m0, m1 */
+INLINE void ce_pair_max_step(const stor_t *p, elem_t *xk, vec_t *m0, vec_t *m1)
+{
+    vec_t a, b;
+    if (VW > 1)
+        __builtin_prefetch(p + CE_PLANE_PF);
+    s_load_pair(p, &a, &b);
+    v_store(xk, a);
+    v_store(xk + VW, b);
+    *m0 = v_max_num(*m0, a);
+    *m1 = v_max_num(*m1, b);
+}
+
 /* The stats of the 2*VW positions at x (sp[h]: half h, in the pair order); e, when set, receives half h's exps at
  * e + h * VW + k * es (es >= 2 * VW). */
 INLINE void ce_plane_stats_pair(const stor_t *x, const stor_t *w, size_t c, size_t cs, ce_factors f, elem_t *e,
                                 size_t es, const int lg, ce_plane *sp)
 {
-    for (int h = 0; h < 2; h++)
-        ce_plane_stats_at(x, NULL, w, c, cs, VW, f, CE_S, e ? e + h * VW : NULL, es, lg, h, &sp[h]);
+    if (c > CE_PAIR_XBUF) {
+        for (int h = 0; h < 2; h++)
+            ce_plane_stats_at(x, NULL, w, c, cs, VW, f, CE_S, e ? e + h * VW : NULL, es, lg, h, &sp[h]);
+        return;
+    }
+    elem_t xb[CE_PAIR_XBUF * 2 * VW]; /* class k's half h at xb + k * 2 * VW + h * VW */
+    vec_t mq[2][4];
+    for (int u = 0; u < 4; u++)
+        mq[0][u] = mq[1][u] = v_set1(-INFINITY);
+    size_t k = 0; /* ce_plane_max's chains, both halves from one load */
+    for (; k + 4 <= c; k += 4)
+        for (int u = 0; u < 4; u++)
+            ce_pair_max_step(x + (k + (size_t)u) * cs, xb + (k + (size_t)u) * 2 * VW, &mq[0][u], &mq[1][u]);
+    for (; k < c; k++)
+        ce_pair_max_step(x + k * cs, xb + k * 2 * VW, &mq[0][0], &mq[1][0]);
+    for (int h = 0; h < 2; h++) {
+        const ce_plane_in in = {x, NULL, w, c, cs, VW, ce_max4(mq[h]), f, e ? e + h * VW : NULL, es, h,
+                                xb + h * VW, 2 * VW};
+        ce_plane_sums(&in, CE_S, lg, &sp[h]);
+    }
 }
 
 /* ce_fwd_plane_out of the 2*VW positions [o, o + 2*VW) from their stats sp (tv[h]: the targets of [o + h * VW, ...)) */
