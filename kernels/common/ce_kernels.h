@@ -438,7 +438,7 @@ typedef struct ce_plane_in {
     ce_factors f;
     elem_t *e; /* CE_L_EXP: the exps to e + k * es as well, when set */
     size_t es;
-    int half; /* the positions: element order (-1), or the even (0) or odd (1) of 2*VW (ce_pld) */
+    int half;         /* the positions: element order (-1), or the even (0) or odd (1) of 2*VW (ce_pld) */
     const elem_t *xw; /* when set, the logits already widened: class k's VW lanes at xw + k * xws (pairs) */
     size_t xws;
 } ce_plane_in;
@@ -648,7 +648,7 @@ INLINE void ce_plane_lanes_put(double *lanes, ce_factors f, const vacc_t *acc, c
 #if S_PAIRS
 /* Columns of up to this many classes keep a pair's logits widened on the stack (xb: one widening per element, in
  * the max pass); longer ones widen them again in the exp pass. */
-#define CE_PAIR_XBUF 64
+#    define CE_PAIR_XBUF 64
 
 /* One class of a pair's max pass: its 2*VW logits at p widened to xk (the even positions, then the odd) and into
  * the halves' max chains m0, m1 */
