@@ -170,7 +170,8 @@ NLLK_API unsigned nllk_version_number(void);
  * exp/log, is bit-identical there too). NaN results are NaN on every ISA, but their sign and payload bits follow
  * the hardware (x86's default NaN is negative, AArch64's positive).
  *
- * The list of ISAs is the registry kernels/isas.h (nllk_isa_name enumerates this build's part of it). Each kernel
+ * The list of ISAs is the registry kernels/isas.h (nllk_isa_name enumerates this build's part of it: the ISAs of its
+ * architecture, or those the CMake option NLLK_KERNEL_ISAS kept, scalar always among them). Each kernel
  * is compiled once per ISA and dtype and named by dtype, operation and build, e.g. nllk_f32_nll_fwd_i64__avx512
  * or nllk_f64_poisson_fwd__scalar_fma (the x86-64 "scalar" ISA of CPUs with FMA; "__scalar" is the build for
  * CPUs without): the names perf, gdb and `nm libnllk.a` show. They are internal, not exported by the shared

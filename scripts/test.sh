@@ -7,19 +7,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 jobs=$(nproc)
+# each stage's heading says when it started and how long the run has taken so far (CI has a time limit)
+stage() { echo "== $* [$(date -u +%H:%M:%S), ${SECONDS} s in]"; }
 
-echo "== release build, with the benchmarks: ctest (the benchmarks' smoke runs check that they build and run end to end;"
-echo "   no speed is asserted)"
+stage "release build, with the benchmarks: ctest (the benchmarks' smoke runs check that they build and run end to" \
+  "end; no speed is asserted)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNLLK_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
-echo "== sanitizer build (ASan + UBSan): ctest"
+stage "sanitizer build (ASan + UBSan): ctest"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNLLK_SANITIZE=ON -DNLLK_PYTHON_TESTS=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest --output-on-failure -j"$jobs")
 
-echo "== accumulator-state fuzzer (clang-14 libFuzzer, ASan + UBSan): fuzz_acc for 60 s from tests/fuzz/corpus_acc"
+stage "accumulator-state fuzzer (clang-14 libFuzzer, ASan + UBSan): fuzz_acc for 60 s from tests/fuzz/corpus_acc"
 CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNLLK_FUZZ=ON -DNLLK_SANITIZE=ON \
   -DNLLK_PYTHON_TESTS=OFF -DNLLK_BUILD_APPS=OFF -DNLLK_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs" --target fuzz_acc
@@ -30,10 +32,10 @@ if ! build-fuzz/tests/fuzz_acc build-fuzz/corpus_acc tests/fuzz/corpus_acc -max_
 fi
 grep -E '^(Done|stat::)' build-fuzz/fuzz_acc.log
 
-echo "== ThreadSanitizer (clang + libomp + Archer): test_threads"
+stage "ThreadSanitizer (clang + libomp + Archer): test_threads"
 scripts/tsan.sh
 
-echo "== AArch64 cross build (gcc-aarch64-linux-gnu, libsleef-dev:arm64): C tests under qemu-aarch64, NEON and scalar"
+stage "AArch64 cross build (gcc-aarch64-linux-gnu, libsleef-dev:arm64): C tests under qemu-aarch64, NEON and scalar"
 # Every test the cross build registers, each run under qemu-aarch64 (the toolchain file's emulator): the C suite
 # (test_sum, test_reference, test_errors, test_threads) at full size once per ISA (NLLK_ISA=scalar, NLLK_ISA=neon),
 # test_cross_isa (every kernel under both ISAs; the output hash must equal tests/cross_isa.hash, the one the x86
@@ -45,3 +47,4 @@ cmake -S . -B build-arm -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64.cmake -DC
 cmake --build build-arm -j"$jobs"
 (cd build-arm && ctest --output-on-failure -j"$jobs" --timeout 600)
 (cd build-arm && ctest --output-on-failure -V -R '^test_cross_isa$' | grep -E 'hash|ISAs')
+echo "== all stages passed [${SECONDS} s]"
