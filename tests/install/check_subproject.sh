@@ -25,4 +25,7 @@ cmake -S "$here" -B "$scratch/with_tests" -DNLLK_VIA=add_subdirectory -DNLLK_SOU
   -DCMAKE_BUILD_TYPE=Release -DNLLK_KERNEL_ISAS=scalar >"$scratch/with_tests.log"
 cmake --build "$scratch/with_tests" -j "$jobs" --target test_cross_isa npy_corpus >>"$scratch/with_tests.log"
 (cd "$scratch/with_tests/nllk" && ctest -R '^(test_cross_isa|npy_corpus)$' --output-on-failure | grep 'tests passed')
+# NLLK_KERNEL_ISAS=scalar took effect: the library lists one ISA and runs it on this CPU too
+"$scratch/with_tests/nllk/tests/test_cross_isa" "$src/tests/cross_isa.hash" | grep '^test_cross_isa: 1 ISAs, 0 failures (automatic ISA scalar)$' >/dev/null ||
+  { echo "NLLK_KERNEL_ISAS=scalar: test_cross_isa did not run the scalar ISA alone"; exit 1; }
 echo "subproject check: add_subdirectory and FetchContent build and run; nllk's tests inside a parent find their files"
