@@ -24,9 +24,9 @@
 
 /* every build's probes, from the registry (the builds compiled here: nllk_builds.h) */
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
-    NLLK_ARCH_##arch(NLLK_BUILT_##build(                                                                               \
+    NLLK_BUILT_##build(                                                                                                \
         size_t vec_f32_probe__##build(const vec_probe *); size_t vec_f64_probe__##build(const vec_probe *);            \
-        void vec_f32_zero_fill__##build(void *, size_t); void vec_f64_zero_fill__##build(void *, size_t);))
+        void vec_f32_zero_fill__##build(void *, size_t); void vec_f64_zero_fill__##build(void *, size_t);)
 #include "kernels/isas.h"
 #undef NLLK_ISA
 
@@ -39,19 +39,19 @@ typedef struct probe_set {
 
 static const probe_set probes[] = {
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
-    NLLK_ARCH_##arch(NLLK_BUILT_##build({#name,                                                                        \
-                                         #build,                                                                       \
-                                         need,                                                                         \
-                                         {vec_f32_probe__##build, vec_f64_probe__##build},                             \
-                                         {vec_f32_zero_fill__##build, vec_f64_zero_fill__##build}}, ))
+    NLLK_BUILT_##build({#name,                                                                                         \
+                        #build,                                                                                        \
+                        need,                                                                                          \
+                        {vec_f32_probe__##build, vec_f64_probe__##build},                                              \
+                        {vec_f32_zero_fill__##build, vec_f64_zero_fill__##build}}, )
 #include "kernels/isas.h"
 #undef NLLK_ISA
 };
 
 /* every build's 16-bit storage probes (tests/vec_probe16.c) */
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
-    NLLK_ARCH_##arch(NLLK_BUILT_##build(size_t vec_bf16_probe16__##build(const vec_probe16 *);                         \
-                                        size_t vec_f16_probe16__##build(const vec_probe16 *);))
+    NLLK_BUILT_##build(size_t vec_bf16_probe16__##build(const vec_probe16 *);                                          \
+                       size_t vec_f16_probe16__##build(const vec_probe16 *);)
 #include "kernels/isas.h"
 #undef NLLK_ISA
 typedef struct probe16_set {
@@ -60,7 +60,7 @@ typedef struct probe16_set {
 } probe16_set;
 static const probe16_set probes16[] = {
 #define NLLK_ISA(name, build, dir, arch, need, flags)                                                                  \
-    NLLK_ARCH_##arch(NLLK_BUILT_##build({#build, {vec_bf16_probe16__##build, vec_f16_probe16__##build}}, ))
+    NLLK_BUILT_##build({#build, {vec_bf16_probe16__##build, vec_f16_probe16__##build}}, )
 #include "kernels/isas.h"
 #undef NLLK_ISA
 };
