@@ -745,12 +745,12 @@ static void fused_sweep(void)
     }
 }
 
-/* grad_input beyond 32 MiB (streaming stores; rows kept and rows recomputed), 1 and 2 threads: the same bits as
- * forward+backward. */
+/* grad_input beyond 32 MiB (streaming stores; rows kept, at every offset from the vector grid (c odd), and rows
+ * recomputed), 1 and 2 threads: the same bits as forward+backward. */
 static void fused_big(void)
 {
-    static const size_t shapes[][2] = {{8200, 1024}, {270, 32000}};
-    for (size_t s = 0; s < 2; s++) {
+    static const size_t shapes[][2] = {{8200, 1024}, {8200, 1031}, {270, 32000}};
+    for (size_t s = 0; s < 3; s++) {
         const size_t n = shapes[s][0], c = shapes[s][1], ncd = n * c;
         float *x = malloc(ncd * sizeof *x), *g0 = malloc(ncd * sizeof *g0), *g1 = malloc(ncd * sizeof *g1);
         float *w = malloc(c * sizeof *w), *o0 = malloc(n * sizeof *o0), *o1 = malloc(n * sizeof *o1);

@@ -632,6 +632,43 @@ static void test_ce_planes_big(const fmt *f)
     free(x), free(gx), free(g1), free(w), free(xf), free(gxf), free(t);
 }
 
+/* Class-index rows large enough for streaming stores (>= 32 MiB of logits; c odd, so the rows start at every offset
+ * from the vector grid): the backward keeps the exps of a row and, while it writes that row's gradient, folds the
+ * next row's max. Each row's largest logit sits at a position that walks over the row (its first and last vectors
+ * included), a few rows hold NaN or Inf. The reference is the f32 backward of each row alone (no next row to fold),
+ * rounded once; the gradient at offsets on and off the grids. */
+static void test_ce_rows_big(const fmt *f)
+{
+    const size_t n = 16300, c = 1031, ncd = n * c;
+    uint16_t *x = malloc(ncd * 2), *gx = aligned_alloc(64, (ncd + 64) * 2);
+    float *xf = malloc(ncd * 4), *gxf = malloc(ncd * 4);
+    int64_t *t = malloc(n * 8);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < c; k++)
+            x[i * c + k] = tu_below(2000) ? to16(f, tu_uniform(-8, 8)) : (uint16_t)tu_next();
+        x[i * c + (i * 7) % c] = to16(f, 9.0);
+        t[i] = tu_below(9) == 0 ? -100 : (int64_t)tu_below(c);
+    }
+    for (size_t i = 0; i < ncd; i++)
+        xf[i] = from16(f, x[i]);
+    const uint16_t go = to16(f, 0.75);
+    const float gof = from16(f, go);
+    for (size_t i = 0; i < n; i++)
+        CHECK_OK(nllk_cross_entropy_bwd_f32(&gof, xf + i * c, t + i, NLLK_TARGET_I64, 1, c, 1, NULL, -100, 0.0,
+                                            NLLK_REDUCTION_SUM, 1.0f, NULL, gxf + i * c));
+    static const size_t shifts[] = {0, 1, 8, 16, 24};
+    for (size_t si = 0; si < sizeof shifts / sizeof shifts[0]; si++) {
+        uint16_t *g = gx + shifts[si];
+        CHECK_OK(f->dt == NLLK_BF16 ? nllk_cross_entropy_bwd_bf16(&go, x, t, NLLK_TARGET_I64, n, c, 1, NULL, -100, 0.0,
+                                                                  NLLK_REDUCTION_SUM, 0, NULL, g)
+                                    : nllk_cross_entropy_bwd_f16(&go, x, t, NLLK_TARGET_I64, n, c, 1, NULL, -100, 0.0,
+                                                                 NLLK_REDUCTION_SUM, 0, NULL, g));
+        const size_t bad = count_bad(f, g, gxf, ncd);
+        CHECK(bad == 0, "%s ce rows (%zu,%zu) gradient at +%zu: %zu wrong", f->name, n, c, shifts[si], bad);
+    }
+    free(x), free(gx), free(xf), free(gxf), free(t);
+}
+
 /* The sum and mean of a one-block batch of costly rows (the threads share the block: the driver keeps each loss as
  * computed, not rounded) have the same bits on 1, 2 and 3 threads, and equal the accumulator's double rounded once. */
 static void test_ce_threads(const fmt *f, size_t n, size_t c, int prob)
@@ -853,6 +890,7 @@ int main(void)
         }
         test_ce_block_witness(f);
         test_ce_planes_big(f);
+        test_ce_rows_big(f);
     }
     return tu_summary();
 }

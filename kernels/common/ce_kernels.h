@@ -310,20 +310,83 @@ INLINE size_t ce_stream_head(const stor_t *p)
     return a % sizeof(stor_t) != 0 ? VW : (size_t)((-a) % al) / sizeof(stor_t);
 }
 
+/* A row's gradient streams whole 64-byte lines only: a line written partly by streaming stores and partly by
+ * ordinary ones (where two rows meet) costs a partial flush of its write-combining buffer. The elements from p to the
+ * line grid (< CE_LINE), or CE_LINE when p is off the element grid (then no streaming). */
+#define CE_LINE (64 / sizeof(stor_t))
+INLINE size_t ce_line_head(const stor_t *p)
+{
+    const uintptr_t a = (uintptr_t)p;
+    return a % sizeof(stor_t) != 0 ? CE_LINE : (size_t)((-a) % 64) / sizeof(stor_t);
+}
+
+/* The gradient of the classes [a, b) with ordinary stores (ce_index_grad). */
+INLINE void ce_grad_piece(stor_t *grow, const elem_t *e, const stor_t *w, size_t a, size_t b, int64_t t, vec_t gtv,
+                          vec_t gsv, vec_t fv, const int sm)
+{
+    for (size_t o = a; o < b; o += VW)
+        ce_sst(grow + o, ce_index_grad(e, w, o, b - o, t, gtv, gsv, fv, sm), b - o);
+}
+
+/* m with nx[a .. b) folded in (v_max_num), by whole vectors of nx[0 .. c), c >= VW: the last one may overlap. */
+INLINE vec_t ce_max_piece(vec_t m, const stor_t *nx, size_t a, size_t b)
+{
+    size_t o = a;
+    for (; o + VW <= b; o += VW)
+        m = v_max_num(m, s_load(nx + o));
+    return o < b ? v_max_num(m, s_load(nx + (b >= VW ? b - VW : 0))) : m;
+}
+
+/* One row's gradient (c >= CE_LINE classes): the classes [0, h) to the line grid and the last partial line with
+ * ordinary stores, the whole lines between with streaming ones; in the same loop, the max of the next row nx (c
+ * classes too; NULL: none), returned as ce_row_max gives it (the max is exact: its order of folding does not change
+ * it). The next row's loads and max run beside this row's rounding and stores, which otherwise run alone after its
+ * exp pass. */
+INLINE elem_t ce_bwd_row_stream(stor_t *grow, const elem_t *e, const stor_t *w, size_t c, size_t h, int64_t t,
+                                vec_t gtv, vec_t gsv, vec_t fv, const int sm, const stor_t *nx)
+{
+    const size_t ob = h + (c - h) / CE_LINE * CE_LINE; /* the whole lines: [h, ob) */
+    vec_t m0 = v_set1(-INFINITY), m1 = m0;
+    ce_grad_piece(grow, e, w, 0, h, t, gtv, gsv, fv, sm);
+    size_t o = h;
+    for (; o + 2 * VW <= ob; o += 2 * VW) {
+        s_stream(grow + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+        s_stream(grow + o + VW, ce_index_grad(e, w, o + VW, VW, t, gtv, gsv, fv, sm));
+        if (nx)
+            m0 = ce_row_max2(m0, nx + o);
+    }
+    if (o < ob) { /* one vector (a line holds a whole number of them) */
+        s_stream(grow + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+        if (nx)
+            m1 = v_max_num(m1, s_load(nx + o));
+    }
+    ce_grad_piece(grow, e, w, ob, c, t, gtv, gsv, fv, sm);
+    if (!nx)
+        return 0;
+    m1 = ce_max_piece(ce_max_piece(m1, nx, 0, h), nx, ob, c);
+    elem_t buf[VW], m = -INFINITY;
+    v_store(buf, v_max_num(m0, m1));
+    for (size_t i = 0; i < VW; i++)
+        m = ce_max(m, buf[i]);
+    return m + (elem_t)0; /* -0 reads as +0 */
+}
+
 INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, const stor_t *w, const stor_t *g,
                         size_t g_stride, stor_t *gx, const nllk_target_type tt)
 {
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
     elem_t ebuf[CE_EBUF];
-    const int stream = r->stream && c <= CE_EBUF;
+    const int stream = r->stream && c <= CE_EBUF && c >= CE_LINE;
+    elem_t m_next = 0; /* the next row's max when the last gradient folded it in (fused) */
+    int fused = 0;
     for (size_t k = 0; k < r->len; k++) {
         const int64_t t = target_at(tg, k, tt);
         const int ign = t == r->ignore_index;
         const stor_t *row = x + k * r->k_stride, *next = k + 1 < r->len && VW > 1 ? row + r->k_stride : NULL;
         stor_t *grow = gx + k * r->k_stride;
         elem_t *e = c <= CE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)grow : NULL; /* NULL: exps again */
-        const elem_t m = ce_row_max(row, c);
+        const elem_t m = fused ? m_next : ce_row_max(row, c);
         double res[3] = {0, 0, 0};
         ce_row_sums(row, NULL, w, c, m, f, CE_S, next, e, res);
         const int sm = f.smooth && !ign;
@@ -331,18 +394,13 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
         const elem_t wt = ign ? (elem_t)0 : w ? (elem_t)s_get(w + t) : (elem_t)1;
         elem_t gt, gs;
         const elem_t fac = ce_fb_factors((elem_t)s_get(g + k * g_stride), wt, tk, f, r->wsum, res[0], &gt, &gs);
-        size_t o = 0; /* a streaming head and body (stored exps), then the rest as the fused rows write it */
-        const size_t h = stream ? ce_stream_head(grow) : VW;
-        if (h < VW && h < c) {
-            const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
-            if (h)
-                ce_sst(grow, ce_index_grad(e, w, 0, h, tk, gtv, gsv, fv, sm), h);
-            for (o = h; o + VW <= c; o += VW)
-                s_stream(grow + o, ce_index_grad(e, w, o, VW, tk, gtv, gsv, fv, sm));
-        }
-        if (o < c)
-            ce_fb_grad_row(grow + o, row + o, e ? e + o : NULL, ebuf, w ? w + o : NULL, c - o, m,
-                           tk < (int64_t)o ? -1 : tk - (int64_t)o, gt, gs, fac, sm);
+        const size_t h = stream ? ce_line_head(grow) : CE_LINE;
+        fused = h < CE_LINE && next;
+        if (h < CE_LINE)
+            m_next = ce_bwd_row_stream(grow, e, w, c, h, tk, v_set1((double)gt), v_set1((double)gs),
+                                       v_set1((double)fac), sm, fused ? next : NULL);
+        else
+            ce_fb_grad_row(grow, row, e, ebuf, w, c, m, tk, gt, gs, fac, sm);
     }
     if (stream)
         v_stream_fence();
