@@ -417,8 +417,9 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * loss as computed, not its 16-bit rounding, one position per kernel call). Calls of a few blocks use at most
  * that many threads. NONE and the backward split positions freely. The backward reads the logits again and
  * recomputes the softmax (nothing of size n*c is stored); it writes grad_input once, with streaming
- * (non-temporal) stores when grad_input has 32 MiB or more ((n, c) rows of up to 4096 classes, 32768 on 16-bit
- * storage; (n, c, d) with up to 256 classes and d a multiple of the vector width).
+ * (non-temporal) stores when grad_input has 32 MiB or more ((n, c) rows of a 64-byte line's worth of classes up to
+ * 4096 classes, 32768 on 16-bit storage: each row's whole 64-byte lines, its first and last partial lines with
+ * ordinary stores; (n, c, d) with up to 256 classes and d a multiple of the vector width).
  *
  * Errors (every function): NLLK_ERR_NULL_POINTER, NLLK_ERR_SIZE_OVERFLOW, NLLK_ERR_INVALID_ARGUMENT (reduction,
  * target_type; label_smoothing NaN or outside [0, 1], as PyTorch's "label_smoothing must be between 0.0 and
