@@ -640,7 +640,8 @@ static void test_ce_planes_big(const fmt *f)
 static void test_ce_rows_big(const fmt *f)
 {
     const size_t n = 16300, c = 1031, ncd = n * c;
-    uint16_t *x = malloc(ncd * 2), *gx = aligned_alloc(64, ((ncd + 64) * 2 + 63) / 64 * 64) /* a multiple of the alignment */;
+    uint16_t *x = malloc(ncd * 2),
+             *gx = aligned_alloc(64, ((ncd + 64) * 2 + 63) / 64 * 64) /* a multiple of the alignment */;
     float *xf = malloc(ncd * 4), *gxf = malloc(ncd * 4);
     int64_t *t = malloc(n * 8);
     for (size_t i = 0; i < n; i++) {
