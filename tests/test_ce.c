@@ -745,7 +745,7 @@ static void fused_sweep(void)
     }
 }
 
-/* grad_input beyond 32 MiB (streaming stores; rows kept, at every offset from the vector grid (c odd), and rows
+/* grad_input beyond 32 MiB (streaming stores; rows kept, at every offset from the line grid (c odd), and rows
  * recomputed), 1 and 2 threads: the same bits as forward+backward. */
 static void fused_big(void)
 {
