@@ -634,9 +634,9 @@ static void test_ce_planes_big(const fmt *f)
 
 /* Class-index rows large enough for streaming stores (>= 32 MiB of logits; c odd, so the rows start at every offset
  * from the vector and 64-byte line grids): the backward keeps the exps of a row and, while it writes that row's
- * gradient, folds the next row's max. Each row's largest logit sits at a position that walks over the row (its first and last vectors
- * included), a few rows hold NaN or Inf. The reference is the f32 backward of each row alone (no next row to fold),
- * rounded once; the gradient at offsets on and off the grids. */
+ * gradient, folds the next row's max. Each row's largest logit sits at a position that walks over the row (its
+ * first and last vectors included), a few rows hold NaN or Inf. The reference is the f32 backward of each row alone
+ * (no next row to fold), rounded once; the gradient at offsets on and off the grids. */
 static void test_ce_rows_big(const fmt *f)
 {
     const size_t n = 16300, c = 1031, ncd = n * c;
