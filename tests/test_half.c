@@ -632,14 +632,16 @@ static void test_ce_planes_big(const fmt *f)
     free(x), free(gx), free(g1), free(w), free(xf), free(gxf), free(t);
 }
 
-/* Class-index rows large enough for streaming stores (>= 32 MiB of logits; c odd, so the rows start at every offset
- * from the vector and 64-byte line grids): the backward keeps the exps of a row and, while it writes that row's
- * gradient, folds the next row's max. Each row's largest logit sits at a position that walks over the row (its
- * first and last vectors included), a few rows hold NaN or Inf. The reference is the f32 backward of each row alone
- * (no next row to fold), rounded once; the gradient at offsets on and off the grids. */
-static void test_ce_rows_big(const fmt *f)
+/* Class-index rows of c classes (odd, so the rows start at every offset from the vector and 64-byte line grids):
+ * (16300, 1031) is large enough for streaming stores (>= 32 MiB of logits); from CE_PREFETCH_W classes the gradient
+ * is prefetched for writing and takes ordinary stores instead. Either way the backward keeps the exps of a row and,
+ * while it writes that row's gradient, folds the next row's max. Each row's largest logit sits at a position that
+ * walks over the row, or over its first or last 64 classes (its partial lines); a few rows hold NaN or Inf. The
+ * reference is the f32 backward of each row alone (no next row to fold), rounded once; the gradient at offsets on
+ * and off the grids. */
+static void test_ce_rows_big(const fmt *f, size_t n, size_t c)
 {
-    const size_t n = 16300, c = 1031, ncd = n * c;
+    const size_t ncd = n * c;
     uint16_t *x = malloc(ncd * 2),
              *gx = aligned_alloc(64, ((ncd + 64) * 2 + 63) / 64 * 64) /* a multiple of the alignment */;
     float *xf = malloc(ncd * 4), *gxf = malloc(ncd * 4);
@@ -647,7 +649,8 @@ static void test_ce_rows_big(const fmt *f)
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < c; k++)
             x[i * c + k] = tu_below(2000) ? to16(f, tu_uniform(-8, 8)) : (uint16_t)tu_next();
-        x[i * c + (i * 7) % c] = to16(f, 9.0);
+        const size_t top = i % 3 == 0 ? (i * 7) % c : i % 3 == 1 ? (i / 3) % 64 : c - 1 - (i / 3) % 64;
+        x[i * c + top] = to16(f, 9.0); /* anywhere; in the first 64 classes; in the last 64 */
         t[i] = tu_below(9) == 0 ? -100 : (int64_t)tu_below(c);
     }
     for (size_t i = 0; i < ncd; i++)
@@ -891,7 +894,8 @@ int main(void)
         }
         test_ce_block_witness(f);
         test_ce_planes_big(f);
-        test_ce_rows_big(f);
+        test_ce_rows_big(f, 16300, 1031); /* streamed gradient */
+        test_ce_rows_big(f, 1200, 4103); /* CE_PREFETCH_W classes or more: prefetched, ordinary stores */
     }
     return tu_summary();
 }

@@ -128,9 +128,10 @@ INLINE void ce_row_step(const stor_t *x, const stor_t *q, const stor_t *w, size_
  * res[2] = B (CE_PROB), each in the class-lane order (class k in lane k % 16, in increasing k; the tail's padding
  * lanes add +0.0, bit-neutral). e_out, when set, receives the c exps (the backward's). v_exp_ce is inline, so the
  * lanes stay in registers across it. next: the next row, prefetched a line per 16 classes while this one
- * computes, so that its max pass finds it in cache. */
+ * computes, so that its max pass finds it in cache. pw (with e_out; else NULL): the row's gradient, prefetched for
+ * writing the same way, so that its read for ownership overlaps the exps (ce_bwd_rows). */
 INLINE void ce_row_sums(const stor_t *x, const stor_t *q, const stor_t *w, size_t c, elem_t m, ce_factors f,
-                        const int mode, const stor_t *next, elem_t *e_out, double *res)
+                        const int mode, const stor_t *next, elem_t *e_out, stor_t *pw, double *res)
 {
     vacc_t s[G], a[G], b[G];
     for (int j = 0; j < G; j++)
@@ -150,6 +151,8 @@ INLINE void ce_row_sums(const stor_t *x, const stor_t *q, const stor_t *w, size_
     }
 #endif
     for (; k + 16 <= c; k += 16) {
+        if (pw)
+            __builtin_prefetch(pw + k, 1);
         if (next) {
             __builtin_prefetch(next + k);
             if (sizeof(stor_t) == 8)
@@ -174,7 +177,7 @@ INLINE void ce_row_stats(const stor_t *x, const stor_t *q, const stor_t *w, size
                          const stor_t *next, elem_t *e_out, elem_t *m, elem_t *logsum, double *res)
 {
     *m = ce_row_max(x, c);
-    ce_row_sums(x, q, w, c, *m, f, mode, next, e_out, res);
+    ce_row_sums(x, q, w, c, *m, f, mode, next, e_out, NULL, res);
     ce_logsums(res, 1, logsum);
 }
 
@@ -207,9 +210,9 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg,
             if (!ign || lse) {
                 m[p] = ce_row_max(row, c);
                 if (f.smooth && !ign)
-                    ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, NULL, res);
+                    ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, NULL, NULL, res);
                 else
-                    ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, NULL, res);
+                    ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, NULL, NULL, res);
             }
             s[p] = res[0];
             dsum[p] = res[1];
@@ -243,6 +246,8 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg,
  * 16-bit storage, whose gradient cannot hold them, a larger buffer (128 KiB: vocabularies up to 32768 classes), and
  * beyond it the exps computed again, CE_EBUF at a time, by ce_row_exps. */
 #define CE_EBUF (S_SAME ? 4096 : 32768)
+/* From this many classes, a 16-bit row's backward prefetches its gradient for writing (ce_bwd_rows). */
+#define CE_PREFETCH_W 4096
 
 /* e[i] = exp(x[i] - m), i < n: the exp pass's values (ce_row_step), the same bits. */
 INLINE void ce_row_exps(const stor_t *x, size_t n, vec_t mv, elem_t *e)
@@ -337,26 +342,35 @@ INLINE vec_t ce_max_piece(vec_t m, const stor_t *nx, size_t a, size_t b)
     return o < b ? v_max_num(m, s_load(nx + (b >= VW ? b - VW : 0))) : m;
 }
 
+/* A whole vector to p: a streaming store (nt) or an ordinary one. */
+INLINE void ce_put(stor_t *p, vec_t v, const int nt)
+{
+    if (nt)
+        s_stream(p, v);
+    else
+        s_store(p, v);
+}
+
 /* One row's gradient (c >= CE_LINE classes): the classes [0, h) to the line grid and the last partial line with
- * ordinary stores, the whole lines between with streaming ones; in the same loop, the max of the next row nx (c
- * classes too; NULL: none), returned as ce_row_max gives it (the max is exact: its order of folding does not change
- * it). The next row's loads and max run beside this row's rounding and stores, which otherwise run alone after its
- * exp pass. */
-INLINE elem_t ce_bwd_row_stream(stor_t *grow, const elem_t *e, const stor_t *w, size_t c, size_t h, int64_t t,
-                                vec_t gtv, vec_t gsv, vec_t fv, const int sm, const stor_t *nx)
+ * ordinary stores, the whole lines between with streaming ones (nt; else ordinary ones too); in the same loop, the
+ * max of the next row nx (c classes too; NULL: none), returned as ce_row_max gives it (the max is exact: its order of
+ * folding does not change it). The next row's loads and max run beside this row's rounding and stores, which
+ * otherwise run alone after its exp pass. */
+INLINE elem_t ce_bwd_row_lines(stor_t *grow, const elem_t *e, const stor_t *w, size_t c, size_t h, int64_t t,
+                               vec_t gtv, vec_t gsv, vec_t fv, const int sm, const stor_t *nx, const int nt)
 {
     const size_t ob = h + (c - h) / CE_LINE * CE_LINE; /* the whole lines: [h, ob) */
     vec_t m0 = v_set1(-INFINITY), m1 = m0;
     ce_grad_piece(grow, e, w, 0, h, t, gtv, gsv, fv, sm);
     size_t o = h;
     for (; o + 2 * VW <= ob; o += 2 * VW) {
-        s_stream(grow + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
-        s_stream(grow + o + VW, ce_index_grad(e, w, o + VW, VW, t, gtv, gsv, fv, sm));
+        ce_put(grow + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm), nt);
+        ce_put(grow + o + VW, ce_index_grad(e, w, o + VW, VW, t, gtv, gsv, fv, sm), nt);
         if (nx)
             m0 = ce_row_max2(m0, nx + o);
     }
     if (o < ob) { /* one vector (a line holds a whole number of them) */
-        s_stream(grow + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm));
+        ce_put(grow + o, ce_index_grad(e, w, o, VW, t, gtv, gsv, fv, sm), nt);
         if (nx)
             m1 = v_max_num(m1, s_load(nx + o));
     }
@@ -377,7 +391,11 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
     const size_t c = r->c;
     const ce_factors f = ce_factors_of(r->ls, c);
     elem_t ebuf[CE_EBUF];
-    const int stream = r->stream && c <= CE_EBUF && c >= CE_LINE;
+    /* 16-bit storage, rows of CE_PREFETCH_W classes or more: the exp pass prefetches the gradient for writing and
+     * the gradient takes ordinary stores (its read for ownership overlaps the compute-bound exps, where a stream of
+     * the gradient's lines would run alone after them); else, with r->stream, the gradient streams. */
+    const int pw = !S_SAME && c >= CE_PREFETCH_W && c <= CE_EBUF;
+    const int stream = r->stream && c <= CE_EBUF && c >= CE_LINE && !pw;
     elem_t m_next = 0; /* the next row's max when the last gradient folded it in (fused) */
     int fused = 0;
     for (size_t k = 0; k < r->len; k++) {
@@ -388,17 +406,17 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
         elem_t *e = c <= CE_EBUF ? ebuf : S_SAME ? (elem_t *)(void *)grow : NULL; /* NULL: exps again */
         const elem_t m = fused ? m_next : ce_row_max(row, c);
         double res[3] = {0, 0, 0};
-        ce_row_sums(row, NULL, w, c, m, f, CE_S, next, e, res);
+        ce_row_sums(row, NULL, w, c, m, f, CE_S, next, e, pw ? grow : NULL, res);
         const int sm = f.smooth && !ign;
         const int64_t tk = ign ? -1 : t;
         const elem_t wt = ign ? (elem_t)0 : w ? (elem_t)s_get(w + t) : (elem_t)1;
         elem_t gt, gs;
         const elem_t fac = ce_fb_factors((elem_t)s_get(g + k * g_stride), wt, tk, f, r->wsum, res[0], &gt, &gs);
-        const size_t h = stream ? ce_line_head(grow) : CE_LINE;
+        const size_t h = stream || pw ? ce_line_head(grow) : CE_LINE;
         fused = h < CE_LINE && next;
         if (h < CE_LINE)
-            m_next = ce_bwd_row_stream(grow, e, w, c, h, tk, v_set1((double)gt), v_set1((double)gs),
-                                       v_set1((double)fac), sm, fused ? next : NULL);
+            m_next = ce_bwd_row_lines(grow, e, w, c, h, tk, v_set1((double)gt), v_set1((double)gs),
+                                      v_set1((double)fac), sm, fused ? next : NULL, stream);
         else
             ce_fb_grad_row(grow, row, e, ebuf, w, c, m, tk, gt, gs, fac, sm);
     }
@@ -1160,9 +1178,9 @@ INLINE size_t ce_fb_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, 
             double res[3] = {0, 0, 0};
             m[p] = ce_row_max(row, c);
             if (f.smooth && !ign)
-                ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, keep, res);
+                ce_row_sums(row, NULL, w, c, m[p], f, CE_SMOOTH, next, keep, NULL, res);
             else
-                ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, keep, res);
+                ce_row_sums(row, NULL, w, c, m[p], f, CE_S, next, keep, NULL, res);
             s[p] = res[0];
             dsum[p] = res[1];
             xt[p] = ign ? (elem_t)0 : (elem_t)s_get(row + t);
