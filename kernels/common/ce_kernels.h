@@ -356,8 +356,8 @@ INLINE void ce_put(stor_t *p, vec_t v, const int nt)
  * max of the next row nx (c classes too; NULL: none), returned as ce_row_max gives it (the max is exact: its order of
  * folding does not change it). The next row's loads and max run beside this row's rounding and stores, which
  * otherwise run alone after its exp pass. */
-INLINE elem_t ce_bwd_row_lines(stor_t *grow, const elem_t *e, const stor_t *w, size_t c, size_t h, int64_t t,
-                               vec_t gtv, vec_t gsv, vec_t fv, const int sm, const stor_t *nx, const int nt)
+INLINE elem_t ce_bwd_row_lines(stor_t *grow, const elem_t *e, const stor_t *w, size_t c, size_t h, int64_t t, vec_t gtv,
+                               vec_t gsv, vec_t fv, const int sm, const stor_t *nx, const int nt)
 {
     const size_t ob = h + (c - h) / CE_LINE * CE_LINE; /* the whole lines: [h, ob) */
     vec_t m0 = v_set1(-INFINITY), m1 = m0;
@@ -415,8 +415,8 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
         const size_t h = stream || pw ? ce_line_head(grow) : CE_LINE;
         fused = h < CE_LINE && next;
         if (h < CE_LINE)
-            m_next = ce_bwd_row_lines(grow, e, w, c, h, tk, v_set1((double)gt), v_set1((double)gs),
-                                      v_set1((double)fac), sm, fused ? next : NULL, stream);
+            m_next = ce_bwd_row_lines(grow, e, w, c, h, tk, v_set1((double)gt), v_set1((double)gs), v_set1((double)fac),
+                                      sm, fused ? next : NULL, stream);
         else
             ce_fb_grad_row(grow, row, e, ebuf, w, c, m, tk, gt, gs, fac, sm);
     }
