@@ -414,9 +414,11 @@ INLINE void ce_bwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg, c
         const elem_t fac = ce_fb_factors((elem_t)s_get(g + k * g_stride), wt, tk, f, r->wsum, res[0], &gt, &gs);
         const size_t h = stream || pw ? ce_line_head(grow) : CE_LINE;
         fused = h < CE_LINE && next;
-        if (h < CE_LINE)
-            m_next = ce_bwd_row_lines(grow, e, w, c, h, tk, v_set1((double)gt), v_set1((double)gs), v_set1((double)fac),
-                                      sm, fused ? next : NULL, stream);
+        const vec_t gtv = v_set1((double)gt), gsv = v_set1((double)gs), fv = v_set1((double)fac);
+        if (h < CE_LINE && stream) /* (nt a constant in each call: no test per store) */
+            m_next = ce_bwd_row_lines(grow, e, w, c, h, tk, gtv, gsv, fv, sm, fused ? next : NULL, 1);
+        else if (h < CE_LINE)
+            m_next = ce_bwd_row_lines(grow, e, w, c, h, tk, gtv, gsv, fv, sm, fused ? next : NULL, 0);
         else
             ce_fb_grad_row(grow, row, e, ebuf, w, c, m, tk, gt, gs, fac, sm);
     }
