@@ -418,8 +418,8 @@ NLLK_API nllk_status nllk_nll_bwd_f64(const double *grad_output, const void *tar
  * that many threads. NONE and the backward split positions freely. The backward reads the logits again and
  * recomputes the softmax (nothing of size n*c is stored); it writes grad_input once, with streaming
  * (non-temporal) stores when grad_input has 32 MiB or more ((n, c) rows of a 64-byte line's worth of classes up to
- * 4096 classes, 4095 on 16-bit storage: each row's whole 64-byte lines, its first and last partial lines with
- * ordinary stores; (n, c, d) with up to 256 classes and d a multiple of the vector width). 16-bit rows of 4096 to
+ * 4096 classes, 8191 on 16-bit storage: each row's whole 64-byte lines, its first and last partial lines with
+ * ordinary stores; (n, c, d) with up to 256 classes and d a multiple of the vector width). 16-bit rows of 8192 to
  * 32768 classes instead fetch each row's grad_input lines into cache while its exps are computed (write prefetches)
  * and write them with ordinary stores.
  *

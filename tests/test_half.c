@@ -895,7 +895,7 @@ int main(void)
         test_ce_block_witness(f);
         test_ce_planes_big(f);
         test_ce_rows_big(f, 16300, 1031); /* streamed gradient */
-        test_ce_rows_big(f, 1200, 4103);  /* CE_PREFETCH_W classes or more: prefetched, ordinary stores */
+        test_ce_rows_big(f, 600, 8219);  /* CE_PREFETCH_W classes or more: prefetched, ordinary stores */
     }
     return tu_summary();
 }

@@ -247,7 +247,7 @@ INLINE size_t ce_fwd_rows(const nllk_ce_run *r, const stor_t *x, const void *tg,
  * beyond it the exps computed again, CE_EBUF at a time, by ce_row_exps. */
 #define CE_EBUF (S_SAME ? 4096 : 32768)
 /* From this many classes, a 16-bit row's backward prefetches its gradient for writing (ce_bwd_rows). */
-#define CE_PREFETCH_W 4096
+#define CE_PREFETCH_W 8192
 
 /* e[i] = exp(x[i] - m), i < n: the exp pass's values (ce_row_step), the same bits. */
 INLINE void ce_row_exps(const stor_t *x, size_t n, vec_t mv, elem_t *e)
